@@ -1,0 +1,67 @@
+"""bayeslm: Bayesian language models with uncertainty, built on PyMC and ArviZ.
+
+Importing bayeslm never imports torch; PyMC is imported when a model is fitted.
+"""
+
+__version__ = "0.1.0"
+
+from .base import BayesianLM, Evaluation, load
+from .corpus import Corpus, demo_corpus
+from .counts import NgramCounts, count
+from .dirichlet import DirichletLM
+from .entropy import (
+    cross_entropy,
+    dirichlet_expected_entropy,
+    entropy,
+    entropy_decomposition,
+    perplexity,
+    predictive_log_prob,
+    to_bits,
+    to_nats,
+)
+from .exceptions import (
+    BayesLMError,
+    ConfigError,
+    CorpusError,
+    DifferentModelError,
+    ModelFileError,
+    NotFittedError,
+    VocabularyMismatchError,
+)
+from .priors import Prior
+from .tokenize import BPETokenizer, CharTokenizer, WhitespaceTokenizer, WordTokenizer, make_tokenizer
+from .vocab import Vocabulary
+
+__all__ = [
+    "__version__",
+    "BayesianLM",
+    "BPETokenizer",
+    "CharTokenizer",
+    "ConfigError",
+    "Corpus",
+    "CorpusError",
+    "BayesLMError",
+    "DifferentModelError",
+    "DirichletLM",
+    "Evaluation",
+    "ModelFileError",
+    "NgramCounts",
+    "NotFittedError",
+    "Prior",
+    "VocabularyMismatchError",
+    "Vocabulary",
+    "WhitespaceTokenizer",
+    "WordTokenizer",
+    "count",
+    "cross_entropy",
+    "demo_corpus",
+    "dirichlet_expected_entropy",
+    "entropy",
+    "entropy_decomposition",
+    "load",
+    "make_tokenizer",
+    "perplexity",
+    "predictive_log_prob",
+    "to_bits",
+    "to_nats",
+]

@@ -1,0 +1,246 @@
+"""The ``bayeslm`` command line: fit, evaluate, score, tokenize, demo, models.
+
+Every error caused by the input is printed as one line ``bayeslm: error: ...`` with exit
+status 2 and no traceback; nothing is written half-way (model directories are written
+under a temporary name and renamed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+from .exceptions import BayesLMError
+
+PROG = "bayeslm"
+
+
+def _quiet_libraries() -> None:
+    warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
+    warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
+    logging.getLogger("pymc").setLevel(logging.WARNING)
+
+
+def _print_json(obj) -> None:
+    json.dump(obj, sys.stdout, indent=2, allow_nan=True)
+    sys.stdout.write("\n")
+
+
+def _diagnostics_text(model) -> str:
+    from .diagnostics import ESS_MIN, RHAT_MAX, sampler_problems, summary
+
+    table = summary(model.idata, var_names=["concentration"] if "concentration" in model.idata["posterior"] else None)
+    problems = sampler_problems(model.idata)
+    cols = ["mean", "sd", "hdi_3%", "hdi_97%", "ess_bulk", "ess_tail", "r_hat", "ok"]
+    lines = [table[[c for c in cols if c in table]].to_string()]
+    lines.append(
+        f"divergences: {problems.get('divergences', 'n/a')}; "
+        f"checks: R-hat <= {RHAT_MAX}, ESS >= {ESS_MIN}: {'pass' if table['ok'].all() else 'FAIL'}"
+    )
+    return "\n".join(lines)
+
+
+# -- commands ------------------------------------------------------------------------
+def cmd_fit(args) -> int:
+    from .base import BayesianLM
+    from .config import apply_overrides, load_config
+
+    config = apply_overrides(load_config(args.config), args.set)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise BayesLMError(f"{out} exists; choose another --out or pass --force")
+    model = BayesianLM.from_config(config)
+    train = _read(model, args.train, train=True)
+    valid = model.read(args.valid) if args.valid else None
+    if args.seed is not None:
+        model.sampler_config["random_seed"] = args.seed
+    if args.quiet:
+        model.sampler_config["progressbar"] = False
+    model.fit(train, valid=valid)
+    model.save(out, force=args.force)
+    if args.json:
+        from .diagnostics import sampler_problems, summary
+
+        table = summary(model.idata)
+        _print_json({
+            "schema": "bayeslm.fit/1", "out": str(out), "fit_seconds": model.fit_seconds_,
+            "training_tokens": train.n_tokens, "vocabulary": len(model.vocab_),
+            "valid": [str(v) for v in args.valid or []],
+            "diagnostics": json.loads(table.to_json(orient="index")), **sampler_problems(model.idata),
+        })
+    else:
+        print(f"fitted {model.family} order {model.order} on {train.n_tokens} tokens "
+              f"(vocabulary {len(model.vocab_)}) in {model.fit_seconds_:.1f} s; saved to {out}")
+        if args.valid:
+            print(f"validation text (used only to choose open settings): {', '.join(args.valid)}")
+        print(_diagnostics_text(model))
+    return 0
+
+
+def _read(model, paths, train: bool = False):
+    from .corpus import Corpus
+
+    if train:
+        return Corpus.from_paths(paths, tokenizer=model.tokenizer)
+    return model.read(paths)
+
+
+def cmd_evaluate(args) -> int:
+    from .base import load
+
+    model = load(args.model)
+    test = model.read(args.test)
+    result = model.evaluate(test, hdi_prob=args.hdi_prob)
+    if args.per_token:
+        _write_csv(model.per_token(test), Path(args.per_token))
+    if args.json:
+        _print_json({**result.to_dict(), "test": list(args.test)})
+    else:
+        print(result)
+    return 0
+
+
+def _write_csv(frame, path: Path) -> None:
+    from ._files import atomic_write_text
+
+    if not path.parent.exists():
+        raise BayesLMError(f"{path}: directory {path.parent} does not exist")
+    atomic_write_text(path, frame.to_csv(index=False))
+
+
+def cmd_score(args) -> int:
+    from .base import load
+
+    model = load(args.model)
+    lines = [line for line in sys.stdin.read().splitlines() if line.strip()]
+    if not lines:
+        raise BayesLMError("no sentences on standard input")
+    frame = model.score(lines, per_token=args.per_token)
+    if args.json:
+        _print_json({"schema": "bayeslm.score/1", "per_token": bool(args.per_token),
+                     "rows": json.loads(frame.to_json(orient="records"))})
+        return 0
+    if args.per_token:
+        for row in frame.itertuples(index=False):
+            print(f"{row.sentence}\t{row.token}\t{row.log10_prob:.6f}\t{row.log_prob_nats:.6f}" + ("\tOOV" if row.oov else ""))
+    else:
+        print("log10_prob\tlog_prob_nats\ttokens\toov\ttext")
+        for row in frame.itertuples(index=False):
+            print(f"{row.log10_prob:.6f}\t{row.log_prob_nats:.6f}\t{row.tokens}\t{row.oov}\t{row.text}")
+    return 0
+
+
+def cmd_tokenize(args) -> int:
+    from .base import load
+
+    model = load(args.model)
+    corpus = model.read(args.paths)
+    out = sys.stdout
+    for line in corpus.decode_lines(unk=args.unk):
+        out.write(line + "\n")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .corpus import demo_corpus
+    from .dirichlet import DirichletLM
+
+    print("bayeslm demo: a Dirichlet-smoothed n-gram model on the Python documentation topics "
+          "(the standard library's pydoc_data), 90% of the lines for training, 10% held out.")
+    train, test = demo_corpus().split(0.9, random_seed=args.seed)
+    print(f"train: {train.n_sentences} sentences, {train.n_tokens} tokens; test: {test.n_sentences} sentences")
+    lm = DirichletLM(order=args.order, min_count=2, sampler_config={"draws": args.draws, "tune": args.draws})
+    lm.fit(train, random_seed=args.seed)
+    print(f"fitted in {lm.fit_seconds_:.1f} s (vocabulary {len(lm.vocab_)})")
+    print(_diagnostics_text(lm))
+    print("held-out evaluation (bits per token and perplexity, 94% HDI over posterior draws):")
+    print(lm.evaluate(test))
+    if args.out:
+        lm.save(args.out, force=args.force)
+        print(f"saved to {args.out}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .config import list_configs
+
+    for name, description in sorted(list_configs().items()):
+        print(f"{name:28s} {description}")
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog=PROG, description="Bayesian language models with uncertainty.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("fit", help="fit a named configuration (models/) or a TOML file")
+    p.add_argument("config", help="a name from 'bayeslm models' or a path to a TOML file")
+    p.add_argument("--train", nargs="+", required=True, metavar="PATH", help="files, directories (*.txt) or quoted globs")
+    p.add_argument("--valid", nargs="+", metavar="PATH", help="validation text, for settings the config leaves open")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--seed", type=int, help="random seed of the sampler")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
+    p.add_argument("--force", action="store_true", help="replace an existing --out directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("evaluate", help="perplexity and bits per token on held-out text")
+    p.add_argument("model", help="model directory")
+    p.add_argument("--test", nargs="+", required=True, metavar="PATH")
+    p.add_argument("--hdi-prob", type=float, default=0.94)
+    p.add_argument("--per-token", metavar="FILE.csv", help="write one row per scored position")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("score", help="log probability of sentences read from standard input")
+    p.add_argument("model")
+    p.add_argument("--per-token", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("tokenize", help="print the token stream exactly as the model sees it")
+    p.add_argument("model")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--unk", default=None, metavar="TOKEN", help="print unknown tokens as TOKEN (e.g. <oov> for KenLM)")
+    p.set_defaults(func=cmd_tokenize)
+
+    p = sub.add_parser("demo", help="fit and evaluate a model on the built-in demo corpus")
+    p.add_argument("--order", type=int, default=3)
+    p.add_argument("--draws", type=int, default=1000, help="draws and tuning steps per chain")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="also save the model directory here")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("models", help="list the named configurations")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _quiet_libraries()
+    try:
+        return args.func(args)
+    except BayesLMError as err:
+        parser.exit(2, f"{PROG}: error: {err}\n")
+    except (FileExistsError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
+        parser.exit(2, f"{PROG}: error: {err.strerror or err}: {err.filename}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, f"{PROG}: interrupted\n")
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

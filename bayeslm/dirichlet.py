@@ -1,0 +1,597 @@
+"""``DirichletLM``: Dirichlet-smoothed n-gram language models, written as PyMC models.
+
+For order ``k`` and context ``u``: ``p(. | u) ~ Dirichlet(a_k m_u)``, where the base
+``m_u`` is the fitted order ``k - 1`` predictive for the shortened context (uniform over
+the vocabulary without ``<s>`` below order 1).
+
+Fitting is *stagewise empirical Bayes*, order by order. Order ``k``'s base is the fitted
+order ``k - 1`` model held fixed, at the mode of ``log a_{k-1}`` (a point, so the data of
+order ``k - 1`` enter order ``k`` once, through the base, and not again through a joint
+posterior, which would count them twice). Given its base, each order's concentration has
+its own posterior; the per-context distributions are integrated out, so order k's
+likelihood is the Dirichlet-multinomial evidence of its sparse counts
+
+    sum_u [lgamma(a) - lgamma(a + c_u)] + sum_{(u, w): c_uw > 0} [lgamma(a m_uw + c_uw) - lgamma(a m_uw)],
+
+where contexts with equal totals ``c_u`` share one term and singletons collapse into
+``n_1 log a``. These terms for all orders form one ``pm.Model`` with a ``concentration``
+vector (dim ``order``); since each order's term holds only its own ``a_k``, NUTS samples
+the independent per-order posteriors in one run.
+
+A posterior draw is a draw of the concentrations. Predictions use the highest order's
+draw over the fixed lower-order base; ``p(. | u)`` stays integrated out (its posterior
+given ``a`` is ``Dirichlet(a m_u + c_u)``), so scoring never samples probabilities that
+underflow, and its uncertainty is reported in closed form.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+from scipy.special import digamma, gammaln, xlogy
+
+from .backoff import Backoff
+from .base import BayesianLM
+from .corpus import Corpus
+from .counts import NgramCounts, count
+from .exceptions import BayesLMError, ConfigError
+from .priors import Prior
+
+__all__ = ["DirichletLM", "dirichlet_multinomial_evidence"]
+
+
+def _available_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _g(y):
+    """y psi(y + 1), 0 at 0: the summand of a Dirichlet's expected entropy."""
+    return y * digamma(y + 1.0)
+
+
+def _h(y):
+    """-y log y, 0 at 0."""
+    return -xlogy(y, y)
+
+
+class _OrderEvidence:
+    """The sufficient statistics of one order's evidence given its fixed base.
+
+    Contexts with equal totals share one ``lgamma(a) - lgamma(a + c_u)`` term. For an
+    n-gram seen ``c <= small_max`` times, ``lgamma(a m + c) - lgamma(a m)`` is written as
+    ``log(a m) + sum_{j=1}^{c-1} log(a m + j)`` (singletons need no term but ``log a``),
+    which is several times cheaper to evaluate and differentiate than two lgammas; rarer
+    large counts keep the lgamma form.
+    """
+
+    small_max = 8
+
+    def __init__(self, counts_k, base: np.ndarray):
+        self.total_value, self.total_mult = np.unique(counts_k.context_total, return_counts=True)
+        c = counts_k.ngram_count
+        small = c <= self.small_max
+        self.n_small = int(small.sum())
+        self.n_single = int((c == 1).sum())
+        self.small_const = float(np.log(base[small]).sum())
+        c_small, m_small = c[small], base[small]
+        reps = c_small - 1  # log(a m + j) for j = 1..c-1
+        self.pair_base = np.repeat(m_small, reps)
+        self.pair_shift = (np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps) + 1).astype(float)
+        self.large_base = base[~small]
+        self.large_count = c[~small].astype(float)
+        self._last = None
+
+    def logp_and_grad(self, a: float) -> tuple[float, float]:
+        """Log evidence at concentration ``a`` and its derivative d/da (numpy, vectorised).
+
+        The last result is cached: PyMC asks for the value and the gradient at the same
+        point one after the other.
+        """
+        if self._last is not None and self._last[0] == a:
+            return self._last[1]
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            result = self._logp_and_grad(a)
+        if not (np.isfinite(result[0]) and np.isfinite(result[1])):
+            result = (-np.inf, 0.0)  # a numerically out of reach: reject the proposal
+        self._last = (a, result)
+        return result
+
+    def _logp_and_grad(self, a: float) -> tuple[float, float]:
+        ctx = float((self.total_mult * (gammaln(a) - gammaln(a + self.total_value))).sum())
+        g_ctx = float((self.total_mult * (digamma(a) - digamma(a + self.total_value))).sum())
+        shifted = a * self.pair_base
+        shifted += self.pair_shift
+        pairs, g_pairs = float(np.log(shifted).sum()), float((self.pair_base / shifted).sum())
+        am = a * self.large_base
+        large = float((gammaln(am + self.large_count) - gammaln(am)).sum())
+        g_large = float((self.large_base * (digamma(am + self.large_count) - digamma(am))).sum())
+        logp = ctx + self.n_small * np.log(a) + self.small_const + pairs + large
+        return logp, g_ctx + self.n_small / a + g_pairs + g_large
+
+    def logp(self, a) -> np.ndarray:
+        """Log evidence for concentration value(s) ``a``, shape of ``np.atleast_1d(a)``."""
+        return np.array([self.logp_and_grad(float(ai))[0] for ai in np.atleast_1d(a)])
+
+    def logp_tensor(self, a):
+        """The log evidence as a PyTensor expression of a scalar ``a`` (gradient included).
+
+        A small Op over the numpy kernel: numpy's vectorised log and scipy's special
+        functions evaluate these few hundred thousand terms faster than the compiled
+        elementwise graph, and NUTS spends nearly all its time here.
+        """
+        from ._ops import ScalarLogpOp
+
+        return ScalarLogpOp(self)(a)
+
+
+def dirichlet_multinomial_evidence(counts: np.ndarray, alpha: np.ndarray) -> float:
+    """log p(sequence) of a Dirichlet-multinomial with parameters ``alpha``: reference formula.
+
+    ``counts`` has shape (contexts, V) (dense; for tests and small examples).
+    """
+    counts, alpha = np.asarray(counts, float), np.asarray(alpha, float)
+    A, N = alpha.sum(axis=-1), counts.sum(axis=-1)
+    return float((gammaln(A) - gammaln(A + N) + (gammaln(alpha + counts) - gammaln(alpha)).sum(axis=-1)).sum())
+
+
+class DirichletLM(BayesianLM):
+    """Dirichlet-smoothed n-gram language model with a posterior over concentrations.
+
+    Parameters
+    ----------
+    order : int
+        3 for a trigram model.
+    model_config : dict
+        ``{"concentration": Prior(...)}``: prior of each order's concentration ``a_k``
+        (default ``LogNormal(mu=2, sigma=3)``, weak across five decades).
+    entropy_draws : int
+        Posterior draws used for the expected (aleatoric) entropy per position.
+    Other parameters as :class:`bayeslm.base.BayesianLM`.
+
+    Examples
+    --------
+    >>> train, test = demo_corpus().split(0.9, random_seed=0)       # doctest: +SKIP
+    >>> lm = DirichletLM(order=3)
+    >>> idata = lm.fit(train, random_seed=1)
+    >>> lm.evaluate(test).predictive_perplexity
+    """
+
+    family = "dirichlet"
+    default_model_config = {"concentration": {"dist": "LogNormal", "kwargs": {"mu": 2.0, "sigma": 3.0}}}
+    model_options = {"entropy_draws": 16}
+
+    def __init__(self, order: int = 3, **kwargs):
+        super().__init__(order, **kwargs)
+        if int(self.options["entropy_draws"]) < 1:
+            raise ConfigError("entropy_draws must be at least 1")
+        self.counts_: NgramCounts | None = None
+        self.plugin_: np.ndarray | None = None  # concentrations of the fixed bases, (order,)
+        self._model = None
+        self._draws_cache = None
+
+    # -- fitting -------------------------------------------------------------------------
+    def _base_of(self, k: int, plugin: np.ndarray) -> np.ndarray:
+        """Fixed base m_uw of order k at every order-k n-gram (u, w) with c_uw > 0."""
+        oc = self.counts_[k]
+        V1 = self.counts_.vocab_size - 1
+        if k == 1:
+            return np.full(oc.n_ngrams, 1.0 / V1)
+        backoff = Backoff(self.counts_, plugin, self.vocab_.bos_id)
+        parent = oc.context_parent[oc.ngram_context]
+        return backoff.prob(backoff.ancestors(k - 1, parent), oc.ngram_token, k - 1)
+
+    def _prior_logp(self):
+        """Compiled log density of the concentration prior (numpy in, numpy out)."""
+        import pymc as pm
+        import pytensor
+        import pytensor.tensor as pt
+
+        value = pt.dvector("a")
+        dist = self.model_config["concentration"]._pymc_class().dist(**self.model_config["concentration"].parameters)
+        return pytensor.function([value], pm.logp(dist, value))
+
+    def _mode(self, evidence: _OrderEvidence, prior_logp) -> float:
+        """Mode of log a under prior x evidence (grid, then golden-section refinement)."""
+        from scipy.optimize import minimize_scalar
+
+        def neg(log_a):
+            a = np.exp(np.atleast_1d(log_a))
+            return -(evidence.logp(a) + prior_logp(a) + np.log(a))
+
+        grid = np.linspace(-9.0, 16.0, 101)
+        best = grid[np.argmin(neg(grid))]
+        res = minimize_scalar(lambda t: float(neg(t)[0]), bracket=(best - 0.25, best, best + 0.25))
+        return float(np.exp(res.x))
+
+    def _fit_bases(self) -> list[_OrderEvidence]:
+        prior_logp = self._prior_logp()
+        plugin = np.ones(self.order)
+        evidences = []
+        for k in range(1, self.order + 1):
+            ev = _OrderEvidence(self.counts_[k], self._base_of(k, plugin))
+            plugin[k - 1] = self._mode(ev, prior_logp)
+            evidences.append(ev)
+        self.plugin_ = plugin
+        return evidences
+
+    def build_model(self, evidences: list[_OrderEvidence] | None = None):
+        """The ``pm.Model`` of all orders (kept as ``.model``)."""
+        import pymc as pm
+
+        if evidences is None:
+            evidences = [
+                _OrderEvidence(self.counts_[k], self._base_of(k, self.plugin_)) for k in range(1, self.order + 1)
+            ]
+        coords = {"order": np.arange(1, self.order + 1)}
+        with pm.Model(coords=coords) as model:
+            a = self.model_config["concentration"].create_variable("concentration", dims="order")
+            for k, ev in enumerate(evidences, start=1):
+                pm.Potential(f"evidence_order_{k}", ev.logp_tensor(a[k - 1]))
+        self._model = model
+        return model
+
+    @property
+    def model(self):
+        """The fitted ``pm.Model`` (all orders; each order's evidence is its own Potential)."""
+        self._check_fitted("model")
+        if self._model is None:
+            self.build_model()
+        return self._model
+
+    def order_model(self, k: int):
+        """A ``pm.Model`` of order ``k`` alone (its concentration, prior and evidence)."""
+        import pymc as pm
+
+        self._check_fitted("order_model")
+        ev = _OrderEvidence(self.counts_[k], self._base_of(k, self.plugin_))
+        with pm.Model(coords={"order": [k]}) as model:
+            a = self.model_config["concentration"].create_variable("concentration", dims="order")
+            pm.Potential(f"evidence_order_{k}", ev.logp_tensor(a[0]))
+        return model
+
+    def log_evidence(self, k: int, concentration) -> np.ndarray:
+        """log p(order-k data | a_k, fixed base) for concentration value(s) (nats)."""
+        self._check_fitted("log_evidence")
+        return _OrderEvidence(self.counts_[k], self._base_of(k, self.plugin_)).logp(concentration)
+
+    def _fit(self, train: Corpus, valid: Corpus | None, sampler: dict):
+        self.counts_ = count(train, self.order, progress=bool(sampler.get("progressbar", True)))
+        return self._fit_counts(sampler)
+
+    def _fit_counts(self, sampler: dict):
+        """Fix the bases, then sample every order's concentration in one NUTS run."""
+        import pymc as pm
+        import xarray as xr
+
+        from ._idata import add_group
+
+        evidences = self._fit_bases()
+        model = self.build_model(evidences)
+        kwargs = {k: v for k, v in sampler.items() if k not in ("random_seed", "nuts_sampler", "progressbar", "cores")}
+        # PyMC assumes half the CPUs are hyper-threads; one chain per available core instead
+        cores = sampler.get("cores") or min(int(sampler.get("chains", 2)), _available_cores())
+        with model:
+            idata = pm.sample(
+                **kwargs,
+                random_seed=sampler.get("random_seed"),
+                nuts_sampler=sampler.get("nuts_sampler", "pymc"),
+                progressbar=bool(sampler.get("progressbar", True)),
+                cores=cores,
+                initvals={"concentration": self.plugin_},
+                compute_convergence_checks=False,
+            )
+        constant = xr.Dataset(
+            {
+                "base_concentration": ("order", self.plugin_),
+                "contexts": ("order", [oc.n_contexts for oc in self.counts_.orders]),
+                "ngrams": ("order", [oc.n_ngrams for oc in self.counts_.orders]),
+                "singletons": ("order", [ev.n_single for ev in evidences]),
+            },
+            coords={"order": np.arange(1, self.order + 1)},
+        )
+        add_group(idata, "constant_data", constant)
+        self._draws_cache = None
+        return idata
+
+    def update(self, corpus: Corpus, **sampler_kwargs):
+        """Add text to the counts and refit the concentrations; returns the new InferenceData.
+
+        The vocabulary stays fixed (new words count as ``<unk>``), so the result equals a
+        fit on the concatenated corpus with this vocabulary.
+        """
+        import time
+
+        self._check_fitted("update")
+        start = time.perf_counter()
+        new = self.encode(corpus)
+        attrs = dict(self.idata["posterior"].attrs)
+        self.counts_ = self.counts_.merge(count(new, self.order))
+        self.idata = self._fit_counts({**self.sampler_config, **sampler_kwargs})
+        self.fit_seconds_ = time.perf_counter() - start
+        self._set_attrs(
+            training_tokens=int(attrs.get("training_tokens", 0)) + new.n_tokens,
+            training_sentences=int(attrs.get("training_sentences", 0)) + new.n_sentences,
+        )
+        return self.idata
+
+    # -- draws ---------------------------------------------------------------------------
+    def _top_draws(self) -> np.ndarray:
+        """Draws of the highest order's concentration, flattened chain-major: (samples,)."""
+        if self._draws_cache is None:
+            post = self.idata["posterior"]["concentration"].sel(order=self.order)
+            self._draws_cache = post.transpose("chain", "draw").values.ravel().astype(float)
+        return self._draws_cache
+
+    def _backoff(self) -> Backoff:
+        return Backoff(self.counts_, self.plugin_, self.vocab_.bos_id)
+
+    # -- per-position statistics ---------------------------------------------------------
+    def _position_stats(self, corpus: Corpus):
+        """For every scored position: top-order counts c, context totals C and base m."""
+        stream, targets = corpus.padded(self.order)
+        n = self.order
+        ctx_tokens = np.stack([stream[targets - (n - 1) + j] for j in range(n - 1)], axis=1)
+        chain = self.counts_.context_ids(ctx_tokens)
+        tokens = stream[targets]
+        backoff = self._backoff()
+        c, total = backoff.level_stats(n, chain[n - 1], tokens)
+        if n == 1:
+            m = np.full(tokens.size, 1.0 / (self.counts_.vocab_size - 1))
+        else:
+            m = backoff.prob(chain, tokens, n - 1)
+        return chain, tokens, c, total, m
+
+    def _log_prob_draws(self, corpus: Corpus, chunk: int = 2048) -> Iterator[tuple[slice, np.ndarray]]:
+        _, _, c, total, m = self._position_stats(corpus)
+        a = self._top_draws()[:, None]
+        for start in range(0, c.size, chunk):
+            sl = slice(start, min(start + chunk, c.size))
+            yield sl, np.log(c[sl] + a * m[sl]) - np.log(total[sl] + a)
+
+    def _mixture_weights(self, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """E_a[1 / (C + a)] and E_a[a / (C + a)] per position, over all draws."""
+        a = self._top_draws()
+        values, inverse = np.unique(total, return_inverse=True)
+        inv = 1.0 / (values[:, None] + a[None, :])
+        return inv.mean(axis=1)[inverse], (a[None, :] * inv).mean(axis=1)[inverse]
+
+    def predictive_log_prob(self, data) -> np.ndarray:
+        """log p(token | context), posterior predictive over the concentration draws, (position,)."""
+        corpus = self.encode(data)
+        _, _, c, total, m = self._position_stats(corpus)
+        alpha, beta = self._mixture_weights(total)
+        return np.log(c * alpha + m * beta)
+
+    # -- uncertainty of p(. | u) -----------------------------------------------------------
+    def _entropy_draws(self) -> np.ndarray:
+        a = self._top_draws()
+        k = min(int(self.options["entropy_draws"]), a.size)
+        return a[np.linspace(0, a.size - 1, k).round().astype(int)]
+
+    def entropy_split(self, data) -> pd.DataFrame:
+        """Predictive entropy per scored position and its split, in nats, in closed form.
+
+        ``total`` is the entropy of the posterior-predictive next-token distribution;
+        ``aleatoric`` is the expected entropy of p(. | u) under its posterior,
+        psi(A + 1) - sum_w (A_w / A) psi(A_w + 1) with A_w = c_uw + a m_uw, averaged over
+        ``entropy_draws`` evenly spaced draws of a; ``epistemic`` = total - aleatoric is the
+        mutual information between the next token and p(. | u). Sums over the vocabulary use
+        the sparse counts only (see :mod:`bayeslm.backoff`).
+        """
+        corpus = self.encode(data)
+        chain, _, _, _, _ = self._position_stats(corpus)
+        n = self.order
+        depth = sum((ids >= 0).astype(int) for ids in chain)  # deepest seen order per position
+        ctx = np.choose(depth - 1, chain) if n > 1 else chain[0]
+        key = depth.astype(np.int64) * (1 << 40) + ctx
+        uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        total, aleatoric = self._context_entropies(depth[first], ctx[first])
+        return pd.DataFrame({
+            "total": total[inverse],
+            "aleatoric": aleatoric[inverse],
+            "epistemic": np.maximum(total - aleatoric, 0.0)[inverse],
+        })
+
+    def _context_entropies(self, depth: np.ndarray, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(H[predictive], E[H(p)]) per context, given its deepest seen order and id there."""
+        n = self.order
+        backoff = self._backoff()
+        a_all = self._top_draws()
+        a_s = self._entropy_draws()
+        S, m = a_s.size, ctx.size
+        V1 = self.counts_.vocab_size - 1
+        if n == 1:  # one context: A_w = c_w + a / V'
+            c = backoff.unigram_counts[np.arange(self.counts_.vocab_size) != self.vocab_.bos_id].astype(float)
+            N = c.sum()
+            p_bar = c * np.mean(1 / (N + a_all)) + np.mean(a_all / (N + a_all)) / V1
+            A = c[None, :] + a_s[:, None] / V1
+            expected = digamma(N + a_s + 1) - (_g(A)).sum(axis=1) / (N + a_s)
+            return np.full(m, _h(p_bar).sum()), np.full(m, expected.mean())
+        H1 = float((_h(backoff._unigram_of_count(backoff.group_count)) * backoff.group_size).sum())
+        level_one_h = lambda x: x * H1 - xlogy(x, x)  # sum_w h(x P_1(w)), exact since sum P_1 = 1
+        level_one_g = lambda x: backoff.unigram_sum_spline(_g, x)
+
+        top = depth == n
+        C = np.zeros(m)
+        C[top] = self.counts_[n].context_total[ctx[top]]
+        inv = 1.0 / (C[:, None] + a_all[None, :])
+        alpha, beta = inv.mean(axis=1), (a_all[None, :] * inv).mean(axis=1)
+
+        # the base's context: parent of a seen top context, else the deepest seen one
+        base_level = np.where(top, n - 1, depth)
+        base_ctx = ctx.copy()
+        base_ctx[top] = self.counts_[n].context_parent[ctx[top]]
+
+        sum_h = np.zeros(m)
+        sum_g = np.zeros((m, S))
+        for level in np.unique(base_level):
+            sel = np.flatnonzero(base_level == level)
+            sum_h[sel] = backoff.vocab_sum(_h, level_one_h, int(level), base_ctx[sel], beta[sel])
+            x = np.repeat(a_s[None, :], sel.size, axis=0).ravel()
+            sum_g[sel] = backoff.vocab_sum(_g, level_one_g, int(level), np.repeat(base_ctx[sel], S), x).reshape(sel.size, S)
+
+        # tokens seen after a seen top context: replace their base-only terms
+        rows_top = np.flatnonzero(top)
+        if rows_top.size:
+            rows, tokens, c = backoff.seen(n, ctx[rows_top])
+            parent_chain = backoff.ancestors(n - 1, base_ctx[rows_top][rows])
+            mw = backoff.prob(parent_chain, tokens, n - 1)
+            r = rows_top[rows]
+            sum_h += np.bincount(r, weights=_h(c * alpha[r] + mw * beta[r]) - _h(mw * beta[r]), minlength=m)
+            am = a_s[None, :] * mw[:, None]
+            delta = _g(c[:, None] + am) - _g(am)
+            for s in range(S):
+                sum_g[:, s] += np.bincount(r, weights=delta[:, s], minlength=m)
+        A = C[:, None] + a_s[None, :]
+        expected = digamma(A + 1) - sum_g / A
+        return sum_h, expected.mean(axis=1)
+
+    # -- dense next-token distributions -----------------------------------------------------
+    def _context_chain(self, contexts) -> list[np.ndarray]:
+        contexts = np.atleast_2d(np.asarray(contexts, dtype=np.int64))
+        n = self.order
+        if contexts.shape[1] != n - 1:
+            raise BayesLMError(f"contexts must have shape (m, {n - 1}) for an order-{n} model, got {contexts.shape}")
+        if contexts.size and (contexts.min() < 0 or contexts.max() >= len(self.vocab_)):
+            raise BayesLMError("context token ids outside the vocabulary")
+        return self.counts_.context_ids(contexts)
+
+    def next_token_probs(self, contexts, draws=None) -> np.ndarray:
+        """p(w | u, a^s) for every token: shape (draw, context, token).
+
+        Parameters
+        ----------
+        contexts : int array, shape (m, order - 1)
+            Token ids of each context, oldest first (pad with ``<s>`` at sentence start).
+        draws : int or array of int, optional
+            Which flattened (chain-major) posterior samples; an int takes that many evenly
+            spaced ones. Default: all.
+        """
+        self._check_fitted("next_token_probs")
+        chain = self._context_chain(contexts)
+        a = self._select_draws(draws)
+        n = self.order
+        backoff = self._backoff()
+        m_ctx = chain[0].size
+        base = backoff.dense(chain, n - 1) if n > 1 else np.full((m_ctx, self.counts_.vocab_size), 1.0 / (self.counts_.vocab_size - 1))
+        if n == 1:
+            base[:, self.vocab_.bos_id] = 0.0
+        rows, tokens, c = backoff.seen(n, chain[n - 1])
+        dense_c = np.zeros_like(base)
+        dense_c[rows, tokens] = c
+        total = dense_c.sum(axis=1)
+        return (dense_c[None] + a[:, None, None] * base[None]) / (total[None, :, None] + a[:, None, None])
+
+    def _select_draws(self, draws) -> np.ndarray:
+        a = self._top_draws()
+        if draws is None:
+            return a
+        if np.isscalar(draws):
+            k = min(int(draws), a.size)
+            return a[np.linspace(0, a.size - 1, k).round().astype(int)]
+        return a[np.asarray(draws, dtype=int)]
+
+    def dirichlet_parameters(self, contexts, draws=None) -> np.ndarray:
+        """A_w = c_uw + a m_uw of the posterior Dirichlet of p(. | u): (draw, context, token)."""
+        self._check_fitted("dirichlet_parameters")
+        chain = self._context_chain(contexts)
+        a = self._select_draws(draws)
+        probs = self.next_token_probs(contexts, draws)
+        rows, _, _ = self._backoff().seen(self.order, chain[self.order - 1])
+        total = np.zeros(chain[0].size)
+        if self.order > 1 or True:
+            _, total = self._backoff().level_stats(self.order, chain[self.order - 1], np.zeros(chain[0].size, np.int64))
+        return probs * (total[None, :, None] + a[:, None, None])
+
+    # -- estimates of one probability --------------------------------------------------------
+    def _context_ids(self, context) -> np.ndarray:
+        """Token ids of a context (text or tokens) as shape (1, order - 1), left-padded with <s>."""
+        tokens = self.tokenizer.tokenize(context) if isinstance(context, str) else list(context)
+        ids = [self.vocab_.bos_id if t == "<s>" else self.vocab_.id(t) for t in tokens]
+        need = self.order - 1
+        padded = [self.vocab_.bos_id] * need + ids
+        return np.asarray(padded[len(padded) - need :], dtype=np.int64).reshape(1, need)
+
+    def prob(self, token: str, context=(), hdi_prob: float = 0.94) -> dict:
+        """Posterior of p(token | context): mean and equal-tailed interval of its Beta marginal.
+
+        The marginal of one coordinate of Dirichlet(A) is Beta(A_w, A - A_w); over the
+        concentration's draws it is a mixture of Betas, whose quantiles are found exactly
+        (root-finding on the mixture CDF, over ``entropy_draws`` evenly spaced draws).
+        """
+        from scipy.optimize import brentq
+        from scipy.special import betainc
+
+        self._check_fitted("prob")
+        ctx = self._context_ids(context)
+        w = self.vocab_.id(token)
+        A = self.dirichlet_parameters(ctx, draws=int(self.options["entropy_draws"]))[:, 0, :]
+        a_w, a_tot = A[:, w], A.sum(axis=1)
+        mean = float(self.next_token_probs(ctx)[:, 0, w].mean())
+        cdf = lambda x: betainc(a_w, a_tot - a_w, x).mean()
+        tail = (1 - hdi_prob) / 2
+        lo = brentq(lambda x: cdf(x) - tail, 0.0, 1.0, xtol=1e-300, rtol=1e-10)
+        hi = brentq(lambda x: cdf(x) - (1 - tail), 0.0, 1.0, xtol=1e-300, rtol=1e-10)
+        return {"token": self.vocab_.tokens[w], "mean": mean, "low": lo, "high": hi, "interval_prob": hdi_prob}
+
+    def estimate(self, token: str, context=(), kind: str = "mean", add_k: float | None = None) -> float:
+        """A point estimate of p(token | context): the textbook's MLE, MAP or posterior mean.
+
+        Parameters
+        ----------
+        kind : {"mle", "map", "mean"}
+            ``mle``: relative frequency c_uw / c_u (0 for unseen tokens; undefined for an
+            unseen context). ``mean``: posterior predictive mean. ``map``: with ``add_k`` >= 1,
+            the mode under a symmetric Dirichlet(add_k) prior, (c_uw + add_k - 1) / (c_u +
+            V'(add_k - 1)) (add-(k-1) smoothing); without ``add_k``, the mode of the fitted
+            posterior Dirichlet(A), which exists only if every A_w > 1.
+        """
+        self._check_fitted("estimate")
+        ctx = self._context_ids(context)
+        w = self.vocab_.id(token)
+        chain = self._context_chain(ctx)
+        c, total = self._backoff().level_stats(self.order, chain[self.order - 1], np.array([w]))
+        c, total = float(c[0]), float(total[0])
+        V1 = self.counts_.vocab_size - 1
+        if kind == "mle":
+            if total == 0:
+                raise BayesLMError("the MLE is undefined: the context was never seen (0 / 0)")
+            return c / total
+        if kind == "mean":
+            return float(self.next_token_probs(ctx)[:, 0, w].mean())
+        if kind != "map":
+            raise ConfigError(f"kind must be 'mle', 'map' or 'mean', got {kind!r}")
+        if add_k is not None:
+            if add_k < 1:
+                raise BayesLMError(f"a symmetric Dirichlet({add_k}) prior has no interior mode: add_k must be >= 1")
+            return (c + add_k - 1) / (total + V1 * (add_k - 1))
+        A = self.dirichlet_parameters(ctx, draws=1)[0, 0]
+        A = np.delete(A, self.vocab_.bos_id)
+        below = int((A <= 1).sum())
+        if below:
+            raise BayesLMError(
+                f"the posterior Dirichlet has no interior mode: {below} of {A.size} parameters are <= 1 "
+                "(the density grows toward the simplex edges); use kind='mean'"
+            )
+        return (float(self.dirichlet_parameters(ctx, draws=1)[0, 0, w]) - 1) / (A.sum() - A.size)
+
+    # -- files -----------------------------------------------------------------------------
+    def _family_arrays(self) -> dict[str, np.ndarray]:
+        return {**self.counts_.to_arrays(), "base_concentration": self.plugin_}
+
+    def _restore_family(self, arrays: dict) -> None:
+        if "base_concentration" not in arrays:
+            from .exceptions import ModelFileError
+
+            raise ModelFileError("the model directory has no n-gram counts (arrays.npz missing or foreign)")
+        self.counts_ = NgramCounts.from_arrays(arrays)
+        self.plugin_ = np.asarray(arrays["base_concentration"], dtype=float)
+        if self.counts_.order != self.order or self.counts_.vocab_size != len(self.vocab_):
+            from .exceptions import ModelFileError
+
+            raise ModelFileError("the counts do not match the model's order or vocabulary")
