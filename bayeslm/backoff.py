@@ -156,6 +156,39 @@ class Backoff:
         spline = CubicSpline(np.log(grid), self.unigram_sum(f, grid))
         return spline(np.log(x))
 
+    def sample(self, chain: list[np.ndarray], upto: int, rng: np.random.Generator, top=None) -> np.ndarray:
+        """One token from P_upto(. | u) for every row, without building a distribution.
+
+        The predictive is a mixture: with probability ``c_j(u) / (c_j(u) + a_j)`` the token
+        is one of the tokens counted after ``u`` (chosen in proportion to its count), else it
+        comes from the order below; order 0 is uniform over the vocabulary without ``<s>``.
+        ``top`` (array of shape (rows,)) replaces ``a_upto`` per row, e.g. a posterior draw.
+        """
+        m = chain[0].size
+        out = np.full(m, -1, dtype=np.int64)
+        pending = np.ones(m, dtype=bool)
+        for j in range(upto, 0, -1):
+            rows = np.flatnonzero(pending & (chain[j - 1] >= 0))
+            if rows.size == 0:
+                continue
+            oc = self.counts[j]
+            ctx = chain[j - 1][rows]
+            total = oc.context_total[ctx].astype(float)
+            a_j = top[rows] if (top is not None and j == upto) else self.a[j - 1]
+            take = rng.random(rows.size) * (total + a_j) < total
+            rows, ctx = rows[take], ctx[take]
+            if rows.size:
+                cum = np.cumsum(oc.ngram_count)  # running count over the sorted n-grams
+                before = np.where(oc.context_start[ctx] > 0, cum[oc.context_start[ctx] - 1], 0)
+                pick = before + np.floor(rng.random(rows.size) * oc.context_total[ctx]).astype(np.int64)
+                out[rows] = oc.ngram_token[np.searchsorted(cum, pick, side="right")]
+                pending[rows] = False
+        rows = np.flatnonzero(pending)
+        if rows.size:  # uniform over all tokens but <s>
+            draw = rng.integers(0, self.V - 1, size=rows.size)
+            out[rows] = draw + (draw >= self.bos_id)
+        return out
+
     def dense(self, chain: list[np.ndarray], upto: int) -> np.ndarray:
         """P_upto(. | u) over the whole vocabulary, shape (contexts, V). For small batches."""
         m = chain[0].size

@@ -283,7 +283,24 @@ class BayesianLM:
         self.is_fitted_ = True
         self.sampler_config = {**self.sampler_config, **{k: v for k, v in sampler_kwargs.items()}}
         self._set_attrs(training_tokens=train.n_tokens, training_sentences=train.n_sentences)
+        self._store_mi_threshold(valid_enc if valid_enc is not None else train, "valid" if valid_enc is not None else "train")
         return idata
+
+    def _store_mi_threshold(self, corpus: Corpus, source: str, quantile: float = 0.9, max_sentences: int = 2000) -> None:
+        """Store the 90th percentile of per-position mutual information (the generator's flag).
+
+        Computed on validation text when given, else on up to ``max_sentences`` training
+        sentences (in-sample, so it runs lower).
+        """
+        if corpus.n_sentences > max_sentences:
+            corpus = corpus.select(np.sort(np.random.default_rng(0).choice(corpus.n_sentences, max_sentences, replace=False)))
+        try:
+            mi = self.entropy_split(corpus)["epistemic"].to_numpy()
+        except NotImplementedError:
+            return
+        attrs = self.idata["posterior"].attrs
+        attrs["mi_threshold_nats"] = float(np.quantile(mi, quantile))
+        attrs["mi_threshold_source"] = f"{int(quantile * 100)}th percentile of mutual information over {source} positions"
 
     def _set_attrs(self, *, training_tokens: int, training_sentences: int) -> None:
         from . import __version__
@@ -321,6 +338,35 @@ class BayesianLM:
 
     def next_token_probs(self, contexts, draws=None) -> np.ndarray:
         raise NotImplementedError
+
+    def predictive_probs(self, contexts) -> np.ndarray:
+        """Posterior-predictive next-token probabilities, shape (context, token)."""
+        return self.next_token_probs(contexts).mean(axis=0)
+
+    def context_entropy_split(self, contexts) -> pd.DataFrame:
+        """Per context: ``total``, ``aleatoric``, ``epistemic`` entropy of the next token (nats)."""
+        raise NotImplementedError
+
+    def sample_distribution(self, contexts, draw: int, rng) -> np.ndarray:
+        """p(. | u) under one posterior draw, shape (context, token) (what a continuation holds)."""
+        return self.next_token_probs(contexts, draws=[int(draw)])[0]
+
+    @property
+    def context_length(self) -> int:
+        """Tokens of history the model conditions on."""
+        return self.order - 1
+
+    @property
+    def n_samples(self) -> int:
+        """Posterior samples (chains x draws)."""
+        chains, draws = self._draw_shape()
+        return chains * draws
+
+    def generate(self, prompt: str = "", n: int = 5, max_tokens: int = 40, random_seed=None, **options):
+        """Continuations of ``prompt`` sampled from the posterior; see :func:`bayeslm.generate.generate`."""
+        from .generate import generate
+
+        return generate(self, prompt, n=n, max_tokens=max_tokens, random_seed=random_seed, **options)
 
     def _family_arrays(self) -> dict[str, np.ndarray]:
         return {}

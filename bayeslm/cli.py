@@ -55,7 +55,7 @@ def cmd_fit(args) -> int:
         raise BayesLMError(f"{out} exists; choose another --out or pass --force")
     model = BayesianLM.from_config(config)
     train = _read(model, args.train, train=True)
-    valid = model.read(args.valid) if args.valid else None
+    valid = _read(model, args.valid, train=True) if args.valid else None
     if args.seed is not None:
         model.sampler_config["random_seed"] = args.seed
     if args.quiet:
@@ -165,6 +165,23 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_generate(args) -> int:
+    from .base import load
+    from .generate import format_terminal, to_json
+
+    model = load(args.model)
+    continuations = model.generate(
+        args.prompt, n=args.n, max_tokens=args.max_tokens, random_seed=args.seed,
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, stop=args.stop,
+        mode="predictive" if args.predictive else "draw", mi_threshold_bits=args.mi_threshold,
+    )
+    if args.json:
+        sys.stdout.write(to_json(continuations) + "\n")
+    else:
+        print(format_terminal(continuations, color=False if args.no_color else None))
+    return 0
+
+
 def cmd_models(args) -> int:
     from .config import list_configs
 
@@ -220,6 +237,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also save the model directory here")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("generate", help="sample continuations of a prompt, each token annotated with its uncertainty")
+    p.add_argument("model")
+    p.add_argument("--prompt", default="", help="text to continue (empty: start a sentence)")
+    p.add_argument("--n", type=int, default=5, help="number of continuations")
+    p.add_argument("--max-tokens", type=int, default=40)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--stop", default=None, help="stop string")
+    p.add_argument("--predictive", action="store_true", help="sample the posterior predictive at every step")
+    p.add_argument("--mi-threshold", type=float, default=None, metavar="BITS", help="flag tokens with more mutual information")
+    p.add_argument("--no-color", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("models", help="list the named configurations")
     p.set_defaults(func=cmd_models)

@@ -59,6 +59,34 @@ def _h(y):
     return -xlogy(y, y)
 
 
+_STIRLING_FROM = 100.0  # lgamma differences lose digits as x grows; past here Stirling's series is exact to round-off
+
+
+def _lgamma_ratio(x, n) -> tuple[np.ndarray, np.ndarray]:
+    """``lgamma(x + n) - lgamma(x)`` and its derivative ``psi(x + n) - psi(x)`` (x > 0, n > 0).
+
+    For large ``x`` the plain differences cancel catastrophically (``lgamma(1e20)`` is
+    4.5e21, so a difference of a few thousand is lost entirely, and the evidence of a large
+    concentration came out as arbitrary positive values that NUTS then wandered into);
+    there the difference of Stirling's series is used, written without cancellation.
+    """
+    x, n = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(n, dtype=float))
+    value, deriv = np.empty(x.shape), np.empty(x.shape)
+    big = x >= _STIRLING_FROM
+    xs, ns = x[~big], n[~big]
+    value[~big] = gammaln(xs + ns) - gammaln(xs)
+    deriv[~big] = digamma(xs + ns) - digamma(xs)
+    xb, nb = x[big], n[big]
+    yb = xb + nb
+    r = np.log1p(nb / xb)
+    # Stirling remainders in w = 1 / z: of lgamma, and of psi beside log z
+    s = lambda w: w * (1.0 / 12 - w**2 * (1.0 / 360 - w**2 / 1260))
+    t = lambda w: -w / 2 - w**2 * (1.0 / 12 - w**2 * (1.0 / 120 - w**2 / 252))
+    value[big] = (xb - 0.5) * r + nb * np.log(yb) - nb + (s(1 / yb) - s(1 / xb))
+    deriv[big] = r + (t(1 / yb) - t(1 / xb))
+    return value, deriv
+
+
 class _OrderEvidence:
     """The sufficient statistics of one order's evidence given its fixed base.
 
@@ -102,14 +130,14 @@ class _OrderEvidence:
         return result
 
     def _logp_and_grad(self, a: float) -> tuple[float, float]:
-        ctx = float((self.total_mult * (gammaln(a) - gammaln(a + self.total_value))).sum())
-        g_ctx = float((self.total_mult * (digamma(a) - digamma(a + self.total_value))).sum())
+        ratio, d_ratio = _lgamma_ratio(a, self.total_value)
+        ctx, g_ctx = -float((self.total_mult * ratio).sum()), -float((self.total_mult * d_ratio).sum())
         shifted = a * self.pair_base
         shifted += self.pair_shift
         pairs, g_pairs = float(np.log(shifted).sum()), float((self.pair_base / shifted).sum())
         am = a * self.large_base
-        large = float((gammaln(am + self.large_count) - gammaln(am)).sum())
-        g_large = float((self.large_base * (digamma(am + self.large_count) - digamma(am))).sum())
+        ratio, d_ratio = _lgamma_ratio(am, self.large_count)
+        large, g_large = float(ratio.sum()), float((self.large_base * d_ratio).sum())
         logp = ctx + self.n_small * np.log(a) + self.small_const + pairs + large
         return logp, g_ctx + self.n_small / a + g_pairs + g_large
 
@@ -317,6 +345,9 @@ class DirichletLM(BayesianLM):
             training_tokens=int(attrs.get("training_tokens", 0)) + new.n_tokens,
             training_sentences=int(attrs.get("training_sentences", 0)) + new.n_sentences,
         )
+        for key in ("mi_threshold_nats", "mi_threshold_source"):
+            if key in attrs:
+                self.idata["posterior"].attrs[key] = attrs[key]
         return self.idata
 
     # -- draws ---------------------------------------------------------------------------
@@ -328,14 +359,20 @@ class DirichletLM(BayesianLM):
         return self._draws_cache
 
     def _backoff(self) -> Backoff:
-        return Backoff(self.counts_, self.plugin_, self.vocab_.bos_id)
+        key = (id(self.counts_), tuple(self.plugin_))
+        if getattr(self, "_backoff_key", None) != key:
+            self._backoff_obj, self._backoff_key = Backoff(self.counts_, self.plugin_, self.vocab_.bos_id), key
+        return self._backoff_obj
 
     # -- per-position statistics ---------------------------------------------------------
     def _position_stats(self, corpus: Corpus):
         """For every scored position: top-order counts c, context totals C and base m."""
         stream, targets = corpus.padded(self.order)
         n = self.order
-        ctx_tokens = np.stack([stream[targets - (n - 1) + j] for j in range(n - 1)], axis=1)
+        if n > 1:
+            ctx_tokens = np.stack([stream[targets - (n - 1) + j] for j in range(n - 1)], axis=1)
+        else:  # a unigram model has no context (np.stack of nothing fails)
+            ctx_tokens = np.zeros((targets.size, 0), dtype=np.int64)
         chain = self.counts_.context_ids(ctx_tokens)
         tokens = stream[targets]
         backoff = self._backoff()
@@ -385,11 +422,18 @@ class DirichletLM(BayesianLM):
         """
         corpus = self.encode(data)
         chain, _, _, _, _ = self._position_stats(corpus)
-        n = self.order
-        depth = sum((ids >= 0).astype(int) for ids in chain)  # deepest seen order per position
-        ctx = np.choose(depth - 1, chain) if n > 1 else chain[0]
+        return self._split_of_chain(chain)
+
+    def context_entropy_split(self, contexts) -> pd.DataFrame:
+        """:meth:`entropy_split` for contexts given as token ids, shape (m, order - 1), nats."""
+        self._check_fitted("context_entropy_split")
+        return self._split_of_chain(self._context_chain(contexts))
+
+    def _split_of_chain(self, chain: list[np.ndarray]) -> pd.DataFrame:
+        depth = sum((ids >= 0).astype(int) for ids in chain)  # deepest seen order per row
+        ctx = np.choose(depth - 1, chain) if self.order > 1 else chain[0]
         key = depth.astype(np.int64) * (1 << 40) + ctx
-        uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
         total, aleatoric = self._context_entropies(depth[first], ctx[first])
         return pd.DataFrame({
             "total": total[inverse],
@@ -487,6 +531,74 @@ class DirichletLM(BayesianLM):
         total = dense_c.sum(axis=1)
         return (dense_c[None] + a[:, None, None] * base[None]) / (total[None, :, None] + a[:, None, None])
 
+    def predictive_probs(self, contexts) -> np.ndarray:
+        """Posterior-predictive p(w | u) over all draws, shape (context, token); rows sum to 1."""
+        self._check_fitted("predictive_probs")
+        chain = self._context_chain(contexts)
+        n, V = self.order, self.counts_.vocab_size
+        backoff = self._backoff()
+        if n == 1:
+            base = np.full((1, V), 1.0 / (V - 1))
+            base[:, self.vocab_.bos_id] = 0.0
+            base = np.repeat(base, chain[0].size, axis=0)
+        else:
+            base = backoff.dense(chain, n - 1)
+        rows, tokens, c = backoff.seen(n, chain[n - 1])
+        dense_c = np.zeros_like(base)
+        dense_c[rows, tokens] = c
+        alpha, beta = self._mixture_weights(dense_c.sum(axis=1))
+        return dense_c * alpha[:, None] + base * beta[:, None]
+
+    def sample_distribution(self, contexts, draw: int, rng: np.random.Generator) -> np.ndarray:
+        """One posterior draw of p(. | u) per context: Dirichlet(c_u + a m_u), a = sample ``draw``.
+
+        Shape (context, token). Gamma variates are drawn in log space
+        (log G(A) = log G(A + 1) + log(U) / A), so parameters near 1e-3 do not underflow
+        before normalisation.
+        """
+        self._check_fitted("sample_distribution")
+        A = self.dirichlet_parameters(contexts, draws=[int(draw)])[0]
+        with np.errstate(divide="ignore"):
+            log_gamma = np.where(
+                A > 0,
+                np.log(rng.standard_gamma(A + 1.0)) + np.log(rng.random(A.shape)) / np.where(A > 0, A, 1.0),
+                -np.inf,
+            )
+        log_gamma -= log_gamma.max(axis=1, keepdims=True)
+        p = np.exp(log_gamma)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def sample_sentences(self, n_sentences: int, *, random_seed=None, draw: int | None = None,
+                         max_tokens: int = 200) -> Corpus:
+        """Sentences drawn from the model (for posterior predictive checks).
+
+        Every token is drawn from p(. | u, a) with p(. | u) integrated out, a being one
+        posterior draw (index ``draw`` into the flattened samples; random if None), so each
+        call is one replicate from the posterior predictive. Sentences end at ``</s>`` or
+        after ``max_tokens`` tokens.
+        """
+        self._check_fitted("sample_sentences")
+        rng = np.random.default_rng(random_seed)
+        draws = self._top_draws()
+        a = draws[rng.integers(draws.size) if draw is None else int(draw)]
+        n, bos, eos = self.order, self.vocab_.bos_id, self.vocab_.eos_id
+        history = np.full((n_sentences, max(n - 1, 0)), bos, dtype=np.int64)
+        backoff = self._backoff()
+        tokens = np.full((n_sentences, max_tokens), -1, dtype=np.int64)
+        active = np.arange(n_sentences)
+        for t in range(max_tokens):
+            if active.size == 0:
+                break
+            chain = self.counts_.context_ids(history[active]) if n > 1 else [np.zeros(active.size, np.int64)]
+            nxt = backoff.sample(chain, n, rng, top=np.full(active.size, a))
+            tokens[active, t] = nxt
+            if n > 1:
+                history[active] = np.concatenate([history[active, 1:], nxt[:, None]], axis=1)
+            active = active[nxt != eos]
+        lengths = np.where((tokens == eos).any(axis=1), (tokens == eos).argmax(axis=1), (tokens >= 0).sum(axis=1))
+        keep = np.arange(max_tokens)[None, :] < lengths[:, None]
+        return Corpus(tokens[keep].astype(np.int32), np.concatenate([[0], np.cumsum(lengths)]), self.vocab_, self.tokenizer)
+
     def _select_draws(self, draws) -> np.ndarray:
         a = self._top_draws()
         if draws is None:
@@ -497,16 +609,15 @@ class DirichletLM(BayesianLM):
         return a[np.asarray(draws, dtype=int)]
 
     def dirichlet_parameters(self, contexts, draws=None) -> np.ndarray:
-        """A_w = c_uw + a m_uw of the posterior Dirichlet of p(. | u): (draw, context, token)."""
+        """A_w = c_uw + a m_uw of the posterior Dirichlet of p(. | u): (draw, context, token).
+
+        The predictive given a is A_w / A with A = c_u + a, so A_w = p(w | u, a) (c_u + a).
+        """
         self._check_fitted("dirichlet_parameters")
         chain = self._context_chain(contexts)
         a = self._select_draws(draws)
-        probs = self.next_token_probs(contexts, draws)
-        rows, _, _ = self._backoff().seen(self.order, chain[self.order - 1])
-        total = np.zeros(chain[0].size)
-        if self.order > 1 or True:
-            _, total = self._backoff().level_stats(self.order, chain[self.order - 1], np.zeros(chain[0].size, np.int64))
-        return probs * (total[None, :, None] + a[:, None, None])
+        _, total = self._backoff().level_stats(self.order, chain[self.order - 1], np.zeros(chain[0].size, np.int64))
+        return self.next_token_probs(contexts, draws) * (total[None, :, None] + a[:, None, None])
 
     # -- estimates of one probability --------------------------------------------------------
     def _context_ids(self, context) -> np.ndarray:
