@@ -23,6 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Iterator, Sequence
@@ -534,14 +536,14 @@ class BayesianLM:
         try:
             config = json.loads(attrs["config"])
             tokenizer = tokenizer_from_dict(json.loads((path / "tokenizer.json").read_text(encoding="utf-8")))
-        except (KeyError, json.JSONDecodeError, OSError) as err:
+        except (KeyError, json.JSONDecodeError, OSError, ConfigError) as err:
             raise ModelFileError(f"{path}: missing or corrupt configuration ({err})") from None
         model = target.from_config(config, tokenizer=tokenizer)
         if attrs.get("id") != model.id:
             raise DifferentModelError(f"{path}: the model id does not match its configuration (file altered?)")
         model.vocab_ = Vocabulary.load(path / "vocab.json")
         if attrs.get("vocab_fingerprint") != model.vocab_.fingerprint:
-            raise VocabularyMismatchError(f"{path}: vocab.json does not belong to this model")
+            raise ModelFileError(f"{path}: vocab.json does not belong to this model")
         model.idata = idata
         model.fit_seconds_ = float(attrs.get("fit_seconds", 0.0))
         arrays_path = path / "arrays.npz"
@@ -550,7 +552,7 @@ class BayesianLM:
             try:
                 with np.load(arrays_path, allow_pickle=False) as data:
                     arrays = {k: data[k] for k in data.files}
-            except (OSError, ValueError, EOFError) as err:
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
                 raise ModelFileError(f"{arrays_path}: corrupt or truncated ({err})") from None
         model._restore_family(arrays)
         model.is_fitted_ = True

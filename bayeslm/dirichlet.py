@@ -70,21 +70,31 @@ def _lgamma_ratio(x, n) -> tuple[np.ndarray, np.ndarray]:
     concentration came out as arbitrary positive values that NUTS then wandered into);
     there the difference of Stirling's series is used, written without cancellation.
     """
-    x, n = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(n, dtype=float))
-    value, deriv = np.empty(x.shape), np.empty(x.shape)
+    x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
     big = x >= _STIRLING_FROM
+    if not big.any():
+        return gammaln(x + n) - gammaln(x), digamma(x + n) - digamma(x)
+    if big.all():
+        return _stirling_ratio(x, n)
+    x, n = np.broadcast_arrays(x, n)
+    big = np.broadcast_to(big, x.shape)
+    value, deriv = np.empty(x.shape), np.empty(x.shape)
     xs, ns = x[~big], n[~big]
     value[~big] = gammaln(xs + ns) - gammaln(xs)
     deriv[~big] = digamma(xs + ns) - digamma(xs)
-    xb, nb = x[big], n[big]
-    yb = xb + nb
-    r = np.log1p(nb / xb)
+    value[big], deriv[big] = _stirling_ratio(x[big], n[big])
+    return value, deriv
+
+
+def _stirling_ratio(x: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_lgamma_ratio` for x >= 100 from Stirling's series (terms to z^-5 / z^-6)."""
+    y = x + n
+    r = np.log1p(n / x)
+    wx, wy = 1.0 / x, 1.0 / y
     # Stirling remainders in w = 1 / z: of lgamma, and of psi beside log z
     s = lambda w: w * (1.0 / 12 - w**2 * (1.0 / 360 - w**2 / 1260))
     t = lambda w: -w / 2 - w**2 * (1.0 / 12 - w**2 * (1.0 / 120 - w**2 / 252))
-    value[big] = (xb - 0.5) * r + nb * np.log(yb) - nb + (s(1 / yb) - s(1 / xb))
-    deriv[big] = r + (t(1 / yb) - t(1 / xb))
-    return value, deriv
+    return (x - 0.5) * r + n * np.log(y) - n + (s(wy) - s(wx)), r + (t(wy) - t(wx))
 
 
 class _OrderEvidence:

@@ -1,0 +1,357 @@
+"""The bayeslm command line, run in-process (bayeslm.cli.main) and, for exit codes, as a program."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayeslm
+from bayeslm.cli import main
+
+EXE = Path(sys.executable).with_name("bayeslm")
+SMALL = ["--set", "sampler.draws=100", "--set", "sampler.tune=100", "--seed", "3", "--quiet"]
+CONFIG = """# a tiny bigram configuration for the CLI tests
+[model]
+family = "dirichlet"
+order = 2
+
+[tokenizer]
+kind = "word"
+min_count = 2
+
+[prior.concentration]
+dist = "LogNormal"
+kwargs = { mu = 2.0, sigma = 3.0 }
+
+[sampler]
+draws = 1000
+tune = 1000
+chains = 2
+"""
+TRAIN = """the cat sat on the mat
+the dog sat on the log
+a cat ran to the mat
+the dog ran on the log
+a dog sat
+the cat sat on a mat
+a big dog ran to a log
+the big cat sat
+"""
+TEST = """the cat sat on the log
+
+a zebra ran to the mat
+the big dog sat on the moon
+"""
+
+
+def words_of(text: str) -> list[list[str]]:
+    return [line.split() for line in text.splitlines() if line.strip()]
+
+
+TRAIN_COUNTS = Counter(w for s in words_of(TRAIN) for w in s)
+KNOWN = {w for w, c in TRAIN_COUNTS.items() if c >= 2}  # min_count = 2
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("cli")
+    paths = {"root": root, "config": root / "tiny.toml", "train": root / "train.txt", "test": root / "test.txt"}
+    paths["config"].write_text(CONFIG, encoding="utf-8")
+    paths["train"].write_text(TRAIN, encoding="utf-8")
+    paths["test"].write_text(TEST, encoding="utf-8")
+    return paths
+
+
+@pytest.fixture(scope="module")
+def fitted(files) -> tuple[Path, str]:
+    """A model directory written by ``bayeslm fit`` and what the command printed."""
+    out = files["root"] / "model"
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main(["fit", str(files["config"]), "--train", str(files["train"]), "--out", str(out), *SMALL])
+    assert code == 0
+    return out, buffer.getvalue()
+
+
+def fails(capsys, argv, *fragments) -> str:
+    """Run the CLI expecting exit status 2 and one line ``bayeslm: error: ...`` on stderr."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in argv])
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("bayeslm: error: ")
+    assert "Traceback" not in captured.err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+# ---------------------------------------------------------------------------- fit
+def test_fit_writes_model_directory(fitted):
+    out, printed = fitted
+    assert sorted(p.name for p in out.iterdir()) == ["arrays.npz", "model.nc", "tokenizer.json", "vocab.json"]
+    model = bayeslm.load(out)
+    assert model.order == 2 and model.tokenizer.kind == "word" and model.min_count == 2
+    assert model.idata["posterior"].sizes["draw"] == 100
+    assert model.idata["posterior"].sizes["chain"] == 2
+    assert model.sampler_config["draws"] == 100 and model.sampler_config["tune"] == 100
+    assert model.sampler_config["random_seed"] == 3
+    assert set(model.vocab_.tokens[3:]) == KNOWN
+    n_tokens = sum(len(s) for s in words_of(TRAIN))
+    assert f"fitted dirichlet order 2 on {n_tokens} tokens" in printed
+    assert f"vocabulary {len(KNOWN) + 3}" in printed
+    assert str(out) in printed
+
+
+def test_set_overrides_take_effect(files, capsys):
+    train = files["root"] / "cased.txt"
+    train.write_text("The cat, sat.\nThe dog ran!\nA Cat sat.\n", encoding="utf-8")
+    out = files["root"] / "cased-model"
+    capsys.readouterr()
+    code = main(["fit", str(files["config"]), "--train", str(train), "--out", str(out), *SMALL,
+                 "--set", "tokenizer.kind=whitespace", "--set", "tokenizer.min_count=1", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["schema"] == "bayeslm.fit/1"
+    assert report["training_tokens"] == 9 and report["vocabulary"] == 7 + 3
+    model = bayeslm.load(out)
+    assert model.tokenizer.kind == "whitespace" and model.min_count == 1
+    # case and punctuation stay attached; words seen once are kept
+    assert {"The", "cat,", "sat.", "Cat", "ran!", "A", "dog"} <= set(model.vocab_.tokens)
+    assert "the" not in model.vocab_
+
+
+# ----------------------------------------------------------------------- failures
+def test_fit_config_errors(files, capsys):
+    base = ["--train", files["train"], "--out", files["root"] / "never"]
+    fails(capsys, ["fit", "no-such-config", *base], "unknown configuration 'no-such-config'", "dirichlet-trigram")
+    fails(capsys, ["fit", files["root"] / "missing.toml", *base], "missing.toml")
+    fails(capsys, ["fit", files["config"], *base, "--set", "bogus.key=1"], "unknown section 'bogus'")
+    fails(capsys, ["fit", files["config"], *base, "--set", "model.colour=red"], "colour")
+    fails(capsys, ["fit", files["config"], *base, "--set", "sampler.speed=3"], "sampler setting", "speed")
+    fails(capsys, ["fit", files["config"], *base, "--set", "tokenizer.colour=red"], "colour")
+    fails(capsys, ["fit", files["config"], *base, "--set", "prior.smoothing.dist=Gamma"], "smoothing")
+    fails(capsys, ["fit", files["config"], *base, "--set", "draws=100"], "section.key=value")
+    fails(capsys, ["fit", files["config"], *base, "--set", "model.order=0"], "order")
+    bad_section = files["root"] / "bad-section.toml"
+    bad_section.write_text(CONFIG + "\n[training]\nepochs = 3\n", encoding="utf-8")
+    fails(capsys, ["fit", bad_section, *base], "unknown section", "training")
+    bad_toml = files["root"] / "bad.toml"
+    bad_toml.write_text("[model\norder = 2\n", encoding="utf-8")
+    fails(capsys, ["fit", bad_toml, *base], "invalid TOML")
+    assert not (files["root"] / "never").exists()
+
+
+def test_fit_input_errors(files, capsys):
+    out = files["root"] / "never"
+    cfg = files["config"]
+    fails(capsys, ["fit", cfg, "--train", files["root"] / "absent.txt", "--out", out], "absent.txt", "no such file")
+    empty = files["root"] / "empty.txt"
+    empty.write_text("\n  \n", encoding="utf-8")
+    fails(capsys, ["fit", cfg, "--train", empty, "--out", out], "empty.txt", "empty")
+    bad = files["root"] / "latin1.txt"
+    data = "the cat sat\nthe caf".encode() + b"\xe9" + b" was open\n"
+    bad.write_bytes(data)
+    offset = data.index(b"\xe9")
+    fails(capsys, ["fit", cfg, "--train", bad, "--out", out], "latin1.txt", f"byte offset {offset}")
+    assert not out.exists()
+
+
+def test_fit_refuses_existing_out(files, fitted, capsys):
+    out, _ = fitted
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    fails(capsys, ["fit", files["config"], "--train", files["train"], "--out", out, *SMALL], "exists", "--force")
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_corrupt_model_directory(files, fitted, tmp_path, capsys):
+    out, _ = fitted
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    data = (broken / "model.nc").read_bytes()
+    (broken / "model.nc").write_bytes(data[: len(data) // 3])
+    fails(capsys, ["evaluate", broken, "--test", files["test"]], "model.nc")
+    fails(capsys, ["score", tmp_path / "nowhere"], "not a model directory")
+    fails(capsys, ["evaluate", out, "--test", tmp_path / "absent.txt"], "absent.txt")
+    fails(capsys, ["evaluate", out, "--test", files["test"], "--per-token", tmp_path / "no" / "dir" / "x.csv"],
+          "does not exist")
+
+
+def run_program(*args) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    return subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_program_exit_status_and_single_error_line(files, fitted, tmp_path):
+    assert EXE.exists()
+    result = run_program("fit", "no-such-config", "--train", files["train"], "--out", tmp_path / "m")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("bayeslm: error: unknown configuration")
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+
+    out, _ = fitted
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    (broken / "arrays.npz").write_bytes(b"PK\x03\x04 truncated")
+    result = run_program("evaluate", broken, "--test", files["test"])
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("bayeslm: error: ") and "arrays.npz" in result.stderr
+
+
+# ----------------------------------------------------------------------- evaluate
+def test_evaluate_json(files, fitted, capsys):
+    out, _ = fitted
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--test", str(files["test"]), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)  # exactly one JSON object
+    assert report["schema"] == "bayeslm.evaluate/1"
+    sentences = words_of(TEST)
+    words = sum(len(s) for s in sentences)
+    oov = sum(w not in KNOWN for s in sentences for w in s)
+    assert report["sentences"] == len(sentences) == 3
+    assert report["tokens"] == words + len(sentences)
+    assert report["oov_rate"] == pytest.approx(oov / words)
+    for key in ("cross_entropy_bits", "perplexity"):
+        summary = report[key]
+        assert set(summary) == {"mean", "hdi_low", "hdi_high", "hdi_prob"}
+        assert summary["hdi_low"] <= summary["mean"] <= summary["hdi_high"]
+        assert summary["hdi_prob"] == 0.94
+    model = bayeslm.load(out)
+    lp = model.predictive_log_prob(model.read(files["test"]))
+    assert lp.size == report["tokens"]
+    bits = -lp.mean() / math.log(2)
+    assert report["predictive_cross_entropy_bits"] == pytest.approx(bits, rel=1e-12)
+    assert report["predictive_perplexity"] == pytest.approx(2**bits, rel=1e-12)
+    per_draw = -model.token_log_prob(model.read(files["test"])).mean("position") / math.log(2)
+    assert report["cross_entropy_bits"]["mean"] == pytest.approx(float(per_draw.mean()), rel=1e-12)
+    assert report["perplexity"]["mean"] == pytest.approx(float((2.0**per_draw).mean()), rel=1e-12)
+
+    assert main(["evaluate", str(out), "--test", str(files["test"]), "--hdi-prob", "0.5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cross_entropy_bits"]["hdi_prob"] == 0.5
+    assert main(["evaluate", str(out), "--test", str(files["test"])]) == 0
+    assert "predictive perplexity" in capsys.readouterr().out
+
+
+def test_evaluate_per_token_csv(files, fitted, tmp_path, capsys):
+    out, _ = fitted
+    csv = tmp_path / "tokens.csv"
+    assert main(["evaluate", str(out), "--test", str(files["test"]), "--per-token", str(csv)]) == 0
+    table = pd.read_csv(csv, keep_default_na=False)
+    for column in ("log_prob_nats", "entropy_bits", "aleatoric_bits", "epistemic_bits"):
+        assert column in table.columns
+    sentences = words_of(TEST)
+    assert len(table) == sum(len(s) + 1 for s in sentences)
+    assert table["token"].tolist() == [t for s in sentences for t in
+                                       [w if w in KNOWN else "<unk>" for w in s] + ["</s>"]]
+    assert table["oov"].tolist() == [t == "<unk>" for s in sentences for t in
+                                     [w if w in KNOWN else "<unk>" for w in s] + ["</s>"]]
+    model = bayeslm.load(out)
+    test = model.read(files["test"])
+    np.testing.assert_allclose(table["log_prob_nats"], model.predictive_log_prob(test), rtol=1e-12)
+    split = model.entropy_split(test)
+    np.testing.assert_allclose(table["entropy_bits"], split["total"] / math.log(2), rtol=1e-12)
+    np.testing.assert_allclose(table["aleatoric_bits"], split["aleatoric"] / math.log(2), rtol=1e-12)
+    np.testing.assert_allclose(table["epistemic_bits"], table["entropy_bits"] - table["aleatoric_bits"], atol=1e-9)
+    assert (table["epistemic_bits"] >= 0).all()
+
+
+# -------------------------------------------------------------------------- score
+SCORE_INPUT = "the cat sat on the mat\n\na zebra sat\nthe big dog ran\n"
+
+
+def run_score(monkeypatch, capsys, out, *flags) -> str:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(SCORE_INPUT))
+    capsys.readouterr()
+    assert main(["score", str(out), *flags]) == 0
+    return capsys.readouterr().out
+
+
+def test_score_text(fitted, monkeypatch, capsys):
+    out, _ = fitted
+    lines = run_score(monkeypatch, capsys, out).splitlines()
+    assert lines[0] == "log10_prob\tlog_prob_nats\ttokens\toov\ttext"
+    rows = [line.split("\t") for line in lines[1:]]
+    sentences = words_of(SCORE_INPUT)
+    assert len(rows) == len(sentences) == 3
+    for row, words in zip(rows, sentences):
+        log10, ln = float(row[0]), float(row[1])
+        assert log10 == pytest.approx(ln / math.log(10), abs=2e-6)
+        assert int(row[2]) == len(words) + 1
+        assert int(row[3]) == sum(w not in KNOWN for w in words)
+        assert row[4] == " ".join(w if w in KNOWN else "<unk>" for w in words)
+    # per token: one row per scored token; they add up to the sentence's score
+    per_token = [line.split("\t") for line in run_score(monkeypatch, capsys, out, "--per-token").splitlines()]
+    assert len(per_token) == sum(len(s) + 1 for s in sentences)
+    assert [r[1] for r in per_token if r[0] == "0"] == sentences[0] + ["</s>"]
+    assert [r for r in per_token if r[1] == "<unk>"][0][-1] == "OOV"
+    for i, row in enumerate(rows):
+        mine = [r for r in per_token if int(r[0]) == i]
+        assert sum(float(r[2]) for r in mine) == pytest.approx(float(row[0]), abs=1e-6 * (len(mine) + 1))
+        assert sum(float(r[3]) for r in mine) == pytest.approx(float(row[1]), abs=1e-6 * (len(mine) + 1))
+
+
+def test_score_json(fitted, monkeypatch, capsys):
+    out, _ = fitted
+    report = json.loads(run_score(monkeypatch, capsys, out, "--json"))
+    assert report["schema"] == "bayeslm.score/1" and report["per_token"] is False
+    sentences = report["rows"]
+    tokens = json.loads(run_score(monkeypatch, capsys, out, "--json", "--per-token"))["rows"]
+    assert len(tokens) == sum(r["tokens"] for r in sentences)
+    # pandas writes JSON floats with 10 decimals
+    for i, row in enumerate(sentences):
+        assert row["log10_prob"] == pytest.approx(row["log_prob_nats"] / math.log(10), abs=1e-9)
+        mine = [t for t in tokens if t["sentence"] == i]
+        assert len(mine) == row["tokens"]
+        assert sum(t["log_prob_nats"] for t in mine) == pytest.approx(row["log_prob_nats"], abs=1e-9 * len(mine))
+        assert sum(t["log10_prob"] for t in mine) == pytest.approx(row["log10_prob"], abs=1e-9 * len(mine))
+    # the same numbers as the Python API's predictive log probabilities
+    model = bayeslm.load(out)
+    lp = model.predictive_log_prob([line for line in SCORE_INPUT.splitlines() if line.strip()])
+    np.testing.assert_allclose([t["log_prob_nats"] for t in tokens], lp, rtol=0, atol=1e-9)
+    np.testing.assert_allclose([r["log_prob_nats"] for r in sentences],
+                               [lp[:7].sum(), lp[7:11].sum(), lp[11:].sum()], rtol=0, atol=1e-9)
+
+
+def test_score_empty_input(fitted, monkeypatch, capsys):
+    out, _ = fitted
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n   \n"))
+    fails(capsys, ["score", out], "no sentences")
+
+
+# ----------------------------------------------------------------- tokenize, models
+def test_tokenize(files, fitted, capsys):
+    out, _ = fitted
+    capsys.readouterr()
+    assert main(["tokenize", str(out), str(files["test"]), "--unk", "<oov>"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    expected = [" ".join(w if w in KNOWN else "<oov>" for w in s) for s in words_of(TEST)]
+    assert lines == expected
+    assert "<oov>" in lines[1] and "<unk>" not in "".join(lines)
+    assert main(["tokenize", str(out), str(files["test"])]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[1] == "<unk>"
+
+
+def test_models(capsys):
+    capsys.readouterr()
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    names = {line.split()[0]: line for line in listing}
+    assert "dirichlet-trigram" in names and "dirichlet-bigram" in names
+    assert "trigram" in names["dirichlet-trigram"].split(None, 1)[1].lower()
