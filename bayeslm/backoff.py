@@ -36,15 +36,20 @@ class Backoff:
     Parameters
     ----------
     counts : NgramCounts
-    concentrations : float array, shape (n,)
-        ``a_1..a_n``; only the orders up to ``levels`` are used.
+    concentrations : float array, shape (n,) or (n, buckets)
+        ``a_1..a_n``, or one per order and context-frequency bucket.
     bos_id : int
         Id of ``<s>``, which is never predicted.
+    bounds : int array, shape (buckets - 1,)
+        Bucket boundaries on context totals: a context seen ``c`` times is in bucket
+        ``searchsorted(bounds, c, side="right")`` (an unseen one, c = 0, in bucket 0).
     """
 
-    def __init__(self, counts: NgramCounts, concentrations, bos_id: int = 1):
+    def __init__(self, counts: NgramCounts, concentrations, bos_id: int = 1, bounds=()):
         self.counts = counts
-        self.a = np.asarray(concentrations, dtype=float)
+        a = np.asarray(concentrations, dtype=float)
+        self.a = a if a.ndim == 2 else a[:, None]  # (order, bucket)
+        self.bounds = np.asarray(bounds, dtype=np.int64)
         self.V = counts.vocab_size
         self.bos_id = bos_id
         uni = counts[1]
@@ -55,17 +60,28 @@ class Backoff:
         predictable = np.ones(self.V, dtype=bool)
         predictable[bos_id] = False
         self.group_count, self.group_size = np.unique(self.unigram_counts[predictable], return_counts=True)
+        self.a1 = float(self.a[0, self.bucket(np.array([self.n_events]))[0]])
+
+    def bucket(self, totals) -> np.ndarray:
+        """Bucket of contexts with these totals."""
+        return np.searchsorted(self.bounds, np.asarray(totals), side="right")
+
+    def conc(self, j: int, ctx: np.ndarray) -> np.ndarray:
+        """Concentration of order j for context ids ``ctx`` (-1: an unseen context, bucket 0)."""
+        ctx = np.asarray(ctx, dtype=np.int64)
+        total = np.where(ctx >= 0, self.counts[j].context_total[np.maximum(ctx, 0)], 0)
+        return self.a[j - 1, self.bucket(total)]
 
     # -- probabilities -----------------------------------------------------------------
     def unigram(self, tokens) -> np.ndarray:
         """P_1(w) for token ids."""
         tokens = np.asarray(tokens)
-        a1, V1 = self.a[0], self.V - 1
+        a1, V1 = self.a1, self.V - 1
         p = (self.unigram_counts[tokens] + a1 / V1) / (self.n_events + a1)
         return np.where(tokens == self.bos_id, 0.0, p)
 
     def _unigram_of_count(self, c) -> np.ndarray:
-        a1, V1 = self.a[0], self.V - 1
+        a1, V1 = self.a1, self.V - 1
         return (c + a1 / V1) / (self.n_events + a1)
 
     def level_stats(self, j: int, ctx: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +97,8 @@ class Backoff:
         p = self.unigram(tokens)
         for j in range(2, upto + 1):
             c, total = self.level_stats(j, chain[j - 1], tokens)
-            p = (c + self.a[j - 1] * p) / (total + self.a[j - 1])
+            a_j = self.conc(j, chain[j - 1])
+            p = (c + a_j * p) / (total + a_j)
         return p
 
     def ancestors(self, j: int, ctx: np.ndarray) -> list[np.ndarray]:
@@ -120,12 +137,12 @@ class Backoff:
         uniq, inverse = np.unique(key, axis=0, return_inverse=True)
         u_ctx, u_x = uniq[:, 0].astype(np.int64), uniq[:, 1]
         oc = self.counts[j]
-        a_j = self.a[j - 1]
+        a_j = self.conc(j, u_ctx)
         lam = a_j / (oc.context_total[u_ctx] + a_j)
         rows, tokens, c = self.seen(j, u_ctx)
         parent_chain = self.ancestors(j - 1, oc.context_parent[u_ctx][rows]) if j > 1 else []
         lower = self.prob(parent_chain, tokens, j - 1)
-        here = (c + a_j * lower) / (oc.context_total[u_ctx][rows] + a_j)
+        here = (c + a_j[rows] * lower) / (oc.context_total[u_ctx][rows] + a_j[rows])
         xr = u_x[rows]
         explicit = np.bincount(rows, weights=f(xr * here) - f(xr * lam[rows] * lower), minlength=u_ctx.size)
         rest = self.vocab_sum(f, level_one, j - 1, oc.context_parent[u_ctx], u_x * lam)
@@ -174,7 +191,7 @@ class Backoff:
             oc = self.counts[j]
             ctx = chain[j - 1][rows]
             total = oc.context_total[ctx].astype(float)
-            a_j = top[rows] if (top is not None and j == upto) else self.a[j - 1]
+            a_j = top[rows] if (top is not None and j == upto) else self.conc(j, ctx)
             take = rng.random(rows.size) * (total + a_j) < total
             rows, ctx = rows[take], ctx[take]
             if rows.size:
@@ -199,5 +216,6 @@ class Backoff:
             dense_c = np.zeros((m, self.V))
             dense_c[rows, tokens] = c
             _, total = self.level_stats(j, ctx, np.zeros(m, dtype=np.int64))
-            p = (dense_c + self.a[j - 1] * p) / (total[:, None] + self.a[j - 1])
+            a_j = self.conc(j, ctx)[:, None]
+            p = (dense_c + a_j * p) / (total[:, None] + a_j)
         return p

@@ -27,6 +27,7 @@ underflow, and its uncertainty is reported in closed form.
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 from typing import Iterator
 
 import numpy as np
@@ -167,6 +168,25 @@ class _OrderEvidence:
         return ScalarLogpOp(self)(a)
 
 
+class _JointEvidence:
+    """The evidences of several (order, bucket) cells as one function of their concentrations.
+
+    One Op call per gradient instead of one per cell: NUTS evaluates it thousands of times.
+    """
+
+    def __init__(self, evidences: list["_OrderEvidence"]):
+        self.evidences = evidences
+
+    def logp_and_grad(self, a: np.ndarray) -> tuple[float, np.ndarray]:
+        values = [ev.logp_and_grad(float(ai)) for ev, ai in zip(self.evidences, a)]
+        return float(sum(v for v, _ in values)), np.array([g for _, g in values])
+
+    def logp_tensor(self, a):
+        from ._ops import VectorLogpOp
+
+        return VectorLogpOp(self)(a)
+
+
 def dirichlet_multinomial_evidence(counts: np.ndarray, alpha: np.ndarray) -> float:
     """log p(sequence) of a Dirichlet-multinomial with parameters ``alpha``: reference formula.
 
@@ -189,6 +209,13 @@ class DirichletLM(BayesianLM):
         (default ``LogNormal(mu=2, sigma=3)``, weak across five decades).
     entropy_draws : int
         Posterior draws used for the expected (aleatoric) entropy per position.
+    buckets : list of int or "auto"
+        Context-frequency buckets: boundaries on context totals, e.g. ``[3, 5, 20]`` gives
+        each order one concentration for contexts seen 1-2, 3-4, 5-19 and 20+ times
+        (dims ``order``, ``bucket``; the first boundary is at least 3 because a context
+        seen once carries no information about its concentration). ``"auto"`` chooses the boundaries on the validation
+        text among :attr:`BUCKET_CANDIDATES` (without validation text: none). Default
+        ``[]``: one concentration per order.
     Other parameters as :class:`bayeslm.base.BayesianLM`.
 
     Examples
@@ -201,14 +228,27 @@ class DirichletLM(BayesianLM):
 
     family = "dirichlet"
     default_model_config = {"concentration": {"dist": "LogNormal", "kwargs": {"mu": 2.0, "sigma": 3.0}}}
-    model_options = {"entropy_draws": 16}
+    model_options = {"entropy_draws": 16, "buckets": []}
+    #: bucket boundaries tried by ``buckets = "auto"`` (chosen by validation perplexity)
+    BUCKET_CANDIDATES = ([], [3, 5, 10, 20], [3, 5, 10, 30, 100], [3, 4, 6, 10, 20, 50, 200])
 
     def __init__(self, order: int = 3, **kwargs):
         super().__init__(order, **kwargs)
         if int(self.options["entropy_draws"]) < 1:
             raise ConfigError("entropy_draws must be at least 1")
+        buckets = self.options["buckets"]
+        if buckets != "auto":
+            if not isinstance(buckets, (list, tuple)) or not all(isinstance(b, int) and b >= 3 for b in buckets) \
+                    or list(buckets) != sorted(set(buckets)):
+                raise ConfigError(
+                    f"model.buckets must be 'auto' or increasing whole numbers >= 3, got {buckets!r} "
+                    "(a context seen once says nothing about a: its evidence a m / a does not depend on a, "
+                    "so the first bucket must also hold contexts seen twice)"
+                )
+            self.options["buckets"] = [int(b) for b in buckets]
         self.counts_: NgramCounts | None = None
-        self.plugin_: np.ndarray | None = None  # concentrations of the fixed bases, (order,)
+        self.plugin_: np.ndarray | None = None  # modes fixing the bases: (order,) or (order, bucket)
+        self.bucket_selection_: list[dict] | None = None  # validation perplexity of each candidate
         self._model = None
         self._draws_cache = None
 
@@ -219,7 +259,7 @@ class DirichletLM(BayesianLM):
         V1 = self.counts_.vocab_size - 1
         if k == 1:
             return np.full(oc.n_ngrams, 1.0 / V1)
-        backoff = Backoff(self.counts_, plugin, self.vocab_.bos_id)
+        backoff = Backoff(self.counts_, plugin, self.vocab_.bos_id, self.bounds)
         parent = oc.context_parent[oc.ngram_context]
         return backoff.prob(backoff.ancestors(k - 1, parent), oc.ngram_token, k - 1)
 
@@ -246,32 +286,103 @@ class DirichletLM(BayesianLM):
         res = minimize_scalar(lambda t: float(neg(t)[0]), bracket=(best - 0.25, best, best + 0.25))
         return float(np.exp(res.x))
 
-    def _fit_bases(self) -> list[_OrderEvidence]:
+    @property
+    def bounds(self) -> np.ndarray:
+        """Bucket boundaries on context totals (empty: one concentration per order)."""
+        buckets = self.options["buckets"]
+        return np.asarray([] if buckets == "auto" else buckets, dtype=np.int64)
+
+    @property
+    def n_buckets(self) -> int:
+        return self.bounds.size + 1
+
+    def bucket_labels(self) -> list[str]:
+        """Context totals each bucket holds, e.g. ``["1", "2-4", "5+"]``."""
+        edges = [1, *self.bounds.tolist()]
+        labels = [f"{lo}-{hi - 1}" if hi - 1 > lo else f"{lo}" for lo, hi in zip(edges[:-1], edges[1:])]
+        return labels + [f"{edges[-1]}+"]
+
+    def _plugin_matrix(self) -> np.ndarray:
+        return self.plugin_.reshape(self.order, self.n_buckets)
+
+    def _evidences(self, k: int, plugin) -> dict[int, _OrderEvidence]:
+        """Order k's evidence per non-empty bucket, given the bases of ``plugin``."""
+        oc = self.counts_[k]
+        base = self._base_of(k, plugin)
+        bucket = np.searchsorted(self.bounds, oc.context_total, side="right")
+        if self.n_buckets == 1:
+            return {0: _OrderEvidence(oc, base)}
+        out = {}
+        for b in np.unique(bucket):
+            in_b = bucket == b
+            ngram_in_b = in_b[oc.ngram_context]
+            stats = SimpleNamespace(context_total=oc.context_total[in_b], ngram_count=oc.ngram_count[ngram_in_b])
+            out[int(b)] = _OrderEvidence(stats, base[ngram_in_b])
+        return out
+
+    def _fit_bases(self) -> dict[tuple[int, int], _OrderEvidence]:
+        """Modes of every (order, bucket) concentration, bottom up; sets ``plugin_``."""
         prior_logp = self._prior_logp()
-        plugin = np.ones(self.order)
-        evidences = []
+        plugin = np.ones((self.order, self.n_buckets))
+        evidences = {}
         for k in range(1, self.order + 1):
-            ev = _OrderEvidence(self.counts_[k], self._base_of(k, plugin))
-            plugin[k - 1] = self._mode(ev, prior_logp)
-            evidences.append(ev)
-        self.plugin_ = plugin
+            for b, ev in self._evidences(k, plugin).items():
+                plugin[k - 1, b] = self._mode(ev, prior_logp)
+                evidences[(k, b)] = ev
+            empty = [b for b in range(self.n_buckets) if (k, b) not in evidences]
+            if empty:  # no contexts there (e.g. the unigram's lower buckets): never used
+                filled = [b for b in range(self.n_buckets) if (k, b) in evidences]
+                for b in empty:
+                    plugin[k - 1, b] = plugin[k - 1, min(filled, key=lambda f: abs(f - b))]
+        self.plugin_ = plugin[:, 0].copy() if self.n_buckets == 1 else plugin
         return evidences
 
-    def build_model(self, evidences: list[_OrderEvidence] | None = None):
-        """The ``pm.Model`` of all orders (kept as ``.model``)."""
+    def build_model(self, evidences: dict | None = None):
+        """The ``pm.Model`` of all orders (kept as ``.model``).
+
+        ``concentration`` has dim ``order`` (and ``bucket`` with context-frequency buckets);
+        each (order, bucket) with contexts adds its evidence as a Potential. A bucket with no
+        contexts (e.g. the unigram order has one context) keeps its prior.
+        """
         import pymc as pm
 
         if evidences is None:
-            evidences = [
-                _OrderEvidence(self.counts_[k], self._base_of(k, self.plugin_)) for k in range(1, self.order + 1)
-            ]
+            evidences = {(k, b): ev for k in range(1, self.order + 1)
+                         for b, ev in self._evidences(k, self.plugin_).items()}
         coords = {"order": np.arange(1, self.order + 1)}
+        dims: tuple[str, ...] = ("order",)
+        if self.n_buckets > 1:
+            coords["bucket"] = self.bucket_labels()
+            dims = ("order", "bucket")
+        prior = self.model_config["concentration"]
         with pm.Model(coords=coords) as model:
-            a = self.model_config["concentration"].create_variable("concentration", dims="order")
-            for k, ev in enumerate(evidences, start=1):
-                pm.Potential(f"evidence_order_{k}", ev.logp_tensor(a[k - 1]))
+            cells = sorted(evidences)
+            joint = _JointEvidence([evidences[cell] for cell in cells])
+            if self.n_buckets == 1:
+                a = prior.create_variable("concentration", dims=dims)
+                pm.Potential("evidence", joint.logp_tensor(a[[k - 1 for k, _ in cells]]))
+            else:
+                labels = self.bucket_labels()
+                model.add_coord("cell", [f"{k}:{labels[b]}" for k, b in cells])
+                free = prior.create_variable("concentration_cell", dims="cell")
+                pm.Potential("evidence", joint.logp_tensor(free))
+                pm.Deterministic("concentration", free[self._cell_index(cells)], dims=dims)
         self._model = model
         return model
+
+    def _initvals(self, evidences) -> dict:
+        if self.n_buckets == 1:
+            return {"concentration": self.plugin_}
+        return {"concentration_cell": np.array([self.plugin_[k - 1, b] for k, b in sorted(evidences)])}
+
+    def _cell_index(self, cells: list[tuple[int, int]]) -> np.ndarray:
+        """(order, bucket) -> index into the free cells; an empty bucket repeats its nearest neighbour."""
+        index = np.zeros((self.order, self.n_buckets), dtype=np.int64)
+        for k in range(1, self.order + 1):
+            own = [b for kk, b in cells if kk == k]
+            for b in range(self.n_buckets):
+                index[k - 1, b] = cells.index((k, min(own, key=lambda f: abs(f - b))))
+        return index
 
     @property
     def model(self):
@@ -282,24 +393,57 @@ class DirichletLM(BayesianLM):
         return self._model
 
     def order_model(self, k: int):
-        """A ``pm.Model`` of order ``k`` alone (its concentration, prior and evidence)."""
+        """A ``pm.Model`` of order ``k`` alone (its concentration(s), prior and evidence)."""
         import pymc as pm
 
         self._check_fitted("order_model")
-        ev = _OrderEvidence(self.counts_[k], self._base_of(k, self.plugin_))
-        with pm.Model(coords={"order": [k]}) as model:
-            a = self.model_config["concentration"].create_variable("concentration", dims="order")
-            pm.Potential(f"evidence_order_{k}", ev.logp_tensor(a[0]))
+        evidences = self._evidences(k, self.plugin_)
+        coords = {"order": [k]}
+        if self.n_buckets > 1:
+            coords["bucket"] = self.bucket_labels()
+        with pm.Model(coords=coords) as model:
+            dims = ("order", "bucket") if self.n_buckets > 1 else ("order",)
+            a = self.model_config["concentration"].create_variable("concentration", dims=dims)
+            for b, ev in evidences.items():
+                a_b = a[0, b] if self.n_buckets > 1 else a[0]
+                pm.Potential(f"evidence_order_{k}" + (f"_bucket_{b}" if self.n_buckets > 1 else ""), ev.logp_tensor(a_b))
         return model
 
-    def log_evidence(self, k: int, concentration) -> np.ndarray:
-        """log p(order-k data | a_k, fixed base) for concentration value(s) (nats)."""
+    def log_evidence(self, k: int, concentration, bucket: int = 0) -> np.ndarray:
+        """log p(order-k data | a_k, fixed base) for concentration value(s) (nats).
+
+        With context-frequency buckets, the evidence of the contexts in ``bucket``.
+        """
         self._check_fitted("log_evidence")
-        return _OrderEvidence(self.counts_[k], self._base_of(k, self.plugin_)).logp(concentration)
+        evidences = self._evidences(k, self.plugin_)
+        if bucket not in evidences:
+            raise BayesLMError(f"order {k} has no contexts in bucket {bucket}")
+        return evidences[bucket].logp(concentration)
 
     def _fit(self, train: Corpus, valid: Corpus | None, sampler: dict):
         self.counts_ = count(train, self.order, progress=bool(sampler.get("progressbar", True)))
+        if self.options["buckets"] == "auto":
+            self._choose_buckets(valid)
         return self._fit_counts(sampler)
+
+    def _choose_buckets(self, valid: Corpus | None) -> None:
+        """Pick bucket boundaries by validation perplexity at the concentrations' modes."""
+        if valid is None:  # nothing to choose with: one concentration per order, and say so
+            self.options["buckets"] = []
+            self.bucket_selection_ = [{"buckets": [], "valid_perplexity": None,
+                                       "note": "no validation text: one concentration per order"}]
+            return
+        results = []
+        for candidate in self.BUCKET_CANDIDATES:
+            self.options["buckets"] = list(candidate)
+            self._fit_bases()
+            chain, tokens, _, _, _ = self._position_stats(valid)
+            backoff = Backoff(self.counts_, self.plugin_, self.vocab_.bos_id, self.bounds)
+            log_p = np.log(backoff.prob(chain, tokens, self.order))
+            results.append((float(np.exp(-log_p.mean())), list(candidate)))
+        best = min(results)
+        self.options["buckets"] = best[1]
+        self.bucket_selection_ = [{"buckets": b, "valid_perplexity": p} for p, b in results]
 
     def _fit_counts(self, sampler: dict):
         """Fix the bases, then sample every order's concentration in one NUTS run."""
@@ -320,19 +464,33 @@ class DirichletLM(BayesianLM):
                 nuts_sampler=sampler.get("nuts_sampler", "pymc"),
                 progressbar=bool(sampler.get("progressbar", True)),
                 cores=cores,
-                initvals={"concentration": self.plugin_},
+                initvals=self._initvals(evidences),
                 compute_convergence_checks=False,
             )
+        order_dims = ("order", "bucket") if self.n_buckets > 1 else ("order",)
+        coords = {"order": np.arange(1, self.order + 1)}
+        if self.n_buckets > 1:
+            coords["bucket"] = self.bucket_labels()
+        bucket_contexts = np.zeros((self.order, self.n_buckets), dtype=np.int64)
+        singletons = np.zeros(self.order, dtype=np.int64)
+        for (k, b), ev in evidences.items():
+            bucket_contexts[k - 1, b] = int(ev.total_mult.sum())
+            singletons[k - 1] += ev.n_single
         constant = xr.Dataset(
             {
-                "base_concentration": ("order", self.plugin_),
+                "base_concentration": (order_dims, self.plugin_),
                 "contexts": ("order", [oc.n_contexts for oc in self.counts_.orders]),
                 "ngrams": ("order", [oc.n_ngrams for oc in self.counts_.orders]),
-                "singletons": ("order", [ev.n_single for ev in evidences]),
+                "singletons": ("order", singletons),
+                **({"bucket_contexts": (order_dims, bucket_contexts)} if self.n_buckets > 1 else {}),
             },
-            coords={"order": np.arange(1, self.order + 1)},
+            coords=coords,
         )
         add_group(idata, "constant_data", constant)
+        if self.bucket_selection_ is not None:
+            import json
+
+            idata["posterior"].attrs["bucket_selection"] = json.dumps(self.bucket_selection_)
         self._draws_cache = None
         return idata
 
@@ -362,16 +520,23 @@ class DirichletLM(BayesianLM):
 
     # -- draws ---------------------------------------------------------------------------
     def _top_draws(self) -> np.ndarray:
-        """Draws of the highest order's concentration, flattened chain-major: (samples,)."""
+        """Draws of the highest order's concentration(s), flattened chain-major: (samples, bucket)."""
         if self._draws_cache is None:
             post = self.idata["posterior"]["concentration"].sel(order=self.order)
-            self._draws_cache = post.transpose("chain", "draw").values.ravel().astype(float)
+            dims = ("chain", "draw", "bucket") if "bucket" in post.dims else ("chain", "draw")
+            values = post.transpose(*dims).values.astype(float)
+            self._draws_cache = values.reshape(-1, self.n_buckets)
         return self._draws_cache
 
+    def _top_bucket(self, total) -> np.ndarray:
+        """Bucket of the highest order's contexts with these totals (0 also for unseen)."""
+        return np.searchsorted(self.bounds, np.asarray(total), side="right")
+
     def _backoff(self) -> Backoff:
-        key = (id(self.counts_), tuple(self.plugin_))
+        key = (id(self.counts_), self.plugin_.tobytes(), self.bounds.tobytes())
         if getattr(self, "_backoff_key", None) != key:
-            self._backoff_obj, self._backoff_key = Backoff(self.counts_, self.plugin_, self.vocab_.bos_id), key
+            self._backoff_obj = Backoff(self.counts_, self.plugin_, self.vocab_.bos_id, self.bounds)
+            self._backoff_key = key
         return self._backoff_obj
 
     # -- per-position statistics ---------------------------------------------------------
@@ -395,17 +560,18 @@ class DirichletLM(BayesianLM):
 
     def _log_prob_draws(self, corpus: Corpus, chunk: int = 2048) -> Iterator[tuple[slice, np.ndarray]]:
         _, _, c, total, m = self._position_stats(corpus)
-        a = self._top_draws()[:, None]
+        draws, bucket = self._top_draws(), self._top_bucket(total)
         for start in range(0, c.size, chunk):
             sl = slice(start, min(start + chunk, c.size))
+            a = draws[:, bucket[sl]]  # (samples, chunk)
             yield sl, np.log(c[sl] + a * m[sl]) - np.log(total[sl] + a)
 
     def _mixture_weights(self, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """E_a[1 / (C + a)] and E_a[a / (C + a)] per position, over all draws."""
-        a = self._top_draws()
         values, inverse = np.unique(total, return_inverse=True)
-        inv = 1.0 / (values[:, None] + a[None, :])
-        return inv.mean(axis=1)[inverse], (a[None, :] * inv).mean(axis=1)[inverse]
+        a = self._top_draws()[:, self._top_bucket(values)].T  # (distinct totals, samples)
+        inv = 1.0 / (values[:, None] + a)
+        return inv.mean(axis=1)[inverse], (a * inv).mean(axis=1)[inverse]
 
     def predictive_log_prob(self, data) -> np.ndarray:
         """log p(token | context), posterior predictive over the concentration draws, (position,)."""
@@ -416,9 +582,8 @@ class DirichletLM(BayesianLM):
 
     # -- uncertainty of p(. | u) -----------------------------------------------------------
     def _entropy_draws(self) -> np.ndarray:
-        a = self._top_draws()
-        k = min(int(self.options["entropy_draws"]), a.size)
-        return a[np.linspace(0, a.size - 1, k).round().astype(int)]
+        """``entropy_draws`` evenly spaced samples of the top concentration(s): (k, bucket)."""
+        return self._select_draws(int(self.options["entropy_draws"]))
 
     def entropy_split(self, data) -> pd.DataFrame:
         """Predictive entropy per scored position and its split, in nats, in closed form.
@@ -455,13 +620,14 @@ class DirichletLM(BayesianLM):
         """(H[predictive], E[H(p)]) per context, given its deepest seen order and id there."""
         n = self.order
         backoff = self._backoff()
-        a_all = self._top_draws()
-        a_s = self._entropy_draws()
-        S, m = a_s.size, ctx.size
+        draws_all, draws_s = self._top_draws(), self._entropy_draws()
+        S, m = draws_s.shape[0], ctx.size
         V1 = self.counts_.vocab_size - 1
         if n == 1:  # one context: A_w = c_w + a / V'
             c = backoff.unigram_counts[np.arange(self.counts_.vocab_size) != self.vocab_.bos_id].astype(float)
             N = c.sum()
+            b = int(self._top_bucket(N))
+            a_all, a_s = draws_all[:, b], draws_s[:, b]
             p_bar = c * np.mean(1 / (N + a_all)) + np.mean(a_all / (N + a_all)) / V1
             A = c[None, :] + a_s[:, None] / V1
             expected = digamma(N + a_s + 1) - (_g(A)).sum(axis=1) / (N + a_s)
@@ -473,8 +639,10 @@ class DirichletLM(BayesianLM):
         top = depth == n
         C = np.zeros(m)
         C[top] = self.counts_[n].context_total[ctx[top]]
-        inv = 1.0 / (C[:, None] + a_all[None, :])
-        alpha, beta = inv.mean(axis=1), (a_all[None, :] * inv).mean(axis=1)
+        bucket = self._top_bucket(C)
+        a_all, a_s = draws_all[:, bucket].T, draws_s[:, bucket].T  # (context, samples)
+        inv = 1.0 / (C[:, None] + a_all)
+        alpha, beta = inv.mean(axis=1), (a_all * inv).mean(axis=1)
 
         # the base's context: parent of a seen top context, else the deepest seen one
         base_level = np.where(top, n - 1, depth)
@@ -486,7 +654,7 @@ class DirichletLM(BayesianLM):
         for level in np.unique(base_level):
             sel = np.flatnonzero(base_level == level)
             sum_h[sel] = backoff.vocab_sum(_h, level_one_h, int(level), base_ctx[sel], beta[sel])
-            x = np.repeat(a_s[None, :], sel.size, axis=0).ravel()
+            x = a_s[sel].ravel()
             sum_g[sel] = backoff.vocab_sum(_g, level_one_g, int(level), np.repeat(base_ctx[sel], S), x).reshape(sel.size, S)
 
         # tokens seen after a seen top context: replace their base-only terms
@@ -497,11 +665,11 @@ class DirichletLM(BayesianLM):
             mw = backoff.prob(parent_chain, tokens, n - 1)
             r = rows_top[rows]
             sum_h += np.bincount(r, weights=_h(c * alpha[r] + mw * beta[r]) - _h(mw * beta[r]), minlength=m)
-            am = a_s[None, :] * mw[:, None]
+            am = a_s[r] * mw[:, None]
             delta = _g(c[:, None] + am) - _g(am)
             for s in range(S):
                 sum_g[:, s] += np.bincount(r, weights=delta[:, s], minlength=m)
-        A = C[:, None] + a_s[None, :]
+        A = C[:, None] + a_s
         expected = digamma(A + 1) - sum_g / A
         return sum_h, expected.mean(axis=1)
 
@@ -539,7 +707,8 @@ class DirichletLM(BayesianLM):
         dense_c = np.zeros_like(base)
         dense_c[rows, tokens] = c
         total = dense_c.sum(axis=1)
-        return (dense_c[None] + a[:, None, None] * base[None]) / (total[None, :, None] + a[:, None, None])
+        a = a[:, self._top_bucket(total)][:, :, None]  # (draw, context, 1)
+        return (dense_c[None] + a * base[None]) / (total[None, :, None] + a)
 
     def predictive_probs(self, contexts) -> np.ndarray:
         """Posterior-predictive p(w | u) over all draws, shape (context, token); rows sum to 1."""
@@ -590,7 +759,7 @@ class DirichletLM(BayesianLM):
         self._check_fitted("sample_sentences")
         rng = np.random.default_rng(random_seed)
         draws = self._top_draws()
-        a = draws[rng.integers(draws.size) if draw is None else int(draw)]
+        a = draws[rng.integers(draws.shape[0]) if draw is None else int(draw)]  # (bucket,)
         n, bos, eos = self.order, self.vocab_.bos_id, self.vocab_.eos_id
         history = np.full((n_sentences, max(n - 1, 0)), bos, dtype=np.int64)
         backoff = self._backoff()
@@ -600,7 +769,8 @@ class DirichletLM(BayesianLM):
             if active.size == 0:
                 break
             chain = self.counts_.context_ids(history[active]) if n > 1 else [np.zeros(active.size, np.int64)]
-            nxt = backoff.sample(chain, n, rng, top=np.full(active.size, a))
+            top_total = np.where(chain[n - 1] >= 0, self.counts_[n].context_total[np.maximum(chain[n - 1], 0)], 0)
+            nxt = backoff.sample(chain, n, rng, top=a[self._top_bucket(top_total)])
             tokens[active, t] = nxt
             if n > 1:
                 history[active] = np.concatenate([history[active, 1:], nxt[:, None]], axis=1)
@@ -610,12 +780,13 @@ class DirichletLM(BayesianLM):
         return Corpus(tokens[keep].astype(np.int32), np.concatenate([[0], np.cumsum(lengths)]), self.vocab_, self.tokenizer)
 
     def _select_draws(self, draws) -> np.ndarray:
+        """Top-order concentration samples (rows) per bucket (columns)."""
         a = self._top_draws()
         if draws is None:
             return a
         if np.isscalar(draws):
-            k = min(int(draws), a.size)
-            return a[np.linspace(0, a.size - 1, k).round().astype(int)]
+            k = min(int(draws), a.shape[0])
+            return a[np.linspace(0, a.shape[0] - 1, k).round().astype(int)]
         return a[np.asarray(draws, dtype=int)]
 
     def dirichlet_parameters(self, contexts, draws=None) -> np.ndarray:
@@ -627,7 +798,8 @@ class DirichletLM(BayesianLM):
         chain = self._context_chain(contexts)
         a = self._select_draws(draws)
         _, total = self._backoff().level_stats(self.order, chain[self.order - 1], np.zeros(chain[0].size, np.int64))
-        return self.next_token_probs(contexts, draws) * (total[None, :, None] + a[:, None, None])
+        a = a[:, self._top_bucket(total)]  # (draw, context)
+        return self.next_token_probs(contexts, draws) * (total[None, :] + a)[:, :, None]
 
     # -- estimates of one probability --------------------------------------------------------
     def _context_ids(self, context) -> np.ndarray:
