@@ -276,10 +276,14 @@ class BayesianLM:
         start = time.perf_counter()
         train = self._prepare_training(corpus)
         valid_enc = None
-        if valid is not None:
-            self.is_fitted_ = True  # vocabulary is known: encoding works
-            valid_enc = self.encode(valid)
-        idata = self._fit(train, valid_enc, sampler)
+        try:
+            if valid is not None:
+                self.is_fitted_ = True  # the vocabulary is known: encoding works
+                valid_enc = self.encode(valid)
+            idata = self._fit(train, valid_enc, sampler)
+        except BaseException:
+            self.is_fitted_ = False
+            raise
         self.fit_seconds_ = time.perf_counter() - start
         self.idata = idata
         self.is_fitted_ = True

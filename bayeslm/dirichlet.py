@@ -690,9 +690,10 @@ class DirichletLM(BayesianLM):
         ----------
         contexts : int array, shape (m, order - 1)
             Token ids of each context, oldest first (pad with ``<s>`` at sentence start).
-        draws : int or array of int, optional
-            Which flattened (chain-major) posterior samples; an int takes that many evenly
-            spaced ones. Default: all.
+        draws : int or sequence of int, optional
+            An int is a *count*: that many evenly spaced samples (``draws=1`` is sample 0).
+            A sequence gives sample *indices* into the flattened (chain-major) samples
+            (``draws=[7]`` is sample 7). Default: all samples.
         """
         self._check_fitted("next_token_probs")
         chain = self._context_chain(contexts)
@@ -804,7 +805,13 @@ class DirichletLM(BayesianLM):
     # -- estimates of one probability --------------------------------------------------------
     def _context_ids(self, context) -> np.ndarray:
         """Token ids of a context (text or tokens) as shape (1, order - 1), left-padded with <s>."""
-        tokens = self.tokenizer.tokenize(context) if isinstance(context, str) else list(context)
+        if isinstance(context, str):  # a literal <s> marks the sentence start; the rest is text
+            parts = context.split("<s>")
+            tokens = self.tokenizer.tokenize(parts[0])
+            for part in parts[1:]:
+                tokens += ["<s>", *self.tokenizer.tokenize(part)]
+        else:
+            tokens = list(context)
         ids = [self.vocab_.bos_id if t == "<s>" else self.vocab_.id(t) for t in tokens]
         need = self.order - 1
         padded = [self.vocab_.bos_id] * need + ids
@@ -863,15 +870,18 @@ class DirichletLM(BayesianLM):
             if add_k < 1:
                 raise BayesLMError(f"a symmetric Dirichlet({add_k}) prior has no interior mode: add_k must be >= 1")
             return (c + add_k - 1) / (total + V1 * (add_k - 1))
-        A = self.dirichlet_parameters(ctx, draws=1)[0, 0]
-        A = np.delete(A, self.vocab_.bos_id)
+        # A at the draw whose concentration is closest to its posterior mean
+        a = self._top_draws()[:, self._top_bucket(total)]
+        draw = int(np.argmin(np.abs(a - a.mean())))
+        A_full = self.dirichlet_parameters(ctx, draws=[draw])[0, 0]
+        A = np.delete(A_full, self.vocab_.bos_id)
         below = int((A <= 1).sum())
         if below:
             raise BayesLMError(
                 f"the posterior Dirichlet has no interior mode: {below} of {A.size} parameters are <= 1 "
                 "(the density grows toward the simplex edges); use kind='mean'"
             )
-        return (float(self.dirichlet_parameters(ctx, draws=1)[0, 0, w]) - 1) / (A.sum() - A.size)
+        return (float(A_full[w]) - 1) / (A.sum() - A.size)
 
     # -- files -----------------------------------------------------------------------------
     def _family_arrays(self) -> dict[str, np.ndarray]:

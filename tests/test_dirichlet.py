@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from scipy.special import digamma, entr, gammaln
 
-from bayeslm import Corpus, DirichletLM, Prior, count
+from bayeslm import Corpus, DirichletLM, Prior, WhitespaceTokenizer, count
 from bayeslm.dirichlet import _OrderEvidence, dirichlet_multinomial_evidence
-from bayeslm.exceptions import BayesLMError, ConfigError
+from bayeslm.exceptions import BayesLMError, ConfigError, NotFittedError
 from bayeslm.vocab import Vocabulary
 
 UNK, BOS, EOS = 0, 1, 2
@@ -298,8 +298,9 @@ def test_estimate_errors(lm3, ref3):
 
 
 def test_estimate_map_of_fitted_dirichlet(lm3, ref3):
-    """Without add_k: the mode (A_w - 1) / (A - V') of Dirichlet(A) at the first draw, if it exists."""
-    a0 = top_draws(lm3)[:1]
+    """Without add_k: the mode (A_w - 1) / (A - V') of Dirichlet(A), a at the draw nearest its mean."""
+    draws = top_draws(lm3)
+    a0 = draws[np.argmin(np.abs(draws - draws.mean()))][None]
     V1 = len(lm3.vocab_) - 1
     checked = 0
     for u in contexts_to_check(ref3)[:12]:
@@ -561,10 +562,11 @@ def test_recovers_unigram_concentration():
     V1 = len(lm.vocab_) - 1
     c = np.bincount(lm.encode(corpus).ids, minlength=len(lm.vocab_)).astype(float)
     c[EOS] = corpus.n_sentences
-    A = np.delete(c + draws[0] / V1, BOS)
+    a_mid = draws[np.argmin(np.abs(draws - draws.mean()))]  # the draw estimate() uses
+    A = np.delete(c + a_mid / V1, BOS)
     assert np.all(A > 1)
     w = lm.vocab_.index["w00"]
-    expected = (c[w] + draws[0] / V1 - 1) / (A.sum() - V1)
+    expected = (c[w] + a_mid / V1 - 1) / (A.sum() - V1)
     assert lm.estimate("w00", kind="map") == pytest.approx(expected, rel=1e-10)
 
 
@@ -673,3 +675,20 @@ def test_context_errors(lm3):
         lm3.next_token_probs(np.zeros((1, 1), dtype=int))
     with pytest.raises(BayesLMError, match="outside"):
         lm3.next_token_probs(np.array([[0, len(lm3.vocab_)]]))
+
+
+def test_string_context_reads_literal_sentence_start(lm3):
+    """'<s>' in a text context is the sentence start, not the characters <, s, >."""
+    as_text = lm3.prob(lm3.vocab_.tokens[3], "<s>")["mean"]
+    as_tokens = lm3.prob(lm3.vocab_.tokens[3], ["<s>"])["mean"]
+    assert as_text == pytest.approx(as_tokens, rel=1e-12)
+
+
+def test_failed_fit_leaves_the_model_unfitted():
+    train = Corpus.from_texts(["a b c", "a b b", "c a b"], tokenizer=WhitespaceTokenizer())
+    lm = DirichletLM(order=2, tokenizer="whitespace", sampler_config={"nuts_sampler": "no-such-sampler"})
+    with pytest.raises(Exception):
+        lm.fit(train, valid=train, draws=10, tune=10, progressbar=False)
+    assert not lm.is_fitted_
+    with pytest.raises(NotFittedError):
+        lm.evaluate(train)
