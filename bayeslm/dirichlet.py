@@ -163,9 +163,9 @@ class _OrderEvidence:
         functions evaluate these few hundred thousand terms faster than the compiled
         elementwise graph, and NUTS spends nearly all its time here.
         """
-        from ._ops import ScalarLogpOp
+        import pytensor.tensor as pt
 
-        return ScalarLogpOp(self)(a)
+        return _JointEvidence([self]).logp_tensor(pt.stack([a]))
 
 
 class _JointEvidence:
