@@ -29,6 +29,7 @@ from .exceptions import (
     VocabularyMismatchError,
 )
 from .priors import Prior
+from .report import Report, report  # report.py imports matplotlib / ArviZ only when it draws
 from .tokenize import BPETokenizer, CharTokenizer, WhitespaceTokenizer, WordTokenizer, make_tokenizer
 from .vocab import Vocabulary
 
@@ -48,6 +49,7 @@ __all__ = [
     "NgramCounts",
     "NotFittedError",
     "Prior",
+    "Report",
     "VocabularyMismatchError",
     "Vocabulary",
     "WhitespaceTokenizer",
@@ -62,6 +64,7 @@ __all__ = [
     "make_tokenizer",
     "perplexity",
     "predictive_log_prob",
+    "report",
     "to_bits",
     "to_nats",
 ]

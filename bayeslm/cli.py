@@ -182,6 +182,27 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    import time
+
+    from .base import load
+    from .report import output_paths, report
+
+    start = time.perf_counter()
+    html_path, json_path = output_paths(args.out)  # fail before any work
+    model = load(args.model)
+    test = _read(model, args.test, train=True)  # the text's own vocabulary: the page shows OOV words as written
+    train = _read(model, args.train, train=True) if args.train else None
+    others = [load(path) for path in args.compare or []]
+    labels = [Path(path).name or str(path) for path in [args.model, *(args.compare or [])]]
+    result = report(model, test, compare=others, labels=labels, train=train, replicates=args.replicates,
+                    hdi_prob=args.hdi_prob, random_seed=args.seed, passage_tokens=args.passage_tokens)
+    result.write(html_path)
+    print(result)
+    print(f"wrote {html_path} and {json_path} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def cmd_models(args) -> int:
     from .config import list_configs
 
@@ -253,6 +274,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-color", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("report", help="HTML page and JSON of diagnostics, predictive checks, entropy and comparison")
+    p.add_argument("model", help="model directory")
+    p.add_argument("--test", nargs="+", required=True, metavar="PATH", help="held-out text")
+    p.add_argument("--out", required=True, metavar="FILE.html", help="the page; the JSON goes beside it (same stem, .json)")
+    p.add_argument("--compare", nargs="+", metavar="DIR", help="other model directories, ranked on the same tokens")
+    p.add_argument("--train", nargs="+", metavar="PATH",
+                   help="training text: posterior predictive checks against it (default: against the held-out text)")
+    p.add_argument("--replicates", type=int, default=20, help="replicate corpora for the predictive checks")
+    p.add_argument("--hdi-prob", type=float, default=0.94)
+    p.add_argument("--seed", type=int, default=0, help="seed of the replicate corpora")
+    p.add_argument("--passage-tokens", type=int, default=60, help="positions shown along the passage plot")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("models", help="list the named configurations")
     p.set_defaults(func=cmd_models)

@@ -133,6 +133,8 @@ class _OrderEvidence:
         """
         if self._last is not None and self._last[0] == a:
             return self._last[1]
+        if not (a > 0 and np.isfinite(a)):  # outside the support: reject the proposal
+            return -np.inf, 0.0
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             result = self._logp_and_grad(a)
         if not (np.isfinite(result[0]) and np.isfinite(result[1])):
@@ -620,14 +622,14 @@ class DirichletLM(BayesianLM):
         """(H[predictive], E[H(p)]) per context, given its deepest seen order and id there."""
         n = self.order
         backoff = self._backoff()
-        draws_all, draws_s = self._top_draws(), self._entropy_draws()
+        draws_s = self._entropy_draws()
         S, m = draws_s.shape[0], ctx.size
         V1 = self.counts_.vocab_size - 1
         if n == 1:  # one context: A_w = c_w + a / V'
             c = backoff.unigram_counts[np.arange(self.counts_.vocab_size) != self.vocab_.bos_id].astype(float)
             N = c.sum()
             b = int(self._top_bucket(N))
-            a_all, a_s = draws_all[:, b], draws_s[:, b]
+            a_all, a_s = self._top_draws()[:, b], draws_s[:, b]
             p_bar = c * np.mean(1 / (N + a_all)) + np.mean(a_all / (N + a_all)) / V1
             A = c[None, :] + a_s[:, None] / V1
             expected = digamma(N + a_s + 1) - (_g(A)).sum(axis=1) / (N + a_s)
@@ -639,10 +641,8 @@ class DirichletLM(BayesianLM):
         top = depth == n
         C = np.zeros(m)
         C[top] = self.counts_[n].context_total[ctx[top]]
-        bucket = self._top_bucket(C)
-        a_all, a_s = draws_all[:, bucket].T, draws_s[:, bucket].T  # (context, samples)
-        inv = 1.0 / (C[:, None] + a_all)
-        alpha, beta = inv.mean(axis=1), (a_all * inv).mean(axis=1)
+        alpha, beta = self._mixture_weights(C)  # over all draws, grouped by distinct totals
+        a_s = draws_s[:, self._top_bucket(C)].T  # (context, entropy draws)
 
         # the base's context: parent of a seen top context, else the deepest seen one
         base_level = np.where(top, n - 1, depth)
