@@ -271,6 +271,95 @@ def _from_grams(grams: list[tuple[np.ndarray, np.ndarray]], vocab_size: int) -> 
     return NgramCounts(orders, V)
 
 
+_PACK_BITS = 62  # orders with V ** k below 2 ** _PACK_BITS are sorted on packed token keys
+
+
+def _sorted_runs(sorted_values: np.ndarray) -> np.ndarray:
+    """Boolean mask of the first element of every run of equal values."""
+    first = np.empty(sorted_values.size, dtype=bool)
+    first[:1] = True
+    np.not_equal(sorted_values[1:], sorted_values[:-1], out=first[1:])
+    return first
+
+
+def _runs_of_order(stream: np.ndarray, targets: np.ndarray, tokens: np.ndarray, k: int, V: int):
+    """Sort the events of order k by (newest context token, ..., oldest, token) packed in int64.
+
+    That is the order of the hierarchical keys (a context's id is its rank, and contexts
+    sort by parent first), so runs of equal keys are the n-grams and runs of equal
+    ``key // V`` the contexts. Returns, per event, its context and n-gram ids, and for
+    every context and n-gram the index of one of its events.
+    """
+    key = stream[targets - 1].astype(np.int64)
+    for j in range(2, k):
+        key = key * V + stream[targets - j]
+    key = key * V + tokens
+    perm = np.argsort(key)
+    key = key[perm]
+    new_ngram = _sorted_runs(key)
+    new_context = _sorted_runs(key // V)
+    n = key.size
+    event_ctx, event_ngram = np.empty(n, np.int64), np.empty(n, np.int64)
+    event_ctx[perm] = np.cumsum(new_context) - 1
+    event_ngram[perm] = np.cumsum(new_ngram) - 1
+    starts = np.flatnonzero(new_ngram)
+    return {
+        "event_ctx": event_ctx,
+        "event_ngram": event_ngram,
+        "context_first": perm[new_context],
+        "ngram_first": perm[starts],
+        "ngram_count": np.diff(np.append(starts, n)).astype(np.int64),
+    }
+
+
+def _count_events(stream: np.ndarray, targets: np.ndarray, order: int, V: int, steps) -> NgramCounts:
+    """Counts of aligned events: position ``t`` is one event of every order.
+
+    Each order is one sort (:func:`_runs_of_order`); orders whose packed keys fit in int64
+    are sorted in parallel threads (numpy releases the GIL while sorting). Each event's
+    context id at order k - 1 is its context's parent at order k, and each new n-gram of
+    order k + 1 names one distinct left extension of its event's order-k n-gram (the
+    continuation counts), so no lookups are needed. Orders too long to pack (V ** k >=
+    2 ** 62) fall back to sorting hierarchical keys one order after the other.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    tokens = stream[targets].astype(np.int64)
+    n = tokens.size
+    packable = [k for k in range(2, order + 1) if k * np.log2(max(V, 2)) < _PACK_BITS]
+    with ThreadPoolExecutor(max_workers=min(2, max(1, len(packable)))) as pool:
+        runs = {k: pool.submit(_runs_of_order, stream, targets, tokens, k, V) for k in packable}
+        runs = {k: f.result() for k, f in runs.items()}
+    orders: list[OrderCounts] = []
+    event_ctx = np.zeros(n, dtype=np.int64)
+    event_ngram = None
+    for k in steps:
+        if k == 1:
+            present = np.bincount(tokens, minlength=V)
+            ngram_key = np.flatnonzero(present).astype(np.int64)  # context 0: key = token
+            orders.append(OrderCounts(1, V, np.zeros(1, np.int64), ngram_key, present[ngram_key].astype(np.int64)))
+            event_ngram = (np.cumsum(present > 0) - 1)[tokens]
+            continue
+        oldest = stream[targets - (k - 1)].astype(np.int64)
+        if k in runs:
+            r = runs.pop(k)
+            first = r["context_first"]
+            context_key = event_ctx[first] * V + oldest[first]  # parent id * V + oldest token
+            next_ctx, next_ngram, first_events = r["event_ctx"], r["event_ngram"], r["ngram_first"]
+            ngram_key = next_ctx[first_events] * V + tokens[first_events]
+            ngram_count = r["ngram_count"]
+        else:
+            context_key, next_ctx = np.unique(event_ctx * V + oldest, return_inverse=True)
+            ngram_key, first_events, next_ngram, ngram_count = np.unique(
+                next_ctx * V + tokens, return_index=True, return_inverse=True, return_counts=True)
+        low = orders[-1]
+        low.continuation = np.bincount(event_ngram[first_events], minlength=low.n_ngrams).astype(np.int64)
+        orders.append(OrderCounts(k, V, context_key.astype(np.int64), ngram_key.astype(np.int64),
+                                  ngram_count.astype(np.int64)))
+        event_ctx, event_ngram = next_ctx, next_ngram
+    return NgramCounts(orders, V)
+
+
 def count(corpus, order: int, progress: bool = False) -> NgramCounts:
     """Sparse n-gram counts of orders ``1..order`` of a corpus.
 
@@ -288,14 +377,9 @@ def count(corpus, order: int, progress: bool = False) -> NgramCounts:
     if corpus.n_tokens == 0:
         raise CorpusError("cannot count an empty corpus")
     stream, targets = corpus.padded(order)
-    grams = []
     steps = range(1, order + 1)
     if progress:
         from tqdm.auto import tqdm
 
         steps = tqdm(steps, desc="counting n-grams", unit="order", leave=False)
-    weights = np.ones(targets.size, dtype=np.int64)
-    for k in steps:
-        cols = np.stack([stream[targets - (k - 1) + j] for j in range(k)], axis=1)
-        grams.append((cols, weights))
-    return _from_grams(grams, len(corpus.vocab))
+    return _count_events(stream, targets, order, len(corpus.vocab), steps)

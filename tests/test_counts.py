@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from bayeslm.corpus import Corpus
+from bayeslm.tokenize import WhitespaceTokenizer
 from bayeslm.counts import NgramCounts, count
 from bayeslm.exceptions import CorpusError, ModelFileError
 from bayeslm.vocab import Vocabulary
@@ -315,3 +316,20 @@ def test_small_example_by_hand():
     assert as_dict(counts, 2) == {(s, a): 2, (a, b): 1, (b, e): 1, (a, e): 1}
     cont = {tuple(int(x) for x in r): int(v) for r, v in zip(counts.ngram_tokens(1), counts[1].continuation)}
     assert cont == {(a,): 1, (b,): 1, (e,): 2}
+
+
+def test_unpackable_orders_fall_back_to_hierarchical_sorting(monkeypatch):
+    """Orders whose packed keys would overflow int64 take the two-sort path: same counts."""
+    import bayeslm.counts as counts_module
+
+    rng = np.random.default_rng(5)
+    lines = [" ".join(f"t{int(x)}" for x in rng.integers(0, 12, rng.integers(1, 9))) for _ in range(150)]
+    corpus = Corpus.from_texts(lines, tokenizer=WhitespaceTokenizer())
+    packed = counts_module.count(corpus, 4)
+    monkeypatch.setattr(counts_module, "_PACK_BITS", 0)
+    fallback = counts_module.count(corpus, 4)
+    for k in range(1, 5):
+        for name in ("context_key", "ngram_key", "ngram_count"):
+            np.testing.assert_array_equal(getattr(packed[k], name), getattr(fallback[k], name))
+        if k < 4:
+            np.testing.assert_array_equal(packed[k].continuation, fallback[k].continuation)
