@@ -1,4 +1,4 @@
-"""The ``bayeslm`` command line: fit, evaluate, score, tokenize, demo, models.
+"""The ``bayeslm`` command line: fit, evaluate, score, tokenize, demo, generate, export, models.
 
 Every error caused by the input is printed as one line ``bayeslm: error: ...`` with exit
 status 2 and no traceback; nothing is written half-way (model directories are written
@@ -196,10 +196,23 @@ def cmd_report(args) -> int:
     others = [load(path) for path in args.compare or []]
     labels = [Path(path).name or str(path) for path in [args.model, *(args.compare or [])]]
     result = report(model, test, compare=others, labels=labels, train=train, replicates=args.replicates,
-                    hdi_prob=args.hdi_prob, random_seed=args.seed, passage_tokens=args.passage_tokens)
+                    hdi_prob=args.hdi_prob, random_seed=args.seed, passage_tokens=args.passage_tokens,
+                    prompts=args.prompt or ())
     result.write(html_path)
     print(result)
     print(f"wrote {html_path} and {json_path} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .arpa import write_arpa
+    from .base import load
+
+    model = load(args.model)
+    sizes = write_arpa(model, Path(args.arpa), sample=args.sample)
+    what = "posterior-predictive (mean) model" if args.sample is None else f"retained sample {args.sample}"
+    print(f"wrote {args.arpa}: {model.family} order {model.order}, {what}; n-grams "
+          + ", ".join(f"{k}: {v}" for k, v in sizes.items()))
     return 0
 
 
@@ -286,7 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hdi-prob", type=float, default=0.94)
     p.add_argument("--seed", type=int, default=0, help="seed of the replicate corpora")
     p.add_argument("--passage-tokens", type=int, default=60, help="positions shown along the passage plot")
+    p.add_argument("--prompt", action="append", metavar="TEXT", help="add sampled continuations of TEXT (repeatable)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("export", help="write an n-gram model as an ARPA back-off file (KenLM, SRILM)")
+    p.add_argument("model", help="model directory (dirichlet or pitman-yor)")
+    p.add_argument("--arpa", required=True, metavar="FILE", help="ARPA file to write")
+    p.add_argument("--sample", type=int, default=None, metavar="I",
+                   help="pitman-yor: export retained posterior sample I exactly (default: the mean model)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("models", help="list the named configurations")
     p.set_defaults(func=cmd_models)

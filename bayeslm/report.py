@@ -565,6 +565,9 @@ def report(
     random_seed: int | None = 0,
     passage_tokens: int = 60,
     top_k: int = 20,
+    prompts: Sequence[str] = (),
+    continuations: int = 3,
+    max_tokens: int = 30,
 ) -> Report:
     """Diagnostics, posterior predictive checks, entropy and comparison of a fitted model.
 
@@ -594,6 +597,10 @@ def report(
         Scored positions shown along the passage plot (from the start of the text).
     top_k : int
         Rows of the most-surprising-token and most-uncertain-context tables.
+    prompts : sequence of str
+        Prompts to continue in the "Sampled continuations" section (each with
+        ``continuations`` samples of up to ``max_tokens`` tokens, one posterior draw held per
+        continuation, seeded by ``random_seed``); none by default.
 
     Returns
     -------
@@ -645,6 +652,13 @@ def report(
     t0 = time.perf_counter()
     comparison = _comparison(models, labels, raw, enc, arrays, hdi_prob)
     timing["comparison"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sampled = [
+        {"prompt": prompt, "continuations": [c.to_dict() for c in model.generate(
+            prompt, n=int(continuations), max_tokens=int(max_tokens), random_seed=random_seed)]}
+        for prompt in prompts
+    ]
+    timing["continuations"] = time.perf_counter() - t0
     timing["total"] = time.perf_counter() - start
 
     data = {
@@ -667,6 +681,7 @@ def report(
         "ppc": ppc,
         "entropy": entropy,
         "comparison": comparison,
+        "continuations": sampled,
         "timing_seconds": timing,
     }
     return Report(data=_jsonable(data), idata=model.idata)
@@ -751,6 +766,8 @@ figcaption{font-size:.88em;color:#4a5563;max-width:900px}.note{background:#fff6d
 code{font-size:.85em;word-break:break-all}nav a{margin-right:1em}.oov{color:#b42318;font-size:.8em}
 .passage{line-height:2.1;font-size:.95em}.passage span{padding:1px 2px;border-radius:3px}
 footer{margin-top:3em;color:#6b7480;font-size:.85em}
+ol.continuations li{margin:.5em 0;line-height:2}.tok{padding:1px 3px;border-radius:3px;border:1px solid #eef0f3}
+.prompt{color:#5a6472;font-style:italic}
 """
 
 
@@ -1030,6 +1047,46 @@ def _summary_cards(d: dict) -> str:
     )
 
 
+_SHADES = ("#ffffff", "#fde0dc", "#f9bdbb", "#f69988", "#f36c60", "#e84e40")  # white .. red
+
+
+def _section_continuations(d: dict) -> str:
+    """Sampled continuations, each token shaded by its mutual information (hover: details)."""
+    groups = d.get("continuations") or []
+    if not groups:
+        return ""
+    parts = ['<section id="continuations"><h2>Sampled continuations</h2>',
+             "<p>Each continuation holds one posterior draw for its whole length, so their spread "
+             "shows the model's epistemic uncertainty. A token's shade is its mutual information "
+             "(epistemic entropy) relative to the flag threshold; underlined tokens are above it. "
+             "Hover a token for its probabilities, entropy split and the top alternatives.</p>"]
+    for group in groups:
+        parts.append(f"<h3>Prompt: <q>{_e(group['prompt'])}</q></h3><ol class=\"continuations\">")
+        for c in group["continuations"]:
+            threshold = c["mi_threshold_bits"]
+            scale = threshold if threshold and np.isfinite(threshold) and threshold > 0 else 1.0
+            spans = []
+            for t in c["tokens"]:
+                if t["token"] == "</s>":
+                    continue
+                level = min(max(t["epistemic_bits"], 0.0) / scale, 1.0)
+                shade = _SHADES[int(round(level * (len(_SHADES) - 1)))]
+                top = ", ".join(f"{alt['token']} {alt['prob']:.3f}" for alt in t["top"])
+                tip = (f"p(draw) {t['prob_draw']:.4f}; p(predictive) {t['prob_predictive']:.4f}; "
+                       f"entropy {t['entropy_bits']:.2f} bits = aleatoric {t['aleatoric_bits']:.2f} + "
+                       f"epistemic {t['epistemic_bits']:.3f}; top: {top}")
+                style = f"background:{shade}" + (";text-decoration:underline" if t["flagged"] else "")
+                spans.append(f'<span class="tok" style="{style}" title="{_e(tip)}">{_e(t["token"])}</span>')
+            summary = (f"draw {c['draw']}, log p {c['log_prob_nats']:.2f} nats, mean entropy "
+                       f"{c['mean_entropy_bits']:.2f} bits, mean MI {c['mean_epistemic_bits']:.3f} bits, "
+                       f"{c['flagged_tokens']} flagged ({_e(c['stop_reason'])})")
+            parts.append(f"<li><span class=\"prompt\">{_e(group['prompt'])}</span> {' '.join(spans)}"
+                         f"<div class=\"sub\">{_e(summary)}</div></li>")
+        parts.append("</ol>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
 def _render_html(rep: Report) -> str:
     d = rep.data
     card = d["model"]
@@ -1039,13 +1096,15 @@ def _render_html(rep: Report) -> str:
         f'<p class="sub">{_e(d["label"])} &middot; held-out text: {_e(", ".join(d["test"]["sources"]))} &middot; '
         f"generated {_e(d['created_at'])}</p>",
         '<nav><a href="#card">Model card</a><a href="#diagnostics">Diagnostics</a><a href="#ppc">Predictive checks</a>'
-        '<a href="#entropy">Entropy</a><a href="#comparison">Comparison</a></nav>',
+        '<a href="#entropy">Entropy</a><a href="#comparison">Comparison</a>'
+        + ('<a href="#continuations">Continuations</a>' if d.get("continuations") else "") + "</nav>",
         _summary_cards(d),
         _section_card(d),
         _section_diagnostics(rep),
         _section_ppc(rep),
         _section_entropy(rep),
         _section_comparison(rep),
+        _section_continuations(d),
         f"<footer>Written by bayeslm {_e(card['versions']['bayeslm'])} (schema {_e(d['schema'])}); every number on this "
         "page is in the JSON file beside it. Units: bits unless marked nats.</footer>",
     ]

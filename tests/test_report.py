@@ -75,7 +75,8 @@ def lm2():
 
 @pytest.fixture(scope="module")
 def rep(lm3, lm2, test_corpus):
-    return report(lm3, test_corpus, compare=[lm2], labels=["tri", "bi"], replicates=20, random_seed=3, passage_tokens=30)
+    return report(lm3, test_corpus, compare=[lm2], labels=["tri", "bi"], replicates=20, random_seed=3, passage_tokens=30,
+                  prompts=[f"w1 {SCRIPT}", ""], continuations=3, max_tokens=12)
 
 
 @pytest.fixture(scope="module")
@@ -496,3 +497,20 @@ def test_page_in_headless_browser(written, tmp_path):
         assert im.size == (1200, 3000)
         colours = im.convert("RGB").getcolors(maxcolors=1 << 20)
         assert colours is None or len(colours) > 50  # not blank
+
+
+def test_continuations_section(rep, data, lm3):
+    """Sampled continuations: the same figures as model.generate, shaded spans with hover details."""
+    groups = data["continuations"]
+    assert [g["prompt"] for g in groups] == [f"w1 {SCRIPT}", ""]
+    expected = lm3.generate(f"w1 {SCRIPT}", n=3, max_tokens=12, random_seed=3)
+    got = groups[0]["continuations"]
+    assert [c["text"] for c in got] == [c.text for c in expected]
+    for c, e in zip(got, expected):
+        assert [t["epistemic_bits"] for t in c["tokens"]] == pytest.approx([t.epistemic_bits for t in e.tokens])
+        assert c["log_prob_nats"] == pytest.approx(e.log_prob_nats)
+    page = rep.render_html()
+    shown = sum(1 for g in groups for c in g["continuations"] for t in c["tokens"] if t["token"] != "</s>")
+    assert page.count('<span class="tok"') == shown
+    assert 'id="continuations"' in page and "p(predictive)" in page
+    assert SCRIPT not in page  # the prompt (and any generated script token) appear escaped
