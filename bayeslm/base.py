@@ -215,8 +215,7 @@ class BayesianLM:
     @property
     def id(self) -> str:
         """Short sha256 of configuration, format version and model type."""
-        text = json.dumps([self.get_config(), FORMAT_VERSION, self.family], sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return _config_id(self.get_config(), self.family)
 
     def _check_fitted(self, what: str = "this method") -> None:
         if not self.is_fitted_:
@@ -543,7 +542,7 @@ class BayesianLM:
         except (KeyError, json.JSONDecodeError, OSError, ConfigError) as err:
             raise ModelFileError(f"{path}: missing or corrupt configuration ({err})") from None
         model = target.from_config(config, tokenizer=tokenizer)
-        if attrs.get("id") != model.id:
+        if attrs.get("id") != _config_id(config, model_type):  # the stored config, before new defaults
             raise DifferentModelError(f"{path}: the model id does not match its configuration (file altered?)")
         model.vocab_ = Vocabulary.load(path / "vocab.json")
         if attrs.get("vocab_fingerprint") != model.vocab_.fingerprint:
@@ -588,6 +587,11 @@ class BayesianLM:
     def __repr__(self) -> str:
         state = f"vocab={len(self.vocab_)}" if self.is_fitted_ else "not fitted"
         return f"{type(self).__name__}(order={self.order}, {state})"
+
+
+def _config_id(config: dict, family: str) -> str:
+    text = json.dumps([config, FORMAT_VERSION, family], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def load(path: str | Path) -> BayesianLM:

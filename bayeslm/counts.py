@@ -29,12 +29,20 @@ from .exceptions import CorpusError, ModelFileError
 __all__ = ["OrderCounts", "NgramCounts", "count"]
 
 
-def _find(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """Index of each query in ``sorted_keys``, or -1 where it is absent."""
-    idx = np.searchsorted(sorted_keys, queries)
-    idx_c = np.minimum(idx, max(sorted_keys.size - 1, 0))
-    found = (idx < sorted_keys.size) & (sorted_keys[idx_c] == queries) if sorted_keys.size else np.zeros(queries.shape, bool)
-    return np.where(found, idx_c, -1)
+class _HashIndex:
+    """Positions of int64 keys in a unique key array: a pandas hash table, -1 where absent.
+
+    Several times faster than ``np.searchsorted`` for scattered queries into a large array
+    (scoring looks up every position's context and n-gram at every order).
+    """
+
+    def __init__(self, keys: np.ndarray):
+        import pandas as pd
+
+        self._index = pd.Index(np.asarray(keys, dtype=np.int64))
+
+    def __call__(self, queries) -> np.ndarray:
+        return self._index.get_indexer(np.asarray(queries, dtype=np.int64)).astype(np.int64)
 
 
 @dataclass(eq=False)
@@ -58,6 +66,18 @@ class OrderCounts:
     context_start: np.ndarray = field(init=False, repr=False)
     context_total: np.ndarray = field(init=False, repr=False)
     context_types: np.ndarray = field(init=False, repr=False)
+
+    def index_of_context(self, keys: np.ndarray) -> np.ndarray:
+        """Id of each context key, or -1 where absent (a hash lookup, built once)."""
+        if getattr(self, "_context_index", None) is None:
+            self._context_index = _HashIndex(self.context_key)
+        return self._context_index(keys)
+
+    def index_of_ngram(self, keys: np.ndarray) -> np.ndarray:
+        """Index of each n-gram key, or -1 where absent (a hash lookup, built once)."""
+        if getattr(self, "_ngram_index", None) is None:
+            self._ngram_index = _HashIndex(self.ngram_key)
+        return self._ngram_index(keys)
 
     def __post_init__(self):
         V = self.vocab_size
@@ -96,7 +116,7 @@ class OrderCounts:
         """Index of each (context, token) n-gram, or -1 where it was never seen."""
         context_ids = np.asarray(context_ids, dtype=np.int64)
         keys = context_ids * self.vocab_size + np.asarray(tokens, dtype=np.int64)
-        idx = _find(self.ngram_key, keys)
+        idx = self.index_of_ngram(keys)
         return np.where(context_ids < 0, -1, idx)
 
     def counts_of(self, context_ids, tokens) -> np.ndarray:
@@ -155,7 +175,7 @@ class NgramCounts:
         V = self.vocab_size
         for k in range(2, self.order + 1):
             oldest = context_tokens[:, self.order - k].astype(np.int64)
-            found = _find(self.orders[k - 1].context_key, ids * V + oldest)
+            found = self.orders[k - 1].index_of_context(ids * V + oldest)
             ids = np.where(ids < 0, -1, found)
             out.append(ids)
         return out

@@ -253,6 +253,7 @@ class DirichletLM(BayesianLM):
         self.bucket_selection_: list[dict] | None = None  # validation perplexity of each candidate
         self._model = None
         self._draws_cache = None
+        self._mixture_cache = None
 
     # -- fitting -------------------------------------------------------------------------
     def _base_of(self, k: int, plugin: np.ndarray) -> np.ndarray:
@@ -494,6 +495,7 @@ class DirichletLM(BayesianLM):
 
             idata["posterior"].attrs["bucket_selection"] = json.dumps(self.bucket_selection_)
         self._draws_cache = None
+        self._mixture_cache = None
         return idata
 
     def update(self, corpus: Corpus, **sampler_kwargs):
@@ -569,11 +571,27 @@ class DirichletLM(BayesianLM):
             yield sl, np.log(c[sl] + a * m[sl]) - np.log(total[sl] + a)
 
     def _mixture_weights(self, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """E_a[1 / (C + a)] and E_a[a / (C + a)] per position, over all draws."""
-        values, inverse = np.unique(total, return_inverse=True)
+        """E_a[1 / (C + a)] and E_a[a / (C + a)] per position, over all draws.
+
+        Tabulated once over the distinct context totals of the highest order (and 0 for
+        unseen contexts); other totals (e.g. from dense callers) are computed directly.
+        """
+        total = np.asarray(total, dtype=float)
+        if self._mixture_cache is None:
+            values = np.unique(np.append(self.counts_[self.order].context_total, 0)).astype(float)
+            self._mixture_cache = (values, *self._mixture_of(values))
+        values, alpha, beta = self._mixture_cache
+        idx = np.minimum(np.searchsorted(values, total), values.size - 1)
+        if np.array_equal(values[idx], total):
+            return alpha[idx], beta[idx]
+        distinct, inverse = np.unique(total, return_inverse=True)
+        alpha, beta = self._mixture_of(distinct)
+        return alpha[inverse], beta[inverse]
+
+    def _mixture_of(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         a = self._top_draws()[:, self._top_bucket(values)].T  # (distinct totals, samples)
         inv = 1.0 / (values[:, None] + a)
-        return inv.mean(axis=1)[inverse], (a * inv).mean(axis=1)[inverse]
+        return inv.mean(axis=1), (a * inv).mean(axis=1)
 
     def predictive_log_prob(self, data) -> np.ndarray:
         """log p(token | context), posterior predictive over the concentration draws, (position,)."""
