@@ -577,10 +577,11 @@ class DirichletLM(BayesianLM):
         unseen contexts); other totals (e.g. from dense callers) are computed directly.
         """
         total = np.asarray(total, dtype=float)
-        if self._mixture_cache is None:
+        draws = self._top_draws()
+        if self._mixture_cache is None or self._mixture_cache[0] is not draws:  # tied to these draws
             values = np.unique(np.append(self.counts_[self.order].context_total, 0)).astype(float)
-            self._mixture_cache = (values, *self._mixture_of(values))
-        values, alpha, beta = self._mixture_cache
+            self._mixture_cache = (draws, values, *self._mixture_of(values))
+        _, values, alpha, beta = self._mixture_cache
         idx = np.minimum(np.searchsorted(values, total), values.size - 1)
         if np.array_equal(values[idx], total):
             return alpha[idx], beta[idx]
