@@ -46,6 +46,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from _common import git_state  # bench/ is on sys.path when a script runs
+
 import numpy as np
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared/data/shakespeare"
@@ -74,21 +76,6 @@ def nltk_stats(counter, order: int) -> dict[int, tuple[int, int]]:
         cfd = counter[k]
         out[k] = (int(sum(fd.N() for fd in cfd.values())), int(sum(len(fd) for fd in cfd.values())))
     return out
-
-
-def git_state() -> dict:
-    """Commit of the repository and whether the package has uncommitted changes (for the JSON)."""
-    import subprocess
-
-    repo = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "bayeslm", "models"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return {"commit": commit or None, "package_dirty": bool(dirty)}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "package_dirty": None}
 
 
 def main(argv=None) -> int:

@@ -66,6 +66,8 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
+from _common import git_state  # bench/ is on sys.path when a script runs
+
 import numpy as np
 from scipy import stats
 from scipy.special import gammaln, logsumexp
@@ -143,21 +145,6 @@ def chi2_uniform(values: np.ndarray, n_values: int, bins: int) -> tuple[float, f
     expected = len(values) * np.diff(edges) / n_values
     stat, p = stats.chisquare(hist, expected)
     return float(stat), float(p), hist.tolist()
-
-
-def git_state() -> dict:
-    """Commit of the repository and whether the package has uncommitted changes (for the JSON)."""
-    import subprocess
-
-    repo = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "bayeslm", "models"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return {"commit": commit or None, "package_dirty": bool(dirty)}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "package_dirty": None}
 
 
 def main(argv=None) -> int:
