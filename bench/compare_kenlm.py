@@ -199,9 +199,12 @@ def parse_json(text: str, what: str) -> dict:
 
 
 def find_kenlm_bin(explicit: str | None) -> Path:
+    if explicit:  # an explicit directory must hold lmplz: no silent fallback
+        path = Path(explicit)
+        if (path / "lmplz").is_file() and os.access(path / "lmplz", os.X_OK):
+            return path
+        sys.exit(f"compare_kenlm: no executable lmplz in --kenlm-bin {path}")
     candidates = []
-    if explicit:
-        candidates.append(Path(explicit))
     if os.environ.get("KENLM_BIN"):
         candidates.append(Path(os.environ["KENLM_BIN"]))
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))

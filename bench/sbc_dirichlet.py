@@ -51,7 +51,7 @@ The counts are then written as text: the tokens in random order, cut into
 
 Run
 ---
-    /work/venv/bin/python bench/sbc_dirichlet.py                 # 100 replicates, ~5-8 min on 2 cores
+    /work/venv/bin/python bench/sbc_dirichlet.py                 # 100 replicates, ~2.5-5 min on 2 cores
     /work/venv/bin/python bench/sbc_dirichlet.py --replicates 20 --out bench/out/sbc.json
 """
 
@@ -190,7 +190,7 @@ def main(argv=None) -> int:
         try:
             lm.fit(corpus, random_seed=args.seed + r)
         except ValueError as err:
-            # Workaround for a bayeslm bug seen on 2026-05 (order 1): fit() samples, stores
+            # Workaround for a bayeslm bug seen on 2026-11-24 (order 1): fit() samples, stores
             # .idata, then computes an optional post-fit statistic through
             # DirichletLM._position_stats, whose np.stack of zero context columns raises
             # "need at least one array to stack". The posterior is complete by then.
