@@ -1,0 +1,419 @@
+"""Tests of PitmanYorLM against independent computations.
+
+Reference values come from plain Python counts over the padded sentences (collections.
+Counter) and the model's stored table counts; the seating sampler is checked against the
+exact posterior of the table counts, enumerated on a tiny hierarchy.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bayeslm import Corpus, DirichletLM, PitmanYorLM, load
+from bayeslm.exceptions import ConfigError, CorpusError, DifferentModelError, ModelFileError
+
+BOS = 1
+QUICK = {"draws": 20, "tune": 10, "chains": 2, "progressbar": False, "cores": 1}
+WORDS = ["the", "cat", "dog", "sat", "ran", "on", "mat", "log", "big", "red"]
+
+
+def markov_sentences(seed: int, n: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    trans = rng.dirichlet(np.full(len(WORDS), 0.3), size=len(WORDS))
+    out = []
+    for _ in range(n):
+        w = int(rng.integers(len(WORDS)))
+        sentence = [WORDS[w]]
+        for _ in range(int(rng.integers(0, 6))):
+            w = int(rng.choice(len(WORDS), p=trans[w]))
+            sentence.append(WORDS[w])
+        out.append(" ".join(sentence))
+    return out
+
+
+TRAIN = markov_sentences(0, 60)
+TEST = markov_sentences(1, 10) + ["the zebra sat on the mat", "red red red"]
+
+
+def events(lm, sentences) -> list[tuple[tuple, int]]:
+    """(context of order - 1 ids, token id) for every scored position, padded with <s>."""
+    corpus = lm.encode(sentences)
+    out = []
+    for i in range(corpus.n_sentences):
+        ids = [BOS] * (lm.order - 1) + [int(t) for t in corpus[i]] + [lm.vocab_.eos_id]
+        for j in range(lm.order - 1, len(ids)):
+            out.append((tuple(ids[j - lm.order + 1: j]), ids[j]))
+    return out
+
+
+def suffix(u: tuple, length: int) -> tuple:
+    return u[len(u) - length:] if length > 0 else ()
+
+
+# ------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def gibbs_lm():
+    lm = PitmanYorLM(order=3, retain=3, sampler_config=QUICK)
+    lm.fit(Corpus.from_texts(TRAIN), random_seed=3)
+    return lm
+
+
+@pytest.fixture(scope="module")
+def ikn_lm():
+    lm = PitmanYorLM(order=3, inference="ikn", retain=4, sampler_config=QUICK)
+    lm.fit(Corpus.from_texts(TRAIN), random_seed=4)
+    return lm
+
+
+def reference_predictive(lm, sample: int, u: tuple, w: int) -> float:
+    """P_n(w | u) of one retained sample from Counter-based customers and the stored tables."""
+    n, V = lm.order, len(lm.vocab_)
+    tc = lm.idata["table_counts"]
+    tables = {}
+    for k in range(1, n + 1):
+        rows = lm.counts_.ngram_tokens(k)
+        if lm.options["inference"] == "gibbs":
+            t_k = tc[f"tables_o{k}"].values[sample]
+        else:
+            t_k = np.ones(rows.shape[0], dtype=int)
+        for row, t in zip(rows, t_k):
+            tables[(tuple(int(x) for x in row[:-1]), int(row[-1]))] = int(t)
+    cust = collections.Counter()
+    for ctx, tok in events(lm, TRAIN):
+        cust[(ctx, tok)] += 1
+    for k in range(n - 1, 0, -1):  # customers of (u', w) below: tables of the children
+        for (ctx, tok), t in tables.items():
+            if len(ctx) == k:
+                cust[(ctx[1:], tok)] += t
+    post = lm.idata["posterior"]
+    ch, dr = int(tc["sample_chain"][sample]), int(tc["sample_draw"][sample])
+    d = post["discount"].values[ch, dr]
+    theta = post["strength"].values[ch, dr]
+    p = 0.0 if w == BOS else 1.0 / (V - 1)
+    for k in range(1, n + 1):
+        ctx = suffix(u, k - 1)
+        C = sum(c for (cc, _), c in cust.items() if cc == ctx)
+        T = sum(t for (cc, _), t in tables.items() if cc == ctx)
+        if C == 0:
+            continue
+        c_w, t_w = cust.get((ctx, w), 0), tables.get((ctx, w), 0)
+        p = (c_w - d[k - 1] * t_w + (theta[k - 1] + d[k - 1] * T) * p) / (theta[k - 1] + C)
+    return p
+
+
+# ------------------------------------------------------------------------------- predictive
+@pytest.mark.parametrize("fixture", ["gibbs_lm", "ikn_lm"])
+def test_predictive_matches_rule_and_sums_to_one(fixture, request):
+    lm = request.getfixturevalue(fixture)
+    ids = lm.vocab_.encode(["the", "cat"])
+    contexts = np.array([[BOS, BOS], [BOS, ids[0]], list(ids), [ids[1], ids[1]], [lm.vocab_.unk_id, ids[0]]])
+    probs = lm.next_token_probs(contexts)
+    assert probs.shape == (lm.n_samples, contexts.shape[0], len(lm.vocab_))
+    np.testing.assert_allclose(probs.sum(axis=2), 1.0, rtol=1e-12)
+    assert np.all(probs[:, :, BOS] == 0)
+    for s in range(lm.n_samples):
+        for row, u in enumerate(contexts):
+            for w in range(len(lm.vocab_)):
+                expected = reference_predictive(lm, s, tuple(int(x) for x in u), w)
+                assert probs[s, row, w] == pytest.approx(expected, rel=1e-10, abs=1e-15)
+
+
+def test_scoring_paths_agree(gibbs_lm):
+    lm = gibbs_lm
+    corpus = lm.encode(TEST)
+    ev = events(lm, TEST)
+    lp = lm.predictive_log_prob(corpus)
+    per_draw = lm.token_log_prob(corpus).values.reshape(lm.n_samples, -1)
+    expected = [np.mean([reference_predictive(lm, s, u, w) for s in range(lm.n_samples)]) for u, w in ev]
+    np.testing.assert_allclose(lp, np.log(expected), rtol=1e-10)
+    np.testing.assert_allclose(np.log(np.exp(per_draw).mean(axis=0)), lp, rtol=1e-10)
+    dense = lm.predictive_probs(np.array([u for u, _ in ev]))
+    np.testing.assert_allclose(np.log(dense[np.arange(len(ev)), [w for _, w in ev]]), lp, rtol=1e-10)
+    result = lm.evaluate(corpus)
+    assert result.predictive_perplexity == pytest.approx(math.exp(-lp.mean()), rel=1e-10)
+    assert result.cross_entropy_bits.sizes["chain"] == 2
+    scores = lm.score(TEST)
+    assert scores["log_prob_nats"].sum() == pytest.approx(lp.sum(), rel=1e-10)
+
+
+def test_dirichlet_limit_one_level():
+    """Order 1, d = 0, fixed strength: (c_w + theta / V') / (N + theta), any seating."""
+    theta = 2.5
+    for inference in ("gibbs", "ikn"):
+        lm = PitmanYorLM(order=1, inference=inference, discount=0.0, strength=theta, retain=2, sampler_config=QUICK)
+        lm.fit(Corpus.from_texts(TRAIN), random_seed=0)
+        counts = collections.Counter(w for _, w in events(lm, TRAIN))
+        N, V1 = sum(counts.values()), len(lm.vocab_) - 1
+        expected = np.array([0.0 if w == BOS else (counts.get(w, 0) + theta / V1) / (N + theta)
+                             for w in range(len(lm.vocab_))])
+        probs = lm.next_token_probs(np.zeros((1, 0), dtype=int))
+        for s in range(probs.shape[0]):
+            np.testing.assert_allclose(probs[s, 0], expected, rtol=1e-12)
+
+
+def interpolated_kneser_ney(lm, discounts, u: tuple, w: int) -> float:
+    """Interpolated Kneser-Ney with one discount per order, from padded event counts."""
+    n, V = lm.order, len(lm.vocab_)
+    top = collections.Counter(events(lm, TRAIN))
+    counts = {n: top}
+    for k in range(n - 1, 0, -1):  # continuation counts N1+(. u w) from the order above
+        cont = collections.Counter()
+        for (ctx, tok) in counts[k + 1]:
+            cont[(ctx[1:], tok)] += 1
+        counts[k] = cont
+    p = 0.0 if w == BOS else 1.0 / (V - 1)
+    for k in range(1, n + 1):
+        ctx, D = suffix(u, k - 1), discounts[k - 1]
+        here = {tok: c for (cc, tok), c in counts[k].items() if cc == ctx}
+        total = sum(here.values())
+        if total == 0:
+            continue
+        p = max(here.get(w, 0) - D, 0.0) / total + D * len(here) / total * p
+    return p
+
+
+def test_ikn_equals_interpolated_kneser_ney():
+    D = [0.5, 0.7, 0.8]
+    lm = PitmanYorLM(order=3, inference="ikn", discount=D, strength=0.0, sampler_config=QUICK)
+    lm.fit(Corpus.from_texts(TRAIN), random_seed=0)
+    ev = events(lm, TEST)
+    expected = np.array([interpolated_kneser_ney(lm, D, u, w) for u, w in ev])
+    np.testing.assert_allclose(np.exp(lm.predictive_log_prob(TEST)), expected, rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------- the sampler
+def _log_stirling(d: float, c: int, t: int) -> float:
+    """log S_d(c, t), generalised Stirling numbers: S(m+1, k) = S(m, k-1) + (m - k d) S(m, k)."""
+    S = np.zeros((c + 1, c + 2))
+    S[0, 0] = 1.0
+    for m in range(c):
+        for k in range(1, m + 2):
+            S[m + 1, k] = S[m, k - 1] + (m - k * d) * S[m, k]
+    return math.log(S[c, t])
+
+
+def _log_restaurant(d, theta, T, C):
+    return sum(math.log(theta + d * i) for i in range(1, T)) - sum(math.log(theta + i) for i in range(1, C))
+
+
+def test_seating_sweep_leaves_the_table_count_posterior_invariant():
+    """Bigram hierarchy, two contexts x, y over dishes a, b, c: sampler vs enumeration."""
+    from bayeslm import _seating as S
+
+    top = [("x", "a", 3), ("x", "b", 2), ("y", "a", 2), ("y", "c", 1)]
+    d, theta, V1 = np.array([0.3, 0.5]), np.array([0.7, 1.5]), 4
+    exact = collections.Counter()
+    for ts in itertools.product(*[range(1, c + 1) for _, _, c in top]):
+        lp = sum(_log_stirling(d[1], c, t) for (_, _, c), t in zip(top, ts))
+        for u in "xy":
+            lp += _log_restaurant(d[1], theta[1], sum(t for (uu, _, _), t in zip(top, ts) if uu == u),
+                                  sum(c for uu, _, c in top if uu == u))
+        root = collections.Counter()
+        for (_, w, _), t in zip(top, ts):
+            root[w] += t
+        dishes = sorted(root)
+        for rts in itertools.product(*[range(1, root[w] + 1) for w in dishes]):
+            lr = sum(_log_stirling(d[0], root[w], r) for w, r in zip(dishes, rts))
+            lr += _log_restaurant(d[0], theta[0], sum(rts), sum(root.values())) - sum(rts) * math.log(V1)
+            exact[(ts, rts)] = lp + lr
+    Z = np.logaddexp.reduce(list(exact.values()))
+    exact = {k: math.exp(v - Z) for k, v in exact.items()}
+
+    # pairs: root a, b, c (0..2), then (x,a) (x,b) (y,a) (y,c)
+    pair_ctx = np.array([0, 0, 0, 1, 1, 2, 2])
+    pair_level = np.array([0, 0, 0, 1, 1, 1, 1])
+    pair_parent = np.array([-1, -1, -1, 0, 1, 0, 2])
+    raw = np.array([5, 2, 1, 3, 2, 2, 1])
+    cust = np.array([2, 1, 1, 3, 2, 2, 1])
+    cap = S.slots_for(raw)
+    slot = np.concatenate([[0], np.cumsum(cap)[:-1]]).astype(np.int64)
+    hsize, hcount = np.zeros(cap.sum(), np.int64), np.zeros(cap.sum(), np.int64)
+    nent, tabs = np.zeros(7, np.int64), np.zeros(7, np.int64)
+    ctx_cust, ctx_tabs = np.zeros(3, np.int64), np.zeros(3, np.int64)
+    S.init_one_table(cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx)
+    S.seed(12345)
+    order = np.arange(7)[::-1].copy()
+    sweeps = 60000
+    seen = collections.Counter()
+    for _ in range(sweeps):
+        S.sweep(order, cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx, pair_parent,
+                pair_level, d, theta, 1.0 / V1)
+        seen[(tuple(tabs[3:]), tuple(int(tabs[j]) for j in range(3)))] += 1
+    tv = 0.5 * sum(abs(seen[k] / sweeps - exact.get(k, 0.0)) for k in set(seen) | set(exact))
+    assert set(seen) <= set(exact)
+    assert tv < 0.02, f"total variation {tv:.4f} between sampled and exact table counts"
+
+
+def test_gibbs_fit_records_tables_and_diagnostics(gibbs_lm):
+    idata = gibbs_lm.idata
+    assert set(idata["posterior"].data_vars) >= {"discount", "strength", "strength_plus_discount"}
+    assert idata["posterior"]["discount"].dims == ("chain", "draw", "order")
+    tc = idata["table_counts"]
+    assert tc.sizes["sample"] == 6
+    for k in range(1, 4):
+        t = tc[f"tables_o{k}"].values
+        assert t.shape == (6, gibbs_lm.counts_[k].n_ngrams)
+        assert np.all(t >= 1)
+    top = tc["tables_o3"].values
+    assert np.all(top <= gibbs_lm.counts_[3].ngram_count)
+    assert "tables" in idata["sample_stats"] and "table_counts" not in idata["sample_stats"]
+    post = idata["posterior"]
+    assert np.all((post["discount"] > 0) & (post["discount"] < 1))
+    assert np.all(post["strength"] > -post["discount"])
+
+
+def test_prob_interval_and_entropy(gibbs_lm):
+    lm = gibbs_lm
+    est = lm.prob("cat", "the")
+    assert est["low"] <= est["mean"] <= est["high"]
+    split = lm.entropy_split(TEST)
+    assert len(split) == len(events(lm, TEST))
+    assert np.all(split["total"] >= split["aleatoric"] - 1e-9) and np.all(split["epistemic"] >= 0)
+    table = lm.per_token(TEST)
+    assert {"entropy_bits", "epistemic_bits"} <= set(table.columns)
+    draw = lm.sample_distribution(np.array([[BOS, BOS]]), 0, np.random.default_rng(0))
+    assert draw.shape == (1, len(lm.vocab_)) and draw.sum() == pytest.approx(1.0)
+
+
+def test_save_load_round_trip(gibbs_lm, tmp_path):
+    path = gibbs_lm.save(tmp_path / "py")
+    back = load(path)
+    assert isinstance(back, PitmanYorLM)
+    np.testing.assert_array_equal(back.predictive_log_prob(TEST), gibbs_lm.predictive_log_prob(TEST))
+    with pytest.raises(DifferentModelError):
+        DirichletLM.load(path)
+    (path / "arrays.npz").write_bytes(b"not a zip")
+    with pytest.raises(ModelFileError):
+        load(path)
+
+
+# ------------------------------------------------------------------------------- bad input
+def test_bad_hyperparameters_are_rejected():
+    with pytest.raises(ConfigError, match=r"discount must lie in \[0, 1\)"):
+        PitmanYorLM(order=2, discount=1.0)
+    with pytest.raises(ConfigError, match="discount must lie"):
+        PitmanYorLM(order=2, discount=[-0.1, 0.5])
+    with pytest.raises(ConfigError, match="strength must be greater than -discount"):
+        PitmanYorLM(order=2, discount=0.5, strength=-0.5)
+    with pytest.raises(ConfigError, match="strength must be greater than -discount"):
+        PitmanYorLM(order=2, strength=-0.1)
+    with pytest.raises(ConfigError, match="inference must be"):
+        PitmanYorLM(order=2, inference="em")
+
+
+def test_bad_corpora_are_rejected():
+    with pytest.raises(ConfigError, match="order 6 is larger than any sentence"):
+        PitmanYorLM(order=6, sampler_config=QUICK).fit(Corpus.from_texts(["a b", "b a c"]))
+    with pytest.raises(CorpusError, match="single token type"):
+        PitmanYorLM(order=2, sampler_config=QUICK).fit(Corpus.from_texts(["a a a", "a"]))
+
+
+def test_cli_fit_error_writes_nothing(tmp_path, capsys):
+    from bayeslm.cli import main
+
+    text = tmp_path / "one.txt"
+    text.write_text("a a a\na\n", encoding="utf-8")
+    out = tmp_path / "model"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "pitman-yor-trigram", "--train", str(text), "--out", str(out), "--quiet"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bayeslm: error:") and "single token type" in err[0]
+    assert not out.exists() and not any(p.name.startswith(".model") for p in tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------- ARPA export
+def _kenlm_log_prob(arpa: Path, lines: list[str]) -> float:
+    kenlm = pytest.importorskip("kenlm")
+    model = kenlm.Model(str(arpa))
+    return sum(model.score(line, bos=True, eos=True) for line in lines) * math.log(10)
+
+
+def test_arpa_export_reproduces_perplexity(gibbs_lm, tmp_path):
+    from bayeslm.arpa import write_arpa
+
+    lm = gibbs_lm
+    corpus = lm.encode(TEST)
+    lines = corpus.decode_lines()
+    index, tokens = lm._position_index(corpus)
+    for sample in (0, lm.n_samples - 1):
+        write_arpa(lm, tmp_path / "s.arpa", sample=sample)
+        ours = float(np.log(lm._probs(sample, index, tokens)).sum())
+        assert _kenlm_log_prob(tmp_path / "s.arpa", lines) == pytest.approx(ours, rel=1e-4)
+    # the mean model: close to the mixture (not exactly a back-off model)
+    write_arpa(lm, tmp_path / "m.arpa")
+    assert _kenlm_log_prob(tmp_path / "m.arpa", lines) == pytest.approx(lm.predictive_log_prob(corpus).sum(), rel=1e-2)
+
+
+def test_arpa_export_dirichlet_and_cli(tmp_path, capsys):
+    from bayeslm.cli import main
+
+    lm = DirichletLM(order=3, sampler_config={**QUICK, "draws": 50, "tune": 50})
+    lm.fit(Corpus.from_texts(TRAIN), random_seed=1)
+    path = lm.save(tmp_path / "dir")
+    assert main(["export", str(path), "--arpa", str(tmp_path / "d.arpa")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    corpus = lm.encode(TEST)
+    expected = float(lm.predictive_log_prob(corpus).sum())
+    assert _kenlm_log_prob(tmp_path / "d.arpa", corpus.decode_lines()) == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(SystemExit):
+        main(["export", str(path), "--arpa", str(tmp_path / "x.arpa"), "--sample", "0"])
+    assert not (tmp_path / "x.arpa").exists()
+
+
+# ------------------------------------------------------------------------------- recovery
+def simulate_hpy_bigram(rng, d, theta, n_words: int, n_sentences: int) -> list[str]:
+    """Sentences from an order-2 hierarchical Pitman-Yor LM, by the Chinese restaurant process.
+
+    Contexts are the previous token (``<s>`` first); the root's base is uniform over the
+    words, ``</s>`` and ``<unk>`` (the model's vocabulary without ``<s>``).
+    """
+    dishes = [f"w{i}" for i in range(n_words)] + ["</s>", "<unk>"]
+    root: list[list] = []
+    restaurants: dict = {}
+
+    def seat(tables, dd, th, parent):
+        T, C = len(tables), sum(s for _, s in tables)
+        weights = np.array([s - dd for _, s in tables] + [th + dd * T])
+        k = int(rng.choice(T + 1, p=weights / (C + th)))
+        if k == T:
+            tables.append([parent(), 1])
+        else:
+            tables[k][1] += 1
+        return tables[k][0]
+
+    from_base = lambda: int(rng.integers(len(dishes)))
+    from_root = lambda: seat(root, d[0], theta[0], from_base)
+    sentences = []
+    while len(sentences) < n_sentences:
+        prev, words = "<s>", []
+        while True:
+            w = seat(restaurants.setdefault(prev, []), d[1], theta[1], from_root)
+            if dishes[w] == "</s>" or len(words) >= 40:  # a cap keeps the rare runaway sentence short
+                break
+            words.append(dishes[w])
+            prev = w
+        sentences.append(" ".join(words) if words else "<unk>")
+    return sentences
+
+
+@pytest.mark.slow
+def test_recovers_discount_and_strength_from_simulated_data():
+    """Data simulated from the model: the posterior of the bigram level centres on the truth."""
+    rng = np.random.default_rng(7)
+    d, theta = (0.5, 0.7), (5.0, 1.0)
+    lines = simulate_hpy_bigram(rng, d, theta, n_words=2000, n_sentences=1500)
+    lm = PitmanYorLM(order=2, tokenizer="whitespace",
+                     sampler_config={"draws": 300, "tune": 200, "chains": 2, "progressbar": False})
+    lm.fit(Corpus.from_texts(lines, tokenizer=lm.tokenizer), random_seed=2)
+    post = lm.idata["posterior"]
+    d2 = post["discount"].sel(order=2).values.ravel()
+    t2 = post["strength"].sel(order=2).values.ravel()
+    assert abs(d2.mean() - d[1]) < 4 * d2.std() + 0.02
+    assert abs(t2.mean() - theta[1]) < 4 * t2.std() + 0.1
