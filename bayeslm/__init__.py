@@ -1,6 +1,7 @@
 """bayeslm: Bayesian language models with uncertainty, built on PyMC and ArviZ.
 
 Importing bayeslm never imports torch; PyMC is imported when a model is fitted.
+``TinyGPT`` and its training helpers (``bayeslm.transformer``) load on first use.
 """
 
 __version__ = "0.1.0"
@@ -9,6 +10,7 @@ from .base import BayesianLM, Evaluation, load
 from .corpus import Corpus, demo_corpus
 from .counts import NgramCounts, count
 from .dirichlet import DirichletLM
+from .pitman_yor import PitmanYorLM
 from .entropy import (
     cross_entropy,
     dirichlet_expected_entropy,
@@ -19,6 +21,7 @@ from .entropy import (
     to_bits,
     to_nats,
 )
+from .gpt import GPTLM  # imports torch only inside its methods
 from .exceptions import (
     BayesLMError,
     ConfigError,
@@ -28,6 +31,7 @@ from .exceptions import (
     NotFittedError,
     VocabularyMismatchError,
 )
+from .last_layer import BayesianLastLayer
 from .priors import Prior
 from .report import Report, report  # report.py imports matplotlib / ArviZ only when it draws
 from .tokenize import BPETokenizer, CharTokenizer, WhitespaceTokenizer, WordTokenizer, make_tokenizer
@@ -36,6 +40,7 @@ from .vocab import Vocabulary
 __all__ = [
     "__version__",
     "BayesianLM",
+    "BayesianLastLayer",
     "BPETokenizer",
     "CharTokenizer",
     "ConfigError",
@@ -45,11 +50,16 @@ __all__ = [
     "DifferentModelError",
     "DirichletLM",
     "Evaluation",
+    "GPTConfig",
+    "GPTLM",
     "ModelFileError",
     "NgramCounts",
     "NotFittedError",
+    "PitmanYorLM",
     "Prior",
     "Report",
+    "TinyGPT",
+    "TrainConfig",
     "VocabularyMismatchError",
     "Vocabulary",
     "WhitespaceTokenizer",
@@ -67,4 +77,15 @@ __all__ = [
     "report",
     "to_bits",
     "to_nats",
+    "train_gpt",
 ]
+
+_LAZY = {"TinyGPT", "GPTConfig", "TrainConfig", "train_gpt"}  # bayeslm.transformer imports torch
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from . import transformer
+
+        return getattr(transformer, name)
+    raise AttributeError(f"module 'bayeslm' has no attribute {name!r}")

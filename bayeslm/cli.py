@@ -30,10 +30,21 @@ def _print_json(obj) -> None:
     sys.stdout.write("\n")
 
 
+def _summary_vars(model):
+    """Variables worth a diagnostics row: the family's choice (``summary_var_names``), else all."""
+    names = getattr(model, "summary_var_names", None)
+    if names is None:
+        return ["concentration"] if "concentration" in model.idata["posterior"] else None
+    return list(names)
+
+
 def _diagnostics_text(model) -> str:
     from .diagnostics import ESS_MIN, RHAT_MAX, sampler_problems, summary
 
-    table = summary(model.idata, var_names=["concentration"] if "concentration" in model.idata["posterior"] else None)
+    names = _summary_vars(model)
+    if names == []:
+        return "no MCMC diagnostics: the posterior draws are independent (not a Markov chain)"
+    table = summary(model.idata, var_names=names)
     problems = sampler_problems(model.idata)
     cols = ["mean", "sd", "hdi_3%", "hdi_97%", "ess_bulk", "ess_tail", "r_hat", "ok"]
     lines = [table[[c for c in cols if c in table]].to_string()]
@@ -65,12 +76,14 @@ def cmd_fit(args) -> int:
     if args.json:
         from .diagnostics import sampler_problems, summary
 
-        table = summary(model.idata)
+        names = _summary_vars(model)
+        table = summary(model.idata, var_names=names) if names != [] else None
         _print_json({
             "schema": "bayeslm.fit/1", "out": str(out), "fit_seconds": model.fit_seconds_,
             "training_tokens": train.n_tokens, "vocabulary": len(model.vocab_),
             "valid": [str(v) for v in args.valid or []],
-            "diagnostics": json.loads(table.to_json(orient="index")), **sampler_problems(model.idata),
+            "diagnostics": json.loads(table.to_json(orient="index")) if table is not None else {},
+            **sampler_problems(model.idata),
         })
     else:
         print(f"fitted {model.family} order {model.order} on {train.n_tokens} tokens "
