@@ -302,6 +302,21 @@ def _sorted_runs(sorted_values: np.ndarray) -> np.ndarray:
     return first
 
 
+def _argsort_with_keys(key: np.ndarray, key_bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(perm, key[perm])`` with ``perm`` a stable argsort of non-negative ``key < key_bound``.
+
+    Where the key and the event index fit in 63 bits together, the index is packed into
+    the key's low bits and the packed values are sorted by value: numpy's SIMD sort of
+    int64 values is 2-3x faster than its argsort. Otherwise a stable argsort.
+    """
+    index_bits = max(int(key.size - 1).bit_length(), 1)
+    if int(key_bound - 1).bit_length() + index_bits <= 63:
+        packed = np.sort((key << index_bits) | np.arange(key.size, dtype=np.int64))
+        return packed & ((1 << index_bits) - 1), packed >> index_bits
+    perm = np.argsort(key, kind="stable")
+    return perm, key[perm]
+
+
 def _runs_of_order(stream: np.ndarray, targets: np.ndarray, tokens: np.ndarray, k: int, V: int):
     """Sort the events of order k by (newest context token, ..., oldest, token) packed in int64.
 
@@ -314,8 +329,7 @@ def _runs_of_order(stream: np.ndarray, targets: np.ndarray, tokens: np.ndarray, 
     for j in range(2, k):
         key = key * V + stream[targets - j]
     key = key * V + tokens
-    perm = np.argsort(key)
-    key = key[perm]
+    perm, key = _argsort_with_keys(key, V**k)
     new_ngram = _sorted_runs(key)
     new_context = _sorted_runs(key // V)
     n = key.size

@@ -333,3 +333,15 @@ def test_unpackable_orders_fall_back_to_hierarchical_sorting(monkeypatch):
             np.testing.assert_array_equal(getattr(packed[k], name), getattr(fallback[k], name))
         if k < 4:
             np.testing.assert_array_equal(packed[k].continuation, fallback[k].continuation)
+
+
+@pytest.mark.parametrize("bound", [50, 2**60])
+def test_sort_with_packed_index_is_a_stable_argsort(bound):
+    """Both paths of ``_argsort_with_keys`` (index packed in the low bits, or argsort) agree
+    with numpy's stable argsort, ties included."""
+    from bayeslm.counts import _argsort_with_keys
+
+    key = np.random.default_rng(1).integers(0, min(bound, 50), 5000).astype(np.int64) * (bound // 50)
+    perm, sorted_key = _argsort_with_keys(key, bound)
+    np.testing.assert_array_equal(perm, np.argsort(key, kind="stable"))
+    np.testing.assert_array_equal(sorted_key, np.sort(key))
