@@ -126,7 +126,7 @@ with torch.no_grad():
 print(f"outputs at positions < 10 unchanged: {same}; later outputs change by up to {later:.2f}")
 
 # %% [markdown]
-# ## 4.4 Embeddings
+# ## 4.4 Embeddings and cosine similarity
 #
 # Each token $w$ has a vector $v_w \in \mathbb R^d$ (here $d = 64$), learned with the rest.
 # The advanced examples compare embeddings by cosine similarity,
@@ -141,6 +141,30 @@ for c in ["a", "e", "1", "(", "A"]:
     sims = (E @ E[vocab.id(c)]).numpy()
     order = [i for i in np.argsort(-sims) if i != vocab.id(c) and i > 2][:5]
     print(f"{c!r}: " + ", ".join(f"{vocab.tokens[i]!r} {sims[i]:.2f}" for i in order))
+
+# %% [markdown]
+# Characters carry little meaning of their own. With subword tokens, byte-pair encoding
+# (`blm.BPETokenizer`, trained on the same text with the `tokenizers` library; `▁` marks
+# a token that starts a word), the same model learns embeddings whose nearest neighbours
+# are words of the same kind. A second TinyGPT of the same size, 600 steps on BPE tokens
+# (about half a minute):
+
+# %%
+bpe_corpus = blm.demo_corpus(tokenizer=blm.BPETokenizer(vocab_size=1000))
+bpe_train, bpe_test = bpe_corpus.split(0.9, random_seed=0)
+bpe_vocab = blm.Vocabulary.build(bpe_train.type_counts())
+bpe_train, bpe_test = bpe_train.with_vocabulary(bpe_vocab), bpe_test.with_vocabulary(bpe_vocab)
+torch.manual_seed(0)
+bpe_gpt = blm.TinyGPT(blm.GPTConfig(vocab_size=len(bpe_vocab), block_size=64, n_layer=2, n_head=4, n_embd=64))
+bpe_result = blm.train_gpt(bpe_gpt, _stream_of(bpe_train), blm.TrainConfig(**{**train_cfg.__dict__, "max_steps": 600}),
+                           valid_stream=_stream_of(bpe_test), progress=False)
+print(f"{len(bpe_vocab)} BPE tokens; validation loss {bpe_result.best_valid_bits:.2f} bits per token")
+E_bpe = bpe_gpt.transformer.wte.weight.detach()
+E_bpe = E_bpe / E_bpe.norm(dim=1, keepdim=True)
+for w in ["▁class", "▁list", "▁return", "▁1", "ing"]:
+    sims = (E_bpe @ E_bpe[bpe_vocab.id(w)]).numpy()
+    order = [i for i in np.argsort(-sims) if i != bpe_vocab.id(w) and i > 2][:5]
+    print(f"{w!r}: " + ", ".join(f"{bpe_vocab.tokens[i]!r} {sims[i]:.2f}" for i in order))
 
 # %% [markdown]
 # ## 4.5 Self-attention by hand
