@@ -106,6 +106,11 @@ class _OrderEvidence:
     ``log(a m) + sum_{j=1}^{c-1} log(a m + j)`` (singletons need no term but ``log a``),
     which is several times cheaper to evaluate and differentiate than two lgammas; rarer
     large counts keep the lgamma form.
+
+    Sampling uses :meth:`logp_and_grad`, which after :meth:`tabulate` answers from a
+    Chebyshev table in log a around the mode (checked against the exact sums to round-off,
+    see :mod:`bayeslm._tabulate`) and falls back to the exact sums outside it; ``logp`` is
+    always exact.
     """
 
     small_max = 8
@@ -124,22 +129,46 @@ class _OrderEvidence:
         self.large_base = base[~small]
         self.large_count = c[~small].astype(float)
         self._last = None
+        self._table = None
+
+    def tabulate(self, a_center: float) -> bool:
+        """Tabulate the log evidence in log a around ``a_center`` (the mode); True if kept."""
+        from ._tabulate import tabulate
+
+        def in_log_a(t: float) -> tuple[float, float]:
+            a = float(np.exp(t))
+            value, grad = self.exact_logp_and_grad(a)
+            return value, grad * a
+
+        self._table = tabulate(in_log_a, float(np.log(a_center)))
+        self._last = None
+        return self._table is not None
 
     def logp_and_grad(self, a: float) -> tuple[float, float]:
-        """Log evidence at concentration ``a`` and its derivative d/da (numpy, vectorised).
+        """Log evidence at concentration ``a`` and its derivative d/da, for the sampler.
 
-        The last result is cached: PyMC asks for the value and the gradient at the same
-        point one after the other.
+        From the table where :meth:`tabulate` made one and ``log a`` lies inside it, else
+        :meth:`exact_logp_and_grad`. The last result is cached: PyMC asks for the value
+        and the gradient at the same point one after the other.
         """
         if self._last is not None and self._last[0] == a:
             return self._last[1]
+        if self._table is not None and a > 0 and self._table.covers(np.log(a)):
+            value, d_log_a = self._table(float(np.log(a)))
+            result = (value, d_log_a / a)
+        else:
+            result = self.exact_logp_and_grad(a)
+        self._last = (a, result)
+        return result
+
+    def exact_logp_and_grad(self, a: float) -> tuple[float, float]:
+        """Log evidence at concentration ``a`` and its derivative d/da (numpy, vectorised)."""
         if not (a > 0 and np.isfinite(a)):  # outside the support: reject the proposal
             return -np.inf, 0.0
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             result = self._logp_and_grad(a)
         if not (np.isfinite(result[0]) and np.isfinite(result[1])):
             result = (-np.inf, 0.0)  # a numerically out of reach: reject the proposal
-        self._last = (a, result)
         return result
 
     def _logp_and_grad(self, a: float) -> tuple[float, float]:
@@ -156,7 +185,7 @@ class _OrderEvidence:
 
     def logp(self, a) -> np.ndarray:
         """Log evidence for concentration value(s) ``a``, shape of ``np.atleast_1d(a)``."""
-        return np.array([self.logp_and_grad(float(ai))[0] for ai in np.atleast_1d(a)])
+        return np.array([self.exact_logp_and_grad(float(ai))[0] for ai in np.atleast_1d(a)])
 
     def logp_tensor(self, a):
         """The log evidence as a PyTensor expression of a scalar ``a`` (gradient included).
@@ -229,6 +258,7 @@ class DirichletLM(BayesianLM):
     """
 
     family = "dirichlet"
+    counts_on_dask = True
     default_model_config = {"concentration": {"dist": "LogNormal", "kwargs": {"mu": 2.0, "sigma": 3.0}}}
     model_options = {"entropy_draws": 16, "buckets": []}
     #: bucket boundaries tried by ``buckets = "auto"`` (chosen by validation perplexity)
@@ -424,7 +454,7 @@ class DirichletLM(BayesianLM):
         return evidences[bucket].logp(concentration)
 
     def _fit(self, train: Corpus, valid: Corpus | None, sampler: dict):
-        self.counts_ = count(train, self.order, progress=bool(sampler.get("progressbar", True)))
+        self.counts_ = self._count_training(train, sampler)
         if self.options["buckets"] == "auto":
             self._choose_buckets(valid)
         return self._fit_counts(sampler)
@@ -456,6 +486,9 @@ class DirichletLM(BayesianLM):
         from ._idata import add_group
 
         evidences = self._fit_bases()
+        modes = self._plugin_matrix()
+        for (k, b), ev in evidences.items():
+            ev.tabulate(modes[k - 1, b])  # NUTS stays near the mode: a checked table there
         model = self.build_model(evidences)
         kwargs = {k: v for k, v in sampler.items() if k not in ("random_seed", "nuts_sampler", "progressbar", "cores")}
         # PyMC assumes half the CPUs are hyper-threads; one chain per available core instead
