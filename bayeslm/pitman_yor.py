@@ -240,6 +240,7 @@ class _SeatingState:
             c_values, c_mult = np.unique(C[keep], return_counts=True)
             stats.append((H, A, c_values.astype(float), c_mult.astype(float)))
         self.stats = stats
+        self.tables = None  # Chebyshev tables of the per-order likelihood (fixed seating only)
         self._cache = {}
 
     def hyper_logp(self, d, theta) -> tuple[float, np.ndarray, np.ndarray]:
@@ -264,6 +265,22 @@ class _SeatingState:
         cached = self._cache.get(k)
         if cached is not None and cached[0] == (dk, tk):
             return cached[1]
+        table = self.tables[k] if self.tables is not None else None
+        if table is not None and 0.0 < dk < 1.0 and tk > -dk:
+            x, y = np.log(dk / (1.0 - dk)), np.log(tk + dk)
+            if table.covers(x, y):
+                value, fx, fy = table(x, y)
+                g_t = fy / (tk + dk)
+                result = (value, fx / (dk * (1.0 - dk)) + g_t, g_t)
+                self._cache[k] = ((dk, tk), result)
+                return result
+        result = self._exact_order_logp(k, dk, tk)
+        self._cache[k] = ((dk, tk), result)
+        return result
+
+    def _exact_order_logp(self, k: int, dk: float, tk: float) -> tuple[float, float, float]:
+        from .dirichlet import _lgamma_ratio
+
         if not (0.0 <= dk < 1.0 and tk > -dk):
             result = (-np.inf, 0.0, 0.0)
         else:
@@ -277,8 +294,43 @@ class _SeatingState:
                 g_d = float((A * i / x).sum() - (H / (j - dk)).sum())
                 g_t = float((A / x).sum() - (cm * dratio).sum())
             result = (value, g_d, g_t) if np.isfinite([value, g_d, g_t]).all() else (-np.inf, 0.0, 0.0)
-        self._cache[k] = ((dk, tk), result)
         return result
+
+    def tabulate(self, d0: np.ndarray) -> list[bool]:
+        """Tabulate each order's log likelihood around its mode (fixed seating only).
+
+        In the sampler's coordinates x = logit d, y = log(theta + d): the mode by L-BFGS
+        from (logit d0_k, log(1 + d0_k)), then a checked Chebyshev table
+        (:func:`bayeslm._tabulate.tabulate2d`); outside it, or where the check fails, the
+        exact sums answer. Returns, per order, whether a table is in use.
+        """
+        from scipy.optimize import minimize
+
+        from ._tabulate import tabulate2d
+
+        if self.gibbs:
+            raise BayesLMError("the seating moves every sweep: only a fixed seating (ikn) can be tabulated")
+        self.tables = [None] * len(self.stats)
+        self.modes = np.full((2, len(self.stats)), np.nan)  # (d, theta) per order at the likelihood's mode
+        for k in range(len(self.stats)):
+            def in_xy(x, y, k=k):
+                dk = 1.0 / (1.0 + np.exp(-x))
+                s = np.exp(y)
+                value, g_d, g_t = self._exact_order_logp(k, dk, s - dk)
+                return value, (g_d - g_t) * dk * (1.0 - dk), g_t * s
+
+            def negative(z):
+                value, fx, fy = in_xy(*z)
+                return (-value, -np.array([fx, fy])) if np.isfinite(value) else (np.inf, np.zeros(2))
+
+            d = float(np.clip(d0[k], 1e-3, 0.999))
+            found = minimize(negative, [np.log(d / (1 - d)), np.log(1.0 + d)], jac=True, method="L-BFGS-B")
+            if np.isfinite(found.fun):
+                self.tables[k] = tabulate2d(in_xy, found.x)
+                d_mode = 1.0 / (1.0 + np.exp(-found.x[0]))
+                self.modes[:, k] = d_mode, np.exp(found.x[1]) - d_mode
+        self._cache = {}
+        return [t is not None for t in self.tables]
 
 
 # ----------------------------------------------------------------------------------------
@@ -440,6 +492,10 @@ class PitmanYorLM(BayesianLM):
                   if k not in ("random_seed", "nuts_sampler", "progressbar", "cores", "target_accept")}
         cores = sampler.get("cores") or min(int(sampler.get("chains", 2)), _available_cores())
         d0, theta0 = self._initial_values()
+        if not state.gibbs and self.fixed_discount_ is None and self.fixed_strength_ is None:
+            state.tabulate(d0)  # a fixed target: NUTS reads checked tables near the mode, and starts there
+            found = np.isfinite(state.modes).all(axis=0)
+            d0, theta0 = np.where(found, state.modes[0], d0), np.where(found, state.modes[1], theta0)
         init = {}
         if self.fixed_discount_ is None:
             init["discount"] = d0
@@ -447,7 +503,8 @@ class PitmanYorLM(BayesianLM):
             init["strength_plus_discount"] = theta0 + (d0 if self.fixed_discount_ is None else self.fixed_discount_)
         with model:
             if self._hyper_step() == "nuts":
-                steps = [pm.NUTS(vars=value_vars, target_accept=float(sampler.get("target_accept", 0.9)))]
+                steps = [pm.NUTS(vars=value_vars, target_accept=float(sampler.get("target_accept", 0.9)),
+                                 **self._tabulated_potential(state))]
             else:
                 steps = [pm.Slice(vars=value_vars)]
             if state.gibbs:
@@ -474,6 +531,25 @@ class PitmanYorLM(BayesianLM):
         if state.gibbs and not kept:
             raise BayesLMError("the sampler returned no table counts (draws too few?)")
         return idata, kept
+
+    def _tabulated_potential(self, state: _SeatingState) -> dict:
+        """NUTS's mass matrix from the tables' Gaussians, when every order has one.
+
+        The value variables are (logit d_1..n, log(theta + d)_1..n), the tables'
+        coordinates; each order's 2 x 2 covariance at the mode starts a full-rank
+        adaptation (d and theta are strongly correlated, which a diagonal one cannot follow).
+        """
+        from pymc.step_methods.hmc.quadpotential import QuadPotentialFullAdapt
+
+        if state.tables is None or any(t is None for t in state.tables):
+            return {}
+        n = len(state.tables)
+        mean, cov = np.empty(2 * n), np.zeros((2 * n, 2 * n))
+        for k, table in enumerate(state.tables):
+            idx = [k, n + k]
+            mean[idx] = table.center
+            cov[np.ix_(idx, idx)] = table.cov
+        return {"potential": QuadPotentialFullAdapt(2 * n, mean, initial_cov=cov, initial_weight=10)}
 
     def _initial_values(self) -> tuple[np.ndarray, np.ndarray]:
         """Starting (d, theta): Kneser-Ney's discount estimate n1 / (n1 + 2 n2) per order

@@ -417,3 +417,45 @@ def test_recovers_discount_and_strength_from_simulated_data():
     t2 = post["strength"].sel(order=2).values.ravel()
     assert abs(d2.mean() - d[1]) < 4 * d2.std() + 0.02
     assert abs(t2.mean() - theta[1]) < 4 * t2.std() + 0.1
+
+
+# ------------------------------------------------------------------------------- ikn tables
+def test_ikn_tables_reproduce_the_exact_likelihood_and_start_nuts_at_the_mode():
+    """With the seating fixed (ikn), each order's log likelihood is read from a checked 2-D
+    Chebyshev table: inside it, value and gradient equal the exact sums; outside, the exact
+    sums answer; the table's centre is a maximum of the exact likelihood."""
+    from bayeslm.counts import count
+    from bayeslm.pitman_yor import _Hierarchy, _SeatingState
+
+    lm = PitmanYorLM(order=3, inference="ikn")
+    counts = count(lm._prepare_training(Corpus.from_texts(markov_sentences(5, 400))), 3)
+    state = _SeatingState(_Hierarchy(counts), 1.0 / (counts.vocab_size - 1), gibbs=False)
+    assert all(state.tabulate(np.full(3, 0.6)))
+    rng = np.random.default_rng(0)
+    for k, table in enumerate(state.tables):
+        for x, y in rng.uniform(table.lo, table.hi, size=(20, 2)):
+            d = 1 / (1 + np.exp(-x))
+            theta = np.exp(y) - d
+            state._cache = {}
+            got, exact = state._order_logp(k, d, theta), state._exact_order_logp(k, d, theta)
+            assert got[0] == pytest.approx(exact[0], abs=1e-6)
+            # gradients in the sampler's coordinates (logit d, log(theta + d)), the table's own
+            in_xy = lambda g: np.array([(g[1] - g[2]) * d * (1 - d), g[2] * (theta + d)])
+            np.testing.assert_allclose(in_xy(got), in_xy(exact), rtol=1e-7, atol=1e-6)
+        d_mode, theta_mode = state.modes[:, k]
+        best = state._exact_order_logp(k, d_mode, theta_mode)[0]
+        for dd, dt in [(0.02, 0), (-0.02, 0), (0, 0.05 * (theta_mode + d_mode)), (0, -0.05 * (theta_mode + d_mode))]:
+            assert state._exact_order_logp(k, d_mode + dd, theta_mode + dt)[0] < best
+        far = (0.999, 1e6)
+        assert not table.covers(np.log(far[0] / (1 - far[0])), np.log(far[1] + far[0]))
+        state._cache = {}
+        assert state._order_logp(k, *far) == state._exact_order_logp(k, *far)
+    with pytest.raises(Exception, match="only a fixed seating"):
+        _SeatingState(_Hierarchy(counts), 1.0 / (counts.vocab_size - 1), gibbs=True).tabulate(np.full(3, 0.6))
+
+
+def test_ikn_fit_is_reproducible(ikn_lm):
+    again = PitmanYorLM(order=3, inference="ikn", retain=4, sampler_config=QUICK)
+    again.fit(Corpus.from_texts(TRAIN), random_seed=4)
+    for name in ("discount", "strength"):
+        np.testing.assert_array_equal(again.idata["posterior"][name].values, ikn_lm.idata["posterior"][name].values)
