@@ -35,7 +35,7 @@ import pandas as pd
 from scipy.special import digamma, gammaln, xlogy
 
 from .backoff import Backoff
-from .base import BayesianLM
+from .base import BayesianLM, sample_dirichlet_rows
 from .corpus import Corpus
 from .counts import NgramCounts, count
 from .exceptions import BayesLMError, ConfigError
@@ -784,21 +784,10 @@ class DirichletLM(BayesianLM):
     def sample_distribution(self, contexts, draw: int, rng: np.random.Generator) -> np.ndarray:
         """One posterior draw of p(. | u) per context: Dirichlet(c_u + a m_u), a = sample ``draw``.
 
-        Shape (context, token). Gamma variates are drawn in log space
-        (log G(A) = log G(A + 1) + log(U) / A), so parameters near 1e-3 do not underflow
-        before normalisation.
+        Shape (context, token); see :func:`bayeslm.base.sample_dirichlet_rows`.
         """
         self._check_fitted("sample_distribution")
-        A = self.dirichlet_parameters(contexts, draws=[int(draw)])[0]
-        with np.errstate(divide="ignore"):
-            log_gamma = np.where(
-                A > 0,
-                np.log(rng.standard_gamma(A + 1.0)) + np.log(rng.random(A.shape)) / np.where(A > 0, A, 1.0),
-                -np.inf,
-            )
-        log_gamma -= log_gamma.max(axis=1, keepdims=True)
-        p = np.exp(log_gamma)
-        return p / p.sum(axis=1, keepdims=True)
+        return sample_dirichlet_rows(self.dirichlet_parameters(contexts, draws=[int(draw)])[0], rng)
 
     def sample_sentences(self, n_sentences: int, *, random_seed=None, draw: int | None = None,
                          max_tokens: int = 200) -> Corpus:

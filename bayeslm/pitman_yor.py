@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import digamma, xlogy
 
-from .base import BayesianLM
+from .base import BayesianLM, sample_dirichlet_rows
 from .corpus import Corpus
 from .counts import NgramCounts, count
 from .exceptions import BayesLMError, ConfigError, CorpusError, ModelFileError
@@ -793,16 +793,7 @@ class PitmanYorLM(BayesianLM):
     def sample_distribution(self, contexts, draw: int, rng: np.random.Generator) -> np.ndarray:
         """One posterior draw of G_u per context (Dirichlet approximation, sample ``draw``)."""
         self._check_fitted("sample_distribution")
-        A = self.dirichlet_parameters(contexts, draws=[int(draw)])[0]
-        with np.errstate(divide="ignore"):
-            log_gamma = np.where(
-                A > 0,
-                np.log(rng.standard_gamma(A + 1.0)) + np.log(rng.random(A.shape)) / np.where(A > 0, A, 1.0),
-                -np.inf,
-            )
-        log_gamma -= log_gamma.max(axis=1, keepdims=True)
-        p = np.exp(log_gamma)
-        return p / p.sum(axis=1, keepdims=True)
+        return sample_dirichlet_rows(self.dirichlet_parameters(contexts, draws=[int(draw)])[0], rng)
 
     # -- entropies -------------------------------------------------------------------------------
     def _entropy_samples(self) -> np.ndarray:

@@ -24,6 +24,7 @@ ESS >= 400 for every hyperparameter, no divergences; ARPA agreement 1e-4. Timing
 on the load of the machine: the 1-minute load average is printed.
 
 Run:  /work/venv/bin/python bench/compare_kenlm_py.py [--orders 3 5] [--out bench/out/py.json]
+      /work/venv/bin/python bench/compare_kenlm_py.py --ikn-only    # steps 3 and 5 only (minutes, not half an hour)
 """
 
 from __future__ import annotations
@@ -113,6 +114,62 @@ def kenlm_log10(arpa: Path, lines: list[str]) -> float:
     return sum(model.score(line, bos=True, eos=True) for line in lines)
 
 
+def fit_ikn(n: int, args, bayeslm_cmd: str, work: Path) -> dict:
+    """The ikn mode of the same configuration: fit (timed) and test perplexity."""
+    print("ikn mode ...", flush=True)
+    ikn_dir = work / f"py{n}.ikn.model"
+    ikn_fit = run([bayeslm_cmd, "fit", CONFIGS[n], "--train", str(args.data / "train"), "--out", str(ikn_dir),
+                   "--seed", str(args.seed), "--quiet", "--json", "--force", "--set", 'model.inference="ikn"'])
+    ikn_json = parse_json(ikn_fit["stdout"])
+    ikn_ev = parse_json(run([bayeslm_cmd, "evaluate", str(ikn_dir), "--test", str(args.data / "test"), "--json"])["stdout"])
+    idiags = ikn_json["diagnostics"]
+    return {"dir": str(ikn_dir), "wall_seconds": ikn_fit["seconds"], "fit_seconds": ikn_json["fit_seconds"],
+            "perplexity": ikn_ev["predictive_perplexity"],
+            "rhat_max": max(float(d["r_hat"]) for d in idiags.values()),
+            "ess_bulk_min": min(float(d["ess_bulk"]) for d in idiags.values()),
+            "divergences": int(ikn_json.get("divergences", 0))}
+
+
+def kenlm_side(n: int, args, bayeslm_cmd: str, lmplz: Path, work: Path, model_dir: Path) -> dict:
+    """lmplz on the token stream of ``model_dir`` (timed) and its test perplexity."""
+    print("KenLM ...", flush=True)
+    toks = {}
+    for name in ("train", "test"):
+        target = work / f"{name}.{n}.tok"
+        with open(target, "w", encoding="utf-8") as fh:
+            run([bayeslm_cmd, "tokenize", str(model_dir), str(args.data / name), "--unk", "<oov>"], stdout=fh)
+        toks[name] = target
+    arpa = work / f"kenlm.{n}.arpa"
+    lm = run([str(lmplz), "-o", str(n), "-S", args.memory, "--text", str(toks["train"]), "--arpa", str(arpa)])
+    lines = [l for l in toks["test"].read_text(encoding="utf-8").splitlines() if l.strip()]
+    positions = sum(len(l.split()) + 1 for l in lines)
+    return {"perplexity": 10 ** (-kenlm_log10(arpa, lines) / positions), "positions": positions,
+            "seconds": lm["seconds"], "peak_mb": lm["peak_mb"], "lines": lines}
+
+
+def ikn_only(n: int, args, bayeslm_cmd: str, lmplz: Path, work: Path) -> dict:
+    """Steps 3 and 5 alone: the ikn fit beside lmplz on the same tokens."""
+    print(f"\n== order {n}: {CONFIGS[n]} in ikn mode (seed {args.seed}) ...", flush=True)
+    load_before = os.getloadavg()[0]
+    ik = fit_ikn(n, args, bayeslm_cmd, work)
+    ken = kenlm_side(n, args, bayeslm_cmd, lmplz, work, Path(ik["dir"]))
+    ratio = ik["fit_seconds"] / ken["seconds"]
+    checks = {f"ikn fit time <= {IKN_RATIO:.0f}x lmplz": ratio <= IKN_RATIO,
+              "ikn R-hat <= 1.01": ik["rhat_max"] <= 1.01, "ikn bulk ESS >= 400": ik["ess_bulk_min"] >= 400,
+              "ikn no divergences": ik["divergences"] == 0}
+    print(f"\norder {n}, ikn mode; load average {load_before:.2f} -> {os.getloadavg()[0]:.2f}")
+    for a, b in [("ikn test perplexity / KenLM", f"{ik['perplexity']:.2f} / {ken['perplexity']:.2f}"),
+                 ("ikn fit_seconds (counting + inference) / whole command", f"{ik['fit_seconds']:.1f} s / {ik['wall_seconds']:.1f} s"),
+                 ("lmplz wall seconds", f"{ken['seconds']:.2f}"),
+                 ("ikn fit time / lmplz", f"{ratio:.1f}x"),
+                 ("R-hat max / bulk ESS min / divergences", f"{ik['rhat_max']:.4f} / {ik['ess_bulk_min']:.0f} / {ik['divergences']}")]:
+        print(f"  {a:<55}  {b}")
+    for name, ok in checks.items():
+        print(f"  [{'PASS' if ok else 'FAIL'}] {name}")
+    return {"order": n, "ikn": ik, "kenlm_perplexity": ken["perplexity"], "lmplz_seconds": ken["seconds"],
+            "load_before": load_before, "checks": checks}
+
+
 def one_order(n: int, args, bayeslm_cmd: str, lmplz: Path, work: Path) -> dict:
     train, valid, test = (args.data / s for s in ("train", "valid", "test"))
     model_dir = work / f"py{n}.model"
@@ -130,18 +187,9 @@ def one_order(n: int, args, bayeslm_cmd: str, lmplz: Path, work: Path) -> dict:
     ev_test = parse_json(run([bayeslm_cmd, "evaluate", str(model_dir), "--test", str(test), "--json"])["stdout"])
     ev_valid = parse_json(run([bayeslm_cmd, "evaluate", str(model_dir), "--test", str(valid), "--json"])["stdout"])
 
-    print("KenLM ...", flush=True)
-    toks = {}
-    for name, path in (("train", train), ("test", test)):
-        target = work / f"{name}.{n}.tok"
-        with open(target, "w", encoding="utf-8") as fh:
-            run([bayeslm_cmd, "tokenize", str(model_dir), str(path), "--unk", "<oov>"], stdout=fh)
-        toks[name] = target
-    arpa = work / f"kenlm.{n}.arpa"
-    lm = run([str(lmplz), "-o", str(n), "-S", args.memory, "--text", str(toks["train"]), "--arpa", str(arpa)])
-    lines = [l for l in toks["test"].read_text(encoding="utf-8").splitlines() if l.strip()]
-    positions = sum(len(l.split()) + 1 for l in lines)
-    k_ppl = 10 ** (-kenlm_log10(arpa, lines) / positions)
+    ken = kenlm_side(n, args, bayeslm_cmd, lmplz, work, model_dir)
+    lines, positions, k_ppl = ken["lines"], ken["positions"], ken["perplexity"]
+    lm = {"seconds": ken["seconds"], "peak_mb": ken["peak_mb"]}
 
     print("ARPA export ...", flush=True)
     import numpy as np
@@ -164,20 +212,7 @@ def one_order(n: int, args, bayeslm_cmd: str, lmplz: Path, work: Path) -> dict:
     arpa_rel = abs(k0 - sample_lp) / abs(sample_lp)
     del model
 
-    ikn = None
-    if not args.no_ikn:
-        print("ikn mode ...", flush=True)
-        ikn_dir = work / f"py{n}.ikn.model"
-        ikn_fit = run([bayeslm_cmd, "fit", CONFIGS[n], "--train", str(train), "--out", str(ikn_dir), "--seed",
-                       str(args.seed), "--quiet", "--json", "--force", "--set", 'model.inference="ikn"'])
-        ikn_json = parse_json(ikn_fit["stdout"])
-        ikn_ev = parse_json(run([bayeslm_cmd, "evaluate", str(ikn_dir), "--test", str(test), "--json"])["stdout"])
-        idiags = ikn_json["diagnostics"]
-        ikn = {"wall_seconds": ikn_fit["seconds"], "fit_seconds": ikn_json["fit_seconds"],
-               "perplexity": ikn_ev["predictive_perplexity"],
-               "rhat_max": max(float(d["r_hat"]) for d in idiags.values()),
-               "ess_bulk_min": min(float(d["ess_bulk"]) for d in idiags.values()),
-               "divergences": int(ikn_json.get("divergences", 0))}
+    ikn = None if args.no_ikn else fit_ikn(n, args, bayeslm_cmd, work)
     return {
         "order": n, "config": CONFIGS[n], "load_before": load_before, "load_after": os.getloadavg()[0],
         "fit_wall_seconds": fit["seconds"], "fit_seconds": fit_json["fit_seconds"], "fit_peak_mb": fit["peak_mb"],
@@ -257,6 +292,7 @@ def main(argv=None) -> int:
     parser.add_argument("--kenlm-bin", help="directory holding lmplz")
     parser.add_argument("--set", action="append", default=[], help="config override passed to bayeslm fit")
     parser.add_argument("--no-ikn", action="store_true", help="skip the ikn-mode fit")
+    parser.add_argument("--ikn-only", action="store_true", help="only the ikn-mode fit beside lmplz")
     parser.add_argument("--out", type=Path, help="write the figures as JSON")
     args = parser.parse_args(argv)
     for split in ("train", "valid", "test"):
@@ -275,9 +311,13 @@ def main(argv=None) -> int:
     print(f"bayeslm Pitman-Yor vs KenLM on {args.data}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     results, verdicts = [], {}
     for n in args.orders:
-        r = one_order(n, args, bayeslm_cmd, lmplz, work)
+        if args.ikn_only:
+            r = ikn_only(n, args, bayeslm_cmd, lmplz, work)
+            verdicts[n] = r["checks"]
+        else:
+            r = one_order(n, args, bayeslm_cmd, lmplz, work)
+            verdicts[n] = report(r)
         results.append(r)
-        verdicts[n] = report(r)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"data": str(args.data), "seed": args.seed, "results": results,
