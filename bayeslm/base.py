@@ -163,6 +163,8 @@ class BayesianLM:
     }
     #: model options this family accepts beside the common ones (name -> default)
     model_options: ClassVar[dict] = {}
+    #: the family fits from n-gram counts (:meth:`_count_training`), so ``fit(client=...)`` can count on Dask
+    counts_on_dask: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -272,16 +274,21 @@ class BayesianLM:
         return corpus.with_vocabulary(self.vocab_)
 
     # -- fitting ---------------------------------------------------------------------
-    def fit(self, corpus: Corpus, valid: Corpus | None = None, **sampler_kwargs):
+    def fit(self, corpus: Corpus, valid: Corpus | None = None, *, client=None, **sampler_kwargs):
         """Fit the model to a training corpus; returns (and keeps as ``.idata``) the InferenceData.
 
         Parameters
         ----------
-        corpus : Corpus
+        corpus : Corpus, or (with ``client``) files, directories or glob patterns
             Training text.
         valid : Corpus, optional
             Validation text used to choose settings the configuration leaves open; never
             scored as test.
+        client : distributed.Client, optional
+            n-gram families: count on this Dask cluster (``pip install 'bayeslm[dask]'``).
+            Given paths, the files are read, tokenised and counted on the workers
+            (:func:`bayeslm.distributed.count_files`) and never held in this process;
+            inference then runs here on the merged counts.
         **sampler_kwargs
             Override sampler settings for this call (draws, tune, chains, random_seed, ...).
         """
@@ -289,8 +296,15 @@ class BayesianLM:
         unknown = set(sampler_kwargs) - set(self.default_sampler_config)
         if unknown:
             raise ConfigError(f"unknown sampler setting(s) {sorted(unknown)}")
+        if client is not None and not self.counts_on_dask:
+            raise ConfigError(f"{type(self).__name__} does not fit from n-gram counts: it cannot count on Dask (client=)")
         start = time.perf_counter()
-        train = self._prepare_training(corpus)
+        self._count_client, self._given_counts = client, None
+        if client is not None and not isinstance(corpus, Corpus):
+            train = self._count_files_on_dask(corpus, client, sampler)
+        else:
+            train = self._prepare_training(corpus)
+            self._training_size = (train.n_tokens, train.n_sentences)
         valid_enc = None
         try:
             if valid is not None:
@@ -300,13 +314,41 @@ class BayesianLM:
         except BaseException:
             self.is_fitted_ = False
             raise
+        finally:
+            self._count_client, self._given_counts = None, None
         self.fit_seconds_ = time.perf_counter() - start
         self.idata = idata
         self.is_fitted_ = True
         self.sampler_config = {**self.sampler_config, **{k: v for k, v in sampler_kwargs.items()}}
-        self._set_attrs(training_tokens=train.n_tokens, training_sentences=train.n_sentences)
+        n_tokens, n_sentences = self._training_size
+        self._set_attrs(training_tokens=n_tokens, training_sentences=n_sentences)
         self._store_mi_threshold(valid_enc if valid_enc is not None else train, "valid" if valid_enc is not None else "train")
         return idata
+
+    def _count_files_on_dask(self, paths, client, sampler: dict) -> Corpus:
+        """Vocabulary and counts of text files on Dask; returns the sample that ``_fit`` checks."""
+        from .distributed import count_files
+
+        done = count_files(paths, self.order, client, tokenizer=self.tokenizer, min_count=self.min_count,
+                           max_size=self.max_size, progress=bool(sampler.get("progressbar", True)))
+        self.vocab_, self._given_counts = done.vocab, done.counts
+        self._training_size = (done.n_tokens, done.n_sentences)
+        return done.sample
+
+    def _count_training(self, train: Corpus, sampler: dict):
+        """The n-gram counts of the training text (families call this in ``_fit``).
+
+        Counts already made on Dask from files, else ``count(train)``, on the Dask client
+        ``fit`` was given if any. When counted from files, ``train`` is only a sample
+        (the first partition's first sentences and the longest sentence).
+        """
+        from .counts import count
+
+        given = getattr(self, "_given_counts", None)
+        if given is not None:
+            return given
+        return count(train, self.order, progress=bool(sampler.get("progressbar", True)),
+                     client=getattr(self, "_count_client", None))
 
     def _store_mi_threshold(self, corpus: Corpus, source: str, quantile: float = 0.9, max_sentences: int = 2000) -> None:
         """Store the 90th percentile of per-position mutual information (the generator's flag).

@@ -65,13 +65,21 @@ def cmd_fit(args) -> int:
     if out.exists() and not args.force:
         raise BayesLMError(f"{out} exists; choose another --out or pass --force")
     model = BayesianLM.from_config(config)
-    train = _read(model, args.train, train=True)
+    dask = args.dask or args.scheduler is not None
+    train = None if dask else _read(model, args.train, train=True)
     valid = _read(model, args.valid, train=True) if args.valid else None
     if args.seed is not None:
         model.sampler_config["random_seed"] = args.seed
     if args.quiet:
         model.sampler_config["progressbar"] = False
-    model.fit(train, valid=valid)
+    if dask:  # read, tokenise and count on the cluster; inference here on the merged counts
+        from .distributed import dask_client
+
+        with dask_client(args.scheduler) as client:
+            model.fit(args.train, valid=valid, client=client)
+    else:
+        model.fit(train, valid=valid)
+    n_train = train.n_tokens if train is not None else int(model.idata["posterior"].attrs["training_tokens"])
     model.save(out, force=args.force)
     if args.json:
         from .diagnostics import sampler_problems, summary
@@ -80,13 +88,13 @@ def cmd_fit(args) -> int:
         table = summary(model.idata, var_names=names) if names != [] else None
         _print_json({
             "schema": "bayeslm.fit/1", "out": str(out), "fit_seconds": model.fit_seconds_,
-            "training_tokens": train.n_tokens, "vocabulary": len(model.vocab_),
+            "training_tokens": n_train, "vocabulary": len(model.vocab_),
             "valid": [str(v) for v in args.valid or []],
             "diagnostics": json.loads(table.to_json(orient="index")) if table is not None else {},
             **sampler_problems(model.idata),
         })
     else:
-        print(f"fitted {model.family} order {model.order} on {train.n_tokens} tokens "
+        print(f"fitted {model.family} order {model.order} on {n_train} tokens "
               f"(vocabulary {len(model.vocab_)}) in {model.fit_seconds_:.1f} s; saved to {out}")
         if args.valid:
             print(f"validation text (used only to choose open settings): {', '.join(args.valid)}")
@@ -255,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing --out directory")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--dask", action="store_true",
+                   help="n-gram models: read and count --train on a local Dask cluster (pip install 'bayeslm[dask]')")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="count on the dask.distributed cluster at ADDRESS (implies --dask)")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("evaluate", help="perplexity and bits per token on held-out text")

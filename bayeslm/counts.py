@@ -394,7 +394,7 @@ def _count_events(stream: np.ndarray, targets: np.ndarray, order: int, V: int, s
     return NgramCounts(orders, V)
 
 
-def count(corpus, order: int, progress: bool = False) -> NgramCounts:
+def count(corpus, order: int, progress: bool = False, client=None) -> NgramCounts:
     """Sparse n-gram counts of orders ``1..order`` of a corpus.
 
     Parameters
@@ -404,12 +404,19 @@ def count(corpus, order: int, progress: bool = False) -> NgramCounts:
         Highest order (3 for trigrams); contexts are padded with ``order - 1`` ``<s>``.
     progress : bool
         Show a progress bar over the orders.
+    client : distributed.Client, optional
+        Count partitions of the corpus on this Dask cluster and merge them (the same
+        arrays; :mod:`bayeslm.distributed`, ``pip install 'bayeslm[dask]'``).
     """
     order = int(order)
     if order < 1:
         raise CorpusError(f"order must be at least 1, got {order}")
     if corpus.n_tokens == 0:
         raise CorpusError("cannot count an empty corpus")
+    if client is not None:
+        from .distributed import count_corpus
+
+        return count_corpus(corpus, order, client, progress=progress)
     stream, targets = corpus.padded(order)
     steps = range(1, order + 1)
     if progress:

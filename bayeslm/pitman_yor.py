@@ -49,7 +49,7 @@ from scipy.special import digamma, xlogy
 
 from .base import BayesianLM, sample_dirichlet_rows
 from .corpus import Corpus
-from .counts import NgramCounts, count
+from .counts import NgramCounts
 from .exceptions import BayesLMError, ConfigError, CorpusError, ModelFileError
 
 __all__ = ["PitmanYorLM", "pitman_yor_predictive"]
@@ -358,6 +358,7 @@ class PitmanYorLM(BayesianLM):
     """
 
     family = "pitman-yor"
+    counts_on_dask = True
     default_model_config = {
         "discount": {"dist": "Beta", "kwargs": {"alpha": 1.0, "beta": 1.0}},
         "strength_plus_discount": {"dist": "Gamma", "kwargs": {"alpha": 1.0, "beta": 0.01}},
@@ -403,7 +404,7 @@ class PitmanYorLM(BayesianLM):
 
     def _fit(self, train: Corpus, valid: Corpus | None, sampler: dict):
         self._check_corpus(train)
-        self.counts_ = count(train, self.order, progress=bool(sampler.get("progressbar", True)))
+        self.counts_ = self._count_training(train, sampler)
         return self._fit_counts(sampler)
 
     def _fit_counts(self, sampler: dict):
