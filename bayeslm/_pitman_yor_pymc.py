@@ -22,18 +22,28 @@ from pytensor.graph.op import Op
 __all__ = ["HyperLogpOp", "SeatingStep"]
 
 
-class HyperLogpOp(Op):
-    """log p(seating | d, theta) summed over orders, from ``state.hyper_logp(d, theta)``."""
+class _HyperOp(Op):
+    """An Op of the per-order vectors (d, theta) reading ``state.hyper_logp``."""
 
     __props__ = ("state",)
 
     def __init__(self, state):
         self.state = state
 
+    def _outputs(self, d, theta):
+        raise NotImplementedError
+
     def make_node(self, d, theta):
         d = pt.as_tensor_variable(d).astype("float64")
         theta = pt.as_tensor_variable(theta).astype("float64")
-        return Apply(self, [d, theta], [pt.dscalar()])
+        return Apply(self, [d, theta], self._outputs(d, theta))
+
+
+class HyperLogpOp(_HyperOp):
+    """log p(seating | d, theta) summed over orders, from ``state.hyper_logp(d, theta)``."""
+
+    def _outputs(self, d, theta):
+        return [pt.dscalar()]
 
     def perform(self, node, inputs, outputs):
         outputs[0][0] = np.asarray(self.state.hyper_logp(inputs[0], inputs[1])[0], dtype="float64")
@@ -43,18 +53,11 @@ class HyperLogpOp(Op):
         return [output_grads[0] * gd, output_grads[0] * gt]
 
 
-class HyperGradOp(Op):
+class HyperGradOp(_HyperOp):
     """The gradient of :class:`HyperLogpOp` with respect to (d, theta)."""
 
-    __props__ = ("state",)
-
-    def __init__(self, state):
-        self.state = state
-
-    def make_node(self, d, theta):
-        d = pt.as_tensor_variable(d).astype("float64")
-        theta = pt.as_tensor_variable(theta).astype("float64")
-        return Apply(self, [d, theta], [d.type(), theta.type()])
+    def _outputs(self, d, theta):
+        return [d.type(), theta.type()]
 
     def perform(self, node, inputs, outputs):
         _, gd, gt = self.state.hyper_logp(inputs[0], inputs[1])
