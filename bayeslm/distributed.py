@@ -68,7 +68,7 @@ from .vocab import Vocabulary
 __all__ = ["DaskCounts", "count_corpus", "count_files", "dask_client", "require_dask"]
 
 INSTALL_HINT = "pip install 'bayeslm[dask]'"
-DEFAULT_BLOCKSIZE = 32 * 2**20  # bytes of text per partition (a file is cut at line breaks)
+DEFAULT_BLOCKSIZE = 4 * 2**20  # bytes of text per partition (a file is cut at line breaks); small enough to balance 2 workers
 SAMPLE_SENTENCES = 2000  # sentences of the first partition kept for fit's in-sample checks
 _SPLIT_EVERY = 8  # fan-in of the tree reductions
 
