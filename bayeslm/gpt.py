@@ -1,9 +1,10 @@
 """``GPTLM``: a TinyGPT body with a Bayesian last layer, answering bayeslm's protocol.
 
-Family ``"gpt-bll"``. ``fit`` trains a :class:`bayeslm.TinyGPT` (MAP under an L2 prior) on
-the training text, freezes it, computes its final-LayerNorm features h at
-``fit_positions`` training positions and fits a :class:`bayeslm.BayesianLastLayer` on
-them. ``evaluate``, ``score``, ``per_token``, reports and ``generate`` then work as for the
+Family ``"gpt-bll"``. ``fit`` holds out the tail of the training text (``fit_holdout``,
+default 5%, see :func:`split_holdout`), trains a :class:`bayeslm.TinyGPT` (MAP under an L2
+prior) on the rest, freezes it, computes its final-LayerNorm features h at
+``fit_positions`` positions of the held-out tail and fits a
+:class:`bayeslm.BayesianLastLayer` on them. ``evaluate``, ``score``, ``per_token``, reports and ``generate`` then work as for the
 n-gram models, with epistemic uncertainty from the last layer's posterior.
 
 **The text as one stream.** The n-gram models score each line on its own; a Transformer
@@ -42,7 +43,7 @@ from .corpus import Corpus
 from .exceptions import BayesLMError, ConfigError, ModelFileError, VocabularyMismatchError
 from .vocab import Vocabulary
 
-__all__ = ["GPTLM"]
+__all__ = ["GPTLM", "split_holdout"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,13 @@ class GPTLM(BayesianLM):
     fit_positions, valid_positions : int
         Training positions the last layer is fitted on; validation positions for the
         baselines' temperature / dropout rate.
+    fit_holdout : float
+        Fraction of the training stream held out from the body's training (its tail, cut
+        at a line break; see :func:`split_holdout`); the last layer's ``fit_positions``
+        are drawn from that tail only, so its features are those of text the body has not
+        seen, like test text's (default 0.05; 0: fitted on the body's own training text,
+        whose features are easier than any new text's). Validation text stays for early
+        stopping and the baselines' temperature / dropout rate.
     eval_stride : int, optional
         Window step when reading long texts (default ``block_size // 2``).
     advi_steps, advi_batch, advi_rank
@@ -96,6 +104,7 @@ class GPTLM(BayesianLM):
         "warmup_steps": 100, "l2": 1e-6, "regularization": "l2", "eval_interval": 100, "eval_batches": 8,
         "patience": 5, "checkpoint_dir": None, "init_from": None,
         "method": "laplace", "hessian": "auto", "prior_scale": "evidence", "prior_mean": "head", "fit_positions": 50000,
+        "fit_holdout": 0.05,
         "valid_positions": 20000, "eval_stride": None, "advi_steps": 10000, "advi_batch": 512, "advi_rank": 10,
     }
 
@@ -118,6 +127,8 @@ class GPTLM(BayesianLM):
             raise ConfigError(f"model.prior_scale must be 'evidence' or 'integrate', got {o['prior_scale']!r}")
         if o["prior_mean"] not in ("head", "zero"):
             raise ConfigError(f"model.prior_mean must be 'head' or 'zero', got {o['prior_mean']!r}")
+        if not 0.0 <= float(o["fit_holdout"]) < 1.0:
+            raise ConfigError(f"model.fit_holdout must lie in [0, 1), got {o['fit_holdout']}")
         for name in ("block_size", "n_layer", "n_head", "n_embd", "fit_positions", "batch_size"):
             if int(o[name]) < 1:
                 raise ConfigError(f"model.{name} must be at least 1, got {o[name]}")
@@ -129,6 +140,7 @@ class GPTLM(BayesianLM):
         self.body_ = None  # the TinyGPT
         self.bll_ = None  # the BayesianLastLayer
         self.train_result_ = None
+        self.fit_split_ = None  # how fit divided the training stream between the body and the last layer
         self._features = OrderedDict()
         self._predictive = OrderedDict()
         self._body_version = 0
@@ -208,16 +220,20 @@ class GPTLM(BayesianLM):
         else:
             torch.manual_seed(seed)
             body = TinyGPT(self._body_config())
-        train_stream = _stream_of(train)
+        # the body trains on the head of the stream; the last layer is fitted on its held-out tail
+        body_stream, holdout_stream = split_holdout(_stream_of(train), float(o["fit_holdout"]), self.vocab_.eos_id)
+        fit_stream = holdout_stream if holdout_stream is not None else body_stream
+        self.fit_split_ = {"fit_holdout": float(o["fit_holdout"]), "body_positions": int(len(body_stream) - 1),
+                           "holdout_positions": int(len(holdout_stream) - 1) if holdout_stream is not None else 0}
         valid_stream = _stream_of(valid) if valid is not None else None
         self.train_result_ = None
         if int(o["train_steps"]) > 0:
-            self.train_result_ = train_gpt(body, train_stream, self._train_config(seed), valid_stream=valid_stream,
+            self.train_result_ = train_gpt(body, body_stream, self._train_config(seed), valid_stream=valid_stream,
                                            checkpoint_dir=o["checkpoint_dir"], progress=progress,
-                                           meta=self._body_meta())
+                                           meta={**self._body_meta(), "fit_holdout": float(o["fit_holdout"])})
         body.eval()
         self._set_body(body)
-        X, y = self._sampled_features(train_stream, int(o["fit_positions"]), seed)
+        X, y = self._sampled_features(fit_stream, int(o["fit_positions"]), seed)
         valid_xy = None
         if valid_stream is not None and len(valid_stream) > 2:
             valid_xy = self._sampled_features(valid_stream, int(o["valid_positions"]), seed + 1)
@@ -235,6 +251,9 @@ class GPTLM(BayesianLM):
         idata = self.bll_.fit(X, y, n_classes=len(self.vocab_), valid=valid_xy, init=(head, None))
         attrs = idata["posterior"].attrs
         attrs["body_parameters"] = int(body.num_params())
+        attrs["fit_holdout"] = float(o["fit_holdout"])
+        attrs["body_train_positions"] = int(len(body_stream) - 1)
+        attrs["holdout_positions"] = self.fit_split_["holdout_positions"]
         if self.train_result_ is not None:
             r = self.train_result_
             attrs["gpt_training"] = json.dumps({"steps": r.steps, "best_step": r.best_step, "stopped": r.stopped,
@@ -424,6 +443,32 @@ def _stream_of(corpus: Corpus) -> np.ndarray:
     stream[1 + np.arange(n) + sentence_of_token] = corpus.ids
     stream[1 + corpus.offsets[1:] + np.arange(S)] = eos
     return stream
+
+
+def split_holdout(stream: np.ndarray, fraction: float, eos_id: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Split a stream into the body's training stream and a held-out tail for the last layer.
+
+    The tail is the last ``fraction`` of the stream's positions, cut at a line break: the
+    body's stream is ``stream[:c + 1]`` and the held-out one ``stream[c:]``, where
+    ``stream[c]`` is the ``</s>`` closest to ``(1 - fraction)`` of the way along, so both
+    start with ``</s>`` like any stream, share that one token (the body's last target, the
+    held-out stream's first context) and no position: every position (target) of the
+    held-out stream lies beyond the body's last one. ``fraction = 0`` gives ``(stream,
+    None)``. A contiguous tail rather than scattered windows, so no training window of the
+    body overlaps it; with files read in sorted order it is the end of the last file(s).
+    """
+    fraction = float(fraction)
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"fit_holdout must lie in [0, 1), got {fraction}")
+    if fraction == 0.0:
+        return stream, None
+    L = len(stream) - 1
+    target = int(round((1.0 - fraction) * L))
+    breaks = np.flatnonzero(stream[1:-1] == eos_id) + 1  # inner line breaks
+    if breaks.size == 0:
+        raise BayesLMError("cannot hold out a tail of a text of one line: it has no inner line break")
+    c = int(breaks[np.argmin(np.abs(breaks - target))])
+    return stream[:c + 1], stream[c:]
 
 
 def _window_features(body, stream: np.ndarray, T: int, stride: int, batch: int = 32) -> np.ndarray:

@@ -165,18 +165,27 @@ class _Softmax:
             self._B_eig = np.linalg.eigh(_tmm(self.X, self.X))
         return self._B_eig
 
-    def probs(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """softmax(X theta^T) (N, V) and the log-likelihood of each position."""
-        Z = (self.Xc @ theta.T.astype(self.dtype)).astype(np.float64)
+    def _probs(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """softmax(X theta^T) in the problem's dtype (one exp per entry; sums in float64) and
+        the log-likelihood of each position (float64)."""
+        Z = self.Xc @ theta.T.astype(self.dtype)
         Z -= Z.max(axis=1, keepdims=True)
-        lse = np.log(np.exp(Z).sum(axis=1))
-        P = np.exp(Z - lse[:, None])
-        return P, Z[self._rows, self.y] - lse
+        E = np.exp(Z)
+        total = E.sum(axis=1, dtype=np.float64)
+        ll = Z[self._rows, self.y].astype(np.float64) - np.log(total)
+        E /= total.astype(self.dtype)[:, None]
+        return E, ll
+
+    def probs(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """softmax(X theta^T) (N, V) and the log-likelihood of each position (float64)."""
+        P, ll = self._probs(theta)
+        return P.astype(np.float64), ll
 
     def value_grad(self, theta: np.ndarray, alpha: float):
         self.evaluations += 1
-        P, ll = self.probs(theta)
-        R = P.astype(self.dtype)
+        Pd, ll = self._probs(theta)
+        P = Pd.astype(np.float64)
+        R = Pd
         R[self._rows, self.y] -= 1.0
         dev = theta - self.mu
         G = _tmm(R, self.Xc).astype(np.float64) + alpha * dev
@@ -184,11 +193,16 @@ class _Softmax:
         return f, G, P
 
     def ggn_product(self, P: np.ndarray, S: np.ndarray, alpha: float) -> np.ndarray:
-        """(GGN + alpha I) S for S of shape (V, D): sum_n (A_n X_n S^T ...) without forming the GGN."""
+        """(GGN + alpha I) S for S of shape (V, D): sum_n (A_n X_n S^T ...) without forming the GGN.
+
+        Every elementwise step runs in the problem's dtype (float32 for large problems: P
+        is converted once if it is not already; pass ``P.astype(sm.dtype)`` to avoid that)."""
         self.products += 1
-        Z = (self.Xc @ S.T.astype(self.dtype)).astype(np.float64)
-        AZ = P * Z - P * (P * Z).sum(axis=1, keepdims=True)  # (diag p_n - p_n p_n^T) z_n
-        return _tmm(AZ.astype(self.dtype), self.Xc).astype(np.float64) + alpha * S
+        P = P if P.dtype == self.dtype else P.astype(self.dtype)
+        PZ = self.Xc @ S.T.astype(self.dtype)
+        PZ *= P
+        PZ -= P * PZ.sum(axis=1, keepdims=True)  # (diag p_n - p_n p_n^T) z_n
+        return _tmm(PZ, self.Xc).astype(np.float64) + alpha * S
 
 
 class _Curvature:
@@ -259,10 +273,11 @@ class _Curvature:
 
 def _newton_step(sm: _Softmax, P, G, alpha: float) -> np.ndarray:
     """(GGN + alpha I)^-1 G by conjugate gradients on exact GGN products, preconditioned by
-    the Kronecker factorisation (truncated Newton: to 10% of the gradient's norm on large
+    the Kronecker factorisation (truncated Newton: to half the gradient's norm on large
     problems, to round-off on small ones)."""
-    rtol = 0.1 if sm.N * sm.D * sm.V > _FLOAT32_FROM else 1e-8
+    rtol = 0.5 if sm.N * sm.D * sm.V > _FLOAT32_FROM else 1e-8
     pre = _Curvature.at("kfac", sm, P)
+    P = P.astype(sm.dtype)  # once, for every product
     gnorm = float(np.sqrt((G * G).sum()))
     s = np.zeros_like(G)
     r = G.copy()
@@ -303,6 +318,26 @@ def _newton(sm: _Softmax, theta: np.ndarray, alpha: float, *, tol: float, max_it
             break
         theta, f, G, P = new, f_new, G_new, P_new
     return theta, f, P
+
+
+def _predicted_mode(theta, g, mu, curv: "_Curvature", a: float) -> np.ndarray:
+    """The mode at prior precision ``a`` predicted by one Newton step from ``theta`` with the
+    curvature held: theta - (GGN + a I)^-1 (g + a (theta - mu)), g the likelihood's gradient."""
+    return theta - curv.solve(g + a * (theta - mu), a)
+
+
+def _fixed_point(theta, g, mu, curv: "_Curvature", a: float, hyper, max_iter: int = 100) -> float:
+    """MacKay's fixed point a = (gamma(a) + 2 h'(log a)) / ||theta(a) - mu||^2 with the curvature
+    held and theta(a) the mode predicted from ``theta`` (:func:`_predicted_mode`)."""
+    for _ in range(max_iter):
+        th = _predicted_mode(theta, g, mu, curv, a) - mu
+        l = np.log(a)
+        dh = (hyper(l + 1e-4) - hyper(l - 1e-4)) / 2e-4
+        new = max(curv.gamma(a) + 2 * dh, 1e-3) / max(float((th * th).sum()), 1e-300)
+        if abs(np.log(new) - l) < 1e-5:
+            return float(new)
+        a = new
+    return float(a)
 
 
 # ------------------------------------------------------------------------ results
@@ -532,6 +567,12 @@ class BayesianLastLayer:
         import pytensor.tensor as pt
 
         prior = self.model_config["weight_scale"]
+        par = prior.parameters
+        if prior.distribution == "LogNormal" and set(par) <= {"mu", "sigma"}:
+            # the default, in closed form (compiling PyTensor's took 1.5 s of a 5-second fit)
+            m, s = par.get("mu", 0.0), par.get("sigma", 1.0)
+            # log sigma = -l / 2 is Normal(m, s); the density of l is that times |d log sigma / dl| = 1/2
+            return lambda l: float(-0.5 * ((-0.5 * l - m) / s) ** 2 - np.log(s) - 0.5 * np.log(2 * np.pi)) + np.log(0.5)
         value = pt.dscalar("sigma")
         fn = pytensor.function([value], pm.logp(prior._pymc_class().dist(**prior.parameters), value))
         return lambda l: float(fn(np.exp(-0.5 * l))) - 0.5 * l + np.log(0.5)
@@ -543,31 +584,44 @@ class BayesianLastLayer:
         kind = self._hessian_kind(P)
         full = kind == "full"
         hyper = self._hyper_logp()
-        tol = 1e-9 * max(1.0, sm.N) if full else 1e-5 * sm.N  # nats; per position negligible
+        # Newton stops when half its decrement (about the distance to the minimum) is below
+        # tol nats: 1e-4 nats per position on large problems, against differences of 1e-3
+        # bits between methods
+        tol = 1e-9 * max(1.0, sm.N) if full else 1e-4 * sm.N
+        # Rounds of: the mode at alpha (Newton; from the second round on started at the mode
+        # predicted for alpha by one Newton step with the last round's curvature), its
+        # curvature, and MacKay's fixed point with that curvature held, the outer iteration
+        # accelerated by secant steps on log alpha. The evidence is flat near its optimum:
+        # large problems stop when the fixed point moves alpha by less than 5% (a trial on
+        # 50,000 positions: log evidence within 3 nats and test NLL at the mode within 0.001
+        # bits of a 1% stop with a 10x tighter Newton tolerance), small ones at 1%.
+        outer_tol = 1e-2 if full else 0.05
         sq = float((theta0 * theta0).sum())
-        alpha = P / sq if sq > 0 else 1.0  # every parameter of the size of the start
-        if np.any(sm.mu):  # prior at the head: start with a scale of a tenth of its weights
-            alpha *= 100.0
-        theta = theta0.copy()
-        for _ in range(20):
-            theta, f, Pm = _newton(sm, theta, alpha, tol=tol)
+        # a prior scale of the start's (the head's) typical weight: far larger alpha (a tenth
+        # of it) made the fixed point jump to a far smaller alpha whose mode, far from the
+        # head and ill-conditioned, cost 10x more Newton-CG products
+        alpha = P / sq if sq > 0 else 1.0
+        theta, g, curv = theta0.copy(), None, None
+        history = []  # (log alpha, log F(alpha) - log alpha)
+        for k in range(20):
+            start = theta if k == 0 else _predicted_mode(theta, g, sm.mu, curv, alpha)
+            theta, f, Pm = _newton(sm, start, alpha, tol=tol)
+            g = -alpha * (theta - sm.mu)  # at the mode the likelihood's gradient balances the prior's
             curv = _Curvature.at(kind, sm, Pm)
-            # MacKay's fixed point alpha = (gamma + 2 h'(l)) / ||theta(alpha)||^2 with the curvature
-            # held; theta(a) = theta - (a - alpha) (GGN + a I)^-1 theta, the mode to first order
-            a = alpha
-            for _ in range(100):
-                th = theta - sm.mu - (a - alpha) * curv.solve(theta - sm.mu, a)  # minus the prior mean
-                l = np.log(a)
-                dh = (hyper(l + 1e-4) - hyper(l - 1e-4)) / 2e-4
-                new = max(curv.gamma(a) + 2 * dh, 1e-3) / float((th * th).sum())
-                if abs(np.log(new) - l) < 1e-5:
-                    break
-                a = new
-            if abs(np.log(a) - np.log(alpha)) < 1e-2:
+            a = _fixed_point(theta, g, sm.mu, curv, alpha, hyper)
+            l, r = np.log(alpha), np.log(a) - np.log(alpha)
+            if abs(r) < outer_tol:
                 break
-            alpha = a
+            history.append((l, r))
+            step = r
+            if len(history) >= 2:  # secant on r(l) = log F(e^l) - l, on r's side, between 0.1 r and 4 r
+                (l1, r1), (l2, r2) = history[-2:]
+                slope = (r2 - r1) / (l2 - l1) if l2 != l1 else 0.0
+                if slope < 0:
+                    step = float(np.clip(-r2 / slope, min(0.1 * r2, 4 * r2), max(0.1 * r2, 4 * r2)))
+            alpha = float(np.exp(l + step))
         else:  # no fixed point within 20 rounds: the mode and curvature at the last alpha
-            theta, f, Pm = _newton(sm, theta, alpha, tol=tol)
+            theta, f, Pm = _newton(sm, _predicted_mode(theta, g, sm.mu, curv, alpha), alpha, tol=tol)
             curv = _Curvature.at(kind, sm, Pm)
         l = np.log(alpha)
         fit = LaplaceFit(theta, alpha, curv, -f + 0.5 * P * l - 0.5 * curv.logdet(alpha) + hyper(l), f)
@@ -583,9 +637,12 @@ class BayesianLastLayer:
         P = fit.theta.size
         full = kind == "full"
 
+        g = -fit.alpha * (fit.theta - sm.mu)  # the likelihood's gradient at the mode
+
         def at(l, theta):
             a = float(np.exp(l))
-            theta, f, Pm = _newton(sm, theta, a, tol=tol)
+            start = _predicted_mode(fit.theta, g, sm.mu, fit.curvature, a)  # one Newton step from the optimum's mode
+            theta, f, Pm = _newton(sm, start, a, tol=tol)
             curv = _Curvature.at(kind, sm, Pm)
             return LaplaceFit(theta, a, curv, -f + 0.5 * P * l - 0.5 * curv.logdet(a) + hyper(l), f)
 

@@ -320,3 +320,19 @@ def test_the_pymc_model_is_softmax_regression(data):
     assert np.isclose(logp, ll + prior)
     assert pm.Minibatch  # ADVI's minibatch model builds too
     bll.build_model(X, y, 3, batch_size=64)
+
+
+def test_the_closed_form_hyperprior_equals_pymcs_density():
+    import pymc as pm
+
+    for kwargs in ({"mu": 0.0, "sigma": 2.0}, {"mu": -0.7, "sigma": 0.5}):
+        bll = BayesianLastLayer(model_config={"weight_scale": {"dist": "LogNormal", "kwargs": kwargs}})
+        h = bll._hyper_logp()
+        for l in (-4.0, 0.0, 3.0, 9.0):  # l = log alpha, weight_scale = exp(-l / 2)
+            sigma = np.exp(-0.5 * l)
+            ref = float(pm.logp(pm.LogNormal.dist(**kwargs), sigma).eval()) + np.log(sigma) + np.log(0.5)
+            assert np.isclose(h(l), ref, atol=1e-6)
+    # another hyperprior goes through PyMC's density
+    h = BayesianLastLayer(model_config={"weight_scale": {"dist": "HalfNormal", "kwargs": {"sigma": 1.0}}})._hyper_logp()
+    ref = float(pm.logp(pm.HalfNormal.dist(sigma=1.0), np.exp(-1.0)).eval()) + np.log(np.exp(-1.0)) + np.log(0.5)
+    assert np.isclose(h(2.0), ref)

@@ -377,3 +377,68 @@ def test_gpt_bll_options_are_checked():
         blm.GPTLM(order=5, block_size=16)
     with pytest.raises(ConfigError, match="has no option"):
         blm.GPTLM(n_layers=3)
+
+
+# ------------------------------------------------------------------------ the held-out tail for the last layer
+def test_split_holdout_cuts_the_tail_at_a_line_break():
+    from bayeslm.gpt import split_holdout
+
+    corpus = blm.Corpus.from_lines(LINES, tokenizer=blm.CharTokenizer())
+    stream = _stream_of(corpus)
+    eos = corpus.vocab.eos_id
+    body, tail = split_holdout(stream, 0.2, eos)
+    assert body[-1] == eos and tail[0] == eos  # both are streams: they start (and the body ends) at a line break
+    assert np.array_equal(np.concatenate([body, tail[1:]]), stream)  # one shared </s>, no shared position
+    L = len(stream) - 1
+    longest = max(len(line) for line in LINES) + 1
+    assert abs((len(tail) - 1) - 0.2 * L) <= longest  # the fraction, to within a line
+    same, none = split_holdout(stream, 0.0, eos)
+    assert same is stream and none is None
+    with pytest.raises(ConfigError, match="fit_holdout"):
+        split_holdout(stream, 1.0, eos)
+
+
+def test_the_body_never_trains_on_the_positions_the_last_layer_is_fitted_on(monkeypatch):
+    import bayeslm.gpt as gpt
+    import bayeslm.transformer as transformer
+
+    seen = {}
+    real_train, real_sampled = transformer.train_gpt, gpt.GPTLM._sampled_features
+
+    def train_spy(model, stream, *args, **kwargs):
+        seen["body"] = np.asarray(stream).copy()
+        return real_train(model, stream, *args, **kwargs)
+
+    def sampled_spy(self, stream, n, seed):
+        seen.setdefault("sampled", []).append(np.asarray(stream).copy())
+        X, y = real_sampled(self, stream, n, seed)
+        seen.setdefault("targets", []).append(y)
+        return X, y
+
+    monkeypatch.setattr(transformer, "train_gpt", train_spy)
+    monkeypatch.setattr(gpt.GPTLM, "_sampled_features", sampled_spy)
+    # the tail of the training text holds a line ("zzz qqq") the body never sees
+    lines = LINES[:60] + ["zzz qqq zzz"] * 12
+    train = blm.Corpus.from_lines(lines, tokenizer=blm.CharTokenizer())
+    lm = blm.GPTLM(**{**SMALL, "train_steps": 20, "fit_holdout": 0.1},
+                   sampler_config={"draws": 5, "random_seed": 0, "progressbar": False})
+    lm.fit(train, valid=LINES[:10])
+    stream = _stream_of(lm.encode(lines))
+    body, fit_stream = seen["body"], seen["sampled"][0]
+    assert np.array_equal(np.concatenate([body, fit_stream[1:]]), stream)  # the body's stream + the held-out tail
+    z = lm.vocab_.id("z")
+    assert z not in body and z in fit_stream  # the held-out lines are the last layer's only
+    assert set(np.unique(seen["targets"][0])) <= set(np.unique(fit_stream[1:]))
+    assert lm.fit_split_ == {"fit_holdout": 0.1, "body_positions": len(body) - 1,
+                             "holdout_positions": len(fit_stream) - 1}
+    assert lm.idata["posterior"].attrs["holdout_positions"] == len(fit_stream) - 1
+    assert lm.bll_.info_["positions"] == len(seen["targets"][0]) <= len(fit_stream) - 1
+    # fit_holdout = 0: the last layer is fitted on the body's own training text
+    seen.clear()
+    lm0 = blm.GPTLM(**{**SMALL, "train_steps": 5, "fit_holdout": 0.0},
+                    sampler_config={"draws": 5, "random_seed": 0, "progressbar": False})
+    lm0.fit(train)
+    assert np.array_equal(seen["body"], stream) and np.array_equal(seen["sampled"][0], stream)
+    assert lm0.fit_split_["holdout_positions"] == 0
+    with pytest.raises(ConfigError, match="fit_holdout"):
+        blm.GPTLM(fit_holdout=1.5)
