@@ -84,6 +84,10 @@ class GPTLM(BayesianLM):
         seen, like test text's (default 0.05; 0: fitted on the body's own training text,
         whose features are easier than any new text's). Validation text stays for early
         stopping and the baselines' temperature / dropout rate.
+    fit_holdout_pieces : int
+        Hold ``fit_holdout`` out of this many equal segments of the training stream (the
+        tail of each), so that the held-out text spreads over the corpus (default 1: one
+        contiguous tail).
     eval_stride : int, optional
         Window step when reading long texts (default ``block_size // 2``).
     advi_steps, advi_batch, advi_rank
@@ -104,7 +108,7 @@ class GPTLM(BayesianLM):
         "warmup_steps": 100, "l2": 1e-6, "regularization": "l2", "eval_interval": 100, "eval_batches": 8,
         "patience": 5, "checkpoint_dir": None, "init_from": None,
         "method": "laplace", "hessian": "auto", "prior_scale": "evidence", "prior_mean": "head", "fit_positions": 50000,
-        "fit_holdout": 0.05,
+        "fit_holdout": 0.05, "fit_holdout_pieces": 1,
         "valid_positions": 20000, "eval_stride": None, "advi_steps": 10000, "advi_batch": 512, "advi_rank": 10,
     }
 
@@ -129,6 +133,8 @@ class GPTLM(BayesianLM):
             raise ConfigError(f"model.prior_mean must be 'head' or 'zero', got {o['prior_mean']!r}")
         if not 0.0 <= float(o["fit_holdout"]) < 1.0:
             raise ConfigError(f"model.fit_holdout must lie in [0, 1), got {o['fit_holdout']}")
+        if int(o["fit_holdout_pieces"]) < 1:
+            raise ConfigError(f"model.fit_holdout_pieces must be at least 1, got {o['fit_holdout_pieces']}")
         for name in ("block_size", "n_layer", "n_head", "n_embd", "fit_positions", "batch_size"):
             if int(o[name]) < 1:
                 raise ConfigError(f"model.{name} must be at least 1, got {o[name]}")
@@ -221,16 +227,19 @@ class GPTLM(BayesianLM):
             torch.manual_seed(seed)
             body = TinyGPT(self._body_config())
         # the body trains on the head of the stream; the last layer is fitted on its held-out tail
-        body_stream, holdout_stream = split_holdout(_stream_of(train), float(o["fit_holdout"]), self.vocab_.eos_id)
+        body_stream, holdout_stream = split_holdout(_stream_of(train), float(o["fit_holdout"]), self.vocab_.eos_id,
+                                                    pieces=int(o["fit_holdout_pieces"]))
         fit_stream = holdout_stream if holdout_stream is not None else body_stream
-        self.fit_split_ = {"fit_holdout": float(o["fit_holdout"]), "body_positions": int(len(body_stream) - 1),
+        self.fit_split_ = {"fit_holdout": float(o["fit_holdout"]), "fit_holdout_pieces": int(o["fit_holdout_pieces"]),
+                           "body_positions": int(len(body_stream) - 1),
                            "holdout_positions": int(len(holdout_stream) - 1) if holdout_stream is not None else 0}
         valid_stream = _stream_of(valid) if valid is not None else None
         self.train_result_ = None
         if int(o["train_steps"]) > 0:
             self.train_result_ = train_gpt(body, body_stream, self._train_config(seed), valid_stream=valid_stream,
                                            checkpoint_dir=o["checkpoint_dir"], progress=progress,
-                                           meta={**self._body_meta(), "fit_holdout": float(o["fit_holdout"])})
+                                           meta={**self._body_meta(), "fit_holdout": float(o["fit_holdout"]),
+                                                 "fit_holdout_pieces": int(o["fit_holdout_pieces"])})
         body.eval()
         self._set_body(body)
         X, y = self._sampled_features(fit_stream, int(o["fit_positions"]), seed)
@@ -252,6 +261,7 @@ class GPTLM(BayesianLM):
         attrs = idata["posterior"].attrs
         attrs["body_parameters"] = int(body.num_params())
         attrs["fit_holdout"] = float(o["fit_holdout"])
+        attrs["fit_holdout_pieces"] = int(o["fit_holdout_pieces"])
         attrs["body_train_positions"] = int(len(body_stream) - 1)
         attrs["holdout_positions"] = self.fit_split_["holdout_positions"]
         if self.train_result_ is not None:
@@ -445,30 +455,54 @@ def _stream_of(corpus: Corpus) -> np.ndarray:
     return stream
 
 
-def split_holdout(stream: np.ndarray, fraction: float, eos_id: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Split a stream into the body's training stream and a held-out tail for the last layer.
+def split_holdout(stream: np.ndarray, fraction: float, eos_id: int,
+                  pieces: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+    """Split a stream into the body's training stream and held-out text for the last layer.
 
-    The tail is the last ``fraction`` of the stream's positions, cut at a line break: the
-    body's stream is ``stream[:c + 1]`` and the held-out one ``stream[c:]``, where
-    ``stream[c]`` is the ``</s>`` closest to ``(1 - fraction)`` of the way along, so both
-    start with ``</s>`` like any stream, share that one token (the body's last target, the
-    held-out stream's first context) and no position: every position (target) of the
-    held-out stream lies beyond the body's last one. ``fraction = 0`` gives ``(stream,
-    None)``. A contiguous tail rather than scattered windows, so no training window of the
-    body overlaps it; with files read in sorted order it is the end of the last file(s).
+    The stream is cut (at line breaks) into ``pieces`` segments of about equal length, and
+    the last ``fraction`` of every segment is held out, cut at the ``</s>`` closest to
+    ``(1 - fraction)`` of the way along it. The body's stream is its segments' heads
+    joined, the held-out stream their tails joined; every piece runs from one ``</s>`` to
+    the next, and where two pieces join their shared ``</s>`` appears once, so both
+    streams start with ``</s>`` like any stream and every position (target) of the
+    original stream lands in exactly one of them. ``pieces = 1`` holds out one contiguous
+    tail (with files read in sorted order, the end of the last file(s)); more pieces spread
+    the held-out text over the whole corpus, so it is new text in general rather than one
+    or two plays, at the cost of a seam (a line break joining distant text) every
+    ``len / pieces`` positions. A text of fewer than ``2 * pieces`` lines is cut into
+    fewer pieces. ``fraction = 0`` gives ``(stream, None)``.
     """
-    fraction = float(fraction)
+    fraction, pieces = float(fraction), int(pieces)
     if not 0.0 <= fraction < 1.0:
         raise ConfigError(f"fit_holdout must lie in [0, 1), got {fraction}")
+    if pieces < 1:
+        raise ConfigError(f"fit_holdout_pieces must be at least 1, got {pieces}")
     if fraction == 0.0:
         return stream, None
     L = len(stream) - 1
-    target = int(round((1.0 - fraction) * L))
     breaks = np.flatnonzero(stream[1:-1] == eos_id) + 1  # inner line breaks
     if breaks.size == 0:
-        raise BayesLMError("cannot hold out a tail of a text of one line: it has no inner line break")
-    c = int(breaks[np.argmin(np.abs(breaks - target))])
-    return stream[:c + 1], stream[c:]
+        raise BayesLMError("cannot hold out part of a text of one line: it has no inner line break")
+    pieces = min(pieces, (breaks.size + 1) // 2)  # a short text: fewer pieces, each of two lines or more
+
+    def nearest(target: float, lo: int, hi: int) -> int:
+        """The inner line break nearest to ``target`` strictly between ``lo`` and ``hi``."""
+        inside = breaks[(breaks > lo) & (breaks < hi)]
+        if inside.size == 0:
+            raise BayesLMError(f"cannot hold out {pieces} piece(s): a segment has no line break to cut at")
+        return int(inside[np.argmin(np.abs(inside - target))])
+
+    bounds = [0]
+    for j in range(1, pieces):
+        bounds.append(nearest(j * L / pieces, bounds[-1], L))
+    bounds.append(L)
+    body, held = [], []
+    for j, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        cut = nearest(lo + (1.0 - fraction) * (hi - lo), lo, hi)
+        first = 0 if j == 0 else 1  # the piece's leading </s> ended the previous piece
+        body.append(stream[lo + first:cut + 1])
+        held.append(stream[cut + first:hi + 1])
+    return np.concatenate(body), np.concatenate(held)
 
 
 def _window_features(body, stream: np.ndarray, T: int, stride: int, batch: int = 32) -> np.ndarray:

@@ -6,10 +6,11 @@ On ``../shared/data/shakespeare`` at character level (bayeslm's ``CharTokenizer`
 non-empty line, stripped, is read as one stream with a ``</s>`` for each line break, so
 every character and every line break is scored and the context runs across lines):
 
-(a) The body. The training stream is split by ``bayeslm.gpt.split_holdout``: its last
-    ``--fit-holdout`` (5%) of positions, cut at a line break (with the files read in sorted
-    order: the last 60,572 positions of two_gentlemen_of_verona and all 143,009 of
-    winters_tale, 203,581 positions on shakespeare),
+(a) The body. The training stream is split by ``bayeslm.gpt.split_holdout``: the last
+    ``--fit-holdout`` (5%) of each of ``--fit-holdout-pieces`` (100) equal segments, cut at
+    line breaks (203,233 positions spread over all 31 training plays; with
+    ``--fit-holdout-pieces 1``, one contiguous tail: the last 60,572 positions of
+    two_gentlemen_of_verona and all of winters_tale, 203,581 positions),
     are held out from the body and kept for the last layers; validation text stays for
     early stopping, temperature and dropout rate only, test text for the figures. A TinyGPT
     (4 layers, 4 heads, 128 wide, block 128; ~0.8M parameters) is trained on the rest
@@ -99,7 +100,8 @@ def train_body(args, vocab, body_stream, valid):
     cfg = blm.TrainConfig(**{**TRAIN, "max_seconds": args.train_seconds, "seed": args.seed})
     if (ckpt / "config.json").is_file():
         meta = read_checkpoint_meta(ckpt)
-        if meta.get("fit_holdout") != args.fit_holdout or meta.get("train_tokens") != int(len(body_stream)):
+        if meta.get("fit_holdout") != args.fit_holdout or meta.get("train_tokens") != int(len(body_stream)) \
+                or meta.get("fit_holdout_pieces", 1) != args.fit_holdout_pieces:
             raise SystemExit(f"{ckpt} holds a body trained on another split (fit_holdout {meta.get('fit_holdout')}, "
                              f"{meta.get('train_tokens')} tokens; now {args.fit_holdout}, {len(body_stream)}): "
                              f"give another --work")
@@ -115,7 +117,7 @@ def train_body(args, vocab, body_stream, valid):
     blm.train_gpt(model, body_stream, cfg, valid_stream=_stream_of(valid), checkpoint_dir=ckpt,
                   progress=not args.quiet,
                   meta={"vocabulary": list(vocab.tokens), "tokenizer": {"kind": "char"},
-                        "fit_holdout": args.fit_holdout})
+                        "fit_holdout": args.fit_holdout, "fit_holdout_pieces": args.fit_holdout_pieces})
     meta = read_checkpoint_meta(ckpt)
     return model, meta["train_state"], meta
 
@@ -335,6 +337,9 @@ def main(argv=None) -> int:
     parser.add_argument("--fit-holdout", type=float, default=0.05,
                         help="fraction of the training stream (its tail, cut at a line break) the body never trains "
                              "on; every last layer is fitted there (0: on the body's own training text)")
+    parser.add_argument("--fit-holdout-pieces", type=int, default=100,
+                        help="hold the fraction out of this many equal segments of the training stream, so the "
+                             "held-out text is spread over the corpus (1: one contiguous tail)")
     parser.add_argument("--eval-positions", type=int, default=20000)
     parser.add_argument("--draws", type=int, default=200)
     parser.add_argument("--bootstrap", type=int, default=2000)
@@ -364,7 +369,8 @@ def main(argv=None) -> int:
     from bayeslm.gpt import _stream_of, sampled_features, split_holdout
 
     # the body never sees the held-out tail of the training stream; the last layers are fitted there
-    body_stream, holdout_stream = split_holdout(_stream_of(train), args.fit_holdout, vocab.eos_id)
+    body_stream, holdout_stream = split_holdout(_stream_of(train), args.fit_holdout, vocab.eos_id,
+                                                pieces=args.fit_holdout_pieces)
     log.info("training stream: %d positions for the body, %d held out for the last layers (fit_holdout %.3f)",
              len(body_stream) - 1, 0 if holdout_stream is None else len(holdout_stream) - 1, args.fit_holdout)
     body, state, meta = train_body(args, vocab, body_stream, valid)

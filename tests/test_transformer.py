@@ -380,6 +380,36 @@ def test_gpt_bll_options_are_checked():
 
 
 # ------------------------------------------------------------------------ the held-out tail for the last layer
+@pytest.mark.parametrize("pieces", [2, 7, 40])
+def test_split_holdout_in_pieces_puts_every_position_in_one_stream(pieces):
+    """Held out from several segments: the two streams, each read from line break to line
+    break, partition the original positions; about ``fraction`` of every segment is held out."""
+    from bayeslm.gpt import split_holdout
+
+    rng = np.random.default_rng(pieces)
+    eos = 2
+    # line i ends with token 100 + i, so every line can be told apart
+    lines = [np.append(rng.integers(3, 30, int(rng.integers(0, 12))), 100 + i) for i in range(400)]
+    stream = np.concatenate([[eos]] + [np.concatenate([line, [eos]]) for line in lines])
+    body, held = split_holdout(stream, 0.1, eos, pieces=pieces)
+    assert body[0] == held[0] == eos and body[-1] == held[-1] == eos
+    assert (len(body) - 1) + (len(held) - 1) == len(stream) - 1
+    assert abs((len(held) - 1) / (len(stream) - 1) - 0.1) < 0.05  # cut at line breaks: a line or so per piece
+    # the lines (runs between line breaks) of both streams are exactly the original lines, each once
+    split_lines = lambda s: [tuple(x) for x in np.split(s, np.flatnonzero(s == eos))[1:-1]]  # (</s>, tokens)
+    assert sorted(split_lines(body) + split_lines(held)) == sorted(split_lines(stream))
+    # spread over the text: a held-out line from each of the segments
+    held_lines = np.array([line[-1] - 100 for line in split_lines(held)])  # original line numbers, in order
+    assert np.all(np.diff(held_lines) > 0)
+    assert 1 + np.count_nonzero(np.diff(held_lines) > 1) == pieces  # one contiguous run per segment
+    # a text too short for that many pieces is cut into fewer
+    short = np.concatenate([[eos]] + [np.concatenate([line, [eos]]) for line in lines[:9]])
+    b, h = split_holdout(short, 0.3, eos, pieces=pieces)
+    assert (len(b) - 1) + (len(h) - 1) == len(short) - 1
+    with pytest.raises(ConfigError, match="fit_holdout_pieces"):
+        split_holdout(stream, 0.1, eos, pieces=0)
+
+
 def test_split_holdout_cuts_the_tail_at_a_line_break():
     from bayeslm.gpt import split_holdout
 
@@ -429,7 +459,7 @@ def test_the_body_never_trains_on_the_positions_the_last_layer_is_fitted_on(monk
     z = lm.vocab_.id("z")
     assert z not in body and z in fit_stream  # the held-out lines are the last layer's only
     assert set(np.unique(seen["targets"][0])) <= set(np.unique(fit_stream[1:]))
-    assert lm.fit_split_ == {"fit_holdout": 0.1, "body_positions": len(body) - 1,
+    assert lm.fit_split_ == {"fit_holdout": 0.1, "fit_holdout_pieces": 1, "body_positions": len(body) - 1,
                              "holdout_positions": len(fit_stream) - 1}
     assert lm.idata["posterior"].attrs["holdout_positions"] == len(fit_stream) - 1
     assert lm.bll_.info_["positions"] == len(seen["targets"][0]) <= len(fit_stream) - 1
