@@ -7,10 +7,10 @@ non-empty line, stripped, is read as one stream with a ``</s>`` for each line br
 every character and every line break is scored and the context runs across lines):
 
 (a) The body. The training stream is split by ``bayeslm.gpt.split_holdout``: the last
-    ``--fit-holdout`` (5%) of each of ``--fit-holdout-pieces`` (100) equal segments, cut at
-    line breaks (203,233 positions spread over all 31 training plays; with
-    ``--fit-holdout-pieces 1``, one contiguous tail: the last 60,572 positions of
-    two_gentlemen_of_verona and all of winters_tale, 203,581 positions),
+    ``--fit-holdout`` (5%) of each of ``--fit-holdout-pieces`` (default 1: one contiguous
+    tail, the last 60,572 positions of two_gentlemen_of_verona and all of winters_tale,
+    203,581 positions; with 100, 203,233 positions spread over all 31 training plays)
+    equal segments, cut at line breaks,
     are held out from the body and kept for the last layers; validation text stays for
     early stopping, temperature and dropout rate only, test text for the figures. A TinyGPT
     (4 layers, 4 heads, 128 wide, block 128; ~0.8M parameters) is trained on the rest
@@ -337,7 +337,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fit-holdout", type=float, default=0.05,
                         help="fraction of the training stream (its tail, cut at a line break) the body never trains "
                              "on; every last layer is fitted there (0: on the body's own training text)")
-    parser.add_argument("--fit-holdout-pieces", type=int, default=100,
+    parser.add_argument("--fit-holdout-pieces", type=int, default=1,
                         help="hold the fraction out of this many equal segments of the training stream, so the "
                              "held-out text is spread over the corpus (1: one contiguous tail)")
     parser.add_argument("--eval-positions", type=int, default=20000)
