@@ -63,7 +63,7 @@ from .corpus import Corpus, _lines_of, resolve_paths
 from .counts import NgramCounts
 from .exceptions import BayesLMError, ConfigError, CorpusError
 from .tokenize import Tokenizer, WordTokenizer
-from .vocab import Vocabulary
+from .vocab import Vocabulary, vocabulary_order
 
 __all__ = ["DaskCounts", "count_corpus", "count_files", "dask_client", "require_dask"]
 
@@ -211,7 +211,7 @@ def _types_and_counts(merged) -> tuple[np.ndarray, np.ndarray]:
 def _plan_vocabulary(merged, min_count: int, max_size: int | None):
     """On the root merge's worker: (vocabulary order of its types, id of each type, kept counts)."""
     types, counts, _ = merged
-    order = _vocabulary_order(types, counts, min_count, max_size)
+    order = vocabulary_order(types, counts, min_count, max_size)
     ids = np.full(types.size, Vocabulary.unk_id, dtype=np.int32)  # literal <s>, </s>, rare types: <unk>
     ids[order] = np.arange(3, order.size + 3, dtype=np.int32)
     return order, ids, counts[order]
@@ -231,22 +231,6 @@ def _child_ids(merged, ids: np.ndarray, i: int) -> np.ndarray:
     return ids[merged[2][i]]
 
 
-def _vocabulary_order(types: np.ndarray, counts: np.ndarray, min_count: int, max_size: int | None) -> np.ndarray:
-    """Indices of the types a vocabulary keeps, in vocabulary order (as ``Vocabulary.build``)."""
-    import pandas as pd
-    from .vocab import SPECIALS
-
-    Vocabulary.build({}, min_count, max_size)  # the same argument checks
-    keep = np.flatnonzero((counts >= int(min_count)) & ~pd.Index(types, dtype=object).isin(list(SPECIALS)))
-    kept = types[keep]
-    # rank the strings by code point (Python's <), then sort by descending count, ties by rank
-    by_string = np.asarray(sorted(range(kept.size), key=kept.__getitem__), dtype=np.int64)
-    rank = np.empty(kept.size, dtype=np.int64)
-    rank[by_string] = np.arange(kept.size)
-    order = keep[np.lexsort((rank, -counts[keep]))]
-    return order if max_size is None else order[: int(max_size) - len(SPECIALS)]
-
-
 def build_vocabulary(types: np.ndarray, counts: np.ndarray, min_count: int = 1, max_size: int | None = None) -> Vocabulary:
     """``Vocabulary.build(dict(zip(types, counts)), min_count, max_size)``, sorted with numpy.
 
@@ -254,7 +238,7 @@ def build_vocabulary(types: np.ndarray, counts: np.ndarray, min_count: int = 1, 
     descending count, ties by the strings' code points (Python's ``<``), as in ``build``.
     """
     types = np.asarray(types, dtype=object)
-    order = _vocabulary_order(types, np.asarray(counts, dtype=np.int64), min_count, max_size)
+    order = vocabulary_order(types, np.asarray(counts, dtype=np.int64), min_count, max_size)
     return Vocabulary(types[order].tolist())
 
 

@@ -25,6 +25,31 @@ SPECIALS = (UNK, BOS, EOS)
 VOCAB_FORMAT = "bayeslm-vocabulary"
 
 
+def vocabulary_order(types: np.ndarray, counts: np.ndarray, min_count: int = 1,
+                     max_size: int | None = None) -> np.ndarray:
+    """Indices of the types a vocabulary keeps, in vocabulary order (``Vocabulary.build``'s rule).
+
+    ``types`` object (m,) distinct token strings, ``counts`` int (m,). Kept: types seen at
+    least ``min_count`` times, not special; ordered by descending count, ties by the
+    strings' code points (Python's ``<``); at most ``max_size - 3`` of them.
+    """
+    import pandas as pd
+
+    if int(min_count) < 1:
+        raise ConfigError(f"tokenizer.min_count must be at least 1, got {min_count}")
+    if max_size is not None and int(max_size) < len(SPECIALS) + 1:
+        raise ConfigError(f"tokenizer.max_size must be at least {len(SPECIALS) + 1}, got {max_size}")
+    types, counts = np.asarray(types, dtype=object), np.asarray(counts, dtype=np.int64)
+    keep = np.flatnonzero((counts >= int(min_count)) & ~pd.Index(types, dtype=object).isin(list(SPECIALS)))
+    kept = types[keep]
+    # rank the strings by code point (Python's <), then sort by descending count, ties by rank
+    by_string = np.asarray(sorted(range(kept.size), key=kept.__getitem__), dtype=np.int64)
+    rank = np.empty(kept.size, dtype=np.int64)
+    rank[by_string] = np.arange(kept.size)
+    order = keep[np.lexsort((rank, -counts[keep]))]
+    return order if max_size is None else order[: int(max_size) - len(SPECIALS)]
+
+
 class Vocabulary:
     """An ordered list of token strings.
 
@@ -61,15 +86,9 @@ class Vocabulary:
         max_size : int, optional
             Keep at most this many tokens in all, the three special tokens included.
         """
-        if int(min_count) < 1:
-            raise ConfigError(f"tokenizer.min_count must be at least 1, got {min_count}")
-        if max_size is not None and int(max_size) < len(SPECIALS) + 1:
-            raise ConfigError(f"tokenizer.max_size must be at least {len(SPECIALS) + 1}, got {max_size}")
-        kept = [(t, c) for t, c in counts.items() if c >= min_count and t not in SPECIALS]
-        kept.sort(key=lambda tc: (-tc[1], tc[0]))
-        if max_size is not None:
-            kept = kept[: int(max_size) - len(SPECIALS)]
-        return cls(t for t, _ in kept)
+        types = np.fromiter(counts.keys(), dtype=object, count=len(counts))
+        values = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
+        return cls(types[vocabulary_order(types, values, min_count, max_size)].tolist())
 
     # -- lookups -------------------------------------------------------------------
     def __len__(self) -> int:
