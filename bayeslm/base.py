@@ -112,6 +112,18 @@ class Evaluation:
         )
 
 
+def draw_indices(n: int, draws=None) -> np.ndarray:
+    """Indices of the posterior draws a method uses, out of ``n``.
+
+    ``None``: all; an int k: k evenly spaced draws (at most n); a sequence: those indices.
+    """
+    if draws is None:
+        return np.arange(n)
+    if np.isscalar(draws):
+        return np.linspace(0, n - 1, min(int(draws), n)).round().astype(int)
+    return np.asarray(draws, dtype=int)
+
+
 def sample_dirichlet_rows(A: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One draw of Dirichlet(A[i]) per row of ``A`` (shape (context, token); zeros stay 0).
 

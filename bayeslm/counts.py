@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .exceptions import CorpusError, ModelFileError
+from .exceptions import BayesLMError, CorpusError, ModelFileError
 
 __all__ = ["OrderCounts", "NgramCounts", "count"]
 
@@ -161,14 +161,20 @@ class NgramCounts:
         Parameters
         ----------
         context_tokens : int array, shape (m, order - 1)
-            The ``order - 1`` tokens before each position, oldest first.
+            The ``order - 1`` tokens before each position, oldest first (a wrong shape or
+            an id outside the vocabulary is a :class:`BayesLMError`).
 
         Returns
         -------
         list of int64 arrays of shape (m,), one per order 1..order; -1 where the context
         of that order was never seen (then so were all longer ones).
         """
-        context_tokens = np.asarray(context_tokens)
+        context_tokens = np.atleast_2d(np.asarray(context_tokens, dtype=np.int64))
+        if context_tokens.shape[1] != self.order - 1:
+            raise BayesLMError(f"contexts must have shape (m, {self.order - 1}) for an order-{self.order} model, "
+                               f"got {context_tokens.shape}")
+        if context_tokens.size and (context_tokens.min() < 0 or context_tokens.max() >= self.vocab_size):
+            raise BayesLMError("context token ids outside the vocabulary")
         m = context_tokens.shape[0]
         ids = np.zeros(m, dtype=np.int64)
         out = [ids]

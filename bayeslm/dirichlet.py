@@ -35,7 +35,7 @@ import pandas as pd
 from scipy.special import digamma, gammaln, xlogy
 
 from .backoff import Backoff
-from .base import BayesianLM, sample_dirichlet_rows
+from .base import BayesianLM, draw_indices, sample_dirichlet_rows
 from .corpus import Corpus
 from .counts import NgramCounts, count
 from .exceptions import BayesLMError, ConfigError
@@ -727,12 +727,6 @@ class DirichletLM(BayesianLM):
 
     # -- dense next-token distributions -----------------------------------------------------
     def _context_chain(self, contexts) -> list[np.ndarray]:
-        contexts = np.atleast_2d(np.asarray(contexts, dtype=np.int64))
-        n = self.order
-        if contexts.shape[1] != n - 1:
-            raise BayesLMError(f"contexts must have shape (m, {n - 1}) for an order-{n} model, got {contexts.shape}")
-        if contexts.size and (contexts.min() < 0 or contexts.max() >= len(self.vocab_)):
-            raise BayesLMError("context token ids outside the vocabulary")
         return self.counts_.context_ids(contexts)
 
     def next_token_probs(self, contexts, draws=None) -> np.ndarray:
@@ -824,12 +818,7 @@ class DirichletLM(BayesianLM):
     def _select_draws(self, draws) -> np.ndarray:
         """Top-order concentration samples (rows) per bucket (columns)."""
         a = self._top_draws()
-        if draws is None:
-            return a
-        if np.isscalar(draws):
-            k = min(int(draws), a.shape[0])
-            return a[np.linspace(0, a.shape[0] - 1, k).round().astype(int)]
-        return a[np.asarray(draws, dtype=int)]
+        return a if draws is None else a[draw_indices(a.shape[0], draws)]
 
     def dirichlet_parameters(self, contexts, draws=None) -> np.ndarray:
         """A_w = c_uw + a m_uw of the posterior Dirichlet of p(. | u): (draw, context, token).

@@ -61,6 +61,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
+from .base import draw_indices
 from .exceptions import BayesLMError, ConfigError, NotFittedError
 from .priors import Prior
 
@@ -838,12 +839,7 @@ class BayesianLastLayer:
 
 # ----------------------------------------------------------------------- kernels
 def _select(thetas: np.ndarray, draws) -> np.ndarray:
-    if draws is None:
-        return thetas
-    if np.isscalar(draws):
-        k = min(int(draws), thetas.shape[0])
-        return thetas[np.linspace(0, thetas.shape[0] - 1, k).round().astype(int)]
-    return thetas[np.asarray(draws, dtype=int)]
+    return thetas if draws is None else thetas[draw_indices(thetas.shape[0], draws)]
 
 
 def _logits(Xa: np.ndarray, thetas: np.ndarray) -> np.ndarray:

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import digamma, xlogy
 
-from .base import BayesianLM, sample_dirichlet_rows
+from .base import BayesianLM, draw_indices, sample_dirichlet_rows
 from .corpus import Corpus
 from .counts import NgramCounts
 from .exceptions import BayesLMError, ConfigError, CorpusError, ModelFileError
@@ -648,13 +648,7 @@ class PitmanYorLM(BayesianLM):
         return int(self.idata["table_counts"].sizes["sample"])
 
     def _select(self, draws) -> np.ndarray:
-        S = self.n_samples
-        if draws is None:
-            return np.arange(S)
-        if np.isscalar(draws):
-            k = min(int(draws), S)
-            return np.linspace(0, S - 1, k).round().astype(int)
-        return np.asarray(draws, dtype=int)
+        return draw_indices(self.n_samples, draws)
 
     # -- per-position probabilities -----------------------------------------------------------
     def _position_index(self, corpus: Corpus):
@@ -718,15 +712,7 @@ class PitmanYorLM(BayesianLM):
         return np.log(total / self.n_samples)
 
     # -- dense next-token distributions --------------------------------------------------------
-    def _context_chain(self, contexts):
-        contexts = np.atleast_2d(np.asarray(contexts, dtype=np.int64))
-        n = self.order
-        if contexts.shape[1] != n - 1:
-            raise BayesLMError(f"contexts must have shape (m, {n - 1}) for an order-{n} model, got {contexts.shape}")
-        if contexts.size and (contexts.min() < 0 or contexts.max() >= len(self.vocab_)):
-            raise BayesLMError("context token ids outside the vocabulary")
-        if n == 1:
-            return [np.zeros(contexts.shape[0], dtype=np.int64)]
+    def _context_chain(self, contexts) -> list[np.ndarray]:
         return self.counts_.context_ids(contexts)
 
     def _dense(self, s: int, chain) -> tuple[np.ndarray, np.ndarray]:

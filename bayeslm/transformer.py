@@ -44,6 +44,15 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "bayeslm-gpt-checkpoint/1"
 
 
+def _dataclass_from_dict(cls, data: dict, what: str):
+    """``cls(**data)``, refusing keys that are not fields of the dataclass ``cls``."""
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"unknown {what} setting(s) {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**data)
+
+
 @dataclass
 class GPTConfig:
     vocab_size: int = 96
@@ -67,11 +76,7 @@ class GPTConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "GPTConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown GPT setting(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
+        return _dataclass_from_dict(cls, data, "GPT")
 
 
 class LayerNorm(nn.Module):
@@ -297,11 +302,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown training setting(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
+        return _dataclass_from_dict(cls, data, "training")
 
 
 @dataclass

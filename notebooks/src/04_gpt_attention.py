@@ -135,12 +135,17 @@ print(f"outputs at positions < 10 unchanged: {same}; later outputs change by up 
 # minute of training, characters that behave alike already point alike:
 
 # %%
-E = gpt.transformer.wte.weight.detach()
-E = E / E.norm(dim=1, keepdim=True)
-for c in ["a", "e", "1", "(", "A"]:
-    sims = (E @ E[vocab.id(c)]).numpy()
-    order = [i for i in np.argsort(-sims) if i != vocab.id(c) and i > 2][:5]
-    print(f"{c!r}: " + ", ".join(f"{vocab.tokens[i]!r} {sims[i]:.2f}" for i in order))
+def nearest_neighbours(model, vocab, tokens, n=5):
+    """Each token's n nearest tokens by cosine similarity of the input embeddings (no specials)."""
+    E = model.transformer.wte.weight.detach()
+    E = E / E.norm(dim=1, keepdim=True)
+    for t in tokens:
+        sims = (E @ E[vocab.id(t)]).numpy()
+        order = [i for i in np.argsort(-sims) if i != vocab.id(t) and i > 2][:n]
+        print(f"{t!r}: " + ", ".join(f"{vocab.tokens[i]!r} {sims[i]:.2f}" for i in order))
+
+
+nearest_neighbours(gpt, vocab, ["a", "e", "1", "(", "A"])
 
 # %% [markdown]
 # Characters carry little meaning of their own. With subword tokens, byte-pair encoding
@@ -159,12 +164,7 @@ bpe_gpt = blm.TinyGPT(blm.GPTConfig(vocab_size=len(bpe_vocab), block_size=64, n_
 bpe_result = blm.train_gpt(bpe_gpt, _stream_of(bpe_train), blm.TrainConfig(**{**train_cfg.__dict__, "max_steps": 600}),
                            valid_stream=_stream_of(bpe_test), progress=False)
 print(f"{len(bpe_vocab)} BPE tokens; validation loss {bpe_result.best_valid_bits:.2f} bits per token")
-E_bpe = bpe_gpt.transformer.wte.weight.detach()
-E_bpe = E_bpe / E_bpe.norm(dim=1, keepdim=True)
-for w in ["▁class", "▁list", "▁return", "▁1", "ing"]:
-    sims = (E_bpe @ E_bpe[bpe_vocab.id(w)]).numpy()
-    order = [i for i in np.argsort(-sims) if i != bpe_vocab.id(w) and i > 2][:5]
-    print(f"{w!r}: " + ", ".join(f"{bpe_vocab.tokens[i]!r} {sims[i]:.2f}" for i in order))
+nearest_neighbours(bpe_gpt, bpe_vocab, ["▁class", "▁list", "▁return", "▁1", "ing"])
 
 # %% [markdown]
 # ## 4.5 Self-attention by hand
