@@ -72,22 +72,25 @@ class GPTLM(BayesianLM):
         A TinyGPT checkpoint or a gpt-bll model directory to start from (fine-tuning): its
         body settings and vocabulary are used, and the tokenizer must match.
     method, hessian, prior_scale, prior_mean
-        The last layer's inference (:class:`bayeslm.BayesianLastLayer`); by default the
-        prior of W is centred at the trained output layer (``prior_mean = "head"``).
+        The last layer's inference (:class:`bayeslm.BayesianLastLayer`); by default
+        (``prior_mean = "auto"``) the prior of W is centred at the trained output layer
+        calibrated on the validation text (``"calibrated_head"``), or at the output layer
+        itself without validation text (``"head"``).
     fit_positions, valid_positions : int
         Training positions the last layer is fitted on; validation positions for the
         baselines' temperature / dropout rate.
     fit_holdout : float
-        Fraction of the training stream held out from the body's training (its tail, cut
-        at a line break; see :func:`split_holdout`); the last layer's ``fit_positions``
-        are drawn from that tail only, so its features are those of text the body has not
+        Fraction of the training stream held out from the body's training (the tails of
+        ``fit_holdout_pieces`` segments, cut at line breaks; see :func:`split_holdout`); the
+        last layer's ``fit_positions`` are drawn from that text only, so its features are those of text the body has not
         seen, like test text's (default 0.05; 0: fitted on the body's own training text,
         whose features are easier than any new text's). Validation text stays for early
         stopping and the baselines' temperature / dropout rate.
     fit_holdout_pieces : int
         Hold ``fit_holdout`` out of this many equal segments of the training stream (the
-        tail of each), so that the held-out text spreads over the corpus (default 1: one
-        contiguous tail).
+        tail of each), so that the held-out text spreads over the corpus and samples the
+        training text as a whole (default 100; 1: one contiguous tail, in a trial a few
+        plays whose own style the last layer then chased).
     eval_stride : int, optional
         Window step when reading long texts (default ``block_size // 2``).
     advi_steps, advi_batch, advi_rank
@@ -107,8 +110,8 @@ class GPTLM(BayesianLM):
         "train_steps": 2000, "train_seconds": None, "batch_size": 32, "learning_rate": 3e-3, "min_lr": 3e-4,
         "warmup_steps": 100, "l2": 1e-6, "regularization": "l2", "eval_interval": 100, "eval_batches": 8,
         "patience": 5, "checkpoint_dir": None, "init_from": None,
-        "method": "laplace", "hessian": "auto", "prior_scale": "evidence", "prior_mean": "head", "fit_positions": 50000,
-        "fit_holdout": 0.05, "fit_holdout_pieces": 1,
+        "method": "laplace", "hessian": "auto", "prior_scale": "evidence", "prior_mean": "auto", "fit_positions": 50000,
+        "fit_holdout": 0.05, "fit_holdout_pieces": 100,
         "valid_positions": 20000, "eval_stride": None, "advi_steps": 10000, "advi_batch": 512, "advi_rank": 10,
     }
 
@@ -120,7 +123,7 @@ class GPTLM(BayesianLM):
                               f"(got {order})")
         kwargs.setdefault("tokenizer", "char")
         super().__init__(block + 1, **kwargs)
-        from .last_layer import HESSIANS, METHODS
+        from .last_layer import HESSIANS, METHODS, PRIOR_MEANS
 
         o = self.options
         if o["method"] not in METHODS:
@@ -129,8 +132,8 @@ class GPTLM(BayesianLM):
             raise ConfigError(f"model.hessian must be one of {list(HESSIANS)}, got {o['hessian']!r}")
         if o["prior_scale"] not in ("evidence", "integrate"):
             raise ConfigError(f"model.prior_scale must be 'evidence' or 'integrate', got {o['prior_scale']!r}")
-        if o["prior_mean"] not in ("head", "zero"):
-            raise ConfigError(f"model.prior_mean must be 'head' or 'zero', got {o['prior_mean']!r}")
+        if o["prior_mean"] not in PRIOR_MEANS:
+            raise ConfigError(f"model.prior_mean must be one of {list(PRIOR_MEANS)}, got {o['prior_mean']!r}")
         if not 0.0 <= float(o["fit_holdout"]) < 1.0:
             raise ConfigError(f"model.fit_holdout must lie in [0, 1), got {o['fit_holdout']}")
         if int(o["fit_holdout_pieces"]) < 1:
@@ -469,8 +472,9 @@ def split_holdout(stream: np.ndarray, fraction: float, eos_id: int,
     tail (with files read in sorted order, the end of the last file(s)); more pieces spread
     the held-out text over the whole corpus, so it is new text in general rather than one
     or two plays, at the cost of a seam (a line break joining distant text) every
-    ``len / pieces`` positions. A text of fewer than ``2 * pieces`` lines is cut into
-    fewer pieces. ``fraction = 0`` gives ``(stream, None)``.
+    ``len / pieces`` positions. A text of fewer than ``pieces / fraction`` lines is cut
+    into fewer pieces (at most lines x ``fraction``, each of two lines or more), so that
+    the held-out share stays near ``fraction``. ``fraction = 0`` gives ``(stream, None)``.
     """
     fraction, pieces = float(fraction), int(pieces)
     if not 0.0 <= fraction < 1.0:
@@ -483,7 +487,9 @@ def split_holdout(stream: np.ndarray, fraction: float, eos_id: int,
     breaks = np.flatnonzero(stream[1:-1] == eos_id) + 1  # inner line breaks
     if breaks.size == 0:
         raise BayesLMError("cannot hold out part of a text of one line: it has no inner line break")
-    pieces = min(pieces, (breaks.size + 1) // 2)  # a short text: fewer pieces, each of two lines or more
+    # a short text: fewer pieces, so that each holds about fraction x its lines >= 1 line out
+    # (with two-line pieces every held-out tail would be a whole line: half the text)
+    pieces = max(1, min(pieces, (breaks.size + 1) // 2, int((breaks.size + 1) * fraction)))
 
     def nearest(target: float, lo: int, hi: int) -> int:
         """The inner line break nearest to ``target`` strictly between ``lo`` and ``hi``."""

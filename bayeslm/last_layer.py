@@ -9,7 +9,9 @@ are computed once. The last layer is the PyMC model (:meth:`BayesianLastLayer.bu
     y_n ~ Categorical(softmax(W h_n + b))
 
 that is, softmax regression with a Gaussian prior whose scale has its own prior, centred
-at the trained head (W0, b0) when one is given (``prior_mean``), else at 0. The bias
+at the trained head (W0, b0) when one is given (``prior_mean``), with validation positions
+at the head calibrated on them (W0 / T, b0 / T, T the temperature minimising their NLL),
+else at 0. The bias
 is the weight of a constant feature 1, so theta = [W, b] has shape (V, D), D = d + 1.
 
 ``method`` chooses the inference:
@@ -71,6 +73,7 @@ log = logging.getLogger(__name__)
 
 METHODS = ("laplace", "advi", "advi_lowrank", "nuts", "map", "map_temperature", "mc_dropout")
 HESSIANS = ("auto", "full", "kron", "kfac")
+PRIOR_MEANS = ("auto", "calibrated_head", "head", "zero")
 DEFAULT_PRIORS = {"weight_scale": {"dist": "LogNormal", "kwargs": {"mu": 0.0, "sigma": 2.0}}}
 _FLOAT32_FROM = 2e7  # N * V * D above which the big products run in float32
 BLAS_THREADS = 1  # see _single_blas
@@ -368,12 +371,16 @@ class BayesianLastLayer:
         parameters, ``kron`` (eigenvalue-corrected Kronecker) above.
     prior_scale : {"evidence", "integrate"}
         The prior scale at the maximum of evidence x hyperprior, or integrated over.
-    prior_mean : {"auto", "head", "zero"}
+    prior_mean : {"auto", "calibrated_head", "head", "zero"}
         Where the Gaussian prior of W and b is centred: at the trained head given as
-        ``init`` (what pre-training learned about W: the posterior then updates it), or at 0
-        (the head is forgotten; with tens of thousands of positions for thousands of weights
-        the refitted head is then worse than the pre-trained one). ``auto``: the head if one
-        is given.
+        ``init`` (what pre-training learned about W: the posterior then updates it); at
+        that head calibrated on the validation positions ``valid`` (divided by the
+        temperature minimising their NLL: what pre-training learned, with the confidence
+        it has on text like the text to be predicted, which the fitting positions, drawn
+        from the training text, cannot tell); or at 0 (the head is forgotten; with tens of
+        thousands of positions for thousands of weights the refitted head is then worse
+        than the pre-trained one). ``auto``: the calibrated head if a head and validation
+        positions are given, the head if only a head is, else 0.
     draws : int
         Posterior draws kept (ignored by ``map`` and ``map_temperature``: one draw).
     model_config : dict
@@ -402,8 +409,8 @@ class BayesianLastLayer:
             raise ConfigError(f"hessian must be one of {list(HESSIANS)}, got {hessian!r}")
         if prior_scale not in ("evidence", "integrate"):
             raise ConfigError(f"prior_scale must be 'evidence' or 'integrate', got {prior_scale!r}")
-        if prior_mean not in ("auto", "head", "zero"):
-            raise ConfigError(f"prior_mean must be 'auto', 'head' or 'zero', got {prior_mean!r}")
+        if prior_mean not in PRIOR_MEANS:
+            raise ConfigError(f"prior_mean must be one of {list(PRIOR_MEANS)}, got {prior_mean!r}")
         if int(draws) < 1:
             raise ConfigError(f"draws must be at least 1, got {draws}")
         self.body = body
@@ -515,17 +522,34 @@ class BayesianLastLayer:
         Xa = _augment(X)
         theta0 = np.hstack([W0, b0[:, None]]) if W0 is not None else np.zeros((V, Xa.shape[1]))
         self.theta_map_ = theta0.copy() if W0 is not None else None
-        use_head = W0 is not None and self.prior_mean in ("auto", "head")
-        if self.prior_mean == "head" and W0 is None:
-            raise ConfigError("prior_mean='head' needs the trained head as init=")
-        self.prior_mean_ = theta0.copy() if use_head else np.zeros_like(theta0)
-        self.laplace_ = None
-        self.temperature_ = self.dropout_rate_ = None
-        self.info_ = {"method": self.method, "positions": int(X.shape[0]), "classes": int(V), "features": int(X.shape[1]),
-                      "prior_mean": "head" if use_head else "zero"}
         method = self.method
         if method in ("map_temperature", "mc_dropout") and valid is None:
             raise ConfigError(f"method {method!r} needs validation positions (valid=(X, y))")
+        if self.prior_mean in ("head", "calibrated_head") and W0 is None:
+            raise ConfigError(f"prior_mean={self.prior_mean!r} needs the trained head as init=")
+        if self.prior_mean == "calibrated_head" and valid is None:
+            raise ConfigError("prior_mean='calibrated_head' needs validation positions (valid=(X, y))")
+        if valid is not None:
+            Xv = self.features(valid[0])
+            if Xv.shape[1] != X.shape[1]:
+                raise BayesLMError(f"validation features have {Xv.shape[1]} dimensions, the fitting ones {X.shape[1]}")
+            valid = (_augment(Xv), _as_targets(valid[1], Xv.shape[0], V))
+        prior_mean = self.prior_mean
+        if prior_mean == "auto":
+            prior_mean = "zero" if W0 is None else ("calibrated_head" if valid is not None else "head")
+        self.laplace_ = None
+        self.temperature_ = self.dropout_rate_ = None
+        self.info_ = {"method": method, "positions": int(X.shape[0]), "classes": int(V), "features": int(X.shape[1]),
+                      "prior_mean": prior_mean}
+        if prior_mean == "zero":
+            self.prior_mean_ = np.zeros_like(theta0)
+        elif prior_mean == "head":
+            self.prior_mean_ = theta0.copy()
+        else:  # the head's logits divided by the temperature that fits the validation positions
+            self.temperature_ = _fit_temperature(*valid, self.theta_map_)
+            self.info_["prior_temperature"] = self.temperature_
+            self.prior_mean_ = theta0 / self.temperature_
+            theta0 = self.prior_mean_.copy()  # the search for the mode starts there
         needs_mode = method in ("laplace", "advi", "advi_lowrank", "nuts") or W0 is None
         if needs_mode:
             self.laplace_ = self._laplace(Xa, y, V, theta0, rng if method == "laplace" else np.random.default_rng(seed))
@@ -536,15 +560,12 @@ class BayesianLastLayer:
         elif method == "map":
             thetas, scales = self.theta_map_[None], None
         elif method == "map_temperature":
-            Xv = self.features(valid[0])
-            yv = _as_targets(valid[1], Xv.shape[0], V)
-            self.temperature_ = _fit_temperature(_augment(Xv), yv, self.theta_map_)
+            if self.temperature_ is None:
+                self.temperature_ = _fit_temperature(*valid, self.theta_map_)
             self.info_["temperature"] = self.temperature_
             thetas, scales = (self.theta_map_ / self.temperature_)[None], None
         elif method == "mc_dropout":
-            Xv = self.features(valid[0])
-            yv = _as_targets(valid[1], Xv.shape[0], V)
-            self.dropout_rate_ = self._choose_dropout(_augment(Xv), yv, seed)
+            self.dropout_rate_ = self._choose_dropout(*valid, seed)
             self.info_["dropout_rate"] = self.dropout_rate_
             thetas, scales = _dropout_draws(self.theta_map_, self.dropout_rate_, self.draws, rng), None
         elif method == "nuts":

@@ -7,10 +7,10 @@ non-empty line, stripped, is read as one stream with a ``</s>`` for each line br
 every character and every line break is scored and the context runs across lines):
 
 (a) The body. The training stream is split by ``bayeslm.gpt.split_holdout``: the last
-    ``--fit-holdout`` (5%) of each of ``--fit-holdout-pieces`` (default 1: one contiguous
-    tail, the last 60,572 positions of two_gentlemen_of_verona and all of winters_tale,
-    203,581 positions; with 100, 203,233 positions spread over all 31 training plays)
-    equal segments, cut at line breaks,
+    ``--fit-holdout`` (5%) of each of ``--fit-holdout-pieces`` (default 100, as gpt-bll's:
+    203,233 positions spread over all 31 training plays; with 1, one contiguous tail, the
+    last 60,572 positions of two_gentlemen_of_verona and all of winters_tale, 203,581
+    positions) equal segments, cut at line breaks,
     are held out from the body and kept for the last layers; validation text stays for
     early stopping, temperature and dropout rate only, test text for the figures. A TinyGPT
     (4 layers, 4 heads, 128 wide, block 128; ~0.8M parameters) is trained on the rest
@@ -34,10 +34,12 @@ every character and every line break is scored and the context runs across lines
     chosen on validation), ``laplace_torch_kron`` (laplace-torch: last-layer Laplace,
     Kronecker-factored GGN, prior precision by marginal likelihood, Monte Carlo
     predictive), ``vbll`` (vbll.DiscClassification trained on the features), and
-    bayeslm's ``laplace`` (EKFAC, prior centred at the MAP head, prior scale by evidence),
-    ``laplace_integrate`` (prior scale integrated over), ``laplace_zero_prior`` (prior
-    centred at 0: the head refitted on the 50k positions), ``advi`` (mean-field) and
-    ``advi_lowrank`` (both with the prior at the head).
+    bayeslm's ``laplace`` (EKFAC, prior centred at the MAP head calibrated on the
+    validation positions, i.e. divided by map_temperature's temperature; prior scale by
+    evidence: the default with a head and validation positions), ``laplace_integrate``
+    (prior scale integrated over), ``laplace_head_prior`` (prior centred at the head
+    itself), ``laplace_zero_prior`` (prior centred at 0: the head refitted on the 50k
+    positions), ``advi`` (mean-field) and ``advi_lowrank`` (both with the calibrated prior).
 (d) Per method: test NLL (bits per character on the 20k test positions), ECE (15 bins,
     top-1), AUROC of mutual information (and of predictive entropy) for telling the OOD
     positions from test positions, fit seconds, predictive milliseconds per position.
@@ -49,8 +51,8 @@ every character and every line break is scored and the context runs across lines
 
 Run
 ---
-    /work/venv/bin/python bench/bll_compare.py --out bench/out/bll_compare.json
-    /work/venv/bin/python bench/bll_compare.py --train-only          # (a) alone
+    .venv/bin/python bench/bll_compare.py --out bench/out/bll_compare.json
+    .venv/bin/python bench/bll_compare.py --train-only          # (a) alone
 """
 
 from __future__ import annotations
@@ -328,18 +330,19 @@ def nuts_reference(X, y, Xt, V, head, n_pos, seed, draws, tune):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DATA))
-    parser.add_argument("--work", default=str(REPO / "bench/out/bll_compare"))
+    parser.add_argument("--work", default=None,
+                        help="where the body is trained or reused (default bench/out/bll_compare_<holdout>x<pieces>)")
     parser.add_argument("--out", help="write the table as JSON here")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-seconds", type=float, default=900.0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (one is faster on a shared machine)")
     parser.add_argument("--fit-positions", type=int, default=50000)
     parser.add_argument("--fit-holdout", type=float, default=0.05,
-                        help="fraction of the training stream (its tail, cut at a line break) the body never trains "
-                             "on; every last layer is fitted there (0: on the body's own training text)")
-    parser.add_argument("--fit-holdout-pieces", type=int, default=1,
+                        help="fraction of the training stream (tails of segments, cut at line breaks) the body never "
+                             "trains on; every last layer is fitted there (0: on the body's own training text)")
+    parser.add_argument("--fit-holdout-pieces", type=int, default=100,
                         help="hold the fraction out of this many equal segments of the training stream, so the "
-                             "held-out text is spread over the corpus (1: one contiguous tail)")
+                             "held-out text samples the whole corpus (gpt-bll's default; 1: one contiguous tail)")
     parser.add_argument("--eval-positions", type=int, default=20000)
     parser.add_argument("--draws", type=int, default=200)
     parser.add_argument("--bootstrap", type=int, default=2000)
@@ -350,6 +353,8 @@ def main(argv=None) -> int:
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.work is None:
+        args.work = str(REPO / f"bench/out/bll_compare_{args.fit_holdout:g}x{args.fit_holdout_pieces}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("pymc").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -406,8 +411,9 @@ def main(argv=None) -> int:
 
     results, per_pos = {}, {}
     bayeslm_methods = {
-        "laplace": dict(method="laplace"),  # prior centred at the MAP head
+        "laplace": dict(method="laplace"),  # prior centred at the MAP head calibrated on valid (the default)
         "laplace_integrate": dict(method="laplace", prior_scale="integrate"),
+        "laplace_head_prior": dict(method="laplace", prior_mean="head"),  # centred at the head itself
         "laplace_zero_prior": dict(method="laplace", prior_mean="zero"),  # prior centred at 0: the head refitted
         "advi": dict(method="advi", advi_steps=10000, advi_batch=512),
         "advi_lowrank": dict(method="advi_lowrank", advi_steps=10000, advi_batch=512, advi_rank=10,

@@ -233,6 +233,39 @@ def test_the_prior_can_be_centred_at_a_trained_head(data):
         BayesianLastLayer(prior_mean="head").fit(X, y)
 
 
+def test_the_calibrated_head_prior_is_the_head_over_the_validation_temperature():
+    # the head (W, b) is twice as confident as the text: a few fitting positions cannot tell,
+    # 4,000 validation positions can
+    X, y, W, b = synthetic(seed=6, n=60, temperature=2.0)
+    Xv, yv, _, _ = synthetic(seed=7, n=4000, temperature=2.0)
+    theta_true = np.hstack([W, b[:, None]]) / 2.0
+    fits = {}
+    for mean in ("calibrated_head", "head"):
+        bll = BayesianLastLayer(draws=20, random_seed=0, prior_mean=mean)
+        bll.fit(X, y, init=(W, b), valid=(Xv, yv))
+        fits[mean] = bll
+    cal = fits["calibrated_head"]
+    assert cal.info_["prior_mean"] == "calibrated_head" and abs(cal.info_["prior_temperature"] - 2.0) < 0.2
+    assert np.allclose(cal.prior_mean_, np.hstack([W, b[:, None]]) / cal.info_["prior_temperature"])
+    # the same temperature as the map_temperature baseline's
+    base = BayesianLastLayer(method="map_temperature")
+    base.fit(X, y, init=(W, b), valid=(Xv, yv))
+    assert base.temperature_ == pytest.approx(cal.info_["prior_temperature"])
+    error = {k: np.abs(centred(f.laplace_.theta) - centred(theta_true)).mean() for k, f in fits.items()}
+    assert error["calibrated_head"] < 0.5 * error["head"]
+    # "auto" takes the calibrated head when validation positions are given, else the head
+    auto = BayesianLastLayer(draws=5, random_seed=0)
+    auto.fit(X, y, init=(W, b), valid=(Xv, yv))
+    assert auto.info_["prior_mean"] == "calibrated_head"
+    assert np.allclose(auto.prior_mean_, cal.prior_mean_)
+    auto.fit(X, y, init=(W, b))
+    assert auto.info_["prior_mean"] == "head"
+    with pytest.raises(ConfigError, match="needs validation positions"):
+        BayesianLastLayer(prior_mean="calibrated_head").fit(X, y, init=(W, b))
+    with pytest.raises(BayesLMError, match="validation features have 3 dimensions"):
+        BayesianLastLayer().fit(X, y, init=(W, b), valid=(np.ones((5, 3)), yv[:5]))
+
+
 def test_temperature_scaling_recovers_the_temperature(data):
     X, y, W, b = synthetic(seed=3, n=4000, temperature=2.0)
     Xv, yv, _, _ = synthetic(seed=4, n=4000, temperature=2.0)

@@ -406,6 +406,10 @@ def test_split_holdout_in_pieces_puts_every_position_in_one_stream(pieces):
     short = np.concatenate([[eos]] + [np.concatenate([line, [eos]]) for line in lines[:9]])
     b, h = split_holdout(short, 0.3, eos, pieces=pieces)
     assert (len(b) - 1) + (len(h) - 1) == len(short) - 1
+    # ... and so many that each would hold out a whole line of two: at most lines x fraction
+    few = np.concatenate([[eos]] + [np.concatenate([np.full(5, 7), [eos]]) for _ in range(120)])  # equal lines
+    b, h = split_holdout(few, 0.05, eos, pieces=100)
+    assert (len(h) - 1) / (len(few) - 1) == pytest.approx(0.05, abs=0.01)  # 6 pieces of 20 lines, one held out each
     with pytest.raises(ConfigError, match="fit_holdout_pieces"):
         split_holdout(stream, 0.1, eos, pieces=0)
 
@@ -450,7 +454,7 @@ def test_the_body_never_trains_on_the_positions_the_last_layer_is_fitted_on(monk
     # the tail of the training text holds a line ("zzz qqq") the body never sees
     lines = LINES[:60] + ["zzz qqq zzz"] * 12
     train = blm.Corpus.from_lines(lines, tokenizer=blm.CharTokenizer())
-    lm = blm.GPTLM(**{**SMALL, "train_steps": 20, "fit_holdout": 0.1},
+    lm = blm.GPTLM(**{**SMALL, "train_steps": 20, "fit_holdout": 0.1, "fit_holdout_pieces": 1},
                    sampler_config={"draws": 5, "random_seed": 0, "progressbar": False})
     lm.fit(train, valid=LINES[:10])
     stream = _stream_of(lm.encode(lines))
