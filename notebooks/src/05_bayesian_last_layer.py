@@ -199,7 +199,11 @@ plt.show()
 # `BayesianLastLayer` also runs the usual baselines on the same features: the MAP head
 # (the GPT's own output layer), MAP with **temperature scaling** fitted on validation
 # positions, **MC dropout** on the features; and the Bayesian methods. All fitted on the
-# same training positions, scored on the same test positions.
+# same training positions, scored on the same test positions. Given validation positions,
+# the Bayesian methods centre their prior at the head *calibrated* on them (divided by
+# temperature scaling's temperature, `prior_mean="calibrated_head"`): the training
+# positions cannot tell how confident to be on other text, the validation text can, and
+# the posterior then updates the calibrated head with the training positions.
 
 # %%
 from bayeslm.gpt import _stream_of, sampled_features
@@ -338,5 +342,7 @@ plt.show()
 #   factored for thousands of weights) agrees with NUTS on what the data determine.
 # - The prior scale comes from the evidence, not from a hand-set constant.
 # - The posterior gives each next-token prediction an epistemic part, which rises on text
-#   unlike the training text; on this small model the gains in calibration over
-#   temperature scaling are small (`bench/bll_compare.py` measures them on Shakespeare).
+#   unlike the training text. With its prior centred at the head calibrated on validation
+#   text it beats temperature scaling on NLL and calibration (`bench/bll_compare.py`
+#   measures it on Shakespeare: 2.2068 against 2.2119 bits, ECE 0.0063 against 0.0099);
+#   on this small demo the differences are small.
