@@ -38,7 +38,8 @@ import numpy as np
 from numba import njit
 
 __all__ = [
-    "seed", "slots_for", "init_one_table", "add_sequence", "sweep", "table_size_counts", "pair_tables_of",
+    "seed", "slots_for", "init_one_table", "add_sequence", "sweep", "refresh_partitions", "table_size_counts",
+    "pair_tables_of",
 ]
 
 
@@ -199,6 +200,75 @@ def sweep(order_pairs, cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs
                  discount, strength, base, anc, pb)
         moves += n
     return moves
+
+
+@njit(cache=True)
+def refresh_partitions(pairs, cust, tabs, nent, hsize, hcount, slot, pair_level, discount, max_cells):
+    """Draw the table sizes of each pair in ``pairs`` afresh from their exact conditional.
+
+    Given everything else, the sizes of pair i's tables enter the joint only through
+    ``prod_tables (1 - d)_(size - 1)`` (d its order's discount): the number of tables
+    t_i is what the parent and the restaurant see. So the partition of its c customers
+    into exactly t tables can be drawn alone, from
+    ``p(sizes | c, t) ~ prod (1 - d)_(n_j - 1)`` over set partitions, an exact Gibbs update
+    that leaves c, t and every other pair unchanged. Customers are seated one at a time,
+    the next one opening a table with probability ``W(i+1, k+1) / W(i, k)``, where
+    ``W(i, k) = (i - k d) W(i+1, k) + W(i+1, k+1)`` (``W(c, t) = 1``) is the total weight
+    of the ways to seat the remaining customers from i seated at k tables; rows of W are
+    scaled to a maximum of 1 (only ratios within a row are used). Cost O(c t) time and
+    memory per pair; pairs with ``(c + 1)(t + 1) > max_cells`` are skipped, and so are
+    pairs whose partition t fixes (t = 1 or t = c).
+
+    The customer-level sweep changes a big pair's table sizes only slowly (a table of size
+    n grows with weight n - d, a lone customer's table with 1 - d, small for d near 1);
+    this draws them at once. Returns the number of pairs refreshed.
+    """
+    done = 0
+    for idx in range(pairs.size):
+        i = pairs[idx]
+        c = cust[i]
+        t = tabs[i]
+        if t <= 1 or t >= c or (c + 1) * (t + 1) > max_cells:
+            continue
+        d = discount[pair_level[i]]
+        W = np.zeros((c + 1, t + 1))
+        W[c, t] = 1.0
+        for row in range(c - 1, -1, -1):
+            top = min(row, t)
+            peak = 0.0
+            for k in range(top + 1):
+                v = (row - k * d) * W[row + 1, k]
+                if k < t:
+                    v += W[row + 1, k + 1]
+                W[row, k] = v
+                if v > peak:
+                    peak = v
+            if peak > 0.0:
+                for k in range(top + 1):
+                    W[row, k] /= peak
+        sizes = np.zeros(t, dtype=np.int64)
+        k = 0
+        for row in range(c):
+            w_new = W[row + 1, k + 1] if k < t else 0.0
+            w_old = (row - k * d) * W[row + 1, k] if k > 0 else 0.0
+            r = np.random.random() * (w_new + w_old)
+            if r < w_new or k == 0:
+                sizes[k] = 1
+                k += 1
+            else:  # an existing table, with weight size - d (they sum to row - k d)
+                r = np.random.random() * (row - k * d)
+                j = 0
+                acc = sizes[0] - d
+                while acc <= r and j < k - 1:
+                    j += 1
+                    acc += sizes[j] - d
+                sizes[j] += 1
+        nent[i] = 0
+        s0 = slot[i]
+        for j in range(t):
+            _put(s0, nent, i, sizes[j], hsize, hcount)
+        done += 1
+    return done
 
 
 @njit(cache=True)

@@ -153,10 +153,15 @@ class _SeatingState:
     Shared by the seating step and the log-density Op (see ``_pitman_yor_pymc``).
     """
 
-    def __init__(self, hier: _Hierarchy, base: float, gibbs: bool):
+    REFRESH_CELLS = 5_000_000  # (c + 1)(t + 1) above which a pair's sizes are not redrawn (40 MB)
+
+    def __init__(self, hier: _Hierarchy, base: float, gibbs: bool, refresh_min: int = 0):
         from . import _seating as S
 
         self.hier, self.base, self.gibbs = hier, float(base), bool(gibbs)
+        refresh_min = int(refresh_min)
+        self.refresh_pairs = (np.flatnonzero(hier.raw >= max(refresh_min, 3)).astype(np.int64) if refresh_min > 0
+                              else np.zeros(0, np.int64))
         P, nctx = hier.n_pairs, hier.n_contexts
         self.cust = np.zeros(P, np.int64)
         self.tabs = np.zeros(P, np.int64)
@@ -206,7 +211,11 @@ class _SeatingState:
         if not self.gibbs:
             return 0
         S.seed(int(seed))
-        moves = S.sweep(self.sweep_order, *self._args(), np.asarray(d, float), np.asarray(theta, float), self.base)
+        d = np.asarray(d, float)
+        moves = S.sweep(self.sweep_order, *self._args(), d, np.asarray(theta, float), self.base)
+        if self.refresh_pairs.size:
+            S.refresh_partitions(self.refresh_pairs, self.cust, self.tabs, self.nent, self.hsize, self.hcount,
+                                 self.slot, self.hier.pair_level, d, self.REFRESH_CELLS)
         self._update_stats()
         return int(moves)
 
@@ -349,6 +358,11 @@ class PitmanYorLM(BayesianLM):
         every order, or one per order).
     retain : int
         Seatings kept per chain for prediction (evenly spaced after tuning).
+    refresh_min : int
+        After every Gibbs sweep, the table sizes of each (context, token) pair with at
+        least this many customers are drawn afresh from their exact conditional given its
+        number of tables (``_seating.refresh_partitions``; 0: never). The customer-level
+        sweep changes a big pair's sizes only slowly.
     entropy_draws : int
         Retained samples used for entropies and probability intervals.
     model_config : dict
@@ -365,7 +379,7 @@ class PitmanYorLM(BayesianLM):
     }
     default_sampler_config = {**BayesianLM.default_sampler_config, "draws": 1000, "tune": 200}
     model_options = {"inference": "gibbs", "hyper_step": None, "discount": None, "strength": None, "retain": 10,
-                     "entropy_draws": 8}
+                     "entropy_draws": 8, "refresh_min": 10}
 
     def __init__(self, order: int = 3, **kwargs):
         super().__init__(order, **kwargs)
@@ -376,6 +390,8 @@ class PitmanYorLM(BayesianLM):
             raise ConfigError(f"hyper_step must be 'slice' or 'nuts', got {opts['hyper_step']!r}")
         if int(opts["retain"]) < 1 or int(opts["entropy_draws"]) < 1:
             raise ConfigError("retain and entropy_draws must be at least 1")
+        if int(opts["refresh_min"]) < 0:
+            raise ConfigError(f"refresh_min must be 0 (off) or a number of customers, got {opts['refresh_min']}")
         d = _per_order(opts["discount"], self.order, "discount")
         th = _per_order(opts["strength"], self.order, "strength")
         if d is not None and np.any((d < 0) | (d >= 1)):
@@ -414,7 +430,8 @@ class PitmanYorLM(BayesianLM):
 
         self._hier = _Hierarchy(self.counts_)
         gibbs = self.options["inference"] == "gibbs"
-        state = _SeatingState(self._hier, 1.0 / (self.counts_.vocab_size - 1), gibbs)
+        state = _SeatingState(self._hier, 1.0 / (self.counts_.vocab_size - 1), gibbs,
+                              refresh_min=int(self.options["refresh_min"]))
         free_d, free_t = self.fixed_discount_ is None, self.fixed_strength_ is None
         n = self.order
         chains = int(sampler.get("chains", 2))

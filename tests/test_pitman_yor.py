@@ -202,8 +202,10 @@ def _log_restaurant(d, theta, T, C):
     return sum(math.log(theta + d * i) for i in range(1, T)) - sum(math.log(theta + i) for i in range(1, C))
 
 
-def test_seating_sweep_leaves_the_table_count_posterior_invariant():
-    """Bigram hierarchy, two contexts x, y over dishes a, b, c: sampler vs enumeration."""
+@pytest.mark.parametrize("refresh", [False, True], ids=["sweep", "sweep+refresh"])
+def test_seating_sweep_leaves_the_table_count_posterior_invariant(refresh):
+    """Bigram hierarchy, two contexts x, y over dishes a, b, c: sampler vs enumeration
+    (with ``refresh``, every sweep is followed by redrawing every pair's table sizes)."""
     from bayeslm import _seating as S
 
     top = [("x", "a", 3), ("x", "b", 2), ("y", "a", 2), ("y", "c", 1)]
@@ -244,10 +246,74 @@ def test_seating_sweep_leaves_the_table_count_posterior_invariant():
     for _ in range(sweeps):
         S.sweep(order, cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx, pair_parent,
                 pair_level, d, theta, 1.0 / V1)
+        if refresh:
+            S.refresh_partitions(order, cust, tabs, nent, hsize, hcount, slot, pair_level, d, 10**6)
         seen[(tuple(tabs[3:]), tuple(int(tabs[j]) for j in range(3)))] += 1
     tv = 0.5 * sum(abs(seen[k] / sweeps - exact.get(k, 0.0)) for k in set(seen) | set(exact))
     assert set(seen) <= set(exact)
     assert tv < 0.02, f"total variation {tv:.4f} between sampled and exact table counts"
+
+
+def test_refreshed_table_sizes_follow_their_exact_conditional():
+    """One dish with c = 7 customers at t = 3 tables: the sizes drawn by refresh_partitions
+    against p(sizes) ~ (number of set partitions with those sizes) x prod (1 - d)_(n - 1)."""
+    from bayeslm import _seating as S
+
+    c, t, d = 7, 3, 0.6
+    exact = {}
+    for sizes in itertools.combinations_with_replacement(range(1, c + 1), t):
+        if sum(sizes) != c:
+            continue
+        ways = math.factorial(c) / math.prod(math.factorial(n) for n in sizes)
+        ways /= math.prod(math.factorial(m) for m in collections.Counter(sizes).values())
+        exact[tuple(sorted(sizes, reverse=True))] = ways * math.prod(math.prod(j - d for j in range(1, n)) for n in sizes)
+    Z = sum(exact.values())
+    exact = {k: v / Z for k, v in exact.items()}
+    cap = S.slots_for(np.array([c]))
+    cust, tabs, nent = np.array([c]), np.array([t]), np.zeros(1, np.int64)
+    hsize, hcount = np.zeros(cap.sum(), np.int64), np.zeros(cap.sum(), np.int64)
+    slot, level, pairs = np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64)
+    S.seed(7)
+    draws = 40000
+    seen = collections.Counter()
+    for _ in range(draws):
+        assert S.refresh_partitions(pairs, cust, tabs, nent, hsize, hcount, slot, level, np.array([d]), 10**6) == 1
+        sizes = tuple(S.pair_tables_of(0, nent, hsize, hcount, slot))
+        assert sum(sizes) == c and len(sizes) == t
+        seen[sizes] += 1
+    tv = 0.5 * sum(abs(seen[k] / draws - exact.get(k, 0.0)) for k in set(seen) | set(exact))
+    assert set(seen) <= set(exact) and tv < 0.01, f"total variation {tv:.4f}"
+    # too big for the cell budget, or fixed by t: left as they are
+    assert S.refresh_partitions(pairs, cust, tabs, nent, hsize, hcount, slot, level, np.array([d]), 10) == 0
+    tabs[0] = 1
+    assert S.refresh_partitions(pairs, cust, tabs, nent, hsize, hcount, slot, level, np.array([d]), 10**6) == 0
+
+
+def test_refreshed_table_sizes_of_a_big_pair_have_the_exact_number_of_lone_customers():
+    """c = 300 customers at t = 40 tables, d = 0.9: E[tables of one customer] =
+    c S_d(c - 1, t - 1) / S_d(c, t) (the last customer alone), generalised Stirling
+    numbers by their recursion in log space, against the mean of 2,000 draws."""
+    from bayeslm import _seating as S
+
+    c, t, d = 300, 40, 0.9
+    L = np.full((c + 1, t + 1), -np.inf)
+    L[0, 0] = 0.0
+    for m in range(c):
+        for k in range(1, min(m + 1, t) + 1):
+            grow = L[m, k] + math.log(m - k * d) if m - k * d > 0 else -np.inf
+            L[m + 1, k] = np.logaddexp(L[m, k - 1], grow)
+    exact = c * math.exp(L[c - 1, t - 1] - L[c, t])
+    cap = S.slots_for(np.array([c]))
+    cust, tabs, nent = np.array([c]), np.array([t]), np.zeros(1, np.int64)
+    hsize, hcount = np.zeros(cap.sum(), np.int64), np.zeros(cap.sum(), np.int64)
+    zero = np.zeros(1, np.int64)
+    S.seed(3)
+    lone = []
+    for _ in range(2000):
+        S.refresh_partitions(zero, cust, tabs, nent, hsize, hcount, zero, zero, np.array([d]), 10**6)
+        lone.append(int((S.pair_tables_of(0, nent, hsize, hcount, zero) == 1).sum()))
+    lone = np.array(lone)
+    assert abs(lone.mean() - exact) < 4 * lone.std() / np.sqrt(lone.size), (lone.mean(), exact)
 
 
 def test_gibbs_fit_records_tables_and_diagnostics(gibbs_lm):
