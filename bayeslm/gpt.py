@@ -78,14 +78,15 @@ class GPTLM(BayesianLM):
         itself without validation text (``"head"``).
     fit_positions, valid_positions : int
         Training positions the last layer is fitted on; validation positions for the
-        baselines' temperature / dropout rate.
+        temperature that calibrates the prior's centre and the baselines' temperature /
+        dropout rate.
     fit_holdout : float
         Fraction of the training stream held out from the body's training (the tails of
-        ``fit_holdout_pieces`` segments, cut at line breaks; see :func:`split_holdout`); the
-        last layer's ``fit_positions`` are drawn from that text only, so its features are those of text the body has not
-        seen, like test text's (default 0.05; 0: fitted on the body's own training text,
-        whose features are easier than any new text's). Validation text stays for early
-        stopping and the baselines' temperature / dropout rate.
+        ``fit_holdout_pieces`` segments, cut at line breaks; see :func:`split_holdout`);
+        the last layer's ``fit_positions`` are drawn from that text only, so its features
+        are those of text the body has not seen, like test text's (default 0.05; 0:
+        fitted on the body's own training text, whose features are easier than any new
+        text's). Validation text stays for early stopping and the temperatures above.
     fit_holdout_pieces : int
         Hold ``fit_holdout`` out of this many equal segments of the training stream (the
         tail of each), so that the held-out text spreads over the corpus and samples the

@@ -371,6 +371,8 @@ def test_bad_hyperparameters_are_rejected():
         PitmanYorLM(order=2, strength=-0.1)
     with pytest.raises(ConfigError, match="inference must be"):
         PitmanYorLM(order=2, inference="em")
+    with pytest.raises(ConfigError, match="refresh_min must be 0"):
+        PitmanYorLM(order=2, refresh_min=-1)
 
 
 def test_bad_corpora_are_rejected():
