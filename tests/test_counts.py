@@ -1,5 +1,7 @@
+import functools
 from collections import Counter, defaultdict
 
+import corpora
 import numpy as np
 import pytest
 
@@ -13,13 +15,7 @@ MAX_ORDER = 4
 VOCAB = Vocabulary([f"w{i}" for i in range(12)])  # 15 tokens with the specials
 
 
-def random_corpus(seed, n_sentences=200, max_len=12, vocab=VOCAB):
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(0, max_len + 1, size=n_sentences)
-    # regular tokens and <unk> (id 0) but never <s> / </s> inside a sentence
-    choices = np.array([0] + list(range(3, len(vocab))))
-    ids = rng.choice(choices, size=int(lengths.sum()))
-    return Corpus(ids, np.concatenate([[0], np.cumsum(lengths)]), vocab)
+random_corpus = functools.partial(corpora.random_corpus, vocab=VOCAB, n_sentences=200)
 
 
 def naive_counts(corpus, order):

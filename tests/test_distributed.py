@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import sys
 
+import corpora
 import numpy as np
 import pytest
 
@@ -26,13 +28,7 @@ WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ran", "a", "é", "naïve", "d
          "<unk>", "zebra", "Ω"]
 
 
-def random_corpus(seed, n_sentences=300, max_len=12, vocab=VOCAB):
-    """Random ids (with <unk>, never <s> / </s>), empty sentences included."""
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(0, max_len + 1, size=n_sentences)
-    choices = np.array([0] + list(range(3, len(vocab))))
-    ids = rng.choice(choices, size=int(lengths.sum()))
-    return Corpus(ids, np.concatenate([[0], np.cumsum(lengths)]), vocab)
+random_corpus = functools.partial(corpora.random_corpus, vocab=VOCAB, n_sentences=300)
 
 
 def random_lines(seed, n_lines):
