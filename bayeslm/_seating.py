@@ -223,6 +223,12 @@ def refresh_partitions(pairs, cust, tabs, nent, hsize, hcount, slot, pair_level,
     n grows with weight n - d, a lone customer's table with 1 - d, small for d near 1);
     this draws them at once. Returns the number of pairs refreshed.
     """
+    need = 0
+    for idx in range(pairs.size):
+        c, t = cust[pairs[idx]], tabs[pairs[idx]]
+        if 1 < t < c and need < (c + 1) * (t + 1) <= max_cells:
+            need = (c + 1) * (t + 1)
+    buf = np.empty(need)  # one buffer for every pair of the call
     done = 0
     for idx in range(pairs.size):
         i = pairs[idx]
@@ -231,7 +237,8 @@ def refresh_partitions(pairs, cust, tabs, nent, hsize, hcount, slot, pair_level,
         if t <= 1 or t >= c or (c + 1) * (t + 1) > max_cells:
             continue
         d = discount[pair_level[i]]
-        W = np.zeros((c + 1, t + 1))
+        W = buf[:(c + 1) * (t + 1)].reshape((c + 1, t + 1))
+        W[c, :] = 0.0  # every other entry read is written first (k <= min(row, t))
         W[c, t] = 1.0
         for row in range(c - 1, -1, -1):
             top = min(row, t)
