@@ -38,7 +38,7 @@ import numpy as np
 from numba import njit
 
 __all__ = [
-    "seed", "slots_for", "init_one_table", "add_sequence", "sweep", "refresh_partitions", "table_size_counts",
+    "seed", "slots_for", "init_one_table", "add_sequence", "sweep", "tilt", "refresh_partitions", "table_size_counts",
     "pair_tables_of",
 ]
 
@@ -203,6 +203,35 @@ def sweep(order_pairs, cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs
 
 
 @njit(cache=True)
+def tilt(c, t, d):
+    """A weight alpha for opening a table under which t tables are typical for c customers.
+
+    Under "open with weight alpha, join with weight i - k d" the table count follows
+    dk/di = alpha / (alpha + i - d k); alpha is found by bisection on log alpha so that
+    k(c) = t. :func:`refresh_partitions` weights every opening by alpha instead of 1: that
+    multiplies every path to (c, t) by the same alpha^(t - 1) (it cancels), but keeps the
+    entries on the way to (c, t) near the maximum of their row of W. Untilted, the rows
+    at few customers are dominated by states with many tables (or, for t near c, few),
+    the states that matter underflow after the rows are rescaled, and the draw can end
+    with fewer than t tables.
+    """
+    if c <= 30 or t <= 1 or t >= c:
+        return 1.0
+    lo, hi = -30.0, 30.0
+    for _ in range(24):  # log alpha to 4e-6: any alpha near the typical one will do
+        mid = 0.5 * (lo + hi)
+        a = np.exp(mid)
+        k = 1.0
+        for i in range(1, c):
+            k += a / (a + i - d * k)
+        if k < t:
+            lo = mid
+        else:
+            hi = mid
+    return np.exp(0.5 * (lo + hi))
+
+
+@njit(cache=True)
 def refresh_partitions(pairs, cust, tabs, nent, hsize, hcount, slot, pair_level, discount, max_cells):
     """Draw the table sizes of each pair in ``pairs`` afresh from their exact conditional.
 
@@ -215,8 +244,9 @@ def refresh_partitions(pairs, cust, tabs, nent, hsize, hcount, slot, pair_level,
     the next one opening a table with probability ``W(i+1, k+1) / W(i, k)``, where
     ``W(i, k) = (i - k d) W(i+1, k) + W(i+1, k+1)`` (``W(c, t) = 1``) is the total weight
     of the ways to seat the remaining customers from i seated at k tables; rows of W are
-    scaled to a maximum of 1 (only ratios within a row are used). Cost O(c t) time and
-    memory per pair; pairs with ``(c + 1)(t + 1) > max_cells`` are skipped, and so are
+    scaled to a maximum of 1 (only ratios within a row are used), and every opening is
+    weighted by :func:`tilt` (a common factor of all paths, which keeps the entries that
+    matter from underflowing). Cost O(c t) time and memory per pair; pairs with ``(c + 1)(t + 1) > max_cells`` are skipped, and so are
     pairs whose partition t fixes (t = 1 or t = c).
 
     The customer-level sweep changes a big pair's table sizes only slowly (a table of size
@@ -237,26 +267,28 @@ def refresh_partitions(pairs, cust, tabs, nent, hsize, hcount, slot, pair_level,
         if t <= 1 or t >= c or (c + 1) * (t + 1) > max_cells:
             continue
         d = discount[pair_level[i]]
+        a = tilt(c, t, d)
         W = buf[:(c + 1) * (t + 1)].reshape((c + 1, t + 1))
         W[c, :] = 0.0  # every other entry read is written first (k <= min(row, t))
         W[c, t] = 1.0
-        for row in range(c - 1, -1, -1):
+        for row in range(c - 1, 0, -1):  # row 0 is never read: the first customer opens a table
             top = min(row, t)
             peak = 0.0
-            for k in range(top + 1):
+            W[row, 0] = 0.0  # customers at no table: impossible
+            for k in range(1, top + 1):
                 v = (row - k * d) * W[row + 1, k]
                 if k < t:
-                    v += W[row + 1, k + 1]
+                    v += a * W[row + 1, k + 1]
                 W[row, k] = v
                 if v > peak:
                     peak = v
             if peak > 0.0:
-                for k in range(top + 1):
+                for k in range(1, top + 1):
                     W[row, k] /= peak
         sizes = np.zeros(t, dtype=np.int64)
         k = 0
         for row in range(c):
-            w_new = W[row + 1, k + 1] if k < t else 0.0
+            w_new = a * W[row + 1, k + 1] if k < t else 0.0
             w_old = (row - k * d) * W[row + 1, k] if k > 0 else 0.0
             r = np.random.random() * (w_new + w_old)
             if r < w_new or k == 0:
@@ -270,6 +302,8 @@ def refresh_partitions(pairs, cust, tabs, nent, hsize, hcount, slot, pair_level,
                     j += 1
                     acc += sizes[j] - d
                 sizes[j] += 1
+        if k != t:
+            raise FloatingPointError("refresh_partitions: a drawn partition missed its number of tables")
         nent[i] = 0
         s0 = slot[i]
         for j in range(t):

@@ -289,29 +289,36 @@ def test_refreshed_table_sizes_follow_their_exact_conditional():
     assert S.refresh_partitions(pairs, cust, tabs, nent, hsize, hcount, slot, level, np.array([d]), 10**6) == 0
 
 
-def test_refreshed_table_sizes_of_a_big_pair_have_the_exact_number_of_lone_customers():
-    """c = 300 customers at t = 40 tables, d = 0.9: E[tables of one customer] =
-    c S_d(c - 1, t - 1) / S_d(c, t) (the last customer alone), generalised Stirling
-    numbers by their recursion in log space, against the mean of 2,000 draws."""
+@pytest.mark.parametrize("c, t, d", [(300, 40, 0.9), (1357, 1042, 0.92)], ids=["few-tables", "many-tables"])
+def test_refreshed_table_sizes_of_a_big_pair_have_the_exact_number_of_lone_customers(c, t, d):
+    """E[tables of one customer] = c S_d(c - 1, t - 1) / S_d(c, t) (the last customer alone),
+    generalised Stirling numbers by their recursion in log space, against the mean of the
+    draws; every draw seats c customers at exactly t tables of at least one. The second
+    case is a pair of the Shakespeare trigram's seating on which the untilted recursion
+    underflowed and drew partitions with empty tables (329 lone customers instead of 963)."""
     from bayeslm import _seating as S
 
-    c, t, d = 300, 40, 0.9
-    L = np.full((c + 1, t + 1), -np.inf)
-    L[0, 0] = 0.0
+    k = np.arange(t + 1)
+    row = np.full(t + 1, -np.inf)
+    row[0] = 0.0
     for m in range(c):
-        for k in range(1, min(m + 1, t) + 1):
-            grow = L[m, k] + math.log(m - k * d) if m - k * d > 0 else -np.inf
-            L[m + 1, k] = np.logaddexp(L[m, k - 1], grow)
-    exact = c * math.exp(L[c - 1, t - 1] - L[c, t])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grow = np.where(m - k * d > 0, row + np.log(np.maximum(m - k * d, 1e-300)), -np.inf)
+        new = np.full(t + 1, -np.inf)
+        new[1:] = np.logaddexp(row[:-1], grow[1:])
+        previous, row = row, new
+    exact = c * math.exp(previous[t - 1] - row[t])
     cap = S.slots_for(np.array([c]))
     cust, tabs, nent = np.array([c]), np.array([t]), np.zeros(1, np.int64)
     hsize, hcount = np.zeros(cap.sum(), np.int64), np.zeros(cap.sum(), np.int64)
     zero = np.zeros(1, np.int64)
     S.seed(3)
     lone = []
-    for _ in range(2000):
-        S.refresh_partitions(zero, cust, tabs, nent, hsize, hcount, zero, zero, np.array([d]), 10**6)
-        lone.append(int((S.pair_tables_of(0, nent, hsize, hcount, zero) == 1).sum()))
+    for _ in range(1000):
+        S.refresh_partitions(zero, cust, tabs, nent, hsize, hcount, zero, zero, np.array([d]), 10**7)
+        sizes = S.pair_tables_of(0, nent, hsize, hcount, zero)
+        assert sizes.size == t and sizes.sum() == c and sizes.min() >= 1
+        lone.append(int((sizes == 1).sum()))
     lone = np.array(lone)
     assert abs(lone.mean() - exact) < 4 * lone.std() / np.sqrt(lone.size), (lone.mean(), exact)
 
