@@ -38,7 +38,7 @@ import numpy as np
 from numba import njit
 
 __all__ = [
-    "seed", "slots_for", "init_one_table", "add_sequence", "sweep", "tilt", "refresh_partitions", "table_size_counts",
+    "seed", "slots_for", "init_one_table", "add_sequence", "sweep", "tilt", "draw_partition", "refresh_partitions", "table_size_counts",
     "pair_tables_of",
 ]
 
@@ -232,6 +232,62 @@ def tilt(c, t, d):
 
 
 @njit(cache=True)
+def draw_partition(i, c, t, d, buf, nent, hsize, hcount, slot):
+    """Write into pair i's histogram a partition of its c customers into t tables drawn from
+    ``p(sizes | c, t) ~ prod_tables (1 - d)_(size - 1)`` (see :func:`refresh_partitions`).
+
+    t = 1 and t = c fix the partition; otherwise ``buf`` holds at least (c + 1)(t + 1) floats.
+    """
+    if t == 1 or t == c:
+        s0 = slot[i]
+        hsize[s0] = c if t == 1 else 1
+        hcount[s0] = t if t == c else 1
+        nent[i] = 1
+        return
+    a = tilt(c, t, d)
+    W = buf[:(c + 1) * (t + 1)].reshape((c + 1, t + 1))
+    W[c, :] = 0.0  # every other entry read is written first (k <= min(row, t))
+    W[c, t] = 1.0
+    for row in range(c - 1, 0, -1):  # row 0 is never read: the first customer opens a table
+        top = min(row, t)
+        peak = 0.0
+        W[row, 0] = 0.0  # customers at no table: impossible
+        for k in range(1, top + 1):
+            v = (row - k * d) * W[row + 1, k]
+            if k < t:
+                v += a * W[row + 1, k + 1]
+            W[row, k] = v
+            if v > peak:
+                peak = v
+        if peak > 0.0:
+            for k in range(1, top + 1):
+                W[row, k] /= peak
+    sizes = np.zeros(t, dtype=np.int64)
+    k = 0
+    for row in range(c):
+        w_new = a * W[row + 1, k + 1] if k < t else 0.0
+        w_old = (row - k * d) * W[row + 1, k] if k > 0 else 0.0
+        r = np.random.random() * (w_new + w_old)
+        if r < w_new or k == 0:
+            sizes[k] = 1
+            k += 1
+        else:  # an existing table, with weight size - d (they sum to row - k d)
+            r = np.random.random() * (row - k * d)
+            j = 0
+            acc = sizes[0] - d
+            while acc <= r and j < k - 1:
+                j += 1
+                acc += sizes[j] - d
+            sizes[j] += 1
+    if k != t:
+        raise FloatingPointError("draw_partition: a drawn partition missed its number of tables")
+    nent[i] = 0
+    s0 = slot[i]
+    for j in range(t):
+        _put(s0, nent, i, sizes[j], hsize, hcount)
+
+
+@njit(cache=True)
 def refresh_partitions(pairs, cust, tabs, nent, hsize, hcount, slot, pair_level, discount, max_cells):
     """Draw the table sizes of each pair in ``pairs`` afresh from their exact conditional.
 
@@ -246,8 +302,9 @@ def refresh_partitions(pairs, cust, tabs, nent, hsize, hcount, slot, pair_level,
     of the ways to seat the remaining customers from i seated at k tables; rows of W are
     scaled to a maximum of 1 (only ratios within a row are used), and every opening is
     weighted by :func:`tilt` (a common factor of all paths, which keeps the entries that
-    matter from underflowing). Cost O(c t) time and memory per pair; pairs with ``(c + 1)(t + 1) > max_cells`` are skipped, and so are
-    pairs whose partition t fixes (t = 1 or t = c).
+    matter from underflowing). Cost O(c t) time and memory per pair; pairs with
+    ``(c + 1)(t + 1) > max_cells`` are skipped, and so are pairs whose partition t fixes
+    (t = 1 or t = c).
 
     The customer-level sweep changes a big pair's table sizes only slowly (a table of size
     n grows with weight n - d, a lone customer's table with 1 - d, small for d near 1);
@@ -266,48 +323,7 @@ def refresh_partitions(pairs, cust, tabs, nent, hsize, hcount, slot, pair_level,
         t = tabs[i]
         if t <= 1 or t >= c or (c + 1) * (t + 1) > max_cells:
             continue
-        d = discount[pair_level[i]]
-        a = tilt(c, t, d)
-        W = buf[:(c + 1) * (t + 1)].reshape((c + 1, t + 1))
-        W[c, :] = 0.0  # every other entry read is written first (k <= min(row, t))
-        W[c, t] = 1.0
-        for row in range(c - 1, 0, -1):  # row 0 is never read: the first customer opens a table
-            top = min(row, t)
-            peak = 0.0
-            W[row, 0] = 0.0  # customers at no table: impossible
-            for k in range(1, top + 1):
-                v = (row - k * d) * W[row + 1, k]
-                if k < t:
-                    v += a * W[row + 1, k + 1]
-                W[row, k] = v
-                if v > peak:
-                    peak = v
-            if peak > 0.0:
-                for k in range(1, top + 1):
-                    W[row, k] /= peak
-        sizes = np.zeros(t, dtype=np.int64)
-        k = 0
-        for row in range(c):
-            w_new = a * W[row + 1, k + 1] if k < t else 0.0
-            w_old = (row - k * d) * W[row + 1, k] if k > 0 else 0.0
-            r = np.random.random() * (w_new + w_old)
-            if r < w_new or k == 0:
-                sizes[k] = 1
-                k += 1
-            else:  # an existing table, with weight size - d (they sum to row - k d)
-                r = np.random.random() * (row - k * d)
-                j = 0
-                acc = sizes[0] - d
-                while acc <= r and j < k - 1:
-                    j += 1
-                    acc += sizes[j] - d
-                sizes[j] += 1
-        if k != t:
-            raise FloatingPointError("refresh_partitions: a drawn partition missed its number of tables")
-        nent[i] = 0
-        s0 = slot[i]
-        for j in range(t):
-            _put(s0, nent, i, sizes[j], hsize, hcount)
+        draw_partition(i, c, t, discount[pair_level[i]], buf, nent, hsize, hcount, slot)
         done += 1
     return done
 

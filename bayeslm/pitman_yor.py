@@ -155,10 +155,14 @@ class _SeatingState:
 
     REFRESH_CELLS = 5_000_000  # (c + 1)(t + 1) above which a pair's sizes are not redrawn (40 MB)
 
-    def __init__(self, hier: _Hierarchy, base: float, gibbs: bool, refresh_min: int = 0):
+    STIRLING_MAX = 2000  # the table-count step leaves pairs (and parents) with more customers alone
+
+    def __init__(self, hier: _Hierarchy, base: float, gibbs: bool, refresh_min: int = 0, table_step: bool = False):
         from . import _seating as S
 
         self.hier, self.base, self.gibbs = hier, float(base), bool(gibbs)
+        self.table_step = bool(table_step)
+        self._stirling_cache: dict = {}
         refresh_min = int(refresh_min)
         self.refresh_pairs = (np.flatnonzero(hier.raw >= max(refresh_min, 3)).astype(np.int64) if refresh_min > 0
                               else np.zeros(0, np.int64))
@@ -216,8 +220,48 @@ class _SeatingState:
         if self.refresh_pairs.size:
             S.refresh_partitions(self.refresh_pairs, self.cust, self.tabs, self.nent, self.hsize, self.hcount,
                                  self.slot, self.hier.pair_level, d, self.REFRESH_CELLS)
+        if self.table_step:
+            self.update_table_counts(d, np.asarray(theta, float))
         self._update_stats()
         return int(moves)
+
+    def _stirling_tables(self, need: list[int], d: np.ndarray) -> list[np.ndarray]:
+        """Per order, log S_{d_k}(c, t) for c <= need[k] (:func:`bayeslm._table_counts.stirling_table`);
+        only the last call's tables are kept (up to 16 MB each), reused while d_k stays."""
+        from . import _table_counts as TC
+
+        kept = {}
+        for L, n_max in enumerate(need):
+            key = (L, int(n_max), float(d[L]))
+            kept[key] = self._stirling_cache.get(key)
+            if kept[key] is None:
+                kept[key] = TC.stirling_table(int(n_max), float(d[L]))
+        self._stirling_cache = kept
+        return list(kept.values())
+
+    def update_table_counts(self, d: np.ndarray, theta: np.ndarray) -> int:
+        """Draw every pair's table count from its full conditional, highest order first
+        (:mod:`bayeslm._table_counts`). Returns how many changed."""
+        from . import _table_counts as TC
+
+        h = self.hier
+        which = [TC.eligible(L, h.po, self.cust, h.pair_parent, h.raw, self.STIRLING_MAX) for L in range(h.n)]
+        # one Stirling table per order, covering its own pairs and the parents the order above reads
+        need = [int(self.cust[h.level(L + 1)][which[L]].max(initial=2)) for L in range(h.n)]
+        for L in range(1, h.n):
+            need[L - 1] = max(need[L - 1], int(h.raw[h.pair_parent[h.level(L + 1)][which[L]]].max(initial=2)))
+        tables = self._stirling_tables(need, d)
+        changed = 0
+        for L in range(h.n - 1, -1, -1):
+            if not which[L].any():
+                continue
+            ls = tables[L]
+            ls_par = tables[L - 1] if L > 0 else ls
+            d_par, th_par = (float(d[L - 1]), float(theta[L - 1])) if L > 0 else (0.5, 1.0)
+            changed += TC.sweep_level(L, h.po, h.co, which[L], self.cust, self.tabs, self.nent, self.hsize, self.hcount,
+                                      self.slot, self.ctx_cust, self.ctx_tabs, h.pair_ctx, h.pair_parent,
+                                      float(d[L]), float(theta[L]), d_par, th_par, self.base, ls, ls_par)
+        return changed
 
     def table_counts(self) -> np.ndarray:
         return self.tabs.astype(np.int32)
@@ -379,7 +423,7 @@ class PitmanYorLM(BayesianLM):
     }
     default_sampler_config = {**BayesianLM.default_sampler_config, "draws": 1000, "tune": 200}
     model_options = {"inference": "gibbs", "hyper_step": None, "discount": None, "strength": None, "retain": 10,
-                     "entropy_draws": 8, "refresh_min": 10}
+                     "entropy_draws": 8, "refresh_min": 10, "table_step": False}
 
     def __init__(self, order: int = 3, **kwargs):
         super().__init__(order, **kwargs)
@@ -390,6 +434,8 @@ class PitmanYorLM(BayesianLM):
             raise ConfigError(f"hyper_step must be 'slice' or 'nuts', got {opts['hyper_step']!r}")
         if int(opts["retain"]) < 1 or int(opts["entropy_draws"]) < 1:
             raise ConfigError("retain and entropy_draws must be at least 1")
+        if not isinstance(opts["table_step"], (bool, np.bool_)):
+            raise ConfigError(f"table_step must be true or false, got {opts['table_step']!r}")
         if int(opts["refresh_min"]) < 0:
             raise ConfigError(f"refresh_min must be 0 (off) or a number of customers, got {opts['refresh_min']}")
         d = _per_order(opts["discount"], self.order, "discount")
@@ -431,7 +477,8 @@ class PitmanYorLM(BayesianLM):
         self._hier = _Hierarchy(self.counts_)
         gibbs = self.options["inference"] == "gibbs"
         state = _SeatingState(self._hier, 1.0 / (self.counts_.vocab_size - 1), gibbs,
-                              refresh_min=int(self.options["refresh_min"]))
+                              refresh_min=int(self.options["refresh_min"]),
+                              table_step=bool(self.options["table_step"]))
         free_d, free_t = self.fixed_discount_ is None, self.fixed_strength_ is None
         n = self.order
         chains = int(sampler.get("chains", 2))

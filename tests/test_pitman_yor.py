@@ -202,11 +202,14 @@ def _log_restaurant(d, theta, T, C):
     return sum(math.log(theta + d * i) for i in range(1, T)) - sum(math.log(theta + i) for i in range(1, C))
 
 
-@pytest.mark.parametrize("refresh", [False, True], ids=["sweep", "sweep+refresh"])
-def test_seating_sweep_leaves_the_table_count_posterior_invariant(refresh):
-    """Bigram hierarchy, two contexts x, y over dishes a, b, c: sampler vs enumeration
-    (with ``refresh``, every sweep is followed by redrawing every pair's table sizes)."""
+@pytest.mark.parametrize("mode", ["sweep", "refresh", "tables"], ids=["sweep", "sweep+refresh", "table-counts"])
+def test_seating_sweep_leaves_the_table_count_posterior_invariant(mode):
+    """Bigram hierarchy, two contexts x, y over dishes a, b, c: sampler vs enumeration.
+    ``sweep``: the customer-level sweep; ``refresh``: each sweep followed by redrawing
+    every pair's table sizes; ``tables``: the table-count update alone (each order's
+    counts from their full conditional, sizes redrawn), top order then the unigrams."""
     from bayeslm import _seating as S
+    from bayeslm import _table_counts as TC
 
     top = [("x", "a", 3), ("x", "b", 2), ("y", "a", 2), ("y", "c", 1)]
     d, theta, V1 = np.array([0.3, 0.5]), np.array([0.7, 1.5]), 4
@@ -243,10 +246,18 @@ def test_seating_sweep_leaves_the_table_count_posterior_invariant(refresh):
     order = np.arange(7)[::-1].copy()
     sweeps = 60000
     seen = collections.Counter()
+    po, co = np.array([0, 3, 7]), np.array([0, 1, 3])
+    ls = [TC.stirling_table(10, d[0]), TC.stirling_table(10, d[1])]
     for _ in range(sweeps):
-        S.sweep(order, cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx, pair_parent,
-                pair_level, d, theta, 1.0 / V1)
-        if refresh:
+        if mode == "tables":
+            for L in (1, 0):
+                which = TC.eligible(L, po, cust, pair_parent, raw, 10)
+                TC.sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx,
+                               pair_parent, d[L], theta[L], d[L - 1], theta[L - 1], 1.0 / V1, ls[L], ls[L - 1])
+        else:
+            S.sweep(order, cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx, pair_parent,
+                    pair_level, d, theta, 1.0 / V1)
+        if mode == "refresh":
             S.refresh_partitions(order, cust, tabs, nent, hsize, hcount, slot, pair_level, d, 10**6)
         seen[(tuple(tabs[3:]), tuple(int(tabs[j]) for j in range(3)))] += 1
     tv = 0.5 * sum(abs(seen[k] / sweeps - exact.get(k, 0.0)) for k in set(seen) | set(exact))
@@ -335,10 +346,31 @@ def test_gibbs_fit_records_tables_and_diagnostics(gibbs_lm):
         assert np.all(t >= 1)
     top = tc["tables_o3"].values
     assert np.all(top <= gibbs_lm.counts_[3].ngram_count)
+    _assert_tables_within_customers(gibbs_lm)
     assert "tables" in idata["sample_stats"] and "table_counts" not in idata["sample_stats"]
     post = idata["posterior"]
     assert np.all((post["discount"] > 0) & (post["discount"] < 1))
     assert np.all(post["strength"] > -post["discount"])
+
+
+def _assert_tables_within_customers(lm):
+    """Every retained seating: 1 <= tables <= customers for every pair of every order (the
+    customers below the top are the tables of the children)."""
+    from bayeslm.pitman_yor import _Hierarchy
+
+    hier = _Hierarchy(lm.counts_)
+    tc = lm.idata["table_counts"]
+    for s in range(tc.sizes["sample"]):
+        flat = np.concatenate([tc[f"tables_o{k}"].values[s] for k in range(1, lm.order + 1)]).astype(np.int64)
+        assert np.all(flat >= 1) and np.all(flat <= hier.customers(flat))
+
+
+def test_table_count_step_fit_keeps_a_valid_seating():
+    lm = PitmanYorLM(order=3, retain=2, table_step=True, sampler_config=QUICK)
+    lm.fit(Corpus.from_texts(TRAIN), random_seed=5)
+    _assert_tables_within_customers(lm)
+    dense = lm.predictive_probs(np.array([u for u, _ in events(lm, TEST)[:20]]))
+    assert np.all(np.delete(dense, BOS, axis=1) > 0) and np.allclose(dense.sum(axis=1), 1.0)
 
 
 def test_prob_interval_and_entropy(gibbs_lm):
@@ -380,6 +412,8 @@ def test_bad_hyperparameters_are_rejected():
         PitmanYorLM(order=2, inference="em")
     with pytest.raises(ConfigError, match="refresh_min must be 0"):
         PitmanYorLM(order=2, refresh_min=-1)
+    with pytest.raises(ConfigError, match="table_step must be true or false"):
+        PitmanYorLM(order=2, table_step="yes")
 
 
 def test_bad_corpora_are_rejected():
