@@ -22,8 +22,10 @@ count changed (level L) and of every parent whose customer count changed (level 
 drawn from their exact conditional (:func:`bayeslm._seating.draw_partition`); the others'
 sizes are still distributed as their conditional, since the updates never read them.
 
-Pairs with more than ``n_max`` customers, or whose parent has more than ``n_max`` raw
-counts (the tables would not cover it), keep their table count.
+The caller flags the pairs to update (``which``); bayeslm flags those with at most 2,000
+raw counts whose parent has at most 2,000 too (raw counts bound customers, so the Stirling
+tables cover every count the update reaches; the flags never change during a run); the
+customer-level sweep updates the rest.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from numba import njit
 
 from ._seating import draw_partition
 
-__all__ = ["stirling_table", "eligible", "sweep_level"]
+__all__ = ["stirling_table", "sweep_level"]
 
 
 @njit(cache=True)
@@ -64,17 +66,6 @@ def stirling_table(n_max, d):
 
 
 @njit(cache=True)
-def eligible(L, po, cust, pair_parent, raw, n_max):
-    """Pairs of level L (local index) this step updates: 2 <= c <= n_max customers and
-    (for L > 0) a parent pair with at most n_max raw counts, which bounds its customers."""
-    lo, hi = po[L], po[L + 1]
-    out = np.zeros(hi - lo, np.bool_)
-    for i in range(lo, hi):
-        out[i - lo] = 2 <= cust[i] <= n_max and (L == 0 or raw[pair_parent[i]] <= n_max)
-    return out
-
-
-@njit(cache=True)
 def sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx, pair_parent,
                 d, th, d_par, th_par, base, ls, ls_par):
     """One pass of the table-count update over level L's pairs flagged in ``which``.
@@ -95,7 +86,7 @@ def sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cus
     par_before = cust[plo:po[L]].copy() if L > 0 else np.zeros(0, np.int64)
     n_changed = 0
     for i in range(lo, hi):
-        if not which[i - lo]:
+        if not which[i - lo] or cust[i] < 2:
             continue
         c, t0 = cust[i], tabs[i]
         u = pair_ctx[i]

@@ -251,7 +251,7 @@ def test_seating_sweep_leaves_the_table_count_posterior_invariant(mode):
     for _ in range(sweeps):
         if mode == "tables":
             for L in (1, 0):
-                which = TC.eligible(L, po, cust, pair_parent, raw, 10)
+                which = np.ones(po[L + 1] - po[L], np.bool_)
                 TC.sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx,
                                pair_parent, d[L], theta[L], d[L - 1], theta[L - 1], 1.0 / V1, ls[L], ls[L - 1])
         else:
