@@ -414,7 +414,13 @@ class PitmanYorLM(BayesianLM):
         After every Gibbs sweep, the table sizes of each (context, token) pair with at
         least this many customers are drawn afresh from their exact conditional given its
         number of tables (``_seating.refresh_partitions``; 0: never). The customer-level
-        sweep changes a big pair's sizes only slowly.
+        sweep changes a big pair's sizes only slowly. With ``table_step`` every pair's
+        sizes are refreshed.
+    table_step : bool
+        After the sweep, draw every (context, token) pair's table count from its full
+        conditional (``_table_counts``; pairs with at most 2,000 raw counts whose parent has
+        at most 2,000: the customer sweep then visits only the others). Reaches seatings
+        one customer at a time cannot; default true.
     entropy_draws : int
         Retained samples used for entropies and probability intervals.
     model_config : dict
@@ -431,7 +437,7 @@ class PitmanYorLM(BayesianLM):
     }
     default_sampler_config = {**BayesianLM.default_sampler_config, "draws": 1000, "tune": 200}
     model_options = {"inference": "gibbs", "hyper_step": None, "discount": None, "strength": None, "retain": 10,
-                     "entropy_draws": 8, "refresh_min": 10, "table_step": False}
+                     "entropy_draws": 8, "refresh_min": 10, "table_step": True}
 
     def __init__(self, order: int = 3, **kwargs):
         super().__init__(order, **kwargs)

@@ -365,8 +365,10 @@ def _assert_tables_within_customers(lm):
         assert np.all(flat >= 1) and np.all(flat <= hier.customers(flat))
 
 
-def test_table_count_step_fit_keeps_a_valid_seating():
-    lm = PitmanYorLM(order=3, retain=2, table_step=True, sampler_config=QUICK)
+def test_customer_sweep_only_fit_keeps_a_valid_seating():
+    """The default fit (gibbs_lm) runs the table-count step; without it, the customer sweep
+    and the size refresh alone."""
+    lm = PitmanYorLM(order=3, retain=2, table_step=False, sampler_config=QUICK)
     lm.fit(Corpus.from_texts(TRAIN), random_seed=5)
     _assert_tables_within_customers(lm)
     dense = lm.predictive_probs(np.array([u for u, _ in events(lm, TEST)[:20]]))
