@@ -37,7 +37,7 @@ from numba import njit
 
 from ._seating import draw_partition
 
-__all__ = ["stirling_table", "sweep_level"]
+__all__ = ["stirling_table", "log_conditional", "sweep_level"]
 
 
 @njit(cache=True)
@@ -66,6 +66,36 @@ def stirling_table(n_max, d):
 
 
 @njit(cache=True)
+def log_conditional(w, c, ls, d, th, T_other, L, log_base, ls_par, c_par_other, t_par, th_par, C_par_other):
+    """``w[t]``, t = 1..c: log p(t_i = t | .) up to a constant (module docstring) for a pair of
+    level L with c customers, given the other tables of its restaurant (T_other) and, for
+    L > 0, its parent pair's other customers and tables and the parent restaurant's other
+    customers. ``ls``, ``ls_par``: :func:`stirling_table` at d and at the parent's discount.
+    Returns max_t w[t]."""
+    off = c * (c + 1) // 2
+    new_tables = 0.0
+    par_rest = 0.0
+    peak = -np.inf
+    for t in range(1, c + 1):
+        j = T_other + t - 1
+        if j >= 1:
+            new_tables += math.log(th + d * j)
+        v = ls[off + t] + new_tables
+        if L == 0:
+            v += t * log_base
+        else:
+            jj = C_par_other + t - 1
+            if jj >= 1:
+                par_rest += math.log(th_par + jj)
+            n = c_par_other + t
+            v = v + ls_par[n * (n + 1) // 2 + t_par] - par_rest if n >= t_par else -np.inf
+        w[t] = v
+        if v > peak:
+            peak = v
+    return peak
+
+
+@njit(cache=True)
 def sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx, pair_parent,
                 d, th, d_par, th_par, base, ls, ls_par):
     """One pass of the table-count update over level L's pairs flagged in ``which``.
@@ -91,30 +121,12 @@ def sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cus
         c, t0 = cust[i], tabs[i]
         u = pair_ctx[i]
         T_other = ctx_tabs[u] - t0
+        p, pu, c_par_other, t_par, C_par_other = -1, -1, 0, 0, 0
         if L > 0:
             p = pair_parent[i]
             pu = pair_ctx[p]
             c_par_other, t_par, C_par_other = cust[p] - t0, tabs[p], ctx_cust[pu] - t0
-        off = c * (c + 1) // 2
-        new_tables = 0.0
-        par_rest = 0.0
-        peak = -np.inf
-        for t in range(1, c + 1):
-            j = T_other + t - 1
-            if j >= 1:
-                new_tables += math.log(th + d * j)
-            v = ls[off + t] + new_tables
-            if L == 0:
-                v += t * log_base
-            else:
-                jj = C_par_other + t - 1
-                if jj >= 1:
-                    par_rest += math.log(th_par + jj)
-                n = c_par_other + t
-                v = v + ls_par[n * (n + 1) // 2 + t_par] - par_rest if n >= t_par else -np.inf
-            w[t] = v
-            if v > peak:
-                peak = v
+        peak = log_conditional(w, c, ls, d, th, T_other, L, log_base, ls_par, c_par_other, t_par, th_par, C_par_other)
         total = 0.0
         for t in range(1, c + 1):
             w[t] = math.exp(w[t] - peak) if w[t] > -np.inf else 0.0

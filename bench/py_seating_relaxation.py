@@ -16,7 +16,8 @@ Both chains target the same distribution, so where their table counts still diff
 S sweeps the sampler has not relaxed in S sweeps. Printed: tables per order of both after
 1, 2, 5, ..., ``--sweeps`` sweeps, seconds per sweep, and at the end the top order's gap
 split by the number of customers c of a (context, token) pair. No peer: this is a
-diagnostic of bayeslm's own sampler (docs/pitman_yor.md, "Why the Gibbs mode is slow").
+diagnostic of bayeslm's own sampler (docs/pitman_yor.md; its ``--refresh`` figures from
+before the refresh fix of 2026-12-01 are void, see there).
 
 Run
 ---
