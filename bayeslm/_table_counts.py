@@ -112,6 +112,8 @@ def sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cus
             longest = cust[i] + 1
     w = np.empty(longest)
     log_base = math.log(base)
+    own_max = int(round((math.sqrt(8.0 * ls.size + 1.0) - 1.0) / 2.0)) - 1  # the tables' n_max
+    par_max = int(round((math.sqrt(8.0 * ls_par.size + 1.0) - 1.0) / 2.0)) - 1
     changed = np.zeros(hi - lo, np.bool_)
     par_before = cust[plo:po[L]].copy() if L > 0 else np.zeros(0, np.int64)
     n_changed = 0
@@ -126,6 +128,8 @@ def sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cus
             p = pair_parent[i]
             pu = pair_ctx[p]
             c_par_other, t_par, C_par_other = cust[p] - t0, tabs[p], ctx_cust[pu] - t0
+        if c > own_max or (L > 0 and c_par_other + c > par_max):
+            raise ValueError("sweep_level: a Stirling table does not cover a pair's customer count")
         peak = log_conditional(w, c, ls, d, th, T_other, L, log_base, ls_par, c_par_other, t_par, th_par, C_par_other)
         total = 0.0
         for t in range(1, c + 1):

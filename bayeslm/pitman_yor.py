@@ -177,12 +177,12 @@ class _SeatingState:
         self.ctx_cust = np.zeros(nctx, np.int64)
         self.ctx_tabs = np.zeros(nctx, np.int64)
         self.sweep_order = np.arange(P, dtype=np.int64)[::-1].copy()
+        # the table-count step updates the pairs its Stirling tables cover (fixed by the raw
+        # counts, which bound the customers); with it the customer sweep keeps the others, and
+        # every pair's sizes are refreshed
+        parent_raw = np.where(hier.pair_parent >= 0, hier.raw[np.maximum(hier.pair_parent, 0)], 0)
+        self.table_pairs = (hier.raw <= self.STIRLING_MAX) & (parent_raw <= self.STIRLING_MAX)
         if self.table_step:
-            # the table-count step updates the pairs its Stirling tables cover (fixed by the raw
-            # counts, which bound the customers); the customer sweep keeps the others, and every
-            # pair's sizes are refreshed
-            parent_raw = np.where(hier.pair_parent >= 0, hier.raw[np.maximum(hier.pair_parent, 0)], 0)
-            self.table_pairs = (hier.raw <= self.STIRLING_MAX) & (parent_raw <= self.STIRLING_MAX)
             self.sweep_order = self.sweep_order[~self.table_pairs[self.sweep_order]]
             self.refresh_pairs = np.flatnonzero(hier.raw >= 3).astype(np.int64)
         self.one_table()
