@@ -155,7 +155,7 @@ class _SeatingState:
 
     REFRESH_CELLS = 5_000_000  # (c + 1)(t + 1) above which a pair's sizes are not redrawn (40 MB)
 
-    STIRLING_MAX = 2000  # the table-count step leaves pairs (and parents) with more customers alone
+    STIRLING_MAX = 2000  # the table-count step leaves pairs with more raw counts (or such a parent) to the sweep
 
     def __init__(self, hier: _Hierarchy, base: float, gibbs: bool, refresh_min: int = 0, table_step: bool = False):
         from . import _seating as S

@@ -47,7 +47,6 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared/data/shakespeare"
 DISCOUNT = (0.756, 0.764, 0.901)  # fixed experiment values: the posterior means of the trigram fit
 STRENGTH = (45.8, 2.44, 0.168)
-STIRLING_MAX = 2000  # pairs (and parents) with more customers keep their table count
 
 
 @njit(cache=True)
@@ -212,7 +211,7 @@ def measure(state, hier, k, d, th, step, repeats, rng_seed):
     """Log ratios (fixed tables, coupled: median over ``repeats``) for d_k +- step."""
     L = k - 1
     lo, hi = int(hier.po[L]), int(hier.po[L + 1])
-    coupled = coupled_pairs(L, hier.po, state.cust, hier.pair_parent, hier.raw, STIRLING_MAX)
+    coupled = coupled_pairs(L, hier.po, state.cust, hier.pair_parent, hier.raw, state.STIRLING_MAX)
     own = int(state.cust[lo:hi][coupled].max())
     ls_old = stirling_table(own, d[L])
     ls_par = stirling_table(int(hier.raw[hier.pair_parent[lo:hi][coupled]].max()), d[L - 1]) if L else ls_old
