@@ -112,8 +112,7 @@ def sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cus
             longest = cust[i] + 1
     w = np.empty(longest)
     log_base = math.log(base)
-    own_max = int(round((math.sqrt(8.0 * ls.size + 1.0) - 1.0) / 2.0)) - 1  # the tables' n_max
-    par_max = int(round((math.sqrt(8.0 * ls_par.size + 1.0) - 1.0) / 2.0)) - 1
+    own_max, par_max = _n_max(ls), _n_max(ls_par)
     changed = np.zeros(hi - lo, np.bool_)
     par_before = cust[plo:po[L]].copy() if L > 0 else np.zeros(0, np.int64)
     n_changed = 0
@@ -166,3 +165,9 @@ def sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cus
         if cust[plo + j] != par_before[j]:
             draw_partition(plo + j, cust[plo + j], tabs[plo + j], d_par, buf, nent, hsize, hcount, slot)
     return n_changed
+
+
+@njit(cache=True)
+def _n_max(ls):
+    """The n_max of a :func:`stirling_table`, from its length."""
+    return int(round((math.sqrt(8.0 * ls.size + 1.0) - 1.0) / 2.0)) - 1

@@ -265,6 +265,88 @@ def test_seating_sweep_leaves_the_table_count_posterior_invariant(mode):
     assert tv < 0.02, f"total variation {tv:.4f} between sampled and exact table counts"
 
 
+def _enumerate_table_counts(pair_ctx, pair_level, pair_parent, top_customers, d, theta, V):
+    """Exact posterior of every pair's table count on a tiny hierarchy, by enumeration:
+    level by level from the top (customers of a pair below = its children's tables),
+    log S_d(c, t) per pair plus each restaurant's term, G0(w) = 1 / V per root table."""
+    n_levels = int(pair_level.max()) + 1
+    out = {}
+
+    def walk(L, tabs, cust):
+        pairs = [i for i in range(len(pair_ctx)) if pair_level[i] == L]
+        for ts in itertools.product(*[range(1, cust[i] + 1) for i in pairs]):
+            tabs2 = {**tabs, **dict(zip(pairs, ts))}
+            if L == 0:
+                lp = 0.0
+                for i in range(len(pair_ctx)):
+                    lp += _log_stirling(d[pair_level[i]], cust[i], tabs2[i])
+                for u in set(pair_ctx.tolist()):
+                    members = [i for i in range(len(pair_ctx)) if pair_ctx[i] == u]
+                    k = pair_level[members[0]]
+                    lp += _log_restaurant(d[k], theta[k], sum(tabs2[i] for i in members), sum(cust[i] for i in members))
+                lp -= sum(tabs2[i] for i in pairs) * math.log(V)
+                out[tuple(tabs2[i] for i in range(len(pair_ctx)))] = lp
+            else:
+                below = dict(cust)
+                for i in range(len(pair_ctx)):
+                    if pair_level[i] == L - 1:
+                        below[i] = sum(tabs2[j] for j in range(len(pair_ctx)) if pair_parent[j] == i)
+                walk(L - 1, tabs2, below)
+
+    walk(n_levels - 1, {}, {i: c for i, c in top_customers.items()})
+    Z = np.logaddexp.reduce(list(out.values()))
+    return {k: math.exp(v - Z) for k, v in out.items()}
+
+
+def test_table_count_update_leaves_a_three_level_posterior_invariant():
+    """Trigram hierarchy (unigrams a, b; bigram contexts p, q; trigram contexts r, s, s2;
+    the trigrams' parents have one or two children), each sweep the table-count update
+    order by order from the top (at the trigrams the parent pair's Stirling term and its
+    restaurant, at the bigrams the base): the sampled table counts against the enumerated
+    posterior, and the bookkeeping of customers, totals and table sizes."""
+    from bayeslm import _seating as S
+    from bayeslm import _table_counts as TC
+
+    # pairs: 0 a, 1 b | 2 (p,a), 3 (p,b), 4 (q,a) | 5 (r,a), 6 (r,b), 7 (s,a), 8 (s2,a)
+    pair_ctx = np.array([0, 0, 1, 1, 2, 3, 3, 4, 5])
+    pair_level = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2])
+    pair_parent = np.array([-1, -1, 0, 1, 0, 2, 3, 2, 4])
+    top = {5: 3, 6: 2, 7: 1, 8: 2}
+    d, theta, V = np.array([0.4, 0.6, 0.9]), np.array([1.0, 0.5, -0.3]), 3
+    exact = _enumerate_table_counts(pair_ctx, pair_level, pair_parent, top, d, theta, V)
+
+    raw = np.array([6, 2, 4, 2, 2, 3, 2, 1, 2])
+    cap = S.slots_for(raw)
+    slot = np.concatenate([[0], np.cumsum(cap)[:-1]]).astype(np.int64)
+    hsize, hcount = np.zeros(cap.sum(), np.int64), np.zeros(cap.sum(), np.int64)
+    nent, tabs = np.zeros(9, np.int64), np.zeros(9, np.int64)
+    ctx_cust, ctx_tabs = np.zeros(6, np.int64), np.zeros(6, np.int64)
+    cust = np.array([2, 1, 2, 1, 1, 3, 2, 1, 2])  # one table per pair
+    S.init_one_table(cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx)
+    S.seed(2024)
+    po = np.array([0, 2, 5, 9])
+    co = np.array([0, 1, 3, 6])
+    ls = [TC.stirling_table(8, dk) for dk in d]
+    flags = [np.ones(po[L + 1] - po[L], np.bool_) for L in range(3)]
+    sweeps = 100_000
+    seen = collections.Counter()
+    for _ in range(sweeps):
+        for L in (2, 1, 0):
+            TC.sweep_level(L, po, co, flags[L], cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx,
+                           pair_parent, d[L], theta[L], d[L - 1], theta[L - 1], 1.0 / V, ls[L], ls[L - 1])
+        seen[tuple(int(t) for t in tabs)] += 1
+    assert set(seen) <= set(exact)
+    tv = 0.5 * sum(abs(seen[k] / sweeps - exact.get(k, 0.0)) for k in set(seen) | set(exact))
+    assert tv < 0.04, f"total variation {tv:.4f} between sampled and exact table counts ({len(exact)} states)"
+    # the bookkeeping: customers below are the children's tables, histograms match (c, t)
+    np.testing.assert_array_equal(cust[:5], [tabs[2] + tabs[4], tabs[3], tabs[5] + tabs[7], tabs[6], tabs[8]])
+    np.testing.assert_array_equal(ctx_tabs, np.bincount(pair_ctx, weights=tabs).astype(int))
+    np.testing.assert_array_equal(ctx_cust, np.bincount(pair_ctx, weights=cust).astype(int))
+    for i in range(9):
+        sizes = [(hsize[slot[i] + e], hcount[slot[i] + e]) for e in range(nent[i])]
+        assert sum(n * m for n, m in sizes) == cust[i] and sum(m for _, m in sizes) == tabs[i]
+
+
 def test_refreshed_table_sizes_follow_their_exact_conditional():
     """One dish with c = 7 customers at t = 3 tables: the sizes drawn by refresh_partitions
     against p(sizes) ~ (number of set partitions with those sizes) x prod (1 - d)_(n - 1)."""
