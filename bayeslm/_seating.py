@@ -38,8 +38,8 @@ import numpy as np
 from numba import njit
 
 __all__ = [
-    "seed", "slots_for", "init_one_table", "add_sequence", "sweep", "tilt", "draw_partition", "refresh_partitions", "table_size_counts",
-    "pair_tables_of",
+    "seed", "slots_for", "init_one_table", "add_sequence", "sweep", "tilt", "draw_partition", "refresh_partitions",
+    "table_size_counts", "pair_tables_of",
 ]
 
 

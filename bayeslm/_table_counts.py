@@ -37,7 +37,7 @@ from numba import njit
 
 from ._seating import draw_partition
 
-__all__ = ["stirling_table", "log_conditional", "sweep_level"]
+__all__ = ["stirling_table", "log_conditional", "weights_length", "sweep_level"]
 
 
 @njit(cache=True)
@@ -96,6 +96,16 @@ def log_conditional(w, c, ls, d, th, T_other, L, log_base, ls_par, c_par_other, 
 
 
 @njit(cache=True)
+def weights_length(lo, hi, flags, cust):
+    """Length of a buffer over t = 0..c for every flagged pair of lo..hi (``flags`` local)."""
+    longest = 2
+    for i in range(lo, hi):
+        if flags[i - lo] and cust[i] + 1 > longest:
+            longest = cust[i] + 1
+    return longest
+
+
+@njit(cache=True)
 def sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx, pair_parent,
                 d, th, d_par, th_par, base, ls, ls_par):
     """One pass of the table-count update over level L's pairs flagged in ``which``.
@@ -106,11 +116,7 @@ def sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cus
     """
     lo, hi = po[L], po[L + 1]
     plo = po[L - 1] if L > 0 else 0
-    longest = 2
-    for i in range(lo, hi):
-        if which[i - lo] and cust[i] + 1 > longest:
-            longest = cust[i] + 1
-    w = np.empty(longest)
+    w = np.empty(weights_length(lo, hi, which, cust))
     log_base = math.log(base)
     own_max, par_max = _n_max(ls), _n_max(ls_par)
     changed = np.zeros(hi - lo, np.bool_)

@@ -182,6 +182,14 @@ class _SeatingState:
         # every pair's sizes are refreshed
         parent_raw = np.where(hier.pair_parent >= 0, hier.raw[np.maximum(hier.pair_parent, 0)], 0)
         self.table_pairs = (hier.raw <= self.STIRLING_MAX) & (parent_raw <= self.STIRLING_MAX)
+        # per order: the flagged pairs, and how far its Stirling table must reach (its own
+        # pairs' and the parents the order above reads; raw counts bound customers)
+        self._table_flags = [self.table_pairs[hier.level(L + 1)] for L in range(hier.n)]
+        self._stirling_need = [int(hier.raw[hier.level(L + 1)][flags].max(initial=2))
+                               for L, flags in enumerate(self._table_flags)]
+        for L in range(1, hier.n):
+            parents = hier.pair_parent[hier.level(L + 1)][self._table_flags[L]]
+            self._stirling_need[L - 1] = max(self._stirling_need[L - 1], int(hier.raw[parents].max(initial=2)))
         if self.table_step:
             self.sweep_order = self.sweep_order[~self.table_pairs[self.sweep_order]]
             self.refresh_pairs = np.flatnonzero(hier.raw >= 3).astype(np.int64)
@@ -253,12 +261,8 @@ class _SeatingState:
         from . import _table_counts as TC
 
         h = self.hier
-        which = [self.table_pairs[h.level(L + 1)] for L in range(h.n)]
-        # one Stirling table per order, covering its own pairs and the parents the order above reads
-        need = [int(self.cust[h.level(L + 1)][which[L]].max(initial=2)) for L in range(h.n)]
-        for L in range(1, h.n):
-            need[L - 1] = max(need[L - 1], int(h.raw[h.pair_parent[h.level(L + 1)][which[L]]].max(initial=2)))
-        tables = self._stirling_tables(need, d)
+        which = self._table_flags
+        tables = self._stirling_tables(self._stirling_need, d)
         changed = 0
         for L in range(h.n - 1, -1, -1):
             if not which[L].any():

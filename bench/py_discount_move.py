@@ -35,13 +35,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 from numba import njit
 
-from bayeslm._table_counts import log_conditional, stirling_table
+from _common import word_counts  # bench/ is on sys.path when a script runs
+from bayeslm._table_counts import log_conditional, stirling_table, weights_length
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared/data/shakespeare"
@@ -121,10 +121,7 @@ def propose(L, po, co, cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs
     clo = co[L]
     plo = po[L - 1] if L > 0 else 0
     pclo = co[L - 1] if L > 0 else 0
-    longest = 2
-    for i in range(lo, hi):
-        if coupled[i - lo] and cust[i] + 1 > longest:
-            longest = cust[i] + 1
+    longest = weights_length(lo, hi, coupled, cust)
     F = np.empty(longest)
     G = np.empty(longest)
     log_base = math.log(base)
@@ -259,17 +256,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args(argv)
-    data = Path(args.data)
-    if not (data / "train").is_dir():
-        print(f"needs {data}/train (the shared data beside the repository)", file=sys.stderr)
-        return 2
-    import bayeslm as blm
-    from bayeslm.counts import count
     from bayeslm.pitman_yor import _Hierarchy, _SeatingState
 
-    train = blm.Corpus.from_paths(data / "train", tokenizer=blm.WordTokenizer())
-    train = train.with_vocabulary(blm.Vocabulary.build(train.type_counts(), min_count=2))
-    counts = count(train, 3)
+    counts = word_counts(Path(args.data), 3)
     hier = _Hierarchy(counts)
     state = _SeatingState(hier, 1.0 / (counts.vocab_size - 1), True, refresh_min=10, table_step=True)
     d, th = np.array(DISCOUNT), np.array(STRENGTH)

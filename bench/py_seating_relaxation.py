@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _common import word_counts  # bench/ is on sys.path when a script runs
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared/data/shakespeare"
@@ -63,19 +64,11 @@ def main(argv=None) -> int:
     parser.add_argument("--max-cells", type=int, default=20_000_000)
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args(argv)
-    data = Path(args.data)
-    if not (data / "train").is_dir():
-        print(f"needs {data}/train (the shared data beside the repository)", file=sys.stderr)
-        return 2
-    import bayeslm as blm
-    from bayeslm.counts import count
     from bayeslm.pitman_yor import _Hierarchy, _SeatingState
 
     n = args.order
     d, theta = per_order(args.discount, DISCOUNT, n), per_order(args.strength, STRENGTH, n)
-    train = blm.Corpus.from_paths(data / "train", tokenizer=blm.WordTokenizer())
-    train = train.with_vocabulary(blm.Vocabulary.build(train.type_counts(), min_count=2))
-    counts = count(train, n)
+    counts = word_counts(Path(args.data), n)
     hier = _Hierarchy(counts)
     base = 1.0 / (counts.vocab_size - 1)
     print(f"order {n}: pairs per order {np.diff(hier.po).tolist()}; d {d.tolist()}, theta {theta.tolist()}")
