@@ -6,12 +6,12 @@ Importing bayeslm never imports torch; PyMC is imported when a model is fitted.
 
 __version__ = "0.1.0"
 
-from .base import BayesianLM, Evaluation, load
-from .corpus import Corpus, demo_corpus
-from .counts import NgramCounts, count
-from .dirichlet import DirichletLM
-from .pitman_yor import PitmanYorLM
-from .entropy import (
+from bayeslm.core.base import BayesianLM, Evaluation, load
+from bayeslm.text.corpus import Corpus, demo_corpus
+from bayeslm.counting.counts import NgramCounts, count
+from bayeslm.ngram.dirichlet import DirichletLM
+from bayeslm.ngram.pitman_yor.model import PitmanYorLM
+from bayeslm.stats.entropy import (
     cross_entropy,
     dirichlet_expected_entropy,
     entropy,
@@ -21,8 +21,8 @@ from .entropy import (
     to_bits,
     to_nats,
 )
-from .gpt import GPTLM  # imports torch only inside its methods
-from .exceptions import (
+from bayeslm.neural.gpt import GPTLM  # imports torch only inside its methods
+from bayeslm.exceptions import (
     BayesLMError,
     ConfigError,
     CorpusError,
@@ -31,11 +31,11 @@ from .exceptions import (
     NotFittedError,
     VocabularyMismatchError,
 )
-from .last_layer import BayesianLastLayer
-from .priors import Prior
-from .report import Report, report  # report.py imports matplotlib / ArviZ only when it draws
-from .tokenize import BPETokenizer, CharTokenizer, WhitespaceTokenizer, WordTokenizer, make_tokenizer
-from .vocab import Vocabulary
+from bayeslm.neural.last_layer import BayesianLastLayer
+from bayeslm.core.priors import Prior
+from bayeslm.report import Report, report  # report.py imports matplotlib / ArviZ only when it draws
+from bayeslm.text.tokenize import BPETokenizer, CharTokenizer, WhitespaceTokenizer, WordTokenizer, make_tokenizer
+from bayeslm.text.vocab import Vocabulary
 
 __all__ = [
     "__version__",
@@ -85,7 +85,7 @@ _LAZY = {"TinyGPT", "GPTConfig", "TrainConfig", "train_gpt"}  # bayeslm.transfor
 
 def __getattr__(name):
     if name in _LAZY:
-        from . import transformer
+        from bayeslm.neural import transformer
 
         return getattr(transformer, name)
     raise AttributeError(f"module 'bayeslm' has no attribute {name!r}")

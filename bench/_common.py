@@ -28,7 +28,7 @@ def word_counts(data: Path, order: int):
         print(f"needs {data}/train (the shared data beside the repository)", file=sys.stderr)
         raise SystemExit(2)
     import bayeslm as blm
-    from bayeslm.counts import count
+    from bayeslm.counting.counts import count
 
     train = blm.Corpus.from_paths(Path(data) / "train", tokenizer=blm.WordTokenizer())
     train = train.with_vocabulary(blm.Vocabulary.build(train.type_counts(), min_count=2))

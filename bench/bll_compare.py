@@ -95,8 +95,8 @@ def train_body(args, vocab, body_stream, valid):
     import torch
 
     import bayeslm as blm
-    from bayeslm.gpt import _stream_of
-    from bayeslm.transformer import load_checkpoint, read_checkpoint_meta
+    from bayeslm.neural.gpt import _stream_of
+    from bayeslm.neural.transformer import load_checkpoint, read_checkpoint_meta
 
     ckpt = Path(args.work) / "body"
     cfg = blm.TrainConfig(**{**TRAIN, "max_seconds": args.train_seconds, "seed": args.seed})
@@ -129,7 +129,7 @@ def gpt_test_bits(body, stream) -> float:
     """Bits per scored position of the body's own output layer on a whole stream (windows 128 / 64)."""
     import torch
 
-    from bayeslm.gpt import _window_features
+    from bayeslm.neural.gpt import _window_features
 
     T = body.config.block_size
     h = _window_features(body, stream, T, T // 2)
@@ -144,7 +144,7 @@ def gpt_test_bits(body, stream) -> float:
 
 def pydoc_stream(vocab):
     import bayeslm as blm
-    from bayeslm.gpt import _stream_of
+    from bayeslm.neural.gpt import _stream_of
 
     return _stream_of(blm.demo_corpus(tokenizer=blm.CharTokenizer()).with_vocabulary(vocab))
 
@@ -252,7 +252,7 @@ def metrics_of_probs(p_draws, y):
 
 
 def probs_of_thetas(thetas, X, chunk=2048):
-    from bayeslm.last_layer import _augment, _probs
+    from bayeslm.neural.last_layer import _augment, _probs
 
     Xa = _augment(X)
     return np.concatenate([_probs(Xa[i:i + chunk], thetas) for i in range(0, Xa.shape[0], chunk)], axis=1)
@@ -269,7 +269,7 @@ def auroc(scores_in, scores_out) -> float:
 
 
 def ece(conf, correct) -> float:
-    from bayeslm.calibration import expected_calibration_error
+    from bayeslm.stats.calibration import expected_calibration_error
 
     return expected_calibration_error(conf, correct, n_bins=15)
 
@@ -371,7 +371,7 @@ def main(argv=None) -> int:
     vocab, tok, train, valid, test = read_corpora(data)
     log.info("vocabulary %d; train %d chars, valid %d, test %d", len(vocab), train.n_tokens, valid.n_tokens,
              test.n_tokens)
-    from bayeslm.gpt import _stream_of, sampled_features, split_holdout
+    from bayeslm.neural.gpt import _stream_of, sampled_features, split_holdout
 
     # the body never sees the held-out tail of the training stream; the last layers are fitted there
     body_stream, holdout_stream = split_holdout(_stream_of(train), args.fit_holdout, vocab.eos_id,

@@ -366,7 +366,7 @@ def main(argv=None) -> int:
     # (d) scoring throughput ------------------------------------------------------------------
     print("timing scoring ...", flush=True)
     import bayeslm
-    from bayeslm.corpus import read_lines, resolve_paths
+    from bayeslm.text.corpus import read_lines, resolve_paths
 
     lm = bayeslm.load(model_dir)
     corpus = lm.read(test)

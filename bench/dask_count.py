@@ -150,7 +150,7 @@ def warm_up(client) -> None:
     """Import the package on every worker first (a running cluster has it loaded; not timed)."""
     import importlib
 
-    client.run(importlib.import_module, "bayeslm.distributed")
+    client.run(importlib.import_module, "bayeslm.counting.distributed")
 
 
 def worker_pids(client) -> dict[str, int]:
@@ -215,7 +215,7 @@ def main(argv=None) -> int:
     import distributed
 
     import bayeslm
-    from bayeslm.distributed import DEFAULT_BLOCKSIZE, count_files, dask_client
+    from bayeslm.counting.distributed import DEFAULT_BLOCKSIZE, count_files, dask_client
 
     blocksize = args.blocksize or DEFAULT_BLOCKSIZE
     work = args.work or Path(tempfile.mkdtemp(prefix="bayeslm-dask-bench-"))
@@ -367,7 +367,7 @@ def main(argv=None) -> int:
 
 
 def dask_res_parts(files, blocksize) -> int:
-    from bayeslm.distributed import _blocks
+    from bayeslm.counting.distributed import _blocks
 
     return len(_blocks(files, blocksize))
 

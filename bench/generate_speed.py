@@ -35,7 +35,7 @@ def main() -> int:
         if not DATA.is_dir():
             sys.exit(f"needs {DATA} (the shared data); absent here")
         model_dir = str(Path(tempfile.mkdtemp()) / "trigram")
-        subprocess.run([sys.executable, "-m", "bayeslm.cli", "fit", "dirichlet-trigram", "--train", str(DATA / "train"),
+        subprocess.run([sys.executable, "-m", "bayeslm", "fit", "dirichlet-trigram", "--train", str(DATA / "train"),
                         "--valid", str(DATA / "valid"), "--out", model_dir, "--seed", "1", "--quiet"],
                        check=True, stdout=subprocess.DEVNULL, cwd=REPO)
     import bayeslm as blm

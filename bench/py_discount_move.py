@@ -8,7 +8,7 @@ that changes d_k *together with* the table count of every (context, token) pair 
 order would travel further. On ``../shared/data/shakespeare/train`` (word tokens, min
 count 2, the trigram of ``models/pitman-yor-trigram.toml``) it seats the customers at fixed
 fixed d and theta, sweeps ``--sweeps`` times (with the size refresh and the table-count
-update of ``bayeslm._table_counts``), and then
+update of ``bayeslm.ngram.pitman_yor.table_counts``), and then
 prints, per order and for steps of d_k of +-0.001 and +-0.003 (theta_k + d_k fixed), the
 log acceptance ratio of
 
@@ -41,7 +41,7 @@ import numpy as np
 from numba import njit
 
 from _common import word_counts  # bench/ is on sys.path when a script runs
-from bayeslm._table_counts import log_conditional, stirling_table, weights_length
+from bayeslm.ngram.pitman_yor.table_counts import log_conditional, stirling_table, weights_length
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared/data/shakespeare"
@@ -51,7 +51,7 @@ STRENGTH = (45.8, 2.44, 0.168)
 
 @njit(cache=True)
 def _cdf(cdf, c, ls, dd, th, T_other, L, log_base, ls_par, c_par_other, t_par, th_par, C_par_other):
-    """The table-count step's full conditional of one pair (``bayeslm._table_counts``) as a
+    """The table-count step's full conditional of one pair (``bayeslm.ngram.pitman_yor.table_counts``) as a
     CDF over t = 0..c: ``cdf[t] = P(t_i <= t)``."""
     peak = log_conditional(cdf, c, ls, dd, th, T_other, L, log_base, ls_par, c_par_other, t_par, th_par, C_par_other)
     cdf[0] = 0.0
@@ -256,7 +256,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args(argv)
-    from bayeslm.pitman_yor import _Hierarchy, _SeatingState
+    from bayeslm.ngram.pitman_yor.model import _Hierarchy, _SeatingState
 
     counts = word_counts(Path(args.data), 3)
     hier = _Hierarchy(counts)

@@ -5,7 +5,7 @@ What it measures
 On ``../shared/data/shakespeare/train`` (word tokens, min count 2, as
 ``models/pitman-yor-trigram.toml``), two seatings of the hierarchical Pitman-Yor LM of
 order ``--order`` are swept with bayeslm's customer-level Gibbs sweep
-(``bayeslm._seating.sweep``, the ``SeatingStep`` of ``inference = "gibbs"``) at the *same
+(``bayeslm.ngram.pitman_yor.seating.sweep``, the ``SeatingStep`` of ``inference = "gibbs"``) at the *same
 fixed* discounts and strengths (``--discount``, ``--strength``, one per order):
 
 - ``sequential``: seated customer by customer in random order (how every chain starts);
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-cells", type=int, default=20_000_000)
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args(argv)
-    from bayeslm.pitman_yor import _Hierarchy, _SeatingState
+    from bayeslm.ngram.pitman_yor.model import _Hierarchy, _SeatingState
 
     n = args.order
     d, theta = per_order(args.discount, DISCOUNT, n), per_order(args.strength, STRENGTH, n)
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
 
     rows = [{"sweeps": 0, "sequential": tables(seq), "one_table": tables(one)}]
     print("sweeps 0: sequential", rows[0]["sequential"], "one-table", rows[0]["one_table"], flush=True)
-    from bayeslm import _seating as S
+    from bayeslm.ngram.pitman_yor import seating as S
 
     candidates = np.flatnonzero(hier.raw >= 3).astype(np.int64)
     spent = 0.0

@@ -24,7 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "shakespeare"
-BAYESLM = [sys.executable, "-m", "bayeslm.cli"]
+BAYESLM = [sys.executable, "-m", "bayeslm"]
 MAX_SECONDS = 60.0
 MAX_BYTES = 2 * 1024**3
 

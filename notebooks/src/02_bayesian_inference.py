@@ -30,8 +30,8 @@ from scipy import stats
 from scipy.special import logsumexp
 
 import bayeslm as blm
-from bayeslm.diagnostics import summary
-from bayeslm.dirichlet import dirichlet_multinomial_evidence
+from bayeslm.stats.diagnostics import summary
+from bayeslm.ngram.dirichlet import dirichlet_multinomial_evidence
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 logging.getLogger("pymc").setLevel(logging.ERROR)

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 import bayeslm as blm
-from bayeslm.gpt import _stream_of
+from bayeslm.neural.gpt import _stream_of
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 logging.getLogger("bayeslm").setLevel(logging.WARNING)

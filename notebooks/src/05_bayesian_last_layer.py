@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 import bayeslm as blm
-from bayeslm.calibration import expected_calibration_error, reliability_bins
+from bayeslm.stats.calibration import expected_calibration_error, reliability_bins
 
 warnings.filterwarnings("ignore")
 logging.getLogger("pymc").setLevel(logging.ERROR)
@@ -206,7 +206,7 @@ plt.show()
 # the posterior then updates the calibrated head with the training positions.
 
 # %%
-from bayeslm.gpt import _stream_of, sampled_features
+from bayeslm.neural.gpt import _stream_of, sampled_features
 
 body = lm.body_
 Xtr, ytr = sampled_features(body, _stream_of(train.with_vocabulary(lm.vocab_)), 20000, seed=1)
@@ -254,7 +254,7 @@ plt.show()
 
 # %%
 scales = layers["Laplace (Kronecker GGN)"].info_["weight_scale"] * np.array([0.5, 0.7, 1.0, 1.4, 2.0])
-from bayeslm.last_layer import _augment, _Curvature, _newton, _Softmax
+from bayeslm.neural.last_layer import _augment, _Curvature, _newton, _Softmax
 
 lap = layers["Laplace (Kronecker GGN)"]
 sm = _Softmax(_augment(Xtr), ytr, V, lap.prior_mean_)  # the prior is centred at the GPT's head
@@ -280,7 +280,7 @@ plt.show()
 # tokens whose mutual information exceeds the 90th percentile on validation text.
 
 # %%
-from bayeslm.generate import format_terminal
+from bayeslm.core.generation import format_terminal
 
 print(format_terminal(lm.generate("The ", n=3, max_tokens=60, random_seed=0), color=False))
 

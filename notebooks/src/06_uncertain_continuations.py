@@ -25,7 +25,7 @@ import pandas as pd
 import pymc  # noqa: F401  (imported first: it sets its logger's level on import)
 
 import bayeslm as blm
-from bayeslm.generate import format_terminal, transform_probs
+from bayeslm.core.generation import format_terminal, transform_probs
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 logging.getLogger("pymc").setLevel(logging.ERROR)

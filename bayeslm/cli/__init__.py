@@ -1,0 +1,5 @@
+"""The ``bayeslm`` command line."""
+
+from bayeslm.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,670 @@
+"""``BayesianLM``: the configuration, fit, scoring and save/load every model family shares.
+
+A family subclasses :class:`BayesianLM` and implements the protocol of
+``docs/architecture.md``:
+
+- ``_fit(train, valid, sampler)`` builds the ``pm.Model`` and returns an InferenceData;
+- ``_log_prob_draws(corpus)`` yields ``(positions, log_prob)`` chunks, ``log_prob`` of
+  shape (samples, chunk) in nats, one row per posterior draw (chain-major);
+- ``predictive_log_prob(corpus)``: log of the posterior-predictive probability per
+  scored position, shape (position,);
+- ``entropy_split(corpus)``: predictive entropy and its aleatoric / epistemic parts per
+  scored position, nats;
+- ``next_token_probs(contexts, draws)``: (draw, context, token) probabilities;
+- ``_family_arrays()`` / ``_restore_family(arrays)``: what the model directory holds
+  beside ``model.nc`` and ``vocab.json``.
+
+Everything else (evaluation with credible intervals, sentence scores, per-token tables,
+save/load) is written here once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from bayeslm.stats import entropy as ent
+from bayeslm.core.files import atomic_directory
+from bayeslm.text.corpus import Corpus
+from bayeslm.exceptions import (
+    ConfigError,
+    DifferentModelError,
+    ModelFileError,
+    NotFittedError,
+    VocabularyMismatchError,
+)
+from bayeslm.core.priors import Prior
+from bayeslm.text.tokenize import Tokenizer, make_tokenizer, tokenizer_from_dict
+from bayeslm.text.vocab import Vocabulary
+
+__all__ = ["BayesianLM", "Evaluation", "load", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+_REGISTRY: dict[str, type["BayesianLM"]] = {}
+LN10 = np.log(10.0)
+
+
+@dataclass
+class Evaluation:
+    """Held-out scores of a model, in bits per token and perplexity.
+
+    ``cross_entropy_bits`` and ``perplexity`` are per posterior draw (dims chain, draw),
+    with p(. | context) integrated out; the headline is the posterior-predictive
+    (mixture over draws) perplexity.
+    """
+
+    tokens: int  # scored positions: text tokens plus one </s> per sentence
+    sentences: int
+    oov: int  # text tokens outside the vocabulary (scored as <unk>)
+    words: int  # text tokens without </s>
+    cross_entropy_bits: "object"  # xarray.DataArray (chain, draw)
+    predictive_cross_entropy_bits: float
+    hdi_prob: float = ent.DEFAULT_HDI_PROB
+    model: dict = field(default_factory=dict)
+
+    @property
+    def oov_rate(self) -> float:
+        return self.oov / self.words if self.words else 0.0
+
+    @property
+    def perplexity(self):
+        """Perplexity per draw: 2 ** bits per token."""
+        return 2.0**self.cross_entropy_bits
+
+    @property
+    def predictive_perplexity(self) -> float:
+        return float(2.0**self.predictive_cross_entropy_bits)
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": "bayeslm.evaluate/1",
+            "model": self.model,
+            "tokens": self.tokens,
+            "sentences": self.sentences,
+            "words": self.words,
+            "oov": self.oov,
+            "oov_rate": self.oov_rate,
+            "predictive_perplexity": self.predictive_perplexity,
+            "predictive_cross_entropy_bits": float(self.predictive_cross_entropy_bits),
+            "cross_entropy_bits": ent.interval_summary(self.cross_entropy_bits, hdi_prob=self.hdi_prob),
+            "perplexity": ent.interval_summary(self.perplexity, hdi_prob=self.hdi_prob),
+        }
+
+    def __str__(self) -> str:
+        d = self.to_dict()
+        ce, pp = d["cross_entropy_bits"], d["perplexity"]
+        pct = f"{100 * self.hdi_prob:.0f}%"
+        return (
+            f"sentences {self.sentences}, tokens {self.tokens} (incl. </s>), OOV {self.oov} ({100 * self.oov_rate:.2f}%)\n"
+            f"predictive perplexity {d['predictive_perplexity']:.2f} "
+            f"({d['predictive_cross_entropy_bits']:.4f} bits/token)\n"
+            f"perplexity per draw   {pp['mean']:.2f}  {pct} HDI [{pp['hdi_low']:.2f}, {pp['hdi_high']:.2f}]\n"
+            f"bits/token per draw   {ce['mean']:.4f}  {pct} HDI [{ce['hdi_low']:.4f}, {ce['hdi_high']:.4f}]"
+        )
+
+
+def draw_indices(n: int, draws=None) -> np.ndarray:
+    """Indices of the posterior draws a method uses, out of ``n``.
+
+    ``None``: all; an int k: k evenly spaced draws (at most n); a sequence: those indices.
+    """
+    if draws is None:
+        return np.arange(n)
+    if np.isscalar(draws):
+        return np.linspace(0, n - 1, min(int(draws), n)).round().astype(int)
+    return np.asarray(draws, dtype=int)
+
+
+def sample_dirichlet_rows(A: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One draw of Dirichlet(A[i]) per row of ``A`` (shape (context, token); zeros stay 0).
+
+    Gamma variates are drawn in log space (log G(A) = log G(A + 1) + log(U) / A), so
+    parameters near 1e-3 do not underflow to 0 before normalisation.
+    """
+    with np.errstate(divide="ignore"):
+        log_gamma = np.where(
+            A > 0,
+            np.log(rng.standard_gamma(A + 1.0)) + np.log(rng.random(A.shape)) / np.where(A > 0, A, 1.0),
+            -np.inf,
+        )
+    log_gamma -= log_gamma.max(axis=1, keepdims=True)
+    p = np.exp(log_gamma)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+class BayesianLM:
+    """Base class of bayeslm's language models (see the module docstring for the protocol).
+
+    Parameters
+    ----------
+    order : int
+        Context length plus one (3 for a trigram model).
+    tokenizer : str, dict or Tokenizer
+        How text becomes tokens (``"word"``, ``"whitespace"``, ``"char"``, ``"bpe"``).
+    min_count : int
+        Training tokens seen fewer times become ``<unk>``.
+    max_size : int, optional
+        Largest vocabulary, special tokens included.
+    model_config : dict of name -> Prior (or its dict form)
+        Priors, merged over :attr:`default_model_config`.
+    sampler_config : dict
+        ``pm.sample`` settings (draws, tune, chains, target_accept, nuts_sampler,
+        random_seed), merged over :attr:`default_sampler_config`.
+    """
+
+    family: ClassVar[str] = ""
+    default_model_config: ClassVar[dict] = {}
+    default_sampler_config: ClassVar[dict] = {
+        "draws": 1000,
+        "tune": 1000,
+        "chains": 2,
+        "target_accept": 0.9,
+        "nuts_sampler": "pymc",
+        "random_seed": None,
+        "cores": None,
+        "progressbar": True,
+    }
+    #: model options this family accepts beside the common ones (name -> default)
+    model_options: ClassVar[dict] = {}
+    #: the family fits from n-gram counts (:meth:`_count_training`), so ``fit(client=...)`` can count on Dask
+    counts_on_dask: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.family:
+            _REGISTRY[cls.family] = cls
+
+    def __init__(
+        self,
+        order: int = 3,
+        *,
+        tokenizer: str | dict | Tokenizer = "word",
+        min_count: int = 1,
+        max_size: int | None = None,
+        model_config: dict | None = None,
+        sampler_config: dict | None = None,
+        **options,
+    ):
+        if int(order) != order or int(order) < 1:
+            raise ConfigError(f"order must be a whole number >= 1, got {order!r}")
+        self.order = int(order)
+        if isinstance(tokenizer, str):
+            tokenizer = make_tokenizer(tokenizer)
+        elif isinstance(tokenizer, dict):
+            tokenizer = tokenizer_from_dict(tokenizer)
+        self.tokenizer: Tokenizer = tokenizer
+        if int(min_count) < 1:
+            raise ConfigError(f"min_count must be at least 1, got {min_count}")
+        self.min_count = int(min_count)
+        self.max_size = None if max_size is None else int(max_size)
+        unknown = set(options) - set(self.model_options)
+        if unknown:
+            raise ConfigError(f"{type(self).__name__} has no option(s) {sorted(unknown)}; known: {sorted(self.model_options)}")
+        self.options = {**self.model_options, **options}
+        self.model_config = self._merge_priors(model_config or {})
+        sampler_config = dict(sampler_config or {})
+        unknown = set(sampler_config) - set(self.default_sampler_config)
+        if unknown:
+            raise ConfigError(f"unknown sampler setting(s) {sorted(unknown)}; known: {sorted(self.default_sampler_config)}")
+        self.sampler_config = {**self.default_sampler_config, **sampler_config}
+        self.idata = None
+        self.vocab_: Vocabulary | None = None
+        self.fit_seconds_: float | None = None
+        self.is_fitted_ = False
+
+    def _merge_priors(self, model_config: dict) -> dict[str, Prior]:
+        unknown = set(model_config) - set(self.default_model_config)
+        if unknown:
+            raise ConfigError(f"unknown prior(s) {sorted(unknown)}; {type(self).__name__} has {sorted(self.default_model_config)}")
+        merged = {}
+        for name, default in self.default_model_config.items():
+            value = model_config.get(name, default)
+            merged[name] = value if isinstance(value, Prior) else Prior.from_dict(value)
+        return merged
+
+    # -- configuration ---------------------------------------------------------------
+    def get_config(self) -> dict:
+        """The full configuration as plain JSON-ready data (the TOML schema)."""
+        tok = self.tokenizer.to_dict()
+        tok.pop("model_json", None)  # the trained BPE lives in tokenizer.json
+        return {
+            "model": {"family": self.family, "order": self.order, **self.options},
+            "tokenizer": {**tok, "min_count": self.min_count, "max_size": self.max_size},
+            "prior": {name: p.to_dict() for name, p in self.model_config.items()},
+            "sampler": dict(self.sampler_config),
+        }
+
+    @property
+    def id(self) -> str:
+        """Short sha256 of configuration, format version and model type."""
+        return _config_id(self.get_config(), self.family)
+
+    def _check_fitted(self, what: str = "this method") -> None:
+        if not self.is_fitted_:
+            raise NotFittedError(self, what)
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        self._check_fitted("vocabulary")
+        return self.vocab_
+
+    # -- data ------------------------------------------------------------------------
+    def encode(self, data: "Corpus | str | Sequence[str]") -> Corpus:
+        """A corpus in this model's vocabulary (text is tokenised with the model's tokenizer)."""
+        self._check_fitted("encode")
+        if isinstance(data, Corpus):
+            return data.with_vocabulary(self.vocab_, tokenizer=self.tokenizer)
+        if isinstance(data, str):
+            data = [data]
+        return Corpus.from_texts(list(data), tokenizer=self.tokenizer, vocab=self.vocab_)
+
+    def read(self, paths) -> Corpus:
+        """Read files, directories or globs with this model's tokenizer and vocabulary."""
+        self._check_fitted("read")
+        return Corpus.from_paths(paths, tokenizer=self.tokenizer, vocab=self.vocab_)
+
+    def _prepare_training(self, corpus: Corpus) -> Corpus:
+        if not isinstance(corpus, Corpus):
+            raise ConfigError(f"fit needs a Corpus, got {type(corpus).__name__}")
+        if corpus.tokenizer != self.tokenizer:
+            if not self.tokenizer.is_trained:
+                raise ConfigError("train the BPE tokenizer on the text first (Corpus.from_* does it)")
+            raise VocabularyMismatchError(
+                f"the training text was tokenised with {corpus.tokenizer!r}, the model is configured for {self.tokenizer!r}"
+            )
+        self.tokenizer = corpus.tokenizer  # a trained BPE tokenizer comes with the corpus
+        self.vocab_ = Vocabulary.build(corpus.type_counts(), self.min_count, self.max_size)
+        return corpus.with_vocabulary(self.vocab_)
+
+    # -- fitting ---------------------------------------------------------------------
+    def fit(self, corpus: Corpus, valid: Corpus | None = None, *, client=None, **sampler_kwargs):
+        """Fit the model to a training corpus; returns (and keeps as ``.idata``) the InferenceData.
+
+        Parameters
+        ----------
+        corpus : Corpus, or (with ``client``) files, directories or glob patterns
+            Training text.
+        valid : Corpus, optional
+            Validation text used to choose settings the configuration leaves open; never
+            scored as test.
+        client : distributed.Client, optional
+            n-gram families: count on this Dask cluster (``pip install 'bayeslm[dask]'``).
+            Given paths, the files are read, tokenised and counted on the workers
+            (:func:`bayeslm.distributed.count_files`) and never held in this process;
+            inference then runs here on the merged counts.
+        **sampler_kwargs
+            Override sampler settings for this call (draws, tune, chains, random_seed, ...).
+        """
+        sampler = {**self.sampler_config, **sampler_kwargs}
+        unknown = set(sampler_kwargs) - set(self.default_sampler_config)
+        if unknown:
+            raise ConfigError(f"unknown sampler setting(s) {sorted(unknown)}")
+        if client is not None and not self.counts_on_dask:
+            raise ConfigError(f"{type(self).__name__} does not fit from n-gram counts: it cannot count on Dask (client=)")
+        start = time.perf_counter()
+        self._count_client, self._given_counts = client, None
+        if client is not None and not isinstance(corpus, Corpus):
+            train = self._count_files_on_dask(corpus, client, sampler)
+        else:
+            train = self._prepare_training(corpus)
+            self._training_size = (train.n_tokens, train.n_sentences)
+        valid_enc = None
+        try:
+            if valid is not None:
+                self.is_fitted_ = True  # the vocabulary is known: encoding works
+                valid_enc = self.encode(valid)
+            idata = self._fit(train, valid_enc, sampler)
+        except BaseException:
+            self.is_fitted_ = False
+            raise
+        finally:
+            self._count_client, self._given_counts = None, None
+        self.fit_seconds_ = time.perf_counter() - start
+        self.idata = idata
+        self.is_fitted_ = True
+        self.sampler_config = {**self.sampler_config, **{k: v for k, v in sampler_kwargs.items()}}
+        n_tokens, n_sentences = self._training_size
+        self._set_attrs(training_tokens=n_tokens, training_sentences=n_sentences)
+        self._store_mi_threshold(valid_enc if valid_enc is not None else train, "valid" if valid_enc is not None else "train")
+        return idata
+
+    def _count_files_on_dask(self, paths, client, sampler: dict) -> Corpus:
+        """Vocabulary and counts of text files on Dask; returns the sample that ``_fit`` checks."""
+        from bayeslm.counting.distributed import count_files
+
+        done = count_files(paths, self.order, client, tokenizer=self.tokenizer, min_count=self.min_count,
+                           max_size=self.max_size, progress=bool(sampler.get("progressbar", True)))
+        self.vocab_, self._given_counts = done.vocab, done.counts
+        self._training_size = (done.n_tokens, done.n_sentences)
+        return done.sample
+
+    def _count_training(self, train: Corpus, sampler: dict):
+        """The n-gram counts of the training text (families call this in ``_fit``).
+
+        Counts already made on Dask from files, else ``count(train)``, on the Dask client
+        ``fit`` was given if any. When counted from files, ``train`` is only a sample
+        (the first partition's first sentences and the longest sentence).
+        """
+        from bayeslm.counting.counts import count
+
+        given = getattr(self, "_given_counts", None)
+        if given is not None:
+            return given
+        return count(train, self.order, progress=bool(sampler.get("progressbar", True)),
+                     client=getattr(self, "_count_client", None))
+
+    def _store_mi_threshold(self, corpus: Corpus, source: str, quantile: float = 0.9, max_sentences: int = 2000) -> None:
+        """Store the 90th percentile of per-position mutual information (the generator's flag).
+
+        Computed on validation text when given, else on up to ``max_sentences`` training
+        sentences (in-sample, so it runs lower).
+        """
+        if corpus.n_sentences > max_sentences:
+            corpus = corpus.select(np.sort(np.random.default_rng(0).choice(corpus.n_sentences, max_sentences, replace=False)))
+        try:
+            mi = self.entropy_split(corpus)["epistemic"].to_numpy()
+        except NotImplementedError:
+            return
+        attrs = self.idata["posterior"].attrs
+        attrs["mi_threshold_nats"] = float(np.quantile(mi, quantile))
+        attrs["mi_threshold_source"] = f"{int(quantile * 100)}th percentile of mutual information over {source} positions"
+
+    def _set_attrs(self, *, training_tokens: int, training_sentences: int) -> None:
+        from bayeslm import __version__
+        from bayeslm.core.idata import set_root_attrs
+
+        set_root_attrs(
+            self.idata,
+            {
+                "model_type": self.family,
+                "format_version": FORMAT_VERSION,
+                "id": self.id,
+                "config": self.get_config(),
+                "bayeslm_version": __version__,
+                "vocab_fingerprint": self.vocab_.fingerprint,
+                "training_tokens": int(training_tokens),
+                "training_sentences": int(training_sentences),
+                "fit_seconds": float(self.fit_seconds_ or 0.0),
+            },
+        )
+
+    # -- protocol (families implement) ----------------------------------------------
+    def _fit(self, train: Corpus, valid: Corpus | None, sampler: dict):
+        raise NotImplementedError
+
+    def _log_prob_draws(self, corpus: Corpus) -> Iterator[tuple[slice, np.ndarray]]:
+        raise NotImplementedError
+
+    def predictive_log_prob(self, data) -> np.ndarray:
+        """log p(token | context) under the posterior predictive, shape (position,), nats."""
+        raise NotImplementedError
+
+    def entropy_split(self, data) -> pd.DataFrame:
+        """Per scored position: ``total``, ``aleatoric``, ``epistemic`` predictive entropy (nats)."""
+        raise NotImplementedError
+
+    def next_token_probs(self, contexts, draws=None) -> np.ndarray:
+        raise NotImplementedError
+
+    def predictive_probs(self, contexts) -> np.ndarray:
+        """Posterior-predictive next-token probabilities, shape (context, token)."""
+        return self.next_token_probs(contexts).mean(axis=0)
+
+    def context_entropy_split(self, contexts) -> pd.DataFrame:
+        """Per context: ``total``, ``aleatoric``, ``epistemic`` entropy of the next token (nats)."""
+        raise NotImplementedError
+
+    def sample_distribution(self, contexts, draw: int, rng) -> np.ndarray:
+        """p(. | u) under one posterior draw, shape (context, token) (what a continuation holds)."""
+        return self.next_token_probs(contexts, draws=[int(draw)])[0]
+
+    @property
+    def context_length(self) -> int:
+        """Tokens of history the model conditions on."""
+        return self.order - 1
+
+    @property
+    def n_samples(self) -> int:
+        """Posterior samples (chains x draws)."""
+        chains, draws = self._draw_shape()
+        return chains * draws
+
+    def generate(self, prompt: str = "", n: int = 5, max_tokens: int = 40, random_seed=None, **options):
+        """Continuations of ``prompt`` sampled from the posterior; see :func:`bayeslm.generate.generate`."""
+        from bayeslm.core.generation import generate
+
+        return generate(self, prompt, n=n, max_tokens=max_tokens, random_seed=random_seed, **options)
+
+    def _family_arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _restore_family(self, arrays: dict[str, np.ndarray]) -> None:
+        pass
+
+    # -- scoring (written once) ---------------------------------------------------------
+    def _draw_shape(self) -> tuple[int, int]:
+        post = self.idata["posterior"]
+        return int(post.sizes["chain"]), int(post.sizes["draw"])
+
+    def token_log_prob(self, data):
+        """log p(token | context) per posterior draw: DataArray (chain, draw, position), nats.
+
+        Memory is samples x positions: for long texts use :meth:`evaluate`, which streams.
+        """
+        import xarray as xr
+
+        corpus = self.encode(data)
+        chains, draws = self._draw_shape()
+        n_pos = corpus.n_tokens + corpus.n_sentences
+        out = np.empty((chains * draws, n_pos))
+        for positions, lp in self._log_prob_draws(corpus):
+            out[:, positions] = lp
+        return xr.DataArray(out.reshape(chains, draws, n_pos), dims=("chain", "draw", "position"),
+                            coords={"chain": np.arange(chains), "draw": np.arange(draws)})
+
+    def evaluate(self, data, hdi_prob: float = ent.DEFAULT_HDI_PROB) -> Evaluation:
+        """Cross-entropy and perplexity per draw (with HDI) and the predictive perplexity.
+
+        Each sentence is scored with one ``</s>`` and no ``<s>``; out-of-vocabulary words
+        score as ``<unk>`` (KenLM's convention).
+        """
+        import xarray as xr
+
+        corpus = self.encode(data)
+        chains, draws = self._draw_shape()
+        total = np.zeros(chains * draws)
+        for _, lp in self._log_prob_draws(corpus):
+            total += lp.sum(axis=1)
+        n_pos = corpus.n_tokens + corpus.n_sentences
+        bits = xr.DataArray((-total / n_pos / np.log(2)).reshape(chains, draws), dims=("chain", "draw"),
+                            coords={"chain": np.arange(chains), "draw": np.arange(draws)})
+        predictive_bits = float(-self.predictive_log_prob(corpus).sum() / n_pos / np.log(2))
+        return Evaluation(
+            tokens=int(n_pos),
+            sentences=corpus.n_sentences,
+            oov=int(np.count_nonzero(corpus.ids == self.vocab_.unk_id)),
+            words=corpus.n_tokens,
+            cross_entropy_bits=bits,
+            predictive_cross_entropy_bits=predictive_bits,
+            hdi_prob=hdi_prob,
+            model={"family": self.family, "order": self.order, "id": self.id},
+        )
+
+    def perplexity(self, data):
+        """Perplexity per posterior draw: DataArray (chain, draw)."""
+        return self.evaluate(data).perplexity
+
+    def cross_entropy(self, data, *, units: str = "bits"):
+        """Cross-entropy per posterior draw: DataArray (chain, draw), bits (or nats) per token."""
+        bits = self.evaluate(data).cross_entropy_bits
+        return bits if units == "bits" else bits * np.log(2)
+
+    def score(self, sentences, *, per_token: bool = False) -> pd.DataFrame:
+        """Log probability of each sentence under the posterior predictive (like KenLM's query).
+
+        Returns a DataFrame with one row per sentence (``sentence``, ``text``,
+        ``log10_prob``, ``log_prob_nats``, ``tokens``, ``oov``), or with ``per_token=True``
+        one row per scored token.
+        """
+        corpus = self.encode(sentences)
+        if per_token:
+            return self.per_token(corpus, entropies=False)
+        lp = self.predictive_log_prob(corpus)
+        n_scored = corpus.sentence_lengths + 1
+        sentence_of = np.repeat(np.arange(corpus.n_sentences), n_scored)
+        sums = np.bincount(sentence_of, weights=lp, minlength=corpus.n_sentences)
+        oov = np.bincount(np.repeat(np.arange(corpus.n_sentences), corpus.sentence_lengths),
+                          weights=(corpus.ids == self.vocab_.unk_id), minlength=corpus.n_sentences)
+        return pd.DataFrame({
+            "sentence": np.arange(corpus.n_sentences),
+            "text": corpus.decode_lines(),
+            "log10_prob": sums / LN10,
+            "log_prob_nats": sums,
+            "tokens": n_scored,
+            "oov": oov.astype(int),
+        })
+
+    def per_token(self, data, *, entropies: bool = True) -> pd.DataFrame:
+        """One row per scored position: token, its log probability and (optionally) entropies.
+
+        Columns carry units: ``log_prob_nats``, ``log10_prob``, ``entropy_bits``,
+        ``aleatoric_bits``, ``epistemic_bits``.
+        """
+        corpus = self.encode(data)
+        stream, targets = corpus.padded(self.order)
+        lengths = corpus.sentence_lengths + 1
+        sentence = np.repeat(np.arange(corpus.n_sentences), lengths)
+        index = np.arange(targets.size) - np.repeat(np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+        lp = self.predictive_log_prob(corpus)
+        tokens = np.asarray(self.vocab_.tokens, dtype=object)[stream[targets]]
+        frame = pd.DataFrame({
+            "sentence": sentence,
+            "index": index,
+            "token": tokens,
+            "oov": stream[targets] == self.vocab_.unk_id,
+            "log_prob_nats": lp,
+            "log10_prob": lp / LN10,
+        })
+        if entropies:
+            split = self.entropy_split(corpus)
+            for name in ("total", "aleatoric", "epistemic"):
+                column = "entropy_bits" if name == "total" else f"{name}_bits"
+                frame[column] = split[name].to_numpy() / np.log(2)
+        return frame
+
+    # -- files -----------------------------------------------------------------------
+    def save(self, path: str | Path, *, force: bool = False) -> Path:
+        """Write the model directory (``model.nc``, ``vocab.json``, ``tokenizer.json``, family arrays).
+
+        The directory is written under a temporary name and renamed when complete, so an
+        interrupted save leaves nothing half-written. An existing directory is replaced only
+        with ``force=True``.
+        """
+        from bayeslm.core.idata import write_netcdf
+
+        self._check_fitted("save")
+        path = Path(path)
+        if path.exists() and not force:
+            raise ConfigError(f"{path} exists; choose another directory or pass force=True (--force)")
+        with atomic_directory(path, force=force) as tmp:
+            write_netcdf(self.idata, tmp / "model.nc")
+            self.vocab_.save(tmp / "vocab.json")
+            (tmp / "tokenizer.json").write_text(json.dumps(self.tokenizer.to_dict()), encoding="utf-8")
+            arrays = self._family_arrays()
+            if arrays:
+                np.savez_compressed(tmp / "arrays.npz", **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "BayesianLM":
+        """Load a model directory written by :meth:`save` (never unpickles)."""
+        from bayeslm.core.idata import read_netcdf, root_attrs
+
+        path = Path(path)
+        if not path.is_dir():
+            raise ModelFileError(f"{path}: not a model directory")
+        idata = read_netcdf(path / "model.nc")
+        attrs = root_attrs(idata)
+        model_type = attrs.get("model_type")
+        if model_type is None or "format_version" not in attrs:
+            raise ModelFileError(f"{path}: model.nc was not written by bayeslm (no model_type / format_version)")
+        version = int(attrs["format_version"])
+        if version > FORMAT_VERSION:
+            raise DifferentModelError(
+                f"{path}: format version {version} is newer than this bayeslm reads ({FORMAT_VERSION}); upgrade bayeslm"
+            )
+        target = _REGISTRY.get(model_type)
+        if target is None:
+            raise DifferentModelError(f"{path}: unknown model type {model_type!r}")
+        if cls is not BayesianLM and target is not cls:
+            raise DifferentModelError(f"{path}: holds a {model_type!r} model, not a {cls.family!r} model")
+        try:
+            config = json.loads(attrs["config"])
+            tokenizer = tokenizer_from_dict(json.loads((path / "tokenizer.json").read_text(encoding="utf-8")))
+        except (KeyError, json.JSONDecodeError, OSError, ConfigError) as err:
+            raise ModelFileError(f"{path}: missing or corrupt configuration ({err})") from None
+        model = target.from_config(config, tokenizer=tokenizer)
+        if attrs.get("id") != _config_id(config, model_type):  # the stored config, before new defaults
+            raise DifferentModelError(f"{path}: the model id does not match its configuration (file altered?)")
+        model.vocab_ = Vocabulary.load(path / "vocab.json")
+        if attrs.get("vocab_fingerprint") != model.vocab_.fingerprint:
+            raise ModelFileError(f"{path}: vocab.json does not belong to this model")
+        model.idata = idata
+        model.fit_seconds_ = float(attrs.get("fit_seconds", 0.0))
+        arrays_path = path / "arrays.npz"
+        arrays = {}
+        if arrays_path.exists():
+            try:
+                with np.load(arrays_path, allow_pickle=False) as data:
+                    arrays = {k: data[k] for k in data.files}
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+                raise ModelFileError(f"{arrays_path}: corrupt or truncated ({err})") from None
+        model._restore_family(arrays)
+        model.is_fitted_ = True
+        return model
+
+    @classmethod
+    def from_config(cls, config: dict, tokenizer: Tokenizer | None = None) -> "BayesianLM":
+        """A model from the configuration schema (see ``docs/config.md``)."""
+        model = dict(config.get("model", {}))
+        family = model.pop("family", cls.family)
+        target = _REGISTRY.get(family) if cls is BayesianLM else cls
+        if target is None:
+            raise ConfigError(f"unknown model family {family!r}; known: {sorted(_REGISTRY)}")
+        tok = dict(config.get("tokenizer", {}))
+        min_count = tok.pop("min_count", 1)
+        max_size = tok.pop("max_size", None)
+        if tokenizer is None:
+            tokenizer = tokenizer_from_dict({"kind": "word", **tok})
+        return target(
+            order=model.pop("order", 3),
+            tokenizer=tokenizer,
+            min_count=min_count,
+            max_size=max_size,
+            model_config=config.get("prior", {}),
+            sampler_config=config.get("sampler", {}),
+            **model,
+        )
+
+    def __repr__(self) -> str:
+        state = f"vocab={len(self.vocab_)}" if self.is_fitted_ else "not fitted"
+        return f"{type(self).__name__}(order={self.order}, {state})"
+
+
+def _config_id(config: dict, family: str) -> str:
+    text = json.dumps([config, FORMAT_VERSION, family], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load(path: str | Path) -> BayesianLM:
+    """Load any bayeslm model directory."""
+    return BayesianLM.load(path)

@@ -1,0 +1,284 @@
+"""Uncertain continuations: text drawn from the posterior, every token annotated.
+
+Each continuation holds **one posterior draw** for its whole length: for the conjugate
+n-gram models a draw of p(. | u) over the whole vocabulary, made the first time the
+continuation meets context u and reused whenever u recurs. The spread between
+continuations therefore shows the model's epistemic uncertainty. With
+``mode="predictive"`` every step samples the posterior predictive instead.
+
+Every generated token carries its probability under the held draw and under the
+posterior predictive, the predictive entropy in bits with its split into expected entropy
+(aleatoric) and mutual information (epistemic), and the top alternatives. Works for any
+model answering the protocol of :mod:`bayeslm.base` (``predictive_probs``,
+``context_entropy_split``, ``sample_distribution``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from bayeslm.exceptions import BayesLMError
+
+__all__ = ["TokenInfo", "Continuation", "generate", "transform_probs", "format_terminal"]
+
+LN2 = np.log(2.0)
+MAX_PROMPT_TOKENS = 10_000
+
+
+@dataclass
+class TokenInfo:
+    """One generated token and how unsure the model was about it (bits, probabilities)."""
+
+    token: str
+    id: int
+    prob_draw: float  # under the continuation's posterior draw (before temperature etc.)
+    prob_predictive: float  # under the posterior predictive
+    entropy_bits: float  # of the predictive next-token distribution
+    aleatoric_bits: float  # expected entropy of p(. | u)
+    epistemic_bits: float  # mutual information between the token and p(. | u)
+    flagged: bool  # epistemic above the model's threshold
+    top: list[tuple[str, float]] = field(default_factory=list)  # predictive alternatives
+
+
+@dataclass
+class Continuation:
+    """A sampled continuation of a prompt."""
+
+    prompt: str
+    text: str
+    tokens: list[TokenInfo]
+    draw: int | None  # flattened posterior sample held (None in predictive mode)
+    stop_reason: str  # "eos", "stop_string" or "max_tokens"
+    unknown_prompt_tokens: list[str]
+    mi_threshold_bits: float
+    separator: str = " "  # between tokens when shown one by one
+
+    @property
+    def log_prob_nats(self) -> float:
+        """log probability of the generated tokens under the posterior predictive."""
+        return float(sum(np.log(t.prob_predictive) for t in self.tokens))
+
+    @property
+    def log_prob_draw_nats(self) -> float:
+        """log probability of the generated tokens under the held posterior draw."""
+        return float(sum(np.log(max(t.prob_draw, 1e-300)) for t in self.tokens))
+
+    @property
+    def mean_entropy_bits(self) -> float:
+        return float(np.mean([t.entropy_bits for t in self.tokens])) if self.tokens else 0.0
+
+    @property
+    def mean_epistemic_bits(self) -> float:
+        return float(np.mean([t.epistemic_bits for t in self.tokens])) if self.tokens else 0.0
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["tokens"] = [{**asdict(t), "top": [{"token": w, "prob": p} for w, p in t.top]} for t in self.tokens]
+        data.update(
+            schema="bayeslm.continuation/1",
+            log_prob_nats=self.log_prob_nats,
+            log_prob_draw_nats=self.log_prob_draw_nats,
+            mean_entropy_bits=self.mean_entropy_bits,
+            mean_epistemic_bits=self.mean_epistemic_bits,
+            flagged_tokens=int(sum(t.flagged for t in self.tokens)),
+        )
+        return data
+
+
+def transform_probs(p: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
+                    top_p: float | None = None) -> np.ndarray:
+    """The distribution actually sampled: temperature, then top-k, then top-p (nucleus).
+
+    ``p`` has shape (..., V); the result is renormalised. Top-p keeps the smallest set of
+    most probable tokens whose probability reaches ``top_p`` (at least one token).
+    """
+    p = np.asarray(p, dtype=float)
+    if temperature != 1.0:
+        with np.errstate(divide="ignore"):
+            logits = np.log(p) / temperature
+        logits -= logits.max(axis=-1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=-1, keepdims=True)
+    if top_k is not None and top_k < p.shape[-1]:
+        kth = np.partition(p, -top_k, axis=-1)[..., -top_k, None]
+        keep = p >= kth
+        # ties at the k-th value: keep the first k of them in id order
+        rank = np.cumsum(keep, axis=-1)
+        p = np.where(keep & (rank <= top_k), p, 0.0)
+        p /= p.sum(axis=-1, keepdims=True)
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-p, axis=-1, kind="stable")
+        sorted_p = np.take_along_axis(p, order, axis=-1)
+        before = np.cumsum(sorted_p, axis=-1) - sorted_p  # mass strictly before each token
+        keep_sorted = before < top_p
+        keep = np.zeros_like(keep_sorted)
+        np.put_along_axis(keep, order, keep_sorted, axis=-1)
+        p = np.where(keep, p, 0.0)
+        p /= p.sum(axis=-1, keepdims=True)
+    return p
+
+
+def _check_options(n, max_tokens, temperature, top_k, top_p, mode):
+    if int(n) < 1:
+        raise BayesLMError(f"n must be at least 1, got {n}")
+    if int(max_tokens) < 1:
+        raise BayesLMError(f"max_tokens must be at least 1, got {max_tokens}")
+    if not (temperature > 0 and np.isfinite(temperature)):
+        raise BayesLMError(f"temperature must be > 0, got {temperature}")
+    if top_k is not None and int(top_k) < 1:
+        raise BayesLMError(f"top_k must be at least 1, got {top_k}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise BayesLMError(f"top_p must lie in (0, 1], got {top_p}")
+    if mode not in ("draw", "predictive"):
+        raise BayesLMError(f"mode must be 'draw' or 'predictive', got {mode!r}")
+
+
+def generate(model, prompt: str = "", n: int = 5, max_tokens: int = 40, random_seed=None, *,
+             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+             stop: str | None = None, stop_at_eos: bool = True, mode: str = "draw",
+             mi_threshold_bits: float | None = None, n_top: int = 5) -> list[Continuation]:
+    """Sample ``n`` continuations of ``prompt`` from a fitted model.
+
+    Parameters
+    ----------
+    prompt : str
+        Text to continue (tokenised with the model's tokenizer; unknown words become
+        ``<unk>`` and are reported). Empty: start a sentence.
+    n, max_tokens : int
+        Number of continuations and the most tokens each may have.
+    random_seed : int or None
+        Same seed, same continuations.
+    temperature, top_k, top_p
+        Applied, in that order, to the distribution each token is drawn from.
+    stop : str, optional
+        Stop when the continuation's text contains this string (the text is cut before it).
+    stop_at_eos : bool
+        Stop at ``</s>`` (not included in the text).
+    mode : {"draw", "predictive"}
+        Hold one posterior draw per continuation, or sample the posterior predictive.
+    mi_threshold_bits : float, optional
+        Flag tokens whose mutual information exceeds this; default the model's stored
+        90th percentile of mutual information over validation positions.
+    """
+    model._check_fitted("generate")
+    _check_options(n, max_tokens, temperature, top_k, top_p, mode)
+    vocab = model.vocab_
+    prompt_tokens = model.tokenizer.tokenize(prompt) if prompt else []
+    if len(prompt_tokens) > MAX_PROMPT_TOKENS:
+        raise BayesLMError(f"the prompt has {len(prompt_tokens)} tokens; the limit is {MAX_PROMPT_TOKENS}")
+    unknown = [t for t in prompt_tokens if t not in vocab or t in ("<s>", "</s>")]
+    prompt_ids = [int(i) for i in vocab.encode(prompt_tokens)] if prompt_tokens else []
+    if mi_threshold_bits is None:
+        mi_threshold_bits = model_mi_threshold_bits(model)
+    rng = np.random.default_rng(random_seed)
+    S = model.n_samples
+    draws = rng.choice(S, size=n, replace=n > S) if mode == "draw" else [None] * n
+    k = model.context_length
+    history0 = [vocab.bos_id] * k + prompt_ids
+    results = []
+    for held in draws:
+        held_cache: dict[tuple, np.ndarray] = {}
+        history = list(history0)
+        infos: list[TokenInfo] = []
+        stop_reason = "max_tokens"
+        for _ in range(int(max_tokens)):
+            ctx = np.asarray(history[len(history) - k:] if k else [], dtype=np.int64).reshape(1, k)
+            key = tuple(ctx[0])
+            predictive = model.predictive_probs(ctx)[0]
+            if held is None:
+                sampled_from = predictive
+            else:
+                if key not in held_cache:
+                    held_cache[key] = model.sample_distribution(ctx, int(held), rng)[0]
+                sampled_from = held_cache[key]
+            probs = transform_probs(sampled_from, temperature, top_k, top_p)
+            token_id = int(rng.choice(probs.size, p=probs))
+            split = model.context_entropy_split(ctx).iloc[0]
+            top_ids = np.argsort(-predictive, kind="stable")[:n_top]
+            info = TokenInfo(
+                token=vocab.tokens[token_id],
+                id=token_id,
+                prob_draw=float(sampled_from[token_id]),
+                prob_predictive=float(predictive[token_id]),
+                entropy_bits=float(split["total"] / LN2),
+                aleatoric_bits=float(split["aleatoric"] / LN2),
+                epistemic_bits=float(split["epistemic"] / LN2),
+                flagged=bool(split["epistemic"] / LN2 > mi_threshold_bits),
+                top=[(vocab.tokens[i], float(predictive[i])) for i in top_ids],
+            )
+            if token_id == vocab.eos_id and stop_at_eos:
+                infos.append(info)
+                stop_reason = "eos"
+                break
+            infos.append(info)
+            history.append(token_id)
+            if stop is not None and stop in _text(model, infos):
+                stop_reason = "stop_string"
+                break
+        text = _text(model, infos)
+        if stop_reason == "stop_string":
+            text = text[: text.index(stop)]
+        results.append(Continuation(
+            prompt=prompt, text=text, tokens=infos, draw=None if held is None else int(held),
+            stop_reason=stop_reason, unknown_prompt_tokens=unknown, mi_threshold_bits=float(mi_threshold_bits),
+            separator=model.tokenizer.separator,
+        ))
+    return results
+
+
+def _text(model, infos: list[TokenInfo]) -> str:
+    return model.tokenizer.detokenize([t.token for t in infos if t.token != "</s>"])
+
+
+def model_mi_threshold_bits(model) -> float:
+    """The model's stored flag threshold (90th percentile of validation MI), in bits."""
+    attrs = model.idata["posterior"].attrs
+    if "mi_threshold_nats" in attrs:
+        return float(attrs["mi_threshold_nats"]) / LN2
+    return float("inf")
+
+
+def format_terminal(continuations: list[Continuation], color: bool | None = None) -> str:
+    """Continuations as text; in a terminal each token's background shows its uncertainty.
+
+    Shade: mutual information (epistemic) relative to the flag threshold, from white (none)
+    to red (at or above it); flagged tokens are underlined. Plain text when ``color`` is
+    False or, by default, when standard output is not a terminal.
+    """
+    if color is None:
+        color = sys.stdout.isatty()
+    lines = []
+    sep = continuations[0].separator if continuations else " "
+    for i, c in enumerate(continuations, start=1):
+        header = (f"[{i}] draw {c.draw if c.draw is not None else '-'}  log p {c.log_prob_nats:.2f} nats  "
+                  f"mean H {c.mean_entropy_bits:.2f} bits  mean MI {c.mean_epistemic_bits:.3f} bits  "
+                  f"({c.stop_reason})")
+        lines.append(header)
+        if not color:
+            lines.append("    " + c.prompt + (" " if c.prompt else "") + c.text)
+            flagged = [t.token for t in c.tokens if t.flagged]
+            if flagged:
+                lines.append(f"    unsure (MI above {c.mi_threshold_bits:.3f} bits): {' '.join(flagged)}")
+            continue
+        threshold = c.mi_threshold_bits if np.isfinite(c.mi_threshold_bits) and c.mi_threshold_bits > 0 else 1.0
+        parts = []
+        for t in c.tokens:
+            if t.token == "</s>":
+                continue
+            level = min(t.epistemic_bits / threshold, 1.0)
+            shade = (231, 224, 217, 210, 203, 196)[int(round(level * 5))]  # xterm-256: white .. red
+            style = f"\x1b[48;5;{shade}m\x1b[30m" + ("\x1b[4m" if t.flagged else "")
+            parts.append(f"{style}{t.token}\x1b[0m")
+        lines.append("    " + c.prompt + (" " if c.prompt else "") + sep.join(parts))
+    if unknown := (continuations[0].unknown_prompt_tokens if continuations else []):
+        lines.append(f"note: prompt words not in the vocabulary (read as <unk>): {' '.join(unknown)}")
+    return "\n".join(lines)
+
+
+def to_json(continuations: list[Continuation]) -> str:
+    return json.dumps({"schema": "bayeslm.generate/1", "continuations": [c.to_dict() for c in continuations]},
+                      indent=2)

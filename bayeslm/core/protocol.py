@@ -1,0 +1,126 @@
+"""The protocol every bayeslm language model answers, and the optional abilities.
+
+:class:`LanguageModel` declares what evaluation, reports, generation and the command line
+may ask of any fitted model; :class:`bayeslm.core.base.BayesianLM` derives the rest
+(evaluation with intervals, sentence scores, per-token tables, save/load) from it. A family
+declares an optional ability by also subclassing :class:`SamplesSentences`,
+:class:`ExportsArpa` or :class:`Updatable`; callers test it with ``isinstance``.
+``docs/architecture.md`` describes the protocol in full.
+
+Units: natural logarithms (nats) throughout. Shapes: ``position`` indexes scored
+positions (every token and one ``</s>`` per sentence), ``context`` rows of token ids
+(``context_length`` of them, oldest first, ``<s>``-padded), ``token`` the vocabulary,
+``draw`` posterior samples (flattened chain-major).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["LanguageModel", "SamplesSentences", "ExportsArpa", "Updatable"]
+
+
+class LanguageModel(ABC):
+    """What every fitted bayeslm model answers.
+
+    Implemented by a family (abstract here):
+
+    - :meth:`_fit` builds the PyMC model, infers, and returns the InferenceData;
+    - :meth:`_log_prob_draws` streams log p(token | context) per posterior draw;
+    - :meth:`predictive_log_prob` is the log posterior-predictive probability per position;
+    - :meth:`next_token_probs` gives next-token distributions per draw for contexts;
+    - :meth:`context_entropy_split` splits the predictive entropy of contexts into
+      aleatoric and epistemic parts;
+    - :meth:`_family_arrays` / :meth:`_restore_family`: what a model directory holds beside
+      ``model.nc``, ``vocab.json`` and ``tokenizer.json``.
+
+    Given with a default that a family may replace: :meth:`predictive_probs`,
+    :meth:`sample_distribution`, :meth:`entropy_split`, :attr:`diagnostic_var_names`,
+    :attr:`context_length`, :attr:`n_samples`.
+    """
+
+    #: the family's name in configurations and model directories (``model.family``)
+    family: str = ""
+
+    # -- implemented by every family ----------------------------------------------------
+    @abstractmethod
+    def _fit(self, train, valid, sampler: dict):
+        """Fit on ``train`` (a Corpus in the model's vocabulary); ``valid`` chooses open settings.
+
+        ``sampler`` holds the sampler settings of this call. Returns the InferenceData.
+        """
+
+    @abstractmethod
+    def _log_prob_draws(self, corpus) -> Iterator[tuple[slice, np.ndarray]]:
+        """Chunks ``(positions, log_prob)``; ``log_prob`` has shape (draw, chunk), nats."""
+
+    @abstractmethod
+    def predictive_log_prob(self, data) -> np.ndarray:
+        """log p(token | context) under the posterior predictive, shape (position,), nats."""
+
+    @abstractmethod
+    def next_token_probs(self, contexts, draws=None) -> np.ndarray:
+        """p(token | context) per posterior draw, shape (draw, context, token).
+
+        ``draws``: None for all, an int k for k evenly spaced draws, a sequence for those
+        flattened indices (see :func:`bayeslm.core.draws.draw_indices`).
+        """
+
+    @abstractmethod
+    def context_entropy_split(self, contexts) -> pd.DataFrame:
+        """Per context row: ``total``, ``aleatoric``, ``epistemic`` next-token entropy (nats)."""
+
+    @abstractmethod
+    def _family_arrays(self) -> dict[str, np.ndarray]:
+        """Arrays the model directory keeps in ``arrays.npz`` (no object arrays)."""
+
+    @abstractmethod
+    def _restore_family(self, arrays: dict[str, np.ndarray]) -> None:
+        """Rebuild the learned state from :meth:`_family_arrays`' output; raise ModelFileError if foreign."""
+
+    # -- defaults ---------------------------------------------------------------------------
+    @property
+    def diagnostic_var_names(self) -> list[str] | None:
+        """Posterior variables that get R-hat / ESS rows; None: every small variable, []: none."""
+        return None
+
+    def predictive_probs(self, contexts) -> np.ndarray:
+        """Posterior-predictive next-token probabilities, shape (context, token)."""
+        return self.next_token_probs(contexts).mean(axis=0)
+
+    def sample_distribution(self, contexts, draw: int, rng: np.random.Generator) -> np.ndarray:
+        """p(. | context) under posterior draw ``draw``, shape (context, token): what a continuation holds."""
+        return self.next_token_probs(contexts, draws=[int(draw)])[0]
+
+
+class SamplesSentences(ABC):
+    """Ability: draw whole sentences from the posterior predictive (posterior predictive checks)."""
+
+    @abstractmethod
+    def sample_sentences(self, n_sentences: int, *, random_seed=None, draw: int | None = None,
+                         max_tokens: int = 200):
+        """``n_sentences`` sentences (a Corpus) drawn under posterior draw ``draw`` (random if None)."""
+
+
+class ExportsArpa(ABC):
+    """Ability: write the model as an ARPA back-off file (KenLM, SRILM)."""
+
+    @abstractmethod
+    def interpolation(self, sample: int | None = None) -> list[np.ndarray]:
+        """P_k(w | u) at every seen n-gram of every order k, aligned with ``counts_[k]``.
+
+        ``sample``: one retained posterior sample, exported exactly; None: the
+        posterior-predictive (mean) model. :mod:`bayeslm.ngram.arpa` writes the file.
+        """
+
+
+class Updatable(ABC):
+    """Ability: add text to a fitted model without refitting from scratch."""
+
+    @abstractmethod
+    def update(self, corpus, **sampler_kwargs):
+        """Add ``corpus`` to the training data and refit; returns the new InferenceData."""

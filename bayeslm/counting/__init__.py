@@ -1,0 +1,1 @@
+"""Sparse n-gram counts of a corpus, in memory or on a Dask cluster."""

@@ -1,0 +1,1 @@
+"""The Transformer family: TinyGPT (torch), its training, the Bayesian last layer and the GPT language model."""

@@ -1,0 +1,227 @@
+"""Export an interpolated n-gram model as an ARPA back-off file (KenLM, SRILM, ...).
+
+Both n-gram families predict by interpolation,
+
+    P_k(w | u) = alpha_k(u, w) + beta_k(u) P_{k-1}(w | u'),
+
+where alpha is 0 for a token never seen after u. That is a back-off model: the ARPA file
+lists, for every seen n-gram (u, w), log10 P_k(w | u) (the full interpolated value), and
+for every context u a back-off weight b(u) with P_k(w | u) = b(u) P_{k-1}(w | u') for the
+tokens not listed after u. The weights are computed by normalisation,
+
+    b(u) = (1 - sum_{w seen after u} P_k(w | u)) / (1 - sum_{w seen after u} P_{k-1}(w | u')),
+
+which is beta_k(u) itself when the listed probabilities come from one interpolated
+model (a Dirichlet LM's mixture over concentration draws is one: its lower orders are
+fixed; a single retained Pitman-Yor sample is one), and for the mean of several
+Pitman-Yor samples makes the file the normalised back-off model whose listed n-grams carry
+the posterior-predictive probabilities (tokens not listed after a context get the mean
+model's shape from the order below).
+
+Sentence starts. bayeslm pads every context with ``order - 1`` ``<s>``; KenLM's state at
+a sentence start is a single ``<s>``. The n-grams whose context starts with ``<s>`` are
+therefore written once, with the leading ``<s>`` run collapsed to one: the highest-order
+n-gram ``(<s> ... <s> x1 .. xm, w)`` becomes ``<s> x1 .. xm w`` with bayeslm's
+probability, and the context ``<s> x1 .. xm`` gets the weight that sends unseen tokens to
+``P_{m+1}(w | x1 .. xm)`` (the tokens seen after ``<s>^j x1 .. xm`` are the same for every
+j >= 1, so this is exact). ``<s>`` is a unigram with log10 probability -99.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bayeslm.exceptions import BayesLMError
+
+__all__ = ["write_arpa", "interpolation_of", "arpa_tables"]
+
+
+def interpolation_of(model, sample: int | None = None) -> list[np.ndarray]:
+    """P_k(w | u) at every seen n-gram of every order, aligned with ``model.counts_[k]``."""
+    family = getattr(model, "family", "")
+    if family == "pitman-yor":
+        return model.interpolation(sample)[0]
+    if family == "dirichlet":
+        if sample is not None:
+            raise BayesLMError("--sample applies to Pitman-Yor models (a Dirichlet LM's mixture is exported exactly)")
+        return _dirichlet_interpolation(model)
+    raise BayesLMError(f"ARPA export supports the n-gram families (dirichlet, pitman-yor), not {family!r}")
+
+
+def _dirichlet_interpolation(model) -> list[np.ndarray]:
+    counts, n = model.counts_, model.order
+    V1 = counts.vocab_size - 1
+    probs = []
+    for k in range(1, n + 1):
+        oc = counts[k]
+        if k == 1:
+            base = np.full(oc.n_ngrams, 1.0 / V1)
+        else:
+            idx = counts[k - 1].lookup(oc.context_parent[oc.ngram_context], oc.ngram_token)
+            base = probs[k - 2][idx]
+        c = oc.ngram_count.astype(float)
+        total = oc.context_total[oc.ngram_context].astype(float)
+        if k < n:
+            a = float(model.plugin_[k - 1])
+            probs.append((c + a * base) / (total + a))
+        else:
+            alpha, beta = model._mixture_weights(total)
+            probs.append(c * alpha + base * beta)
+    return probs
+
+
+def _pad_left(rows: np.ndarray, width: int) -> np.ndarray:
+    """Rows of tokens left-padded with 0 to ``width`` columns (for ``NgramCounts.context_ids``)."""
+    out = np.zeros((rows.shape[0], width), dtype=np.int64)
+    if rows.shape[1]:
+        out[:, width - rows.shape[1]:] = rows
+    return out
+
+
+def arpa_tables(model, sample: int | None = None) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The ARPA entries per order: ``{order: (tokens (m, order), log10 prob, log10 backoff)}``."""
+    model._check_fitted("ARPA export")
+    counts, n, vocab = model.counts_, model.order, model.vocab_
+    V, bos = counts.vocab_size, vocab.bos_id
+    V1 = V - 1
+    probs = interpolation_of(model, sample)
+    width = max(n - 1, 1)
+
+    # sums of listed probabilities per context, and of the order below for the same tokens
+    seen_here, seen_below = [], []
+    for k in range(1, n + 1):
+        oc = counts[k]
+        seen_here.append(np.bincount(oc.ngram_context, weights=probs[k - 1], minlength=oc.n_contexts))
+        if k == 1:
+            lower = np.where(oc.ngram_token == bos, 0.0, 1.0 / V1)
+        else:
+            lower = probs[k - 2][counts[k - 1].lookup(oc.context_parent[oc.ngram_context], oc.ngram_token)]
+        seen_below.append(np.bincount(oc.ngram_context, weights=lower, minlength=oc.n_contexts))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        backoff = [(1.0 - seen_here[k]) / (1.0 - seen_below[k]) for k in range(n)]
+
+    ctx_tokens = {k: counts.context_tokens(k) for k in range(2, n + 1)}
+    tables: dict[int, list] = {k: [] for k in range(1, n + 1)}
+
+    def weight_of(rows: np.ndarray) -> np.ndarray:
+        """log10 back-off weight of the regular (no <s>) contexts given as token rows."""
+        out = np.zeros(rows.shape[0])
+        L = rows.shape[1]
+        if L + 1 > n:
+            return out
+        ids = counts.context_ids(_pad_left(rows, width))[L] if n > 1 else np.full(rows.shape[0], -1)
+        ok = ids >= 0
+        out[ok] = np.log10(backoff[L][ids[ok]])
+        return out
+
+    # unigrams: every token but <s> (tokens never counted get the root's back-off share)
+    uni = counts[1]
+    p1 = np.full(V, backoff[0][0] / V1)
+    p1[uni.ngram_token] = probs[0]
+    tokens1 = np.array([w for w in range(V) if w != bos], dtype=np.int64)[:, None]
+    tables[1].append((tokens1, np.log10(p1[tokens1[:, 0]]), weight_of(tokens1)))
+
+    # regular n-grams of orders 2..n (contexts without <s>)
+    for k in range(2, n + 1):
+        oc = counts[k]
+        rows = np.concatenate([ctx_tokens[k][oc.ngram_context], oc.ngram_token[:, None]], axis=1).astype(np.int64)
+        keep = rows[:, 0] != bos
+        rows = rows[keep]
+        tables[k].append((rows, np.log10(probs[k - 1][keep]), weight_of(rows)))
+
+    # sentence starts: the highest order's n-grams with <s> in the context, <s>-run collapsed
+    if n > 1:
+        top = counts[n]
+        ctx = ctx_tokens[n]
+        lead = np.argmin(np.concatenate([ctx == bos, np.zeros((ctx.shape[0], 1), bool)], axis=1), axis=1)  # leading <s>
+        # collapsed context weight: (1 - sum seen P_n) / (1 - sum seen P_{m+1}(w | x1..xm))
+        starts = np.flatnonzero(lead > 0)
+        coll_w = np.zeros(top.n_contexts)
+        for j in np.unique(lead[starts]):
+            cs = starts[lead[starts] == j]
+            m = n - 1 - j
+            sel = np.isin(top.ngram_context, cs)
+            pair_ctx = top.ngram_context[sel]
+            if m == 0:
+                lower = probs[0][uni.lookup(np.zeros(pair_ctx.size, np.int64), top.ngram_token[sel])]
+            else:
+                low_ctx = counts.context_ids(_pad_left(ctx[pair_ctx][:, j:].astype(np.int64), width))[m]
+                lower = probs[m][counts[m + 1].lookup(low_ctx, top.ngram_token[sel])]
+            below = np.bincount(pair_ctx, weights=lower, minlength=top.n_contexts)[cs]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                coll_w[cs] = np.log10((1.0 - seen_here[n - 1][cs]) / (1.0 - below))
+        sel = lead[top.ngram_context] > 0
+        ids = np.flatnonzero(sel)
+        js = lead[top.ngram_context[ids]]
+        for j in np.unique(js):
+            pick = ids[js == j]
+            m = n - 1 - j
+            rows = np.concatenate([np.full((pick.size, 1), bos), ctx[top.ngram_context[pick]][:, j:],
+                                   top.ngram_token[pick, None]], axis=1).astype(np.int64)
+            # weight of the entry as a context: the top context <s>^{j-1} x1..xm w, if seen
+            full = np.concatenate([ctx[top.ngram_context[pick]][:, 1:], top.ngram_token[pick, None]], axis=1)
+            nxt = counts.context_ids(full.astype(np.int64))[n - 1]
+            w = np.where(nxt >= 0, coll_w[np.maximum(nxt, 0)], 0.0) if j > 1 else np.zeros(pick.size)
+            tables[m + 2].append((rows, np.log10(probs[n - 1][pick]), w))
+        # <s> itself
+        all_bos = counts.context_ids(np.full((1, n - 1), bos, dtype=np.int64))[n - 1]
+        bos_w = coll_w[all_bos[0]] if all_bos[0] >= 0 else 0.0
+        tables[1].append((np.array([[bos]]), np.array([-99.0]), np.array([bos_w])))
+
+    out = {}
+    for k, parts in tables.items():
+        if parts:
+            out[k] = tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+    return out
+
+
+def write_arpa(model, path: str | Path, *, sample: int | None = None) -> dict[int, int]:
+    """Write ``model`` (a fitted n-gram LM) as an ARPA file; returns the n-gram count per order.
+
+    Parameters
+    ----------
+    sample : int, optional
+        Pitman-Yor only: export one retained posterior sample exactly instead of the mean model.
+    """
+    path = Path(path)
+    tokens = list(model.vocabulary.tokens)
+    bad = [t for t in tokens if (not t) or any(ch.isspace() for ch in t)]
+    if bad:
+        raise BayesLMError(f"ARPA files separate tokens by whitespace; the vocabulary has {len(bad)} token(s) that "
+                           f"are empty or contain whitespace (e.g. {bad[0]!r}): use a word or BPE tokenizer")
+    if sample is not None and not 0 <= int(sample) < model.n_samples:
+        raise BayesLMError(f"--sample must be in 0..{model.n_samples - 1}, got {sample}")
+    if not path.parent.exists():
+        raise BayesLMError(f"{path}: directory {path.parent} does not exist")
+    tables = arpa_tables(model, sample)
+    words = np.asarray(tokens, dtype=object)
+    sizes = {k: int(t[0].shape[0]) for k, t in sorted(tables.items())}
+    top = max(sizes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("\\data\\\n")
+            for k, m in sizes.items():
+                fh.write(f"ngram {k}={m}\n")
+            for k in sizes:
+                rows, lp, lb = tables[k]
+                fh.write(f"\n\\{k}-grams:\n")
+                text = words[rows[:, 0]]
+                for j in range(1, rows.shape[1]):
+                    text = text + " " + words[rows[:, j]]
+                if k == top:
+                    lines = [f"{p:.7f}\t{t}\n" for p, t in zip(lp.tolist(), text.tolist())]
+                else:
+                    lines = [f"{p:.7f}\t{t}\t{b:.7f}\n" if b != 0.0 else f"{p:.7f}\t{t}\n"
+                             for p, t, b in zip(lp.tolist(), text.tolist(), lb.tolist())]
+                fh.writelines(lines)
+            fh.write("\n\\end\\\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return sizes

@@ -1,0 +1,930 @@
+"""``DirichletLM``: Dirichlet-smoothed n-gram language models, written as PyMC models.
+
+For order ``k`` and context ``u``: ``p(. | u) ~ Dirichlet(a_k m_u)``, where the base
+``m_u`` is the fitted order ``k - 1`` predictive for the shortened context (uniform over
+the vocabulary without ``<s>`` below order 1).
+
+Fitting is *stagewise empirical Bayes*, order by order. Order ``k``'s base is the fitted
+order ``k - 1`` model held fixed, at the mode of ``log a_{k-1}`` (a point, so the data of
+order ``k - 1`` enter order ``k`` once, through the base, and not again through a joint
+posterior, which would count them twice). Given its base, each order's concentration has
+its own posterior; the per-context distributions are integrated out, so order k's
+likelihood is the Dirichlet-multinomial evidence of its sparse counts
+
+    sum_u [lgamma(a) - lgamma(a + c_u)] + sum_{(u, w): c_uw > 0} [lgamma(a m_uw + c_uw) - lgamma(a m_uw)],
+
+where contexts with equal totals ``c_u`` share one term and singletons collapse into
+``n_1 log a``. These terms for all orders form one ``pm.Model`` with a ``concentration``
+vector (dim ``order``); since each order's term holds only its own ``a_k``, NUTS samples
+the independent per-order posteriors in one run.
+
+A posterior draw is a draw of the concentrations. Predictions use the highest order's
+draw over the fixed lower-order base; ``p(. | u)`` stays integrated out (its posterior
+given ``a`` is ``Dirichlet(a m_u + c_u)``), so scoring never samples probabilities that
+underflow, and its uncertainty is reported in closed form.
+"""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+from scipy.special import digamma, gammaln, xlogy
+
+from bayeslm.ngram.backoff import Backoff
+from bayeslm.core.base import BayesianLM, draw_indices, sample_dirichlet_rows
+from bayeslm.text.corpus import Corpus
+from bayeslm.counting.counts import NgramCounts, count
+from bayeslm.exceptions import BayesLMError, ConfigError
+from bayeslm.core.priors import Prior
+
+__all__ = ["DirichletLM", "dirichlet_multinomial_evidence"]
+
+
+def _available_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _g(y):
+    """y psi(y + 1), 0 at 0: the summand of a Dirichlet's expected entropy."""
+    return y * digamma(y + 1.0)
+
+
+def _h(y):
+    """-y log y, 0 at 0."""
+    return -xlogy(y, y)
+
+
+_STIRLING_FROM = 100.0  # lgamma differences lose digits as x grows; past here Stirling's series is exact to round-off
+
+
+def _lgamma_ratio(x, n) -> tuple[np.ndarray, np.ndarray]:
+    """``lgamma(x + n) - lgamma(x)`` and its derivative ``psi(x + n) - psi(x)`` (x > 0, n > 0).
+
+    For large ``x`` the plain differences cancel catastrophically (``lgamma(1e20)`` is
+    4.5e21, so a difference of a few thousand is lost entirely, and the evidence of a large
+    concentration came out as arbitrary positive values that NUTS then wandered into);
+    there the difference of Stirling's series is used, written without cancellation.
+    """
+    x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
+    big = x >= _STIRLING_FROM
+    if not big.any():
+        return gammaln(x + n) - gammaln(x), digamma(x + n) - digamma(x)
+    if big.all():
+        return _stirling_ratio(x, n)
+    x, n = np.broadcast_arrays(x, n)
+    big = np.broadcast_to(big, x.shape)
+    value, deriv = np.empty(x.shape), np.empty(x.shape)
+    xs, ns = x[~big], n[~big]
+    value[~big] = gammaln(xs + ns) - gammaln(xs)
+    deriv[~big] = digamma(xs + ns) - digamma(xs)
+    value[big], deriv[big] = _stirling_ratio(x[big], n[big])
+    return value, deriv
+
+
+def _stirling_ratio(x: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_lgamma_ratio` for x >= 100 from Stirling's series (terms to z^-5 / z^-6)."""
+    y = x + n
+    r = np.log1p(n / x)
+    wx, wy = 1.0 / x, 1.0 / y
+    # Stirling remainders in w = 1 / z: of lgamma, and of psi beside log z
+    s = lambda w: w * (1.0 / 12 - w**2 * (1.0 / 360 - w**2 / 1260))
+    t = lambda w: -w / 2 - w**2 * (1.0 / 12 - w**2 * (1.0 / 120 - w**2 / 252))
+    return (x - 0.5) * r + n * np.log(y) - n + (s(wy) - s(wx)), r + (t(wy) - t(wx))
+
+
+class _OrderEvidence:
+    """The sufficient statistics of one order's evidence given its fixed base.
+
+    Contexts with equal totals share one ``lgamma(a) - lgamma(a + c_u)`` term. For an
+    n-gram seen ``c <= small_max`` times, ``lgamma(a m + c) - lgamma(a m)`` is written as
+    ``log(a m) + sum_{j=1}^{c-1} log(a m + j)`` (singletons need no term but ``log a``),
+    which is several times cheaper to evaluate and differentiate than two lgammas; rarer
+    large counts keep the lgamma form.
+
+    Sampling uses :meth:`logp_and_grad`, which after :meth:`tabulate` answers from a
+    Chebyshev table in log a around the mode (checked against the exact sums to round-off,
+    see :mod:`bayeslm.core.tabulate`) and falls back to the exact sums outside it; ``logp`` is
+    always exact.
+    """
+
+    small_max = 8
+
+    def __init__(self, counts_k, base: np.ndarray):
+        self.total_value, self.total_mult = np.unique(counts_k.context_total, return_counts=True)
+        c = counts_k.ngram_count
+        small = c <= self.small_max
+        self.n_small = int(small.sum())
+        self.n_single = int((c == 1).sum())
+        self.small_const = float(np.log(base[small]).sum())
+        c_small, m_small = c[small], base[small]
+        reps = c_small - 1  # log(a m + j) for j = 1..c-1
+        self.pair_base = np.repeat(m_small, reps)
+        self.pair_shift = (np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps) + 1).astype(float)
+        self.large_base = base[~small]
+        self.large_count = c[~small].astype(float)
+        self._last = None
+        self._table = None
+
+    def tabulate(self, a_center: float) -> bool:
+        """Tabulate the log evidence in log a around ``a_center`` (the mode); True if kept."""
+        from bayeslm.core.tabulate import tabulate
+
+        def in_log_a(t: float) -> tuple[float, float]:
+            a = float(np.exp(t))
+            value, grad = self.exact_logp_and_grad(a)
+            return value, grad * a
+
+        self._table = tabulate(in_log_a, float(np.log(a_center)))
+        self._last = None
+        return self._table is not None
+
+    def logp_and_grad(self, a: float) -> tuple[float, float]:
+        """Log evidence at concentration ``a`` and its derivative d/da, for the sampler.
+
+        From the table where :meth:`tabulate` made one and ``log a`` lies inside it, else
+        :meth:`exact_logp_and_grad`. The last result is cached: PyMC asks for the value
+        and the gradient at the same point one after the other.
+        """
+        if self._last is not None and self._last[0] == a:
+            return self._last[1]
+        if self._table is not None and a > 0 and self._table.covers(np.log(a)):
+            value, d_log_a = self._table(float(np.log(a)))
+            result = (value, d_log_a / a)
+        else:
+            result = self.exact_logp_and_grad(a)
+        self._last = (a, result)
+        return result
+
+    def exact_logp_and_grad(self, a: float) -> tuple[float, float]:
+        """Log evidence at concentration ``a`` and its derivative d/da (numpy, vectorised)."""
+        if not (a > 0 and np.isfinite(a)):  # outside the support: reject the proposal
+            return -np.inf, 0.0
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            result = self._logp_and_grad(a)
+        if not (np.isfinite(result[0]) and np.isfinite(result[1])):
+            result = (-np.inf, 0.0)  # a numerically out of reach: reject the proposal
+        return result
+
+    def _logp_and_grad(self, a: float) -> tuple[float, float]:
+        ratio, d_ratio = _lgamma_ratio(a, self.total_value)
+        ctx, g_ctx = -float((self.total_mult * ratio).sum()), -float((self.total_mult * d_ratio).sum())
+        shifted = a * self.pair_base
+        shifted += self.pair_shift
+        pairs, g_pairs = float(np.log(shifted).sum()), float((self.pair_base / shifted).sum())
+        am = a * self.large_base
+        ratio, d_ratio = _lgamma_ratio(am, self.large_count)
+        large, g_large = float(ratio.sum()), float((self.large_base * d_ratio).sum())
+        logp = ctx + self.n_small * np.log(a) + self.small_const + pairs + large
+        return logp, g_ctx + self.n_small / a + g_pairs + g_large
+
+    def logp(self, a) -> np.ndarray:
+        """Log evidence for concentration value(s) ``a``, shape of ``np.atleast_1d(a)``."""
+        return np.array([self.exact_logp_and_grad(float(ai))[0] for ai in np.atleast_1d(a)])
+
+    def logp_tensor(self, a):
+        """The log evidence as a PyTensor expression of a scalar ``a`` (gradient included).
+
+        A small Op over the numpy kernel: numpy's vectorised log and scipy's special
+        functions evaluate these few hundred thousand terms faster than the compiled
+        elementwise graph, and NUTS spends nearly all its time here.
+        """
+        import pytensor.tensor as pt
+
+        return _JointEvidence([self]).logp_tensor(pt.stack([a]))
+
+
+class _JointEvidence:
+    """The evidences of several (order, bucket) cells as one function of their concentrations.
+
+    One Op call per gradient instead of one per cell: NUTS evaluates it thousands of times.
+    """
+
+    def __init__(self, evidences: list["_OrderEvidence"]):
+        self.evidences = evidences
+
+    def logp_and_grad(self, a: np.ndarray) -> tuple[float, np.ndarray]:
+        values = [ev.logp_and_grad(float(ai)) for ev, ai in zip(self.evidences, a)]
+        return float(sum(v for v, _ in values)), np.array([g for _, g in values])
+
+    def logp_tensor(self, a):
+        from bayeslm.core.ops import VectorLogpOp
+
+        return VectorLogpOp(self)(a)
+
+
+def dirichlet_multinomial_evidence(counts: np.ndarray, alpha: np.ndarray) -> float:
+    """log p(sequence) of a Dirichlet-multinomial with parameters ``alpha``: reference formula.
+
+    ``counts`` has shape (contexts, V) (dense; for tests and small examples).
+    """
+    counts, alpha = np.asarray(counts, float), np.asarray(alpha, float)
+    A, N = alpha.sum(axis=-1), counts.sum(axis=-1)
+    return float((gammaln(A) - gammaln(A + N) + (gammaln(alpha + counts) - gammaln(alpha)).sum(axis=-1)).sum())
+
+
+class DirichletLM(BayesianLM):
+    """Dirichlet-smoothed n-gram language model with a posterior over concentrations.
+
+    Parameters
+    ----------
+    order : int
+        3 for a trigram model.
+    model_config : dict
+        ``{"concentration": Prior(...)}``: prior of each order's concentration ``a_k``
+        (default ``LogNormal(mu=2, sigma=3)``, weak across five decades).
+    entropy_draws : int
+        Posterior draws used for the expected (aleatoric) entropy per position.
+    buckets : list of int or "auto"
+        Context-frequency buckets: boundaries on context totals, e.g. ``[3, 5, 20]`` gives
+        each order one concentration for contexts seen 1-2, 3-4, 5-19 and 20+ times
+        (dims ``order``, ``bucket``; the first boundary is at least 3 because a context
+        seen once carries no information about its concentration). ``"auto"`` chooses the boundaries on the validation
+        text among :attr:`BUCKET_CANDIDATES` (without validation text: none). Default
+        ``[]``: one concentration per order.
+    Other parameters as :class:`bayeslm.base.BayesianLM`.
+
+    Examples
+    --------
+    >>> train, test = demo_corpus().split(0.9, random_seed=0)       # doctest: +SKIP
+    >>> lm = DirichletLM(order=3)
+    >>> idata = lm.fit(train, random_seed=1)
+    >>> lm.evaluate(test).predictive_perplexity
+    """
+
+    family = "dirichlet"
+    counts_on_dask = True
+    default_model_config = {"concentration": {"dist": "LogNormal", "kwargs": {"mu": 2.0, "sigma": 3.0}}}
+    model_options = {"entropy_draws": 16, "buckets": []}
+    #: bucket boundaries tried by ``buckets = "auto"`` (chosen by validation perplexity)
+    BUCKET_CANDIDATES = ([], [3, 5, 10, 20], [3, 5, 10, 30, 100], [3, 4, 6, 10, 20, 50, 200])
+
+    def __init__(self, order: int = 3, **kwargs):
+        super().__init__(order, **kwargs)
+        if int(self.options["entropy_draws"]) < 1:
+            raise ConfigError("entropy_draws must be at least 1")
+        buckets = self.options["buckets"]
+        if buckets != "auto":
+            if not isinstance(buckets, (list, tuple)) or not all(isinstance(b, int) and b >= 3 for b in buckets) \
+                    or list(buckets) != sorted(set(buckets)):
+                raise ConfigError(
+                    f"model.buckets must be 'auto' or increasing whole numbers >= 3, got {buckets!r} "
+                    "(a context seen once says nothing about a: its evidence a m / a does not depend on a, "
+                    "so the first bucket must also hold contexts seen twice)"
+                )
+            self.options["buckets"] = [int(b) for b in buckets]
+        self.counts_: NgramCounts | None = None
+        self.plugin_: np.ndarray | None = None  # modes fixing the bases: (order,) or (order, bucket)
+        self.bucket_selection_: list[dict] | None = None  # validation perplexity of each candidate
+        self._model = None
+        self._draws_cache = None
+        self._mixture_cache = None
+
+    # -- fitting -------------------------------------------------------------------------
+    def _base_of(self, k: int, plugin: np.ndarray) -> np.ndarray:
+        """Fixed base m_uw of order k at every order-k n-gram (u, w) with c_uw > 0."""
+        oc = self.counts_[k]
+        V1 = self.counts_.vocab_size - 1
+        if k == 1:
+            return np.full(oc.n_ngrams, 1.0 / V1)
+        backoff = Backoff(self.counts_, plugin, self.vocab_.bos_id, self.bounds)
+        parent = oc.context_parent[oc.ngram_context]
+        return backoff.prob(backoff.ancestors(k - 1, parent), oc.ngram_token, k - 1)
+
+    def _prior_logp(self):
+        """Compiled log density of the concentration prior (numpy in, numpy out)."""
+        import pymc as pm
+        import pytensor
+        import pytensor.tensor as pt
+
+        value = pt.dvector("a")
+        dist = self.model_config["concentration"]._pymc_class().dist(**self.model_config["concentration"].parameters)
+        return pytensor.function([value], pm.logp(dist, value))
+
+    def _mode(self, evidence: _OrderEvidence, prior_logp) -> float:
+        """Mode of log a under prior x evidence (grid, then golden-section refinement)."""
+        from scipy.optimize import minimize_scalar
+
+        def neg(log_a):
+            a = np.exp(np.atleast_1d(log_a))
+            return -(evidence.logp(a) + prior_logp(a) + np.log(a))
+
+        grid = np.linspace(-9.0, 16.0, 101)
+        best = grid[np.argmin(neg(grid))]
+        res = minimize_scalar(lambda t: float(neg(t)[0]), bracket=(best - 0.25, best, best + 0.25))
+        return float(np.exp(res.x))
+
+    @property
+    def bounds(self) -> np.ndarray:
+        """Bucket boundaries on context totals (empty: one concentration per order)."""
+        buckets = self.options["buckets"]
+        return np.asarray([] if buckets == "auto" else buckets, dtype=np.int64)
+
+    @property
+    def n_buckets(self) -> int:
+        return self.bounds.size + 1
+
+    def bucket_labels(self) -> list[str]:
+        """Context totals each bucket holds, e.g. ``["1", "2-4", "5+"]``."""
+        edges = [1, *self.bounds.tolist()]
+        labels = [f"{lo}-{hi - 1}" if hi - 1 > lo else f"{lo}" for lo, hi in zip(edges[:-1], edges[1:])]
+        return labels + [f"{edges[-1]}+"]
+
+    def _plugin_matrix(self) -> np.ndarray:
+        return self.plugin_.reshape(self.order, self.n_buckets)
+
+    def _evidences(self, k: int, plugin) -> dict[int, _OrderEvidence]:
+        """Order k's evidence per non-empty bucket, given the bases of ``plugin``."""
+        oc = self.counts_[k]
+        base = self._base_of(k, plugin)
+        bucket = np.searchsorted(self.bounds, oc.context_total, side="right")
+        if self.n_buckets == 1:
+            return {0: _OrderEvidence(oc, base)}
+        out = {}
+        for b in np.unique(bucket):
+            in_b = bucket == b
+            ngram_in_b = in_b[oc.ngram_context]
+            stats = SimpleNamespace(context_total=oc.context_total[in_b], ngram_count=oc.ngram_count[ngram_in_b])
+            out[int(b)] = _OrderEvidence(stats, base[ngram_in_b])
+        return out
+
+    def _fit_bases(self) -> dict[tuple[int, int], _OrderEvidence]:
+        """Modes of every (order, bucket) concentration, bottom up; sets ``plugin_``."""
+        prior_logp = self._prior_logp()
+        plugin = np.ones((self.order, self.n_buckets))
+        evidences = {}
+        for k in range(1, self.order + 1):
+            for b, ev in self._evidences(k, plugin).items():
+                plugin[k - 1, b] = self._mode(ev, prior_logp)
+                evidences[(k, b)] = ev
+            empty = [b for b in range(self.n_buckets) if (k, b) not in evidences]
+            if empty:  # no contexts there (e.g. the unigram's lower buckets): never used
+                filled = [b for b in range(self.n_buckets) if (k, b) in evidences]
+                for b in empty:
+                    plugin[k - 1, b] = plugin[k - 1, min(filled, key=lambda f: abs(f - b))]
+        self.plugin_ = plugin[:, 0].copy() if self.n_buckets == 1 else plugin
+        return evidences
+
+    def build_model(self, evidences: dict | None = None):
+        """The ``pm.Model`` of all orders (kept as ``.model``).
+
+        ``concentration`` has dim ``order`` (and ``bucket`` with context-frequency buckets);
+        each (order, bucket) with contexts adds its evidence as a Potential. A bucket with no
+        contexts (e.g. the unigram order has one context) keeps its prior.
+        """
+        import pymc as pm
+
+        if evidences is None:
+            evidences = {(k, b): ev for k in range(1, self.order + 1)
+                         for b, ev in self._evidences(k, self.plugin_).items()}
+        coords = {"order": np.arange(1, self.order + 1)}
+        dims: tuple[str, ...] = ("order",)
+        if self.n_buckets > 1:
+            coords["bucket"] = self.bucket_labels()
+            dims = ("order", "bucket")
+        prior = self.model_config["concentration"]
+        with pm.Model(coords=coords) as model:
+            cells = sorted(evidences)
+            joint = _JointEvidence([evidences[cell] for cell in cells])
+            if self.n_buckets == 1:
+                a = prior.create_variable("concentration", dims=dims)
+                pm.Potential("evidence", joint.logp_tensor(a[[k - 1 for k, _ in cells]]))
+            else:
+                labels = self.bucket_labels()
+                model.add_coord("cell", [f"{k}:{labels[b]}" for k, b in cells])
+                free = prior.create_variable("concentration_cell", dims="cell")
+                pm.Potential("evidence", joint.logp_tensor(free))
+                pm.Deterministic("concentration", free[self._cell_index(cells)], dims=dims)
+        self._model = model
+        return model
+
+    def _initvals(self, evidences) -> dict:
+        if self.n_buckets == 1:
+            return {"concentration": self.plugin_}
+        return {"concentration_cell": np.array([self.plugin_[k - 1, b] for k, b in sorted(evidences)])}
+
+    def _cell_index(self, cells: list[tuple[int, int]]) -> np.ndarray:
+        """(order, bucket) -> index into the free cells; an empty bucket repeats its nearest neighbour."""
+        index = np.zeros((self.order, self.n_buckets), dtype=np.int64)
+        for k in range(1, self.order + 1):
+            own = [b for kk, b in cells if kk == k]
+            for b in range(self.n_buckets):
+                index[k - 1, b] = cells.index((k, min(own, key=lambda f: abs(f - b))))
+        return index
+
+    @property
+    def model(self):
+        """The fitted ``pm.Model`` (all orders; each order's evidence is its own Potential)."""
+        self._check_fitted("model")
+        if self._model is None:
+            self.build_model()
+        return self._model
+
+    def order_model(self, k: int):
+        """A ``pm.Model`` of order ``k`` alone (its concentration(s), prior and evidence)."""
+        import pymc as pm
+
+        self._check_fitted("order_model")
+        evidences = self._evidences(k, self.plugin_)
+        coords = {"order": [k]}
+        if self.n_buckets > 1:
+            coords["bucket"] = self.bucket_labels()
+        with pm.Model(coords=coords) as model:
+            dims = ("order", "bucket") if self.n_buckets > 1 else ("order",)
+            a = self.model_config["concentration"].create_variable("concentration", dims=dims)
+            for b, ev in evidences.items():
+                a_b = a[0, b] if self.n_buckets > 1 else a[0]
+                pm.Potential(f"evidence_order_{k}" + (f"_bucket_{b}" if self.n_buckets > 1 else ""), ev.logp_tensor(a_b))
+        return model
+
+    def log_evidence(self, k: int, concentration, bucket: int = 0) -> np.ndarray:
+        """log p(order-k data | a_k, fixed base) for concentration value(s) (nats).
+
+        With context-frequency buckets, the evidence of the contexts in ``bucket``.
+        """
+        self._check_fitted("log_evidence")
+        evidences = self._evidences(k, self.plugin_)
+        if bucket not in evidences:
+            raise BayesLMError(f"order {k} has no contexts in bucket {bucket}")
+        return evidences[bucket].logp(concentration)
+
+    def _fit(self, train: Corpus, valid: Corpus | None, sampler: dict):
+        self.counts_ = self._count_training(train, sampler)
+        if self.options["buckets"] == "auto":
+            self._choose_buckets(valid)
+        return self._fit_counts(sampler)
+
+    def _choose_buckets(self, valid: Corpus | None) -> None:
+        """Pick bucket boundaries by validation perplexity at the concentrations' modes."""
+        if valid is None:  # nothing to choose with: one concentration per order, and say so
+            self.options["buckets"] = []
+            self.bucket_selection_ = [{"buckets": [], "valid_perplexity": None,
+                                       "note": "no validation text: one concentration per order"}]
+            return
+        results = []
+        for candidate in self.BUCKET_CANDIDATES:
+            self.options["buckets"] = list(candidate)
+            self._fit_bases()
+            chain, tokens, _, _, _ = self._position_stats(valid)
+            backoff = Backoff(self.counts_, self.plugin_, self.vocab_.bos_id, self.bounds)
+            log_p = np.log(backoff.prob(chain, tokens, self.order))
+            results.append((float(np.exp(-log_p.mean())), list(candidate)))
+        best = min(results)
+        self.options["buckets"] = best[1]
+        self.bucket_selection_ = [{"buckets": b, "valid_perplexity": p} for p, b in results]
+
+    def _fit_counts(self, sampler: dict):
+        """Fix the bases, then sample every order's concentration in one NUTS run."""
+        import pymc as pm
+        import xarray as xr
+
+        from bayeslm.core.idata import add_group
+
+        evidences = self._fit_bases()
+        modes = self._plugin_matrix()
+        for (k, b), ev in evidences.items():
+            ev.tabulate(modes[k - 1, b])  # NUTS stays near the mode: a checked table there
+        model = self.build_model(evidences)
+        kwargs = {k: v for k, v in sampler.items() if k not in ("random_seed", "nuts_sampler", "progressbar", "cores")}
+        # PyMC assumes half the CPUs are hyper-threads; one chain per available core instead
+        cores = sampler.get("cores") or min(int(sampler.get("chains", 2)), _available_cores())
+        with model:
+            idata = pm.sample(
+                **kwargs,
+                random_seed=sampler.get("random_seed"),
+                nuts_sampler=sampler.get("nuts_sampler", "pymc"),
+                progressbar=bool(sampler.get("progressbar", True)),
+                cores=cores,
+                initvals=self._initvals(evidences),
+                compute_convergence_checks=False,
+            )
+        order_dims = ("order", "bucket") if self.n_buckets > 1 else ("order",)
+        coords = {"order": np.arange(1, self.order + 1)}
+        if self.n_buckets > 1:
+            coords["bucket"] = self.bucket_labels()
+        bucket_contexts = np.zeros((self.order, self.n_buckets), dtype=np.int64)
+        singletons = np.zeros(self.order, dtype=np.int64)
+        for (k, b), ev in evidences.items():
+            bucket_contexts[k - 1, b] = int(ev.total_mult.sum())
+            singletons[k - 1] += ev.n_single
+        constant = xr.Dataset(
+            {
+                "base_concentration": (order_dims, self.plugin_),
+                "contexts": ("order", [oc.n_contexts for oc in self.counts_.orders]),
+                "ngrams": ("order", [oc.n_ngrams for oc in self.counts_.orders]),
+                "singletons": ("order", singletons),
+                **({"bucket_contexts": (order_dims, bucket_contexts)} if self.n_buckets > 1 else {}),
+            },
+            coords=coords,
+        )
+        add_group(idata, "constant_data", constant)
+        if self.bucket_selection_ is not None:
+            import json
+
+            idata["posterior"].attrs["bucket_selection"] = json.dumps(self.bucket_selection_)
+        self._draws_cache = None
+        self._mixture_cache = None
+        return idata
+
+    def update(self, corpus: Corpus, **sampler_kwargs):
+        """Add text to the counts and refit the concentrations; returns the new InferenceData.
+
+        The vocabulary stays fixed (new words count as ``<unk>``), so the result equals a
+        fit on the concatenated corpus with this vocabulary.
+        """
+        import time
+
+        self._check_fitted("update")
+        start = time.perf_counter()
+        new = self.encode(corpus)
+        attrs = dict(self.idata["posterior"].attrs)
+        self.counts_ = self.counts_.merge(count(new, self.order))
+        self.idata = self._fit_counts({**self.sampler_config, **sampler_kwargs})
+        self.fit_seconds_ = time.perf_counter() - start
+        self._set_attrs(
+            training_tokens=int(attrs.get("training_tokens", 0)) + new.n_tokens,
+            training_sentences=int(attrs.get("training_sentences", 0)) + new.n_sentences,
+        )
+        for key in ("mi_threshold_nats", "mi_threshold_source"):
+            if key in attrs:
+                self.idata["posterior"].attrs[key] = attrs[key]
+        return self.idata
+
+    # -- draws ---------------------------------------------------------------------------
+    def _top_draws(self) -> np.ndarray:
+        """Draws of the highest order's concentration(s), flattened chain-major: (samples, bucket)."""
+        if self._draws_cache is None:
+            post = self.idata["posterior"]["concentration"].sel(order=self.order)
+            dims = ("chain", "draw", "bucket") if "bucket" in post.dims else ("chain", "draw")
+            values = post.transpose(*dims).values.astype(float)
+            self._draws_cache = values.reshape(-1, self.n_buckets)
+        return self._draws_cache
+
+    def _top_bucket(self, total) -> np.ndarray:
+        """Bucket of the highest order's contexts with these totals (0 also for unseen)."""
+        return np.searchsorted(self.bounds, np.asarray(total), side="right")
+
+    def _backoff(self) -> Backoff:
+        key = (id(self.counts_), self.plugin_.tobytes(), self.bounds.tobytes())
+        if getattr(self, "_backoff_key", None) != key:
+            self._backoff_obj = Backoff(self.counts_, self.plugin_, self.vocab_.bos_id, self.bounds)
+            self._backoff_key = key
+        return self._backoff_obj
+
+    # -- per-position statistics ---------------------------------------------------------
+    def _position_stats(self, corpus: Corpus):
+        """For every scored position: top-order counts c, context totals C and base m."""
+        stream, targets = corpus.padded(self.order)
+        n = self.order
+        if n > 1:
+            ctx_tokens = np.stack([stream[targets - (n - 1) + j] for j in range(n - 1)], axis=1)
+        else:  # a unigram model has no context (np.stack of nothing fails)
+            ctx_tokens = np.zeros((targets.size, 0), dtype=np.int64)
+        chain = self.counts_.context_ids(ctx_tokens)
+        tokens = stream[targets]
+        backoff = self._backoff()
+        c, total = backoff.level_stats(n, chain[n - 1], tokens)
+        if n == 1:
+            m = np.full(tokens.size, 1.0 / (self.counts_.vocab_size - 1))
+        else:
+            m = backoff.prob(chain, tokens, n - 1)
+        return chain, tokens, c, total, m
+
+    def _log_prob_draws(self, corpus: Corpus, chunk: int = 2048) -> Iterator[tuple[slice, np.ndarray]]:
+        _, _, c, total, m = self._position_stats(corpus)
+        draws, bucket = self._top_draws(), self._top_bucket(total)
+        for start in range(0, c.size, chunk):
+            sl = slice(start, min(start + chunk, c.size))
+            a = draws[:, bucket[sl]]  # (samples, chunk)
+            yield sl, np.log(c[sl] + a * m[sl]) - np.log(total[sl] + a)
+
+    def _mixture_weights(self, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """E_a[1 / (C + a)] and E_a[a / (C + a)] per position, over all draws.
+
+        Tabulated once over the distinct context totals of the highest order (and 0 for
+        unseen contexts); other totals (e.g. from dense callers) are computed directly.
+        """
+        total = np.asarray(total, dtype=float)
+        draws = self._top_draws()
+        if self._mixture_cache is None or self._mixture_cache[0] is not draws:  # tied to these draws
+            values = np.unique(np.append(self.counts_[self.order].context_total, 0)).astype(float)
+            self._mixture_cache = (draws, values, *self._mixture_of(values))
+        _, values, alpha, beta = self._mixture_cache
+        idx = np.minimum(np.searchsorted(values, total), values.size - 1)
+        if np.array_equal(values[idx], total):
+            return alpha[idx], beta[idx]
+        distinct, inverse = np.unique(total, return_inverse=True)
+        alpha, beta = self._mixture_of(distinct)
+        return alpha[inverse], beta[inverse]
+
+    def _mixture_of(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a = self._top_draws()[:, self._top_bucket(values)].T  # (distinct totals, samples)
+        inv = 1.0 / (values[:, None] + a)
+        return inv.mean(axis=1), (a * inv).mean(axis=1)
+
+    def predictive_log_prob(self, data) -> np.ndarray:
+        """log p(token | context), posterior predictive over the concentration draws, (position,)."""
+        corpus = self.encode(data)
+        _, _, c, total, m = self._position_stats(corpus)
+        alpha, beta = self._mixture_weights(total)
+        return np.log(c * alpha + m * beta)
+
+    # -- uncertainty of p(. | u) -----------------------------------------------------------
+    def _entropy_draws(self) -> np.ndarray:
+        """``entropy_draws`` evenly spaced samples of the top concentration(s): (k, bucket)."""
+        return self._select_draws(int(self.options["entropy_draws"]))
+
+    def entropy_split(self, data) -> pd.DataFrame:
+        """Predictive entropy per scored position and its split, in nats, in closed form.
+
+        ``total`` is the entropy of the posterior-predictive next-token distribution;
+        ``aleatoric`` is the expected entropy of p(. | u) under its posterior,
+        psi(A + 1) - sum_w (A_w / A) psi(A_w + 1) with A_w = c_uw + a m_uw, averaged over
+        ``entropy_draws`` evenly spaced draws of a; ``epistemic`` = total - aleatoric is the
+        mutual information between the next token and p(. | u). Sums over the vocabulary use
+        the sparse counts only (see :mod:`bayeslm.backoff`).
+        """
+        corpus = self.encode(data)
+        chain, _, _, _, _ = self._position_stats(corpus)
+        return self._split_of_chain(chain)
+
+    def context_entropy_split(self, contexts) -> pd.DataFrame:
+        """:meth:`entropy_split` for contexts given as token ids, shape (m, order - 1), nats."""
+        self._check_fitted("context_entropy_split")
+        return self._split_of_chain(self._context_chain(contexts))
+
+    def _split_of_chain(self, chain: list[np.ndarray]) -> pd.DataFrame:
+        depth = sum((ids >= 0).astype(int) for ids in chain)  # deepest seen order per row
+        ctx = np.choose(depth - 1, chain) if self.order > 1 else chain[0]
+        key = depth.astype(np.int64) * (1 << 40) + ctx
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        total, aleatoric = self._context_entropies(depth[first], ctx[first])
+        return pd.DataFrame({
+            "total": total[inverse],
+            "aleatoric": aleatoric[inverse],
+            "epistemic": np.maximum(total - aleatoric, 0.0)[inverse],
+        })
+
+    def _context_entropies(self, depth: np.ndarray, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(H[predictive], E[H(p)]) per context, given its deepest seen order and id there."""
+        n = self.order
+        backoff = self._backoff()
+        draws_s = self._entropy_draws()
+        S, m = draws_s.shape[0], ctx.size
+        V1 = self.counts_.vocab_size - 1
+        if n == 1:  # one context: A_w = c_w + a / V'
+            c = backoff.unigram_counts[np.arange(self.counts_.vocab_size) != self.vocab_.bos_id].astype(float)
+            N = c.sum()
+            b = int(self._top_bucket(N))
+            a_all, a_s = self._top_draws()[:, b], draws_s[:, b]
+            p_bar = c * np.mean(1 / (N + a_all)) + np.mean(a_all / (N + a_all)) / V1
+            A = c[None, :] + a_s[:, None] / V1
+            expected = digamma(N + a_s + 1) - (_g(A)).sum(axis=1) / (N + a_s)
+            return np.full(m, _h(p_bar).sum()), np.full(m, expected.mean())
+        H1 = float((_h(backoff._unigram_of_count(backoff.group_count)) * backoff.group_size).sum())
+        level_one_h = lambda x: x * H1 - xlogy(x, x)  # sum_w h(x P_1(w)), exact since sum P_1 = 1
+        level_one_g = lambda x: backoff.unigram_sum_spline(_g, x)
+
+        top = depth == n
+        C = np.zeros(m)
+        C[top] = self.counts_[n].context_total[ctx[top]]
+        alpha, beta = self._mixture_weights(C)  # over all draws, grouped by distinct totals
+        a_s = draws_s[:, self._top_bucket(C)].T  # (context, entropy draws)
+
+        # the base's context: parent of a seen top context, else the deepest seen one
+        base_level = np.where(top, n - 1, depth)
+        base_ctx = ctx.copy()
+        base_ctx[top] = self.counts_[n].context_parent[ctx[top]]
+
+        sum_h = np.zeros(m)
+        sum_g = np.zeros((m, S))
+        for level in np.unique(base_level):
+            sel = np.flatnonzero(base_level == level)
+            sum_h[sel] = backoff.vocab_sum(_h, level_one_h, int(level), base_ctx[sel], beta[sel])
+            x = a_s[sel].ravel()
+            sum_g[sel] = backoff.vocab_sum(_g, level_one_g, int(level), np.repeat(base_ctx[sel], S), x).reshape(sel.size, S)
+
+        # tokens seen after a seen top context: replace their base-only terms
+        rows_top = np.flatnonzero(top)
+        if rows_top.size:
+            rows, tokens, c = backoff.seen(n, ctx[rows_top])
+            parent_chain = backoff.ancestors(n - 1, base_ctx[rows_top][rows])
+            mw = backoff.prob(parent_chain, tokens, n - 1)
+            r = rows_top[rows]
+            sum_h += np.bincount(r, weights=_h(c * alpha[r] + mw * beta[r]) - _h(mw * beta[r]), minlength=m)
+            am = a_s[r] * mw[:, None]
+            delta = _g(c[:, None] + am) - _g(am)
+            for s in range(S):
+                sum_g[:, s] += np.bincount(r, weights=delta[:, s], minlength=m)
+        A = C[:, None] + a_s
+        expected = digamma(A + 1) - sum_g / A
+        return sum_h, expected.mean(axis=1)
+
+    # -- dense next-token distributions -----------------------------------------------------
+    def _context_chain(self, contexts) -> list[np.ndarray]:
+        return self.counts_.context_ids(contexts)
+
+    def next_token_probs(self, contexts, draws=None) -> np.ndarray:
+        """p(w | u, a^s) for every token: shape (draw, context, token).
+
+        Parameters
+        ----------
+        contexts : int array, shape (m, order - 1)
+            Token ids of each context, oldest first (pad with ``<s>`` at sentence start).
+        draws : int or sequence of int, optional
+            An int is a *count*: that many evenly spaced samples (``draws=1`` is sample 0).
+            A sequence gives sample *indices* into the flattened (chain-major) samples
+            (``draws=[7]`` is sample 7). Default: all samples.
+        """
+        self._check_fitted("next_token_probs")
+        chain = self._context_chain(contexts)
+        a = self._select_draws(draws)
+        n = self.order
+        backoff = self._backoff()
+        m_ctx = chain[0].size
+        base = backoff.dense(chain, n - 1) if n > 1 else np.full((m_ctx, self.counts_.vocab_size), 1.0 / (self.counts_.vocab_size - 1))
+        if n == 1:
+            base[:, self.vocab_.bos_id] = 0.0
+        rows, tokens, c = backoff.seen(n, chain[n - 1])
+        dense_c = np.zeros_like(base)
+        dense_c[rows, tokens] = c
+        total = dense_c.sum(axis=1)
+        a = a[:, self._top_bucket(total)][:, :, None]  # (draw, context, 1)
+        return (dense_c[None] + a * base[None]) / (total[None, :, None] + a)
+
+    def predictive_probs(self, contexts) -> np.ndarray:
+        """Posterior-predictive p(w | u) over all draws, shape (context, token); rows sum to 1."""
+        self._check_fitted("predictive_probs")
+        chain = self._context_chain(contexts)
+        n, V = self.order, self.counts_.vocab_size
+        backoff = self._backoff()
+        if n == 1:
+            base = np.full((1, V), 1.0 / (V - 1))
+            base[:, self.vocab_.bos_id] = 0.0
+            base = np.repeat(base, chain[0].size, axis=0)
+        else:
+            base = backoff.dense(chain, n - 1)
+        rows, tokens, c = backoff.seen(n, chain[n - 1])
+        dense_c = np.zeros_like(base)
+        dense_c[rows, tokens] = c
+        alpha, beta = self._mixture_weights(dense_c.sum(axis=1))
+        return dense_c * alpha[:, None] + base * beta[:, None]
+
+    def sample_distribution(self, contexts, draw: int, rng: np.random.Generator) -> np.ndarray:
+        """One posterior draw of p(. | u) per context: Dirichlet(c_u + a m_u), a = sample ``draw``.
+
+        Shape (context, token); see :func:`bayeslm.base.sample_dirichlet_rows`.
+        """
+        self._check_fitted("sample_distribution")
+        return sample_dirichlet_rows(self.dirichlet_parameters(contexts, draws=[int(draw)])[0], rng)
+
+    def sample_sentences(self, n_sentences: int, *, random_seed=None, draw: int | None = None,
+                         max_tokens: int = 200) -> Corpus:
+        """Sentences drawn from the model (for posterior predictive checks).
+
+        Every token is drawn from p(. | u, a) with p(. | u) integrated out, a being one
+        posterior draw (index ``draw`` into the flattened samples; random if None), so each
+        call is one replicate from the posterior predictive. Sentences end at ``</s>`` or
+        after ``max_tokens`` tokens.
+        """
+        self._check_fitted("sample_sentences")
+        rng = np.random.default_rng(random_seed)
+        draws = self._top_draws()
+        a = draws[rng.integers(draws.shape[0]) if draw is None else int(draw)]  # (bucket,)
+        n, bos, eos = self.order, self.vocab_.bos_id, self.vocab_.eos_id
+        history = np.full((n_sentences, max(n - 1, 0)), bos, dtype=np.int64)
+        backoff = self._backoff()
+        tokens = np.full((n_sentences, max_tokens), -1, dtype=np.int64)
+        active = np.arange(n_sentences)
+        for t in range(max_tokens):
+            if active.size == 0:
+                break
+            chain = self.counts_.context_ids(history[active]) if n > 1 else [np.zeros(active.size, np.int64)]
+            top_total = np.where(chain[n - 1] >= 0, self.counts_[n].context_total[np.maximum(chain[n - 1], 0)], 0)
+            nxt = backoff.sample(chain, n, rng, top=a[self._top_bucket(top_total)])
+            tokens[active, t] = nxt
+            if n > 1:
+                history[active] = np.concatenate([history[active, 1:], nxt[:, None]], axis=1)
+            active = active[nxt != eos]
+        lengths = np.where((tokens == eos).any(axis=1), (tokens == eos).argmax(axis=1), (tokens >= 0).sum(axis=1))
+        keep = np.arange(max_tokens)[None, :] < lengths[:, None]
+        return Corpus(tokens[keep].astype(np.int32), np.concatenate([[0], np.cumsum(lengths)]), self.vocab_, self.tokenizer)
+
+    def _select_draws(self, draws) -> np.ndarray:
+        """Top-order concentration samples (rows) per bucket (columns)."""
+        a = self._top_draws()
+        return a if draws is None else a[draw_indices(a.shape[0], draws)]
+
+    def dirichlet_parameters(self, contexts, draws=None) -> np.ndarray:
+        """A_w = c_uw + a m_uw of the posterior Dirichlet of p(. | u): (draw, context, token).
+
+        The predictive given a is A_w / A with A = c_u + a, so A_w = p(w | u, a) (c_u + a).
+        """
+        self._check_fitted("dirichlet_parameters")
+        chain = self._context_chain(contexts)
+        a = self._select_draws(draws)
+        _, total = self._backoff().level_stats(self.order, chain[self.order - 1], np.zeros(chain[0].size, np.int64))
+        a = a[:, self._top_bucket(total)]  # (draw, context)
+        return self.next_token_probs(contexts, draws) * (total[None, :] + a)[:, :, None]
+
+    # -- estimates of one probability --------------------------------------------------------
+    def _context_ids(self, context) -> np.ndarray:
+        """Token ids of a context (text or tokens) as shape (1, order - 1), left-padded with <s>."""
+        if isinstance(context, str):  # a literal <s> marks the sentence start; the rest is text
+            parts = context.split("<s>")
+            tokens = self.tokenizer.tokenize(parts[0])
+            for part in parts[1:]:
+                tokens += ["<s>", *self.tokenizer.tokenize(part)]
+        else:
+            tokens = list(context)
+        ids = [self.vocab_.bos_id if t == "<s>" else self.vocab_.id(t) for t in tokens]
+        need = self.order - 1
+        padded = [self.vocab_.bos_id] * need + ids
+        return np.asarray(padded[len(padded) - need :], dtype=np.int64).reshape(1, need)
+
+    def prob(self, token: str, context=(), hdi_prob: float = 0.94) -> dict:
+        """Posterior of p(token | context): mean and equal-tailed interval of its Beta marginal.
+
+        The marginal of one coordinate of Dirichlet(A) is Beta(A_w, A - A_w); over the
+        concentration's draws it is a mixture of Betas, whose quantiles are found exactly
+        (root-finding on the mixture CDF, over ``entropy_draws`` evenly spaced draws).
+        """
+        from scipy.optimize import brentq
+        from scipy.special import betainc
+
+        self._check_fitted("prob")
+        ctx = self._context_ids(context)
+        w = self.vocab_.id(token)
+        A = self.dirichlet_parameters(ctx, draws=int(self.options["entropy_draws"]))[:, 0, :]
+        a_w, a_tot = A[:, w], A.sum(axis=1)
+        mean = float(self.next_token_probs(ctx)[:, 0, w].mean())
+        cdf = lambda x: betainc(a_w, a_tot - a_w, x).mean()
+        tail = (1 - hdi_prob) / 2
+        lo = brentq(lambda x: cdf(x) - tail, 0.0, 1.0, xtol=1e-300, rtol=1e-10)
+        hi = brentq(lambda x: cdf(x) - (1 - tail), 0.0, 1.0, xtol=1e-300, rtol=1e-10)
+        return {"token": self.vocab_.tokens[w], "mean": mean, "low": lo, "high": hi, "interval_prob": hdi_prob}
+
+    def estimate(self, token: str, context=(), kind: str = "mean", add_k: float | None = None) -> float:
+        """A point estimate of p(token | context): the textbook's MLE, MAP or posterior mean.
+
+        Parameters
+        ----------
+        kind : {"mle", "map", "mean"}
+            ``mle``: relative frequency c_uw / c_u (0 for unseen tokens; undefined for an
+            unseen context). ``mean``: posterior predictive mean. ``map``: with ``add_k`` >= 1,
+            the mode under a symmetric Dirichlet(add_k) prior, (c_uw + add_k - 1) / (c_u +
+            V'(add_k - 1)) (add-(k-1) smoothing); without ``add_k``, the mode of the fitted
+            posterior Dirichlet(A), which exists only if every A_w > 1.
+        """
+        self._check_fitted("estimate")
+        ctx = self._context_ids(context)
+        w = self.vocab_.id(token)
+        chain = self._context_chain(ctx)
+        c, total = self._backoff().level_stats(self.order, chain[self.order - 1], np.array([w]))
+        c, total = float(c[0]), float(total[0])
+        V1 = self.counts_.vocab_size - 1
+        if kind == "mle":
+            if total == 0:
+                raise BayesLMError("the MLE is undefined: the context was never seen (0 / 0)")
+            return c / total
+        if kind == "mean":
+            return float(self.next_token_probs(ctx)[:, 0, w].mean())
+        if kind != "map":
+            raise ConfigError(f"kind must be 'mle', 'map' or 'mean', got {kind!r}")
+        if add_k is not None:
+            if add_k < 1:
+                raise BayesLMError(f"a symmetric Dirichlet({add_k}) prior has no interior mode: add_k must be >= 1")
+            return (c + add_k - 1) / (total + V1 * (add_k - 1))
+        # A at the draw whose concentration is closest to its posterior mean
+        a = self._top_draws()[:, self._top_bucket(total)]
+        draw = int(np.argmin(np.abs(a - a.mean())))
+        A_full = self.dirichlet_parameters(ctx, draws=[draw])[0, 0]
+        A = np.delete(A_full, self.vocab_.bos_id)
+        below = int((A <= 1).sum())
+        if below:
+            raise BayesLMError(
+                f"the posterior Dirichlet has no interior mode: {below} of {A.size} parameters are <= 1 "
+                "(the density grows toward the simplex edges); use kind='mean'"
+            )
+        return (float(A_full[w]) - 1) / (A.sum() - A.size)
+
+    # -- files -----------------------------------------------------------------------------
+    def _family_arrays(self) -> dict[str, np.ndarray]:
+        return {**self.counts_.to_arrays(), "base_concentration": self.plugin_}
+
+    def _restore_family(self, arrays: dict) -> None:
+        if "base_concentration" not in arrays:
+            from bayeslm.exceptions import ModelFileError
+
+            raise ModelFileError("the model directory has no n-gram counts (arrays.npz missing or foreign)")
+        self.counts_ = NgramCounts.from_arrays(arrays)
+        self.plugin_ = np.asarray(arrays["base_concentration"], dtype=float)
+        if self.counts_.order != self.order or self.counts_.vocab_size != len(self.vocab_):
+            from bayeslm.exceptions import ModelFileError
+
+            raise ModelFileError("the counts do not match the model's order or vocabulary")

@@ -1,0 +1,998 @@
+"""``PitmanYorLM``: the hierarchical Pitman-Yor language model (Teh, 2006) as a PyMC model.
+
+For a context u of k - 1 tokens,
+
+    G_u ~ PY(d_k, theta_k, G_u'),   u' = u without its oldest token,
+    G_()  ~ PY(d_1, theta_1, uniform over the vocabulary without <s>),
+
+and the tokens following u are drawn from G_u. The G's are integrated out by the Chinese
+restaurant representation: restaurant u seats its customers at tables, each table serves
+one token ("dish"), and each table of u is one customer of u'. Only the highest order
+receives observations; the customers of (u', w) below are the tables serving w in the
+restaurants v u'. Given the seating, the predictive is
+
+    P_k(w | u) = (c_uw - d t_uw) / (theta + c_u.) + (theta + d t_u.) / (theta + c_u.) P_{k-1}(w | u')
+
+(a context never seen passes the order below through), which with one table per type and
+theta = 0 is interpolated Kneser-Ney.
+
+Inference (``inference="gibbs"``, the default). The seating is kept in full, as the
+sizes of every table (a histogram per (context, token)): then the likelihood of the
+hyperparameters given the seating is
+
+    sum_u [ sum_{i<t_u.} log(theta + d i) - sum_{i<c_u.} log(theta + i) ] + sum_tables sum_{j<n} log(j - d),
+
+a handful of vectorised sums over count-of-counts statistics, differentiable in d, so
+NUTS needs no generalised Stirling numbers (which the table-count-only representation
+would need, and whose recursion would have to be redone for every value of d). ``pm.sample``
+runs a compound step: :class:`bayeslm.ngram.pitman_yor.step.SeatingStep` (one Gibbs sweep
+over all customers, numba-compiled, see :mod:`bayeslm.ngram.pitman_yor.seating`) and NUTS on
+``discount`` (Beta prior, dim ``order``) and ``strength_plus_discount`` (Gamma prior on
+theta + d > 0). A thinned set of table counts is kept in the ``table_counts`` group, one
+int array per order aligned with the n-gram arrays of :class:`bayeslm.NgramCounts`.
+
+``inference="ikn"``: one table per observed type (customers below the top order are the
+continuation counts), NUTS on the hyperparameters only; for large corpora.
+
+A posterior sample for scoring is a retained (seating, hyperparameters) pair; the
+predictive averages over them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+from scipy.special import digamma, xlogy
+
+from bayeslm.core.base import BayesianLM, draw_indices, sample_dirichlet_rows
+from bayeslm.text.corpus import Corpus
+from bayeslm.counting.counts import NgramCounts
+from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError, ModelFileError
+
+__all__ = ["PitmanYorLM", "pitman_yor_predictive"]
+
+
+def _available_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def pitman_yor_predictive(c_w, t_w, c_total, t_total, d, theta, parent):
+    """The Pitman-Yor predictive rule of one restaurant: reference formula.
+
+    ``(c_w - d t_w + (theta + d t_total) parent) / (theta + c_total)``; with no customers
+    (``c_total == 0``) the parent's probability.
+    """
+    c_w, t_w, parent = (np.asarray(x, dtype=float) for x in (c_w, t_w, parent))
+    if c_total == 0:
+        return parent
+    return (c_w - d * t_w + (theta + d * t_total) * parent) / (theta + c_total)
+
+
+def _per_order(value, n: int, name: str):
+    """None, or a float array of length n from a number or a list."""
+    if value is None:
+        return None
+    arr = np.atleast_1d(np.asarray(value, dtype=float))
+    if arr.size == 1:
+        arr = np.full(n, float(arr[0]))
+    if arr.size != n:
+        raise ConfigError(f"{name} needs one value or one per order ({n}), got {arr.size}")
+    return arr
+
+
+# ----------------------------------------------------------------------------------------
+class _Hierarchy:
+    """The restaurants and dishes of every order, as flat arrays over all orders.
+
+    Pair ("dish in a restaurant") i of order k has global index ``po[k-1] + local`` where
+    ``local`` indexes ``counts[k]``'s n-gram arrays; contexts likewise with ``co``.
+    """
+
+    def __init__(self, counts: NgramCounts):
+        n = counts.order
+        self.counts, self.n, self.V = counts, n, counts.vocab_size
+        self.po = np.concatenate([[0], np.cumsum([counts[k].n_ngrams for k in range(1, n + 1)])]).astype(np.int64)
+        self.co = np.concatenate([[0], np.cumsum([counts[k].n_contexts for k in range(1, n + 1)])]).astype(np.int64)
+        P = int(self.po[-1])
+        self.pair_ctx = np.empty(P, np.int64)
+        self.pair_parent = np.full(P, -1, np.int64)
+        self.pair_level = np.empty(P, np.int64)
+        self.raw = np.empty(P, np.int64)
+        for k in range(1, n + 1):
+            oc, sl = counts[k], slice(self.po[k - 1], self.po[k])
+            self.pair_ctx[sl] = oc.ngram_context + self.co[k - 1]
+            self.pair_level[sl] = k - 1
+            self.raw[sl] = oc.ngram_count
+            if k > 1:
+                idx = counts[k - 1].lookup(oc.context_parent[oc.ngram_context], oc.ngram_token)
+                if np.any(idx < 0):
+                    raise CorpusError("inconsistent n-gram counts (a parent n-gram is missing)")
+                self.pair_parent[sl] = idx + self.po[k - 2]
+
+    @property
+    def n_pairs(self) -> int:
+        return int(self.po[-1])
+
+    @property
+    def n_contexts(self) -> int:
+        return int(self.co[-1])
+
+    def level(self, k: int) -> slice:
+        return slice(int(self.po[k - 1]), int(self.po[k]))
+
+    def customers(self, tables: np.ndarray) -> np.ndarray:
+        """Customers of every pair: the top order's counts, below the tables of the children."""
+        cust = np.empty(self.n_pairs, dtype=np.int64)
+        top = self.level(self.n)
+        cust[top] = self.raw[top]
+        for k in range(self.n - 1, 0, -1):
+            child = self.level(k + 1)
+            lo = self.level(k)
+            cust[lo] = np.bincount(self.pair_parent[child] - self.po[k - 1], weights=tables[child],
+                                   minlength=lo.stop - lo.start).astype(np.int64)
+        return cust
+
+    def totals(self, cust: np.ndarray, tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Customers and tables of every restaurant."""
+        C = np.bincount(self.pair_ctx, weights=cust, minlength=self.n_contexts).astype(np.int64)
+        T = np.bincount(self.pair_ctx, weights=tables, minlength=self.n_contexts).astype(np.int64)
+        return C, T
+
+    def one_table(self) -> np.ndarray:
+        return np.ones(self.n_pairs, dtype=np.int64)
+
+
+class _SeatingState:
+    """The seating of every restaurant (numba arrays) and the hyperparameters' likelihood.
+
+    Shared by the seating step and the log-density Op (see ``_pitman_yor_pymc``).
+    """
+
+    REFRESH_CELLS = 5_000_000  # (c + 1)(t + 1) above which a pair's sizes are not redrawn (40 MB)
+
+    STIRLING_MAX = 2000  # the table-count step leaves pairs with more raw counts (or such a parent) to the sweep
+
+    def __init__(self, hier: _Hierarchy, base: float, gibbs: bool, refresh_min: int = 0, table_step: bool = False):
+        from bayeslm.ngram.pitman_yor import seating as S
+        self.hier, self.base, self.gibbs = hier, float(base), bool(gibbs)
+        self.table_step = bool(table_step)
+        self._stirling_cache: dict = {}
+        refresh_min = int(refresh_min)
+        self.refresh_pairs = (np.flatnonzero(hier.raw >= max(refresh_min, 3)).astype(np.int64) if refresh_min > 0
+                              else np.zeros(0, np.int64))
+        P, nctx = hier.n_pairs, hier.n_contexts
+        self.cust = np.zeros(P, np.int64)
+        self.tabs = np.zeros(P, np.int64)
+        self.nent = np.zeros(P, np.int64)
+        cap = S.slots_for(hier.raw) if gibbs else np.ones(P, np.int64)
+        self.slot = np.concatenate([[0], np.cumsum(cap)[:-1]]).astype(np.int64)
+        self.hsize = np.zeros(int(cap.sum()), np.int64)
+        self.hcount = np.zeros(int(cap.sum()), np.int64)
+        self.ctx_cust = np.zeros(nctx, np.int64)
+        self.ctx_tabs = np.zeros(nctx, np.int64)
+        self.sweep_order = np.arange(P, dtype=np.int64)[::-1].copy()
+        # the table-count step updates the pairs its Stirling tables cover (fixed by the raw
+        # counts, which bound the customers); with it the customer sweep keeps the others, and
+        # every pair's sizes are refreshed
+        parent_raw = np.where(hier.pair_parent >= 0, hier.raw[np.maximum(hier.pair_parent, 0)], 0)
+        self.table_pairs = (hier.raw <= self.STIRLING_MAX) & (parent_raw <= self.STIRLING_MAX)
+        # per order: the flagged pairs, and how far its Stirling table must reach (its own
+        # pairs' and the parents the order above reads; raw counts bound customers)
+        self._table_flags = [self.table_pairs[hier.level(L + 1)] for L in range(hier.n)]
+        self._stirling_need = [int(hier.raw[hier.level(L + 1)][flags].max(initial=2))
+                               for L, flags in enumerate(self._table_flags)]
+        for L in range(1, hier.n):
+            parents = hier.pair_parent[hier.level(L + 1)][self._table_flags[L]]
+            self._stirling_need[L - 1] = max(self._stirling_need[L - 1], int(hier.raw[parents].max(initial=2)))
+        if self.table_step:
+            self.sweep_order = self.sweep_order[~self.table_pairs[self.sweep_order]]
+            self.refresh_pairs = np.flatnonzero(hier.raw >= 3).astype(np.int64)
+        self.one_table()
+
+    # -- seating -------------------------------------------------------------------------
+    def one_table(self) -> None:
+        from bayeslm.ngram.pitman_yor import seating as S
+        self.cust[:] = self.hier.customers(self.hier.one_table())
+        S.init_one_table(self.cust, self.tabs, self.nent, self.hsize, self.hcount, self.slot,
+                         self.ctx_cust, self.ctx_tabs, self.hier.pair_ctx)
+        self._update_stats()
+
+    def _args(self):
+        h = self.hier
+        return (self.cust, self.tabs, self.nent, self.hsize, self.hcount, self.slot, self.ctx_cust, self.ctx_tabs,
+                h.pair_ctx, h.pair_parent, h.pair_level)
+
+    def initialise(self, d, theta, seed: int) -> None:
+        """Seat the observed customers one at a time, in random order, by the CRP rule."""
+        from bayeslm.ngram.pitman_yor import seating as S
+        if not self.gibbs:
+            return
+        h = self.hier
+        for arr in (self.cust, self.tabs, self.nent, self.ctx_cust, self.ctx_tabs):
+            arr[:] = 0
+        top = np.arange(h.po[h.n - 1], h.po[h.n], dtype=np.int64)
+        events = np.repeat(top, h.raw[top])
+        np.random.default_rng(seed).shuffle(events)
+        S.seed(int(seed))
+        S.add_sequence(events, *self._args(), np.asarray(d, float), np.asarray(theta, float), self.base)
+        self._update_stats()
+
+    def sweep(self, d, theta, seed: int) -> int:
+        from bayeslm.ngram.pitman_yor import seating as S
+        if not self.gibbs:
+            return 0
+        S.seed(int(seed))
+        d = np.asarray(d, float)
+        moves = S.sweep(self.sweep_order, *self._args(), d, np.asarray(theta, float), self.base)
+        if self.refresh_pairs.size:
+            S.refresh_partitions(self.refresh_pairs, self.cust, self.tabs, self.nent, self.hsize, self.hcount,
+                                 self.slot, self.hier.pair_level, d, self.REFRESH_CELLS)
+        if self.table_step:
+            self.update_table_counts(d, np.asarray(theta, float))
+        self._update_stats()
+        return int(moves)
+
+    def _stirling_tables(self, need: list[int], d: np.ndarray) -> list[np.ndarray]:
+        """Per order, log S_{d_k}(c, t) for c <= need[k] (:func:`bayeslm.ngram.pitman_yor.table_counts.stirling_table`);
+        only the last call's tables are kept (up to 16 MB each), reused while d_k stays."""
+        from bayeslm.ngram.pitman_yor import table_counts as TC
+        kept = {}
+        for L, n_max in enumerate(need):
+            key = (L, int(n_max), float(d[L]))
+            kept[key] = self._stirling_cache.get(key)
+            if kept[key] is None:
+                kept[key] = TC.stirling_table(int(n_max), float(d[L]))
+        self._stirling_cache = kept
+        return list(kept.values())
+
+    def update_table_counts(self, d: np.ndarray, theta: np.ndarray) -> int:
+        """Draw every pair's table count from its full conditional, highest order first
+        (:mod:`bayeslm.ngram.pitman_yor.table_counts`). Returns how many changed."""
+        from bayeslm.ngram.pitman_yor import table_counts as TC
+        h = self.hier
+        which = self._table_flags
+        tables = self._stirling_tables(self._stirling_need, d)
+        changed = 0
+        for L in range(h.n - 1, -1, -1):
+            if not which[L].any():
+                continue
+            ls = tables[L]
+            ls_par = tables[L - 1] if L > 0 else ls
+            d_par, th_par = (float(d[L - 1]), float(theta[L - 1])) if L > 0 else (0.5, 1.0)
+            changed += TC.sweep_level(L, h.po, h.co, which[L], self.cust, self.tabs, self.nent, self.hsize, self.hcount,
+                                      self.slot, self.ctx_cust, self.ctx_tabs, h.pair_ctx, h.pair_parent,
+                                      float(d[L]), float(theta[L]), d_par, th_par, self.base, ls, ls_par)
+        return changed
+
+    def table_counts(self) -> np.ndarray:
+        return self.tabs.astype(np.int32)
+
+    def total_tables(self) -> int:
+        return int(self.tabs.sum())
+
+    # -- sufficient statistics and the likelihood of (d, theta) ----------------------------
+    def _update_stats(self) -> None:
+        from bayeslm.ngram.pitman_yor import seating as S
+        h = self.hier
+        stats = []
+        for k in range(1, h.n + 1):
+            lo, hi = int(h.po[k - 1]), int(h.po[k])
+            if self.gibbs:
+                size_counts = S.table_size_counts(lo, hi, self.nent, self.hsize, self.hcount, self.slot,
+                                                  int(self.cust[lo:hi].max()))
+            else:
+                size_counts = np.bincount(self.cust[lo:hi])
+            # H[j-1] = tables with more than j customers, j = 1..max-1
+            above = np.cumsum(size_counts[::-1])[::-1]
+            H = above[2:].astype(float)
+            T = self.ctx_tabs[h.co[k - 1]:h.co[k]]
+            C = self.ctx_cust[h.co[k - 1]:h.co[k]]
+            keep = C > 0
+            t_above = np.cumsum(np.bincount(T[keep])[::-1])[::-1]
+            A = t_above[2:].astype(float)  # restaurants with more than i tables, i = 1..
+            c_values, c_mult = np.unique(C[keep], return_counts=True)
+            stats.append((H, A, c_values.astype(float), c_mult.astype(float)))
+        self.stats = stats
+        self.tables = None  # Chebyshev tables of the per-order likelihood (fixed seating only)
+        self._cache = {}
+
+    def hyper_logp(self, d, theta) -> tuple[float, np.ndarray, np.ndarray]:
+        """log p(seating | d, theta) (up to a constant) and its gradient, per-order vectors in.
+
+        Each order's term involves only (d_k, theta_k) and is cached, so a sampler that
+        moves one coordinate at a time recomputes one order.
+        """
+        d = np.atleast_1d(np.asarray(d, dtype=float))
+        theta = np.atleast_1d(np.asarray(theta, dtype=float))
+        total, gd, gt = 0.0, np.zeros(d.size), np.zeros(theta.size)
+        for k in range(len(self.stats)):
+            value, gd[k], gt[k] = self._order_logp(k, float(d[k]), float(theta[k]))
+            total += value
+        if not np.isfinite(total):
+            return -np.inf, np.zeros(d.size), np.zeros(theta.size)
+        return total, gd, gt
+
+    def _order_logp(self, k: int, dk: float, tk: float) -> tuple[float, float, float]:
+        from bayeslm.ngram.dirichlet import _lgamma_ratio
+
+        cached = self._cache.get(k)
+        if cached is not None and cached[0] == (dk, tk):
+            return cached[1]
+        table = self.tables[k] if self.tables is not None else None
+        if table is not None and 0.0 < dk < 1.0 and tk > -dk:
+            x, y = np.log(dk / (1.0 - dk)), np.log(tk + dk)
+            if table.covers(x, y):
+                value, fx, fy = table(x, y)
+                g_t = fy / (tk + dk)
+                result = (value, fx / (dk * (1.0 - dk)) + g_t, g_t)
+                self._cache[k] = ((dk, tk), result)
+                return result
+        result = self._exact_order_logp(k, dk, tk)
+        self._cache[k] = ((dk, tk), result)
+        return result
+
+    def _exact_order_logp(self, k: int, dk: float, tk: float) -> tuple[float, float, float]:
+        from bayeslm.ngram.dirichlet import _lgamma_ratio
+
+        if not (0.0 <= dk < 1.0 and tk > -dk):
+            result = (-np.inf, 0.0, 0.0)
+        else:
+            H, A, cv, cm = self.stats[k]
+            i = np.arange(1, A.size + 1, dtype=float)
+            j = np.arange(1, H.size + 1, dtype=float)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                x = tk + dk * i
+                ratio, dratio = _lgamma_ratio(tk + 1.0, cv - 1.0)
+                value = float((A * np.log(x)).sum() + (H * np.log(j - dk)).sum() - (cm * ratio).sum())
+                g_d = float((A * i / x).sum() - (H / (j - dk)).sum())
+                g_t = float((A / x).sum() - (cm * dratio).sum())
+            result = (value, g_d, g_t) if np.isfinite([value, g_d, g_t]).all() else (-np.inf, 0.0, 0.0)
+        return result
+
+    def tabulate(self, d0: np.ndarray) -> list[bool]:
+        """Tabulate each order's log likelihood around its mode (fixed seating only).
+
+        In the sampler's coordinates x = logit d, y = log(theta + d): the mode by L-BFGS
+        from (logit d0_k, log(1 + d0_k)), then a checked Chebyshev table
+        (:func:`bayeslm.core.tabulate.tabulate2d`); outside it, or where the check fails, the
+        exact sums answer. Returns, per order, whether a table is in use.
+        """
+        from scipy.optimize import minimize
+
+        from bayeslm.core.tabulate import tabulate2d
+
+        if self.gibbs:
+            raise BayesLMError("the seating moves every sweep: only a fixed seating (ikn) can be tabulated")
+        self.tables = [None] * len(self.stats)
+        self.modes = np.full((2, len(self.stats)), np.nan)  # (d, theta) per order at the likelihood's mode
+        for k in range(len(self.stats)):
+            def in_xy(x, y, k=k):
+                dk = 1.0 / (1.0 + np.exp(-x))
+                s = np.exp(y)
+                value, g_d, g_t = self._exact_order_logp(k, dk, s - dk)
+                return value, (g_d - g_t) * dk * (1.0 - dk), g_t * s
+
+            def negative(z):
+                value, fx, fy = in_xy(*z)
+                return (-value, -np.array([fx, fy])) if np.isfinite(value) else (np.inf, np.zeros(2))
+
+            d = float(np.clip(d0[k], 1e-3, 0.999))
+            found = minimize(negative, [np.log(d / (1 - d)), np.log(1.0 + d)], jac=True, method="L-BFGS-B")
+            if np.isfinite(found.fun):
+                self.tables[k] = tabulate2d(in_xy, found.x)
+                d_mode = 1.0 / (1.0 + np.exp(-found.x[0]))
+                self.modes[:, k] = d_mode, np.exp(found.x[1]) - d_mode
+        self._cache = {}
+        return [t is not None for t in self.tables]
+
+
+# ----------------------------------------------------------------------------------------
+class PitmanYorLM(BayesianLM):
+    """Hierarchical Pitman-Yor n-gram language model with a posterior over discounts and strengths.
+
+    Parameters
+    ----------
+    order : int
+        3 for a trigram model.
+    inference : {"gibbs", "ikn"}
+        ``"gibbs"``: table counts sampled (compound step: seating sweep + NUTS);
+        ``"ikn"``: one table per observed type, NUTS on the hyperparameters only.
+    discount, strength : float or list of float, optional
+        Fix d_k (in [0, 1)) or theta_k (> -d_k) instead of sampling them (one value for
+        every order, or one per order).
+    retain : int
+        Seatings kept per chain for prediction (evenly spaced after tuning).
+    refresh_min : int
+        After every Gibbs sweep, the table sizes of each (context, token) pair with at
+        least this many customers are drawn afresh from their exact conditional given its
+        number of tables (``_seating.refresh_partitions``; 0: never). The customer-level
+        sweep changes a big pair's sizes only slowly. With ``table_step`` every pair's
+        sizes are refreshed.
+    table_step : bool
+        After the sweep, draw every (context, token) pair's table count from its full
+        conditional (``_table_counts``; pairs with at most 2,000 raw counts whose parent has
+        at most 2,000: the customer sweep then visits only the others). Reaches seatings
+        one customer at a time cannot; default true.
+    entropy_draws : int
+        Retained samples used for entropies and probability intervals.
+    model_config : dict
+        ``{"discount": Prior, "strength_plus_discount": Prior}``: priors of d_k (default
+        ``Beta(1, 1)``) and of theta_k + d_k > 0 (default ``Gamma(1, 0.01)``).
+    Other parameters as :class:`bayeslm.base.BayesianLM`.
+    """
+
+    family = "pitman-yor"
+    counts_on_dask = True
+    default_model_config = {
+        "discount": {"dist": "Beta", "kwargs": {"alpha": 1.0, "beta": 1.0}},
+        "strength_plus_discount": {"dist": "Gamma", "kwargs": {"alpha": 1.0, "beta": 0.01}},
+    }
+    default_sampler_config = {**BayesianLM.default_sampler_config, "draws": 1000, "tune": 200}
+    model_options = {"inference": "gibbs", "hyper_step": None, "discount": None, "strength": None, "retain": 10,
+                     "entropy_draws": 8, "refresh_min": 10, "table_step": True}
+
+    def __init__(self, order: int = 3, **kwargs):
+        super().__init__(order, **kwargs)
+        opts = self.options
+        if opts["inference"] not in ("gibbs", "ikn"):
+            raise ConfigError(f"inference must be 'gibbs' or 'ikn', got {opts['inference']!r}")
+        if opts["hyper_step"] not in (None, "slice", "nuts"):
+            raise ConfigError(f"hyper_step must be 'slice' or 'nuts', got {opts['hyper_step']!r}")
+        if int(opts["retain"]) < 1 or int(opts["entropy_draws"]) < 1:
+            raise ConfigError("retain and entropy_draws must be at least 1")
+        if not isinstance(opts["table_step"], (bool, np.bool_)):
+            raise ConfigError(f"table_step must be true or false, got {opts['table_step']!r}")
+        if int(opts["refresh_min"]) < 0:
+            raise ConfigError(f"refresh_min must be 0 (off) or a number of customers, got {opts['refresh_min']}")
+        d = _per_order(opts["discount"], self.order, "discount")
+        th = _per_order(opts["strength"], self.order, "strength")
+        if d is not None and np.any((d < 0) | (d >= 1)):
+            raise ConfigError(f"discount must lie in [0, 1), got {d.tolist()}")
+        if th is not None:
+            bad = (th < 0) if d is None else (th <= -d)
+            if np.any(bad):
+                raise ConfigError(f"strength must be greater than -discount, got strength {th.tolist()}"
+                                  + (f" with discount {d.tolist()}" if d is not None else
+                                     " (a free discount can be near 0: give a strength > 0, or fix the discount)"))
+        self.fixed_discount_, self.fixed_strength_ = d, th
+        self.counts_: NgramCounts | None = None
+        self._hier = None
+        self._samples = None
+
+    # -- fitting ------------------------------------------------------------------------
+    def _check_corpus(self, train: Corpus) -> None:
+        types = np.unique(train.ids)
+        if types.size < 2:
+            only = self.vocab_.tokens[int(types[0])] if types.size else "nothing"
+            raise CorpusError(f"the training text has a single token type ({only!r}); a language model needs at least two")
+        longest = int(train.sentence_lengths.max())
+        if self.order > longest + 1:
+            raise ConfigError(f"order {self.order} is larger than any sentence: the longest training sentence has "
+                              f"{longest} token(s) ({longest + 1} with </s>); use order <= {longest + 1}")
+
+    def _fit(self, train: Corpus, valid: Corpus | None, sampler: dict):
+        self._check_corpus(train)
+        self.counts_ = self._count_training(train, sampler)
+        return self._fit_counts(sampler)
+
+    def _fit_counts(self, sampler: dict):
+        import xarray as xr
+
+        from bayeslm.core.idata import add_group
+
+        self._hier = _Hierarchy(self.counts_)
+        gibbs = self.options["inference"] == "gibbs"
+        state = _SeatingState(self._hier, 1.0 / (self.counts_.vocab_size - 1), gibbs,
+                              refresh_min=int(self.options["refresh_min"]),
+                              table_step=bool(self.options["table_step"]))
+        free_d, free_t = self.fixed_discount_ is None, self.fixed_strength_ is None
+        n = self.order
+        chains = int(sampler.get("chains", 2))
+        draws = int(sampler.get("draws", 1000))
+        retain = min(int(self.options["retain"]), draws)
+        seed = sampler.get("random_seed")
+        if free_d or free_t:
+            idata, kept = self._sample_pymc(state, sampler, retain)
+        else:
+            idata, kept = self._sample_fixed(state, chains, draws, int(sampler.get("tune", 0)), retain, seed)
+        coords = {"order": np.arange(1, n + 1)}
+        constant = xr.Dataset(
+            {"contexts": ("order", [oc.n_contexts for oc in self.counts_.orders]),
+             "ngrams": ("order", [oc.n_ngrams for oc in self.counts_.orders])},
+            coords=coords,
+        )
+        add_group(idata, "constant_data", constant)
+        add_group(idata, "table_counts", self._table_group(idata, kept, gibbs, retain))
+        idata["posterior"].attrs["inference"] = self.options["inference"]
+        self._samples = None
+        return idata
+
+    def _table_group(self, idata, kept: dict, gibbs: bool, retain: int):
+        import xarray as xr
+
+        post = idata["posterior"]
+        chains, draws = int(post.sizes["chain"]), int(post.sizes["draw"])
+        if gibbs:
+            order_keys = sorted(kept)
+            per_chain = {c: [k for k in order_keys if k[0] == c] for c in range(chains)}
+            per = min(len(v) for v in per_chain.values())
+            keys = [k for c in range(chains) for k in per_chain[c][:per]]
+        else:
+            per = min(retain, draws)
+            idx = np.linspace(0, draws - 1, per).round().astype(int)
+            keys = [(c, int(i)) for c in range(chains) for i in idx]
+        data = {
+            "sample_chain": ("sample", np.array([k[0] for k in keys], dtype=np.int64)),
+            "sample_draw": ("sample", np.array([k[1] for k in keys], dtype=np.int64)),
+        }
+        if gibbs:
+            stack = np.stack([kept[k] for k in keys])
+            for k in range(1, self.order + 1):
+                data[f"tables_o{k}"] = (("sample", f"ngram_o{k}"), stack[:, self._hier.level(k)].astype(np.int32))
+        ds = xr.Dataset(data, coords={"sample": np.arange(len(keys))})
+        ds.attrs["samples_per_chain"] = int(per)
+        return ds
+
+    def _sample_pymc(self, state: _SeatingState, sampler: dict, retain: int):
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        from bayeslm.ngram.pitman_yor.step import HyperLogpOp, SeatingStep
+
+        n = self.order
+        with pm.Model(coords={"order": np.arange(1, n + 1)}) as model:
+            free = []
+            if self.fixed_discount_ is None:
+                d = self.model_config["discount"].create_variable("discount", dims="order")
+                free.append(d)
+            else:
+                d = pt.constant(self.fixed_discount_)
+            if self.fixed_strength_ is None:
+                s = self.model_config["strength_plus_discount"].create_variable("strength_plus_discount", dims="order")
+                free.append(s)
+                theta = pm.Deterministic("strength", s - d, dims="order")
+            else:
+                theta = pt.constant(self.fixed_strength_)
+            pm.Potential("seating_likelihood", HyperLogpOp(state)(d, theta))
+        value_vars = [model.rvs_to_values[v] for v in free]
+        # the seating step reads (d, theta) of the current point: RVs replaced by their values
+        outs = model.replace_rvs_by_values([pt.as_tensor_variable(d), pt.as_tensor_variable(theta)])
+        hyper_fn = model.compile_fn(outs, inputs=value_vars, on_unused_input="ignore", point_fn=True)
+        draws = int(sampler.get("draws", 1000))
+        kwargs = {k: v for k, v in sampler.items()
+                  if k not in ("random_seed", "nuts_sampler", "progressbar", "cores", "target_accept")}
+        cores = sampler.get("cores") or min(int(sampler.get("chains", 2)), _available_cores())
+        d0, theta0 = self._initial_values()
+        if not state.gibbs and self.fixed_discount_ is None and self.fixed_strength_ is None:
+            state.tabulate(d0)  # a fixed target: NUTS reads checked tables near the mode, and starts there
+            found = np.isfinite(state.modes).all(axis=0)
+            d0, theta0 = np.where(found, state.modes[0], d0), np.where(found, state.modes[1], theta0)
+        init = {}
+        if self.fixed_discount_ is None:
+            init["discount"] = d0
+        if self.fixed_strength_ is None:
+            init["strength_plus_discount"] = theta0 + (d0 if self.fixed_discount_ is None else self.fixed_discount_)
+        with model:
+            if self._hyper_step() == "nuts":
+                steps = [pm.NUTS(vars=value_vars, target_accept=float(sampler.get("target_accept", 0.9)),
+                                 **self._tabulated_potential(state))]
+            else:
+                steps = [pm.Slice(vars=value_vars)]
+            if state.gibbs:
+                steps.insert(0, SeatingStep(value_vars, state, hyper_fn, thin=max(draws // retain, 1), retain=retain))
+            idata = pm.sample(
+                **kwargs,
+                step=steps,
+                random_seed=sampler.get("random_seed"),
+                progressbar=bool(sampler.get("progressbar", True)),
+                cores=cores,
+                initvals=init,
+                compute_convergence_checks=False,
+            )
+        kept = {}
+        stats = idata["sample_stats"]
+        if "table_counts" in stats:
+            values = stats["table_counts"].values
+            for c in range(values.shape[0]):
+                for i in range(values.shape[1]):
+                    v = values[c, i]
+                    if isinstance(v, np.ndarray):
+                        kept[(c, i)] = v
+            idata.sample_stats = stats.drop_vars("table_counts")
+        if state.gibbs and not kept:
+            raise BayesLMError("the sampler returned no table counts (draws too few?)")
+        return idata, kept
+
+    def _tabulated_potential(self, state: _SeatingState) -> dict:
+        """NUTS's mass matrix from the tables' Gaussians, when every order has one.
+
+        The value variables are (logit d_1..n, log(theta + d)_1..n), the tables'
+        coordinates; each order's 2 x 2 covariance at the mode starts a full-rank
+        adaptation (d and theta are strongly correlated, which a diagonal one cannot follow).
+        """
+        from pymc.step_methods.hmc.quadpotential import QuadPotentialFullAdapt
+
+        if state.tables is None or any(t is None for t in state.tables):
+            return {}
+        n = len(state.tables)
+        mean, cov = np.empty(2 * n), np.zeros((2 * n, 2 * n))
+        for k, table in enumerate(state.tables):
+            idx = [k, n + k]
+            mean[idx] = table.center
+            cov[np.ix_(idx, idx)] = table.cov
+        return {"potential": QuadPotentialFullAdapt(2 * n, mean, initial_cov=cov, initial_weight=10)}
+
+    def _initial_values(self) -> tuple[np.ndarray, np.ndarray]:
+        """Starting (d, theta): Kneser-Ney's discount estimate n1 / (n1 + 2 n2) per order
+        (raw counts at the top, continuation counts below) and theta = 1.
+
+        The chains' first seating is drawn with these, so starting near the posterior
+        shortens the relaxation of the table counts.
+        """
+        d0 = np.empty(self.order)
+        for k in range(1, self.order + 1):
+            oc = self.counts_[k]
+            c = oc.ngram_count if k == self.order else oc.continuation
+            n1, n2 = np.count_nonzero(c == 1), np.count_nonzero(c == 2)
+            d0[k - 1] = n1 / (n1 + 2 * n2) if n1 + n2 else 0.5
+        return np.clip(d0, 0.5, 0.95), np.ones(self.order)
+
+    def _hyper_step(self) -> str:
+        """Slice for the Gibbs sampler (the conditional moves with the seating every draw, and
+        NUTS's adapted mass matrix then lags behind it), NUTS for ``ikn`` (a fixed target)."""
+        if self.options["hyper_step"] is not None:
+            return self.options["hyper_step"]
+        return "slice" if self.options["inference"] == "gibbs" else "nuts"
+
+    def _sample_fixed(self, state: _SeatingState, chains: int, draws: int, tune: int, retain: int, seed):
+        """Every hyperparameter fixed: sweeps only (no PyMC variable to sample)."""
+        import arviz as az
+
+        d, th = self.fixed_discount_, self.fixed_strength_
+        rng = np.random.default_rng(seed)
+        kept = {}
+        thin = max(draws // retain, 1)
+        tables = np.zeros((chains, draws))
+        for c in range(chains):
+            state.initialise(d, th, int(rng.integers(2**31 - 1)))
+            for i in range(tune + draws):
+                state.sweep(d, th, int(rng.integers(2**31 - 1)))
+                j = i - tune
+                if j >= 0:
+                    tables[c, j] = state.total_tables()
+                    if (j + 1) % thin == 0 and len([k for k in kept if k[0] == c]) < retain and state.gibbs:
+                        kept[(c, j)] = state.table_counts()
+        post = {"discount": np.broadcast_to(d, (chains, draws, self.order)).copy(),
+                "strength": np.broadcast_to(th, (chains, draws, self.order)).copy()}
+        idata = az.from_dict(posterior=post, sample_stats={"tables": tables},
+                             coords={"order": np.arange(1, self.order + 1)},
+                             dims={"discount": ["order"], "strength": ["order"]})
+        return idata, kept
+
+    def _store_mi_threshold(self, corpus: Corpus, source: str, quantile: float = 0.9, max_sentences: int = 250) -> None:
+        # entropies are dense per distinct context (V per row): a smaller subset than the base's
+        super()._store_mi_threshold(corpus, source, quantile=quantile, max_sentences=max_sentences)
+
+    # -- posterior samples ------------------------------------------------------------------
+    def _draw_shape(self) -> tuple[int, int]:
+        tc = self.idata["table_counts"]
+        chains = int(np.unique(tc["sample_chain"].values).size)
+        return chains, int(tc.sizes["sample"]) // chains
+
+    def _sample_params(self) -> tuple[np.ndarray, np.ndarray]:
+        """(d, theta) of every retained sample: arrays (samples, order)."""
+        if self._samples is None:
+            post, tc = self.idata["posterior"], self.idata["table_counts"]
+            ch, dr = tc["sample_chain"].values, tc["sample_draw"].values
+            d = post["discount"].transpose("chain", "draw", "order").values[ch, dr]
+            th = post["strength"].transpose("chain", "draw", "order").values[ch, dr]
+            self._samples = (np.asarray(d, float), np.asarray(th, float), {})
+        return self._samples[0], self._samples[1]
+
+    def _hierarchy(self) -> _Hierarchy:
+        if self._hier is None:
+            self._hier = _Hierarchy(self.counts_)
+        return self._hier
+
+    def _seating(self, s: int):
+        """(customers, tables) per pair and (customers, tables) per restaurant of sample s."""
+        self._sample_params()
+        cache = self._samples[2]
+        key = s if self.options["inference"] == "gibbs" else 0
+        if key not in cache:
+            h = self._hierarchy()
+            if self.options["inference"] == "gibbs":
+                tc = self.idata["table_counts"]
+                tables = np.concatenate([tc[f"tables_o{k}"].values[s] for k in range(1, self.order + 1)]).astype(np.int64)
+            else:
+                tables = h.one_table()
+            cust = h.customers(tables)
+            C, T = h.totals(cust, tables)
+            if len(cache) >= 8:
+                cache.pop(next(iter(cache)))
+            cache[key] = (cust.astype(np.float64), tables.astype(np.float64), C.astype(np.float64), T.astype(np.float64))
+        return cache[key]
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.idata["table_counts"].sizes["sample"])
+
+    def _select(self, draws) -> np.ndarray:
+        return draw_indices(self.n_samples, draws)
+
+    # -- per-position probabilities -----------------------------------------------------------
+    def _position_index(self, corpus: Corpus):
+        """Global context and pair ids of every scored position at every order, and the tokens."""
+        stream, targets = corpus.padded(self.order)
+        n = self.order
+        if n > 1:
+            ctx_tokens = np.stack([stream[targets - (n - 1) + j] for j in range(n - 1)], axis=1)
+        else:
+            ctx_tokens = np.zeros((targets.size, 0), dtype=np.int64)
+        tokens = stream[targets].astype(np.int64)
+        return self._chain_index(self.counts_.context_ids(ctx_tokens), tokens), tokens
+
+    def _chain_index(self, chain, tokens):
+        h = self._hierarchy()
+        gctx, gpair = [], []
+        for k in range(1, self.order + 1):
+            ctx = chain[k - 1]
+            local = self.counts_[k].lookup(ctx, tokens)
+            gctx.append(np.where(ctx >= 0, ctx + h.co[k - 1], -1))
+            gpair.append(np.where(local >= 0, local + h.po[k - 1], -1))
+        return gctx, gpair
+
+    def _probs(self, s: int, index, tokens) -> np.ndarray:
+        gctx, gpair = index
+        d, th = self._sample_params()
+        cust, tabs, C, T = self._seating(s)
+        V1 = self.counts_.vocab_size - 1
+        p = np.where(tokens == self.vocab_.bos_id, 0.0, 1.0 / V1)
+        for k in range(1, self.order + 1):
+            ctx, pair = gctx[k - 1], gpair[k - 1]
+            has = ctx >= 0
+            ci = np.maximum(ctx, 0)
+            pi = np.maximum(pair, 0)
+            c = np.where(pair >= 0, cust[pi], 0.0)
+            t = np.where(pair >= 0, tabs[pi], 0.0)
+            Cu, Tu = C[ci], T[ci]
+            dk, tk = d[s, k - 1], th[s, k - 1]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                new = (c - dk * t + (tk + dk * Tu) * p) / (tk + Cu)
+            p = np.where(has & (Cu > 0), new, p)
+        return p
+
+    def _log_prob_draws(self, corpus: Corpus, chunk: int = 2048) -> Iterator[tuple[slice, np.ndarray]]:
+        index, tokens = self._position_index(corpus)
+        S = self.n_samples
+        out = np.empty((S, tokens.size))
+        for s in range(S):
+            out[s] = np.log(self._probs(s, index, tokens))
+        for start in range(0, tokens.size, chunk):
+            sl = slice(start, min(start + chunk, tokens.size))
+            yield sl, out[:, sl]
+
+    def predictive_log_prob(self, data) -> np.ndarray:
+        """log p(token | context) under the posterior predictive (mean over retained samples)."""
+        corpus = self.encode(data)
+        index, tokens = self._position_index(corpus)
+        total = np.zeros(tokens.size)
+        for s in range(self.n_samples):
+            total += self._probs(s, index, tokens)
+        return np.log(total / self.n_samples)
+
+    # -- dense next-token distributions --------------------------------------------------------
+    def _context_chain(self, contexts) -> list[np.ndarray]:
+        return self.counts_.context_ids(contexts)
+
+    def _dense(self, s: int, chain) -> tuple[np.ndarray, np.ndarray]:
+        """P_n(. | u) of sample s, shape (m, V), and each row's Dirichlet mass A (see docs)."""
+        h = self._hierarchy()
+        d, th = self._sample_params()
+        cust, tabs, C, T = self._seating(s)
+        m, V = chain[0].size, self.counts_.vocab_size
+        p = np.full((m, V), 1.0 / (V - 1))
+        p[:, self.vocab_.bos_id] = 0.0
+        mass = np.zeros(m)
+        for k in range(1, self.order + 1):
+            oc, ctx = self.counts_[k], chain[k - 1]
+            ok = ctx >= 0
+            ci = np.maximum(ctx, 0)
+            length = np.where(ok, oc.context_types[ci], 0)
+            start = np.where(ok, oc.context_start[ci], 0)
+            rows = np.repeat(np.arange(m), length)
+            offsets = np.concatenate([[0], np.cumsum(length)[:-1]])
+            local = np.repeat(start - offsets, length) + np.arange(int(length.sum()))
+            dense_c = np.zeros((m, V))
+            dense_t = np.zeros((m, V))
+            dense_c[rows, oc.ngram_token[local]] = cust[local + h.po[k - 1]]
+            dense_t[rows, oc.ngram_token[local]] = tabs[local + h.po[k - 1]]
+            Cu = np.where(ok, C[ci + h.co[k - 1]], 0.0)
+            Tu = np.where(ok, T[ci + h.co[k - 1]], 0.0)
+            dk, tk = d[s, k - 1], th[s, k - 1]
+            live = Cu > 0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                new = (dense_c - dk * dense_t + (tk + dk * Tu)[:, None] * p) / (tk + Cu)[:, None]
+            p = np.where(live[:, None], new, p)
+            if k == self.order:
+                mass = np.where(live, Cu + tk, (tk + dk) / (1.0 - dk))
+        return p, mass
+
+    def next_token_probs(self, contexts, draws=None) -> np.ndarray:
+        """p(w | u) per retained sample for every token: shape (sample, context, token)."""
+        self._check_fitted("next_token_probs")
+        chain = self._context_chain(contexts)
+        return np.stack([self._dense(int(s), chain)[0] for s in self._select(draws)])
+
+    def predictive_probs(self, contexts) -> np.ndarray:
+        self._check_fitted("predictive_probs")
+        chain = self._context_chain(contexts)
+        total = None
+        for s in range(self.n_samples):
+            p = self._dense(s, chain)[0]
+            total = p if total is None else total + p
+        return total / self.n_samples
+
+    def dirichlet_parameters(self, contexts, draws=None) -> np.ndarray:
+        """alpha_w = A P_s(w | u) of the Dirichlet approximation of G_u's posterior per sample.
+
+        A = c_u. + theta for a seen context (exact for d = 0); for an unseen one the mass
+        whose Dirichlet has the Pitman-Yor prior's variance, (theta + d) / (1 - d).
+        """
+        self._check_fitted("dirichlet_parameters")
+        chain = self._context_chain(contexts)
+        out = []
+        for s in self._select(draws):
+            p, mass = self._dense(int(s), chain)
+            out.append(p * mass[:, None])
+        return np.stack(out)
+
+    def sample_distribution(self, contexts, draw: int, rng: np.random.Generator) -> np.ndarray:
+        """One posterior draw of G_u per context (Dirichlet approximation, sample ``draw``)."""
+        self._check_fitted("sample_distribution")
+        return sample_dirichlet_rows(self.dirichlet_parameters(contexts, draws=[int(draw)])[0], rng)
+
+    # -- entropies -------------------------------------------------------------------------------
+    def _entropy_samples(self) -> np.ndarray:
+        return self._select(int(self.options["entropy_draws"]))
+
+    def _context_entropies(self, chain, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        m = chain[0].size
+        total, aleatoric = np.empty(m), np.empty(m)
+        samples = self._entropy_samples()
+        for a in range(0, m, chunk):
+            sub = [c[a:a + chunk] for c in chain]
+            mix, exp_h = 0.0, 0.0
+            for s in samples:
+                p, mass = self._dense(int(s), sub)
+                mix = mix + p
+                A = np.maximum(mass, 1e-300)[:, None]
+                alpha = p * A
+                exp_h = exp_h + digamma(A[:, 0] + 1.0) - (alpha * digamma(alpha + 1.0)).sum(axis=1) / A[:, 0]
+            mix = mix / samples.size
+            total[a:a + chunk] = -xlogy(mix, mix).sum(axis=1)
+            aleatoric[a:a + chunk] = exp_h / samples.size
+        return total, aleatoric
+
+    def _split_of_chain(self, chain) -> pd.DataFrame:
+        depth = sum((ids >= 0).astype(int) for ids in chain)
+        ctx = np.choose(depth - 1, chain) if self.order > 1 else chain[0]
+        key = depth.astype(np.int64) * (1 << 40) + ctx
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        total, aleatoric = self._context_entropies([c[first] for c in chain])
+        return pd.DataFrame({
+            "total": total[inverse],
+            "aleatoric": aleatoric[inverse],
+            "epistemic": np.maximum(total - aleatoric, 0.0)[inverse],
+        })
+
+    def entropy_split(self, data) -> pd.DataFrame:
+        """Predictive entropy per scored position and its aleatoric / epistemic parts (nats).
+
+        ``total``: entropy of the posterior-predictive next-token distribution (over
+        ``entropy_draws`` retained samples); ``aleatoric``: the expected entropy of G_u
+        under the Dirichlet approximation of its posterior (see :meth:`dirichlet_parameters`);
+        ``epistemic``: their difference.
+        """
+        corpus = self.encode(data)
+        stream, targets = corpus.padded(self.order)
+        n = self.order
+        if n > 1:
+            ctx_tokens = np.stack([stream[targets - (n - 1) + j] for j in range(n - 1)], axis=1)
+            chain = self.counts_.context_ids(ctx_tokens)
+        else:
+            chain = [np.zeros(targets.size, dtype=np.int64)]
+        return self._split_of_chain(chain)
+
+    def context_entropy_split(self, contexts) -> pd.DataFrame:
+        self._check_fitted("context_entropy_split")
+        return self._split_of_chain(self._context_chain(contexts))
+
+    # -- one probability with an interval -------------------------------------------------------
+    def _context_ids(self, context) -> np.ndarray:
+        tokens = self.tokenizer.tokenize(context) if isinstance(context, str) else list(context)
+        ids = [self.vocab_.bos_id if t == "<s>" else self.vocab_.id(t) for t in tokens]
+        need = self.order - 1
+        padded = [self.vocab_.bos_id] * need + ids
+        return np.asarray(padded[len(padded) - need:], dtype=np.int64).reshape(1, need)
+
+    def prob(self, token: str, context=(), hdi_prob: float = 0.94) -> dict:
+        """Posterior of p(token | context): mean and equal-tailed interval.
+
+        Per retained sample, G_u(w) has the Beta marginal of the Dirichlet approximation
+        (``dirichlet_parameters``); the interval is that of their mixture over
+        ``entropy_draws`` samples, by root-finding on the mixture CDF. The mean is the
+        posterior-predictive probability over all retained samples.
+        """
+        from scipy.optimize import brentq
+        from scipy.special import betainc
+
+        self._check_fitted("prob")
+        ctx = self._context_ids(context)
+        w = self.vocab_.id(token)
+        A = self.dirichlet_parameters(ctx, draws=int(self.options["entropy_draws"]))[:, 0, :]
+        a_w, a_tot = A[:, w], A.sum(axis=1)
+        mean = float(self.predictive_probs(ctx)[0, w])
+        cdf = lambda x: betainc(a_w, np.maximum(a_tot - a_w, 1e-300), x).mean()
+        tail = (1 - hdi_prob) / 2
+        lo = brentq(lambda x: cdf(x) - tail, 0.0, 1.0, xtol=1e-300, rtol=1e-10)
+        hi = brentq(lambda x: cdf(x) - (1 - tail), 0.0, 1.0, xtol=1e-300, rtol=1e-10)
+        return {"token": self.vocab_.tokens[w], "mean": mean, "low": lo, "high": hi, "interval_prob": hdi_prob}
+
+    # -- the interpolation, for ARPA export ----------------------------------------------------
+    def interpolation(self, sample: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        """Probabilities P_k(w | u) of every seen n-gram per order, and back-off weights.
+
+        With ``sample`` (a retained sample index) the weights (theta + d t_u.) / (theta + c_u.)
+        reproduce that sample's predictive exactly; without, the probabilities are the mean
+        over samples and the weights are left to the exporter (normalisation).
+        """
+        self._check_fitted("interpolation")
+        h = self._hierarchy()
+        samples = range(self.n_samples) if sample is None else [int(sample)]
+        probs = [np.zeros(self.counts_[k].n_ngrams) for k in range(1, self.order + 1)]
+        backoff = [np.zeros(self.counts_[k].n_contexts) for k in range(1, self.order + 1)]
+        V1 = self.counts_.vocab_size - 1
+        d, th = self._sample_params()
+        for s in samples:
+            cust, tabs, C, T = self._seating(s)
+            lower = None
+            for k in range(1, self.order + 1):
+                oc, sl = self.counts_[k], h.level(k)
+                if k == 1:
+                    parent = np.where(oc.ngram_token == self.vocab_.bos_id, 0.0, 1.0 / V1)
+                else:
+                    idx = self.counts_[k - 1].lookup(oc.context_parent[oc.ngram_context], oc.ngram_token)
+                    parent = lower[idx]
+                Cu = C[h.co[k - 1]:h.co[k]]
+                Tu = T[h.co[k - 1]:h.co[k]]
+                dk, tk = d[s, k - 1], th[s, k - 1]
+                ctx = oc.ngram_context
+                p = (cust[sl] - dk * tabs[sl] + (tk + dk * Tu[ctx]) * parent) / (tk + Cu[ctx])
+                probs[k - 1] += p
+                backoff[k - 1] += (tk + dk * Tu) / (tk + Cu)
+                lower = p
+        probs = [p / len(samples) for p in probs]
+        if sample is None:
+            return probs, None
+        return probs, backoff
+
+    # -- files ---------------------------------------------------------------------------------
+    def _family_arrays(self) -> dict[str, np.ndarray]:
+        return self.counts_.to_arrays()
+
+    def _restore_family(self, arrays: dict) -> None:
+        if "o1_ngram_key" not in arrays:
+            raise ModelFileError("the model directory has no n-gram counts (arrays.npz missing or foreign)")
+        self.counts_ = NgramCounts.from_arrays(arrays)
+        if self.counts_.order != self.order or self.counts_.vocab_size != len(self.vocab_):
+            raise ModelFileError("the counts do not match the model's order or vocabulary")
+        if "table_counts" not in self.idata.groups():
+            raise ModelFileError("model.nc has no table_counts group (not a Pitman-Yor model?)")
+        self._hier = None
+        self._samples = None

@@ -1,0 +1,1 @@
+"""Statistics over arrays, InferenceData and corpora: entropy, diagnostics, calibration, predictive checks."""

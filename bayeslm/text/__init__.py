@@ -1,0 +1,1 @@
+"""Text to token ids: tokenizers, vocabularies and corpora (one ragged int32 array + offsets)."""

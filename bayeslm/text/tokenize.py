@@ -1,0 +1,210 @@
+"""Tokenizers: one line of text in, a list of token strings out.
+
+Four kinds, all serialisable to a JSON-ready dict (``to_dict`` / ``tokenizer_from_dict``):
+
+- ``word`` (default): lowercase, then words (an inner apostrophe kept whole, as in
+  ``feed'st``), runs of digits, and every other non-space character on its own. On ASCII
+  text this is the regex ``[a-z]+(?:'[a-z]+)?|[0-9]+|[^\\sa-z0-9]``; non-ASCII letters
+  count as letters (text is NFC-normalised first so accents stay on their letters).
+- ``whitespace``: the text is already tokenised; split on white space. A literal
+  ``<unk>`` is the unknown token, as in the usual pre-processed benchmark corpora.
+- ``char``: every character, spaces included, is a token.
+- ``bpe``: byte-pair encoding trained with the ``tokenizers`` library (imported lazily).
+
+Tokenizers never see sentence boundaries: a corpus is one sentence per non-empty line,
+and the n-gram models add ``<s>`` / ``</s>`` themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from abc import ABC, abstractmethod
+from typing import Iterable
+
+from bayeslm.exceptions import ConfigError
+
+__all__ = [
+    "Tokenizer",
+    "WordTokenizer",
+    "WhitespaceTokenizer",
+    "CharTokenizer",
+    "BPETokenizer",
+    "make_tokenizer",
+    "tokenizer_from_dict",
+]
+
+# Letters are word characters that are neither digits nor the underscore.
+_LETTERS = r"[^\W\d_]+"
+WORD_PATTERN = re.compile(rf"{_LETTERS}(?:'{_LETTERS})?|\d+|\S")
+
+
+class Tokenizer(ABC):
+    """Turns lines of text into token strings and back."""
+
+    kind: str = ""
+    #: string placed between tokens by :meth:`detokenize`
+    separator: str = " "
+
+    @abstractmethod
+    def tokenize(self, line: str) -> list[str]:
+        """Tokens of one line (no sentence markers)."""
+
+    def tokenize_lines(self, lines: Iterable[str]) -> list[list[str]]:
+        """Tokens of many lines; subclasses may batch this."""
+        return [self.tokenize(line) for line in lines]
+
+    def detokenize(self, tokens: Iterable[str]) -> str:
+        """Text of a token sequence, as close to the original as the tokenizer allows."""
+        return self.separator.join(tokens)
+
+    @property
+    def is_trained(self) -> bool:
+        return True
+
+    def train(self, lines: Iterable[str]) -> "Tokenizer":
+        """Learn what the tokenizer needs from training text (only BPE learns)."""
+        return self
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind}
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Tokenizer) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class WordTokenizer(Tokenizer):
+    """Lowercased words, digit runs and single punctuation characters."""
+
+    kind = "word"
+
+    def tokenize(self, line: str) -> list[str]:
+        if not line.isascii():
+            line = unicodedata.normalize("NFC", line)
+        return WORD_PATTERN.findall(line.lower())
+
+
+class WhitespaceTokenizer(Tokenizer):
+    """Splits pre-tokenised text on white space; keeps case."""
+
+    kind = "whitespace"
+
+    def tokenize(self, line: str) -> list[str]:
+        return line.split()
+
+
+class CharTokenizer(Tokenizer):
+    """Every character of the line is a token (spaces included)."""
+
+    kind = "char"
+    separator = ""
+
+    def tokenize(self, line: str) -> list[str]:
+        return list(line)
+
+
+class BPETokenizer(Tokenizer):
+    """Byte-pair encoding from the ``tokenizers`` library, trained on the training text.
+
+    Parameters
+    ----------
+    vocab_size : int
+        Target number of merges plus base symbols (the library's ``vocab_size``).
+    min_frequency : int
+        A pair must occur this often to be merged.
+    """
+
+    kind = "bpe"
+    separator = ""
+
+    def __init__(self, vocab_size: int = 2000, min_frequency: int = 2, model_json: str | None = None):
+        if int(vocab_size) < 2:
+            raise ConfigError(f"tokenizer.vocab_size must be at least 2, got {vocab_size}")
+        self.vocab_size = int(vocab_size)
+        self.min_frequency = int(min_frequency)
+        self._backend = None
+        if model_json is not None:
+            from tokenizers import Tokenizer as HFTokenizer
+
+            try:
+                self._backend = HFTokenizer.from_str(model_json)
+            except Exception as err:  # the library raises plain Exceptions
+                raise ConfigError(f"invalid BPE tokenizer definition: {err}") from None
+
+    @property
+    def is_trained(self) -> bool:
+        return self._backend is not None
+
+    def train(self, lines: Iterable[str]) -> "BPETokenizer":
+        from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
+
+        backend = HFTokenizer(models.BPE(unk_token="<unk>"))
+        backend.pre_tokenizer = pre_tokenizers.Metaspace()
+        backend.decoder = decoders.Metaspace()
+        trainer = trainers.BpeTrainer(
+            vocab_size=self.vocab_size,
+            min_frequency=self.min_frequency,
+            special_tokens=["<unk>", "<s>", "</s>"],
+            show_progress=False,
+        )
+        backend.train_from_iterator(list(lines), trainer=trainer)
+        self._backend = backend
+        return self
+
+    def _check_trained(self):
+        if self._backend is None:
+            raise ConfigError("the BPE tokenizer is not trained: call train(lines) first")
+
+    def tokenize(self, line: str) -> list[str]:
+        self._check_trained()
+        return self._backend.encode(line).tokens
+
+    def tokenize_lines(self, lines: Iterable[str]) -> list[list[str]]:
+        self._check_trained()
+        return [enc.tokens for enc in self._backend.encode_batch(list(lines))]
+
+    def detokenize(self, tokens: Iterable[str]) -> str:
+        self._check_trained()
+        return self._backend.decoder.decode(list(tokens))
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "vocab_size": self.vocab_size,
+            "min_frequency": self.min_frequency,
+            "model_json": None if self._backend is None else self._backend.to_str(),
+        }
+
+    def __repr__(self) -> str:
+        state = "trained" if self.is_trained else "untrained"
+        return f"BPETokenizer(vocab_size={self.vocab_size}, {state})"
+
+
+_KINDS = {cls.kind: cls for cls in (WordTokenizer, WhitespaceTokenizer, CharTokenizer, BPETokenizer)}
+
+
+def make_tokenizer(kind: str = "word", **options) -> Tokenizer:
+    """A tokenizer by kind name (``word``, ``whitespace``, ``char``, ``bpe``)."""
+    if kind not in _KINDS:
+        raise ConfigError(f"unknown tokenizer kind {kind!r}; choose one of {sorted(_KINDS)}")
+    cls = _KINDS[kind]
+    if cls is BPETokenizer:
+        return cls(**options)
+    if options:
+        raise ConfigError(f"tokenizer kind {kind!r} takes no options, got {sorted(options)}")
+    return cls()
+
+
+def tokenizer_from_dict(data: dict) -> Tokenizer:
+    """Inverse of :meth:`Tokenizer.to_dict`."""
+    if not isinstance(data, dict) or "kind" not in data:
+        raise ConfigError("a tokenizer definition needs a 'kind'")
+    options = {k: v for k, v in data.items() if k != "kind"}
+    return make_tokenizer(data["kind"], **options)

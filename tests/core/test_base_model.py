@@ -1,0 +1,403 @@
+"""BayesianLM's shared machinery through DirichletLM: evaluation, scores, save and load."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bayeslm
+from bayeslm import Corpus, DirichletLM
+from bayeslm.core.base import FORMAT_VERSION
+from bayeslm.exceptions import (
+    BayesLMError,
+    ConfigError,
+    CorpusError,
+    DifferentModelError,
+    ModelFileError,
+    NotFittedError,
+    VocabularyMismatchError,
+)
+from bayeslm.text.tokenize import CharTokenizer
+from bayeslm.text.vocab import Vocabulary
+
+UNK, BOS, EOS = 0, 1, 2
+SAMPLER = {"draws": 150, "tune": 150, "chains": 2, "progressbar": False, "cores": 1}
+TRAIN = [
+    "the cat sat on the mat",
+    "the dog sat on the log",
+    "a cat ran",
+    "the cat ran on the mat",
+    "a dog sat",
+    "the big dog ran on the log",
+    "the cat sat",
+    "a big cat sat on a mat",
+]
+# "zebra", "purple" and "moon" were never seen in training
+TEST = ["the cat sat on the log", "a zebra ran", "the purple dog sat on the moon", "cat"]
+
+
+@pytest.fixture(scope="module")
+def lm():
+    model = DirichletLM(order=2, sampler_config={**SAMPLER, "random_seed": 21})
+    model.fit(Corpus.from_texts(TRAIN))
+    return model
+
+
+@pytest.fixture(scope="module")
+def saved(lm, tmp_path_factory) -> Path:
+    return lm.save(tmp_path_factory.mktemp("saved") / "model")
+
+
+def copy_of(saved: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "copy"
+    shutil.copytree(saved, target)
+    return target
+
+
+def rewrite_attrs(model_dir: Path, **changes) -> None:
+    """Rewrite model.nc with some posterior attrs changed (as another writer would)."""
+    import arviz as az
+
+    nc = model_dir / "model.nc"
+    idata = az.from_netcdf(nc)
+    for group in idata.groups():
+        idata[group].load()
+    for key, value in changes.items():
+        if value is None:
+            idata["posterior"].attrs.pop(key, None)
+        else:
+            idata["posterior"].attrs[key] = value
+    tmp = model_dir / "rewritten.nc"
+    idata.to_netcdf(tmp, engine="h5netcdf")
+    os.replace(tmp, nc)
+
+
+# ---------------------------------------------------------------------- evaluation
+def test_counts_of_evaluation(lm):
+    train_words = {w for s in TRAIN for w in s.split()}
+    words = sum(len(s.split()) for s in TEST)
+    oov = sum(w not in train_words for s in TEST for w in s.split())
+    assert oov == 3
+    ev = lm.evaluate(TEST)
+    assert ev.words == words
+    assert ev.sentences == len(TEST)
+    assert ev.tokens == words + len(TEST)  # one </s> per sentence, never <s>
+    assert ev.oov == oov
+    assert ev.oov_rate == pytest.approx(oov / words)
+
+
+def test_predictive_log_prob_is_log_mean_of_draws(lm):
+    tlp = lm.token_log_prob(TEST)
+    chains, draws = lm.idata["posterior"].sizes["chain"], lm.idata["posterior"].sizes["draw"]
+    n_pos = sum(len(s.split()) + 1 for s in TEST)
+    assert tlp.shape == (chains, draws, n_pos)
+    assert np.all(tlp.values < 0)
+    flat = tlp.values.reshape(chains * draws, n_pos)
+    expected = np.log(np.exp(flat).mean(axis=0))
+    np.testing.assert_allclose(lm.predictive_log_prob(TEST), expected, rtol=1e-10)
+
+    # each per-draw value is log p(token | context) of the dense next-token table
+    ids = [[lm.vocab_.id(w) for w in s.split()] + [EOS] for s in TEST]
+    contexts, tokens = [], []
+    for sent in ids:
+        prev = BOS
+        for w in sent:
+            contexts.append([prev])
+            tokens.append(w)
+            prev = w
+    probs = lm.next_token_probs(np.array(contexts))
+    np.testing.assert_allclose(flat, np.log(probs[:, np.arange(n_pos), tokens]), rtol=1e-10)
+
+
+def test_evaluate_bits_and_perplexity(lm):
+    tlp = lm.token_log_prob(TEST)
+    ev = lm.evaluate(TEST)
+    assert ev.cross_entropy_bits.dims == ("chain", "draw")
+    np.testing.assert_allclose(ev.cross_entropy_bits.values, (-tlp.mean("position") / math.log(2)).values, rtol=1e-12)
+    np.testing.assert_allclose(ev.perplexity.values, 2.0 ** ev.cross_entropy_bits.values, rtol=1e-12)
+    predictive_bits = -lm.predictive_log_prob(TEST).mean() / math.log(2)
+    assert ev.predictive_cross_entropy_bits == pytest.approx(predictive_bits, rel=1e-12)
+    assert ev.predictive_perplexity == pytest.approx(2.0**predictive_bits, rel=1e-12)
+    # Jensen: the mixture scores at least as well as the average draw
+    assert ev.predictive_cross_entropy_bits <= float(ev.cross_entropy_bits.mean()) + 1e-12
+    np.testing.assert_allclose(lm.perplexity(TEST).values, ev.perplexity.values)
+    np.testing.assert_allclose(lm.cross_entropy(TEST, units="nats").values,
+                               (-tlp.mean("position")).values, rtol=1e-12)
+
+    d = ev.to_dict()
+    assert d["schema"] == "bayeslm.evaluate/1"
+    assert d["model"] == {"family": "dirichlet", "order": 2, "id": lm.id}
+    ce = d["cross_entropy_bits"]
+    assert ce["mean"] == pytest.approx(float(ev.cross_entropy_bits.mean()))
+    assert ce["hdi_low"] <= ce["mean"] <= ce["hdi_high"] and ce["hdi_prob"] == 0.94
+    pp = d["perplexity"]
+    assert pp["hdi_low"] == pytest.approx(2 ** ce["hdi_low"], rel=1e-9)  # monotone transform
+    assert pp["hdi_high"] == pytest.approx(2 ** ce["hdi_high"], rel=1e-9)
+    json.dumps(d)  # plain JSON data
+    narrow = lm.evaluate(TEST, hdi_prob=0.5).to_dict()["cross_entropy_bits"]
+    assert narrow["hdi_prob"] == 0.5
+    assert ce["hdi_low"] <= narrow["hdi_low"] <= narrow["hdi_high"] <= ce["hdi_high"]
+    assert "predictive perplexity" in str(ev)
+
+
+def test_text_and_corpus_inputs_agree(lm):
+    from_corpus = lm.predictive_log_prob(Corpus.from_texts(TEST))
+    np.testing.assert_array_equal(lm.predictive_log_prob(TEST), from_corpus)
+    np.testing.assert_array_equal(lm.predictive_log_prob("\n".join(TEST)), from_corpus)
+
+
+def test_score_sums_per_sentence(lm):
+    lp = lm.predictive_log_prob(TEST)
+    frame = lm.score(TEST)
+    assert list(frame.columns) == ["sentence", "text", "log10_prob", "log_prob_nats", "tokens", "oov"]
+    bounds = np.cumsum([0] + [len(s.split()) + 1 for s in TEST])
+    expected = [lp[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])]
+    np.testing.assert_allclose(frame["log_prob_nats"], expected, rtol=1e-12)
+    np.testing.assert_allclose(frame["log10_prob"], np.array(expected) / math.log(10), rtol=1e-12)
+    assert frame["tokens"].tolist() == [len(s.split()) + 1 for s in TEST]
+    assert frame["oov"].tolist() == [0, 1, 2, 0]
+    assert frame["text"].tolist()[1] == "a <unk> ran"
+
+
+def test_per_token_table(lm):
+    table = lm.per_token(TEST)
+    n_pos = sum(len(s.split()) + 1 for s in TEST)
+    assert len(table) == n_pos
+    for column in ("sentence", "index", "token", "oov", "log_prob_nats", "log10_prob",
+                   "entropy_bits", "aleatoric_bits", "epistemic_bits"):
+        assert column in table
+    expected_tokens = [w if w in lm.vocab_ else "<unk>" for s in TEST for w in s.split() + ["</s>"]]
+    assert table["token"].tolist() == expected_tokens
+    assert table["oov"].tolist() == [t == "<unk>" for t in expected_tokens]
+    assert table["sentence"].tolist() == [i for i, s in enumerate(TEST) for _ in range(len(s.split()) + 1)]
+    assert table["index"].tolist() == [j for s in TEST for j in range(len(s.split()) + 1)]
+    np.testing.assert_allclose(table["log_prob_nats"], lm.predictive_log_prob(TEST), rtol=1e-12)
+    split = lm.entropy_split(TEST)
+    np.testing.assert_allclose(table["entropy_bits"], split["total"] / math.log(2), rtol=1e-12)
+    np.testing.assert_allclose(table["aleatoric_bits"], split["aleatoric"] / math.log(2), rtol=1e-12)
+    np.testing.assert_allclose(table["epistemic_bits"], split["epistemic"] / math.log(2), rtol=1e-12)
+    per_token_score = lm.score(TEST, per_token=True)
+    np.testing.assert_allclose(per_token_score["log_prob_nats"], table["log_prob_nats"])
+    assert "entropy_bits" not in per_token_score
+
+
+# ------------------------------------------------------------------- input errors
+def test_not_fitted_errors():
+    lm = DirichletLM(order=2)
+    for call in (lambda: lm.evaluate(TEST), lambda: lm.predictive_log_prob(TEST), lambda: lm.score(TEST),
+                 lambda: lm.save("never-written"), lambda: lm.vocabulary, lambda: lm.next_token_probs([[1]]),
+                 lambda: lm.encode("a b")):
+        with pytest.raises(NotFittedError, match="not fitted"):
+            call()
+    assert issubclass(NotFittedError, AttributeError) and issubclass(NotFittedError, ValueError)
+    assert issubclass(NotFittedError, BayesLMError)
+    assert not hasattr(lm, "vocabulary")  # an AttributeError, as scikit-learn users expect
+    assert not Path("never-written").exists()
+    assert "not fitted" in repr(lm)
+
+
+def test_other_tokenizer_is_a_vocabulary_mismatch(lm):
+    chars = Corpus.from_texts(TEST, tokenizer=CharTokenizer())
+    with pytest.raises(VocabularyMismatchError):
+        lm.evaluate(chars)
+    with pytest.raises(VocabularyMismatchError):
+        lm.predictive_log_prob(chars)
+    fresh = DirichletLM(order=1)  # configured for words
+    with pytest.raises(VocabularyMismatchError):
+        fresh.fit(chars)
+    assert not fresh.is_fitted_
+
+
+def test_empty_corpus():
+    with pytest.raises(CorpusError):
+        Corpus.from_texts("")
+    with pytest.raises(CorpusError):
+        Corpus.from_texts(["", "   \n\t\n"])
+    empty = Corpus(np.zeros(0, dtype=np.int32), np.zeros(1, dtype=np.int64), Vocabulary())
+    with pytest.raises(CorpusError, match="empty"):
+        DirichletLM(order=2, sampler_config=SAMPLER).fit(empty)
+    with pytest.raises(ConfigError, match="Corpus"):
+        DirichletLM(order=2).fit(["a list", "of strings"])
+
+
+# ---------------------------------------------------------------------- save / load
+def test_round_trip(lm, saved):
+    assert sorted(p.name for p in saved.iterdir()) == ["arrays.npz", "model.nc", "tokenizer.json", "vocab.json"]
+    for loaded in (bayeslm.load(saved), DirichletLM.load(saved), bayeslm.BayesianLM.load(saved)):
+        assert type(loaded) is DirichletLM
+        assert loaded.is_fitted_ and loaded.order == 2 and loaded.id == lm.id
+        assert loaded.get_config() == lm.get_config()
+        assert loaded.vocab_ == lm.vocab_
+        np.testing.assert_array_equal(loaded.plugin_, lm.plugin_)
+        assert loaded.idata["posterior"].equals(lm.idata["posterior"])
+        np.testing.assert_array_equal(loaded.predictive_log_prob(TEST), lm.predictive_log_prob(TEST))
+        np.testing.assert_array_equal(loaded.token_log_prob(TEST).values, lm.token_log_prob(TEST).values)
+        np.testing.assert_array_equal(loaded.entropy_split(TEST).to_numpy(), lm.entropy_split(TEST).to_numpy())
+        for k in (1, 2):
+            np.testing.assert_array_equal(loaded.counts_[k].ngram_key, lm.counts_[k].ngram_key)
+            np.testing.assert_array_equal(loaded.counts_[k].ngram_count, lm.counts_[k].ngram_count)
+
+
+def test_model_nc_attrs(lm, saved):
+    import arviz as az
+
+    attrs = az.from_netcdf(saved / "model.nc")["posterior"].attrs
+    assert attrs["model_type"] == "dirichlet"
+    assert int(attrs["format_version"]) == FORMAT_VERSION
+    assert attrs["id"] == lm.id and len(lm.id) == 16
+    assert json.loads(attrs["config"]) == json.loads(json.dumps(lm.get_config()))
+    assert json.loads(attrs["config"])["model"] == {"family": "dirichlet", "order": 2, "entropy_draws": 16, "buckets": []}
+    assert int(attrs["training_tokens"]) == sum(len(s.split()) for s in TRAIN)
+
+
+def test_newer_format_version(saved, tmp_path):
+    target = copy_of(saved, tmp_path)
+    rewrite_attrs(target, format_version=FORMAT_VERSION + 1)
+    with pytest.raises(DifferentModelError, match="newer"):
+        bayeslm.load(target)
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"model_type": "transformer"}, "unknown model type"),
+    ({"id": "0123456789abcdef"}, "id does not match"),
+])
+def test_other_model_or_altered_id(saved, tmp_path, changes, match):
+    target = copy_of(saved, tmp_path)
+    rewrite_attrs(target, **changes)
+    with pytest.raises(DifferentModelError, match=match):
+        bayeslm.load(target)
+
+
+@pytest.mark.parametrize("drop", ["model_type", "config"])
+def test_missing_attrs(saved, tmp_path, drop):
+    target = copy_of(saved, tmp_path)
+    rewrite_attrs(target, **{drop: None})
+    with pytest.raises(ModelFileError):
+        bayeslm.load(target)
+
+
+def test_truncated_model_nc(saved, tmp_path):
+    target = copy_of(saved, tmp_path)
+    data = (target / "model.nc").read_bytes()
+    (target / "model.nc").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="model.nc.*(corrupt|truncated)"):
+        bayeslm.load(target)
+    (target / "model.nc").write_bytes(b"not a netCDF file\n")
+    with pytest.raises(ModelFileError, match="corrupt or truncated"):
+        bayeslm.load(target)
+    (target / "model.nc").unlink()
+    with pytest.raises(ModelFileError, match="missing"):
+        bayeslm.load(target)
+
+
+def test_missing_or_corrupt_arrays(saved, tmp_path):
+    target = copy_of(saved, tmp_path)
+    (target / "arrays.npz").unlink()
+    with pytest.raises(ModelFileError, match="n-gram counts"):
+        bayeslm.load(target)
+    data = (saved / "arrays.npz").read_bytes()
+    (target / "arrays.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="arrays.npz"):
+        bayeslm.load(target)
+    np.savez(target / "arrays.npz", base_concentration=np.ones(2))  # counts missing
+    with pytest.raises(ModelFileError, match="counts"):
+        bayeslm.load(target)
+
+
+def test_tampered_vocab(saved, tmp_path):
+    target = copy_of(saved, tmp_path)
+    vocab_path = target / "vocab.json"
+    data = json.loads(vocab_path.read_text(encoding="utf-8"))
+    # swapped tokens without a new fingerprint
+    tokens = data["tokens"]
+    tokens[3], tokens[4] = tokens[4], tokens[3]
+    vocab_path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ModelFileError, match="fingerprint"):
+        bayeslm.load(target)
+    # a consistent vocabulary file of another model
+    other = Vocabulary(tokens[3:])
+    other.save(vocab_path)
+    with pytest.raises(ModelFileError, match="vocab.json"):
+        bayeslm.load(target)
+    vocab_path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ModelFileError, match="vocab"):
+        bayeslm.load(target)
+    vocab_path.unlink()
+    with pytest.raises(ModelFileError, match="vocab"):
+        bayeslm.load(target)
+
+
+def test_tampered_tokenizer(saved, tmp_path):
+    target = copy_of(saved, tmp_path)
+    (target / "tokenizer.json").write_text('{"kind": "sentencepiece"}', encoding="utf-8")
+    with pytest.raises(ModelFileError, match="configuration"):
+        bayeslm.load(target)
+    (target / "tokenizer.json").unlink()
+    with pytest.raises(ModelFileError, match="configuration"):
+        bayeslm.load(target)
+
+
+def test_foreign_netcdf_and_non_directories(tmp_path):
+    import arviz as az
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    az.from_dict(posterior={"x": np.zeros((1, 5))}).to_netcdf(foreign / "model.nc")
+    with pytest.raises(ModelFileError, match="not written by bayeslm"):
+        bayeslm.load(foreign)
+    no_posterior = tmp_path / "no_posterior"
+    no_posterior.mkdir()
+    az.from_dict(observed_data={"y": np.zeros(3)}).to_netcdf(no_posterior / "model.nc")
+    with pytest.raises(ModelFileError, match="posterior"):
+        bayeslm.load(no_posterior)
+    a_file = tmp_path / "model.txt"
+    a_file.write_text("hello", encoding="utf-8")
+    with pytest.raises(ModelFileError, match="not a model directory"):
+        bayeslm.load(a_file)
+    with pytest.raises(ModelFileError, match="not a model directory"):
+        bayeslm.load(tmp_path / "does-not-exist")
+    with pytest.raises(ModelFileError, match="missing"):
+        bayeslm.load(tmp_path)  # a directory without model.nc
+
+
+def test_save_over_existing_directory(lm, tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "keep.txt").write_text("precious", encoding="utf-8")
+    with pytest.raises(ConfigError, match="exists"):
+        lm.save(target)
+    assert (target / "keep.txt").read_text(encoding="utf-8") == "precious"
+
+    unigram = DirichletLM(order=1, sampler_config={**SAMPLER, "draws": 60, "tune": 60, "random_seed": 1})
+    unigram.fit(Corpus.from_texts(TRAIN))
+    unigram.save(target, force=True)
+    assert not (target / "keep.txt").exists()
+    assert bayeslm.load(target).order == 1
+    lm.save(target, force=True)
+    assert bayeslm.load(target).order == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary directories left
+
+
+def test_failed_save_leaves_nothing(lm, tmp_path, monkeypatch):
+    def broken():
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(lm, "_family_arrays", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        lm.save(tmp_path / "model")
+    assert list(tmp_path.iterdir()) == []
+    # a failed forced save leaves the existing directory as it was
+    monkeypatch.undo()
+    lm.save(tmp_path / "model")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "model").iterdir()}
+    monkeypatch.setattr(lm, "_family_arrays", broken)
+    with pytest.raises(RuntimeError):
+        lm.save(tmp_path / "model", force=True)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "model").iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]

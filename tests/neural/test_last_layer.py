@@ -1,0 +1,371 @@
+"""BayesianLastLayer (bayeslm/neural/last_layer.py): its posteriors against NUTS, its algebra against
+dense matrices, its baselines, and its bad-input errors.
+
+The reference posterior is NUTS on a small synthetic softmax regression (3 classes, 2
+features, 1,000 positions). Softmax is unchanged when the same vector is added to every
+class's weights, so the data determine only the *centred* weights theta_v - mean_v theta;
+the direction they leave free follows the prior. Tolerances (measured in trials, with
+margin): Laplace means within 0.3 posterior standard deviations of NUTS's and centred
+standard deviations within 15%; the prior-scale-integrated Laplace also matches the raw
+standard deviations within 15%; ADVI means within 0.45 sd; low-rank ADVI's centred sds
+within 25%, mean-field's within 45% (its independent raw weights distort the centred
+spread, by up to 1.4x in trials; and it cannot represent the strong correlation along the
+free direction, so its raw sds are far too small: checked to be below NUTS's); predictive
+probabilities within 0.02 of NUTS's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bayeslm import BayesianLastLayer, Prior
+from bayeslm.exceptions import BayesLMError, ConfigError, NotFittedError
+from bayeslm.neural.last_layer import _augment, _Curvature, _Softmax, _split
+
+N, D_FEAT, V = 1000, 2, 3
+
+
+def synthetic(seed=0, n=N, temperature=1.0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, D_FEAT))
+    W = np.array([[1.5, -2.0], [-0.5, 2.2], [0.8, 0.1]])
+    b = np.array([0.5, 0.0, -0.5])
+    logits = (X @ W.T + b) / temperature
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    y = (p.cumsum(1) > rng.random((n, 1))).argmax(1)
+    return X, y, W, b
+
+
+def centred(theta):
+    return theta - theta.mean(axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y, W, b = synthetic()
+    Xt = np.random.default_rng(5).normal(size=(40, D_FEAT))
+    return X, y, Xt
+
+
+@pytest.fixture(scope="module")
+def nuts(data):
+    X, y, _ = data
+    bll = BayesianLastLayer(method="nuts", draws=400, random_seed=1,
+                            sampler_config={"tune": 300, "chains": 2, "cores": 1})
+    bll.fit(X, y)
+    return bll
+
+
+@pytest.fixture(scope="module")
+def laplace(data):
+    X, y, _ = data
+    bll = BayesianLastLayer(method="laplace", draws=4000, random_seed=2)
+    bll.fit(X, y)
+    return bll
+
+
+def _compare(fit, ref, Xt, mean_tol, sd_tol):
+    th, th0 = fit.theta_draws(), ref.theta_draws()
+    c, c0 = centred(th), centred(th0)
+    sd0 = c0.std(0)
+    assert np.max(np.abs(c.mean(0) - c0.mean(0)) / sd0) < mean_tol
+    ratio = c.std(0) / sd0
+    assert np.all(np.abs(ratio - 1) < sd_tol), ratio
+    assert np.max(np.abs(fit.predict_proba(Xt) - ref.predict_proba(Xt))) < 0.02
+
+
+def test_laplace_agrees_with_nuts(data, nuts, laplace):
+    _compare(laplace, nuts, data[2], mean_tol=0.3, sd_tol=0.15)
+    assert laplace.info_["hessian"] == "full"  # 9 parameters: the exact GGN
+
+
+def test_laplace_with_the_prior_scale_integrated_agrees_with_nuts_also_where_the_prior_rules(data, nuts):
+    X, y, Xt = data
+    bll = BayesianLastLayer(method="laplace", prior_scale="integrate", draws=4000, random_seed=3)
+    bll.fit(X, y)
+    _compare(bll, nuts, Xt, mean_tol=0.3, sd_tol=0.15)
+    ratio = bll.theta_draws().std(0) / nuts.theta_draws().std(0)
+    assert np.all(np.abs(ratio - 1) < 0.15), ratio
+    assert np.isclose(sum(bll.info_["log_alpha_weights"]), 1.0)
+
+
+@pytest.mark.parametrize("method, sd_tol", [("advi", 0.45), ("advi_lowrank", 0.25)])
+def test_advi_agrees_with_nuts(data, nuts, method, sd_tol):
+    X, y, Xt = data
+    bll = BayesianLastLayer(method=method, draws=2000, random_seed=4, advi_steps=8000 if method == "advi" else 5000,
+                            advi_batch=200, advi_rank=4, advi_learning_rate=3e-3 if method == "advi" else 1e-2)
+    bll.fit(X, y)
+    _compare(bll, nuts, Xt, mean_tol=0.45, sd_tol=sd_tol)
+    assert np.all(bll.theta_draws().std(0) < nuts.theta_draws().std(0))  # the free direction: underestimated
+
+
+# ------------------------------------------------------------------------ algebra
+def test_kronecker_curvatures_against_the_dense_ggn():
+    rng = np.random.default_rng(0)
+    X = _augment(rng.normal(size=(200, 3)))
+    y = rng.integers(0, 4, 200)
+    sm = _Softmax(X, y, 4)
+    theta = rng.normal(size=(4, 4)) * 0.5
+    P, _ = sm.probs(theta)
+    H = np.zeros((16, 16))
+    for n in range(200):
+        A = np.diag(P[n]) - np.outer(P[n], P[n])
+        H += np.kron(A, np.outer(X[n], X[n]))
+    full = _Curvature.at("full", sm, P)
+    assert np.allclose(full.U @ np.diag(full.lam) @ full.U.T, H, atol=1e-8)
+    alpha = 0.7
+    G = rng.normal(size=(4, 4))
+    dense = np.linalg.solve(H + alpha * np.eye(16), G.ravel()).reshape(4, 4)
+    assert np.allclose(full.solve(G, alpha), dense)
+    assert np.allclose(full.variance(alpha, (4, 4)).ravel(), np.diag(np.linalg.inv(H + alpha * np.eye(16))))
+    # the GGN-vector product
+    S = rng.normal(size=(4, 4))
+    assert np.allclose(sm.ggn_product(P, S, alpha).ravel(), (H + alpha * np.eye(16)) @ S.ravel())
+    # EKFAC: exact diagonal of the GGN in the Kronecker eigenbasis
+    ek = _Curvature.at("kron", sm, P)
+    Q = np.kron(ek.UA, ek.UB)
+    assert np.allclose(ek.lam.ravel(), np.diag(Q.T @ H @ Q), atol=1e-8)
+    # its solve, variance and samples are those of Q diag(lam + alpha) Q^T
+    M = Q @ np.diag(ek.lam.ravel() + alpha) @ Q.T
+    assert np.allclose(ek.solve(G, alpha).ravel(), np.linalg.solve(M, G.ravel()))
+    assert np.allclose(ek.variance(alpha, (4, 4)).ravel(), np.diag(np.linalg.inv(M)))
+    draws = ek.sample(20000, alpha, rng, (4, 4)).reshape(20000, -1)
+    assert np.allclose(np.cov(draws.T), np.linalg.inv(M), atol=0.01)
+    # KFAC: the plain Kronecker product A (x) B
+    kf = _Curvature.at("kfac", sm, P)
+    A = (np.diag(P.sum(0)) - P.T @ P) / 200
+    assert np.allclose(np.kron(kf.UA, kf.UB) @ np.diag(kf.lam.ravel()) @ np.kron(kf.UA, kf.UB).T,
+                       np.kron(A, X.T @ X), atol=1e-8)
+
+
+def test_the_prior_precision_maximises_the_laplace_evidence(data):
+    X, y, _ = data
+    bll = BayesianLastLayer(method="laplace", random_seed=0)
+    bll.fit(X, y)
+    fit = bll.laplace_
+    hyper = bll._hyper_logp()
+    sm = _Softmax(_augment(X), y, V)
+    from bayeslm.neural.last_layer import _newton
+
+    def log_evidence(alpha):
+        theta, f, P = _newton(sm, fit.theta, alpha, tol=1e-9)
+        curv = _Curvature.at("full", sm, P)
+        return -f + 0.5 * theta.size * np.log(alpha) - 0.5 * curv.logdet(alpha) + hyper(np.log(alpha))
+
+    best = log_evidence(fit.alpha)
+    assert np.isclose(best, fit.log_evidence, atol=1e-4)
+    for factor in (0.7, 1.4):
+        assert log_evidence(fit.alpha * factor) < best
+
+
+def test_zero_covariance_gives_the_softmax_at_the_mode(data, laplace):
+    X, y, Xt = data
+    bll = BayesianLastLayer(method="laplace", draws=50, random_seed=2)
+    bll.fit(X, y)
+    bll.resample(20, scale=0.0)
+    theta = bll.laplace_.theta
+    logits = _augment(Xt) @ theta.T
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    assert np.allclose(bll.predict_proba(Xt), p, atol=1e-6)
+    assert np.allclose(bll.entropy_split(Xt)["epistemic"], 0.0, atol=1e-6)
+    bll.resample(50, scale=1.0)
+    assert bll.entropy_split(Xt)["epistemic"].mean() > 1e-4
+
+
+def test_one_draw_has_zero_mutual_information(data):
+    X, y, Xt = data
+    bll = BayesianLastLayer(method="laplace", draws=1, random_seed=0)
+    bll.fit(X, y)
+    split = bll.entropy_split(Xt)
+    assert np.array_equal(split["epistemic"].to_numpy(), np.zeros(len(Xt)))
+    assert np.allclose(split["total"], split["aleatoric"])
+    thetas = np.random.default_rng(0).normal(size=(1, 3, 3))
+    assert np.all(_split(_augment(Xt), thetas)["epistemic"] == 0)
+
+
+def test_predictive_quantities_agree(data, laplace):
+    X, y, Xt = data
+    yt = np.random.default_rng(1).integers(0, V, len(Xt))
+    p = laplace.prob_draws(Xt)
+    assert p.shape == (4000, len(Xt), V)
+    assert np.allclose(laplace.predict_proba(Xt), p.mean(0))
+    lp = np.concatenate([chunk for _, chunk in laplace.log_prob_draws(Xt, yt, chunk=7)], axis=1)
+    assert np.allclose(lp, np.log(p[:, np.arange(len(Xt)), yt]))
+    assert np.allclose(laplace.predictive_log_prob(Xt, yt), np.log(p.mean(0)[np.arange(len(Xt)), yt]))
+    pbar = p.mean(0)
+    split = laplace.entropy_split(Xt)
+    assert np.allclose(split["total"], -(pbar * np.log(pbar)).sum(1))
+    assert np.allclose(split["aleatoric"], -(p * np.log(p)).sum(-1).mean(0))
+    assert laplace.idata["posterior"]["W"].dims == ("chain", "draw", "token", "feature")
+
+
+# ------------------------------------------------------------------------ baselines
+def test_map_keeps_the_given_head_untouched(data):
+    X, y, Xt = data
+    W0, b0 = np.array([[1.0, -2.0], [0.0, 2.0], [1.0, 0.0]]), np.zeros(3)
+    bll = BayesianLastLayer(method="map")
+    bll.fit(X, y, init=(W0, b0))
+    W0[0, 0] = 99.0  # the layer holds a copy
+    assert np.allclose(bll.theta_draws()[0, 0, :2], [1.0, -2.0])
+    assert bll.n_classes == 3 and bll.idata["posterior"].sizes["draw"] == 1
+
+
+def test_the_prior_can_be_centred_at_a_trained_head(data):
+    X, y, Xt = data
+    W0, b0 = np.array([[1.4, -1.9], [-0.4, 2.1], [0.7, 0.2]]), np.array([0.4, 0.0, -0.4])
+    head = BayesianLastLayer(draws=50, random_seed=0)
+    head.fit(X[:100], y[:100], init=(W0, b0))
+    zero = BayesianLastLayer(draws=50, random_seed=0, prior_mean="zero")
+    zero.fit(X[:100], y[:100], init=(W0, b0))
+    assert head.info_["prior_mean"] == "head" and zero.info_["prior_mean"] == "zero"
+    theta0 = np.hstack([W0, b0[:, None]])
+    # centred at a good head, few data leave the mode near it; centred at 0, shrunk toward 0
+    assert np.abs(head.laplace_.theta - theta0).max() < np.abs(zero.laplace_.theta - theta0).max()
+    model = head.build_model(X[:100], y[:100], 3)
+    point = {"weight_scale_log__": np.log(0.5), "W": W0, "b": b0}
+    other = {**point, "W": W0 + 0.1}
+    logp = model.compile_logp(vars=[model["W"]], jacobian=False)
+    assert logp(point) > logp(other)  # the prior density peaks at the head
+    with pytest.raises(ConfigError, match="needs the trained head"):
+        BayesianLastLayer(prior_mean="head").fit(X, y)
+
+
+def test_the_calibrated_head_prior_is_the_head_over_the_validation_temperature():
+    # the head (W, b) is twice as confident as the text: a few fitting positions cannot tell,
+    # 4,000 validation positions can
+    X, y, W, b = synthetic(seed=6, n=60, temperature=2.0)
+    Xv, yv, _, _ = synthetic(seed=7, n=4000, temperature=2.0)
+    theta_true = np.hstack([W, b[:, None]]) / 2.0
+    fits = {}
+    for mean in ("calibrated_head", "head"):
+        bll = BayesianLastLayer(draws=20, random_seed=0, prior_mean=mean)
+        bll.fit(X, y, init=(W, b), valid=(Xv, yv))
+        fits[mean] = bll
+    cal = fits["calibrated_head"]
+    assert cal.info_["prior_mean"] == "calibrated_head" and abs(cal.info_["prior_temperature"] - 2.0) < 0.2
+    assert np.allclose(cal.prior_mean_, np.hstack([W, b[:, None]]) / cal.info_["prior_temperature"])
+    # the same temperature as the map_temperature baseline's
+    base = BayesianLastLayer(method="map_temperature")
+    base.fit(X, y, init=(W, b), valid=(Xv, yv))
+    assert base.temperature_ == pytest.approx(cal.info_["prior_temperature"])
+    error = {k: np.abs(centred(f.laplace_.theta) - centred(theta_true)).mean() for k, f in fits.items()}
+    assert error["calibrated_head"] < 0.5 * error["head"]
+    # "auto" takes the calibrated head when validation positions are given, else the head
+    auto = BayesianLastLayer(draws=5, random_seed=0)
+    auto.fit(X, y, init=(W, b), valid=(Xv, yv))
+    assert auto.info_["prior_mean"] == "calibrated_head"
+    assert np.allclose(auto.prior_mean_, cal.prior_mean_)
+    auto.fit(X, y, init=(W, b))
+    assert auto.info_["prior_mean"] == "head"
+    with pytest.raises(ConfigError, match="needs validation positions"):
+        BayesianLastLayer(prior_mean="calibrated_head").fit(X, y, init=(W, b))
+    with pytest.raises(BayesLMError, match="validation features have 3 dimensions"):
+        BayesianLastLayer().fit(X, y, init=(W, b), valid=(np.ones((5, 3)), yv[:5]))
+
+
+def test_temperature_scaling_recovers_the_temperature(data):
+    X, y, W, b = synthetic(seed=3, n=4000, temperature=2.0)
+    Xv, yv, _, _ = synthetic(seed=4, n=4000, temperature=2.0)
+    bll = BayesianLastLayer(method="map_temperature")
+    bll.fit(X, y, init=(W, b), valid=(Xv, yv))
+    assert abs(bll.temperature_ - 2.0) < 0.2
+    with pytest.raises(ConfigError, match="needs validation positions"):
+        BayesianLastLayer(method="map_temperature").fit(X, y, init=(W, b))
+
+
+def test_mc_dropout_chooses_its_rate_on_validation_and_drops_feature_columns(data):
+    X, y, Xt = data
+    bll = BayesianLastLayer(method="mc_dropout", draws=30, random_seed=0)
+    bll.fit(X, y, valid=(X[:300], y[:300]))
+    assert bll.dropout_rate_ in bll.dropout_rates
+    th = bll.theta_draws()
+    zero_cols = np.all(th[:, :, :2] == 0, axis=1)  # a dropped feature is dropped for every class
+    assert zero_cols.any() or bll.dropout_rate_ < 0.05
+    assert np.all(th[:, :, 2] == th[0, :, 2])  # the bias is never dropped
+
+
+def test_a_torch_body_gives_the_features():
+    torch = pytest.importorskip("torch")
+
+    class Body(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 2)
+
+        def features(self, x):
+            return torch.tanh(self.lin(x))
+
+    torch.manual_seed(0)
+    body = Body()
+    inputs = torch.randn(300, 4)
+    y = (inputs[:, 0] > 0).long().numpy()
+    bll = BayesianLastLayer(body, draws=20, random_seed=0)
+    bll.fit(inputs, y)
+    with torch.no_grad():
+        feats = body.features(inputs).numpy()
+    plain = BayesianLastLayer(draws=20, random_seed=0)
+    plain.fit(feats, y)
+    assert np.allclose(bll.predict_proba(inputs[:5]), plain.predict_proba(feats[:5]), atol=1e-6)
+    head = torch.nn.Linear(2, 2)
+    BayesianLastLayer(method="map").fit(feats, y, init=head)
+
+
+# ------------------------------------------------------------------------ bad input
+def test_bad_input_gives_clear_errors(data):
+    X, y, _ = data
+    bad = X.copy()
+    bad[7, 1] = np.nan
+    with pytest.raises(BayesLMError, match="NaN or infinite values at 1 positions") as err:
+        BayesianLastLayer().fit(bad, y)
+    assert "\n" not in str(err.value)
+    with pytest.raises(BayesLMError, match="targets: 5 values for 1000 positions"):
+        BayesianLastLayer().fit(X, y[:5])
+    with pytest.raises(BayesLMError, match="outside the 2 classes"):
+        BayesianLastLayer().fit(X, y, n_classes=2)
+    with pytest.raises(BayesLMError, match="init: W must be"):
+        BayesianLastLayer(method="map").fit(X, y, init=(np.zeros((3, 5)), None))
+    with pytest.raises(ConfigError, match="method must be one of"):
+        BayesianLastLayer(method="svgd")
+    with pytest.raises(ConfigError, match="unknown prior"):
+        BayesianLastLayer(model_config={"sigma": Prior("HalfNormal", sigma=1.0)})
+    with pytest.raises(NotFittedError, match="call fit"):
+        BayesianLastLayer().predict_proba(X)
+
+
+def test_the_pymc_model_is_softmax_regression(data):
+    import pymc as pm
+
+    X, y, _ = data
+    bll = BayesianLastLayer()
+    model = bll.build_model(X[:50], y[:50], 3)
+    assert {v.name for v in model.free_RVs} == {"weight_scale", "W", "b"}
+    point = {"weight_scale_log__": np.log(0.8), "W": np.ones((3, 2)) * 0.3, "b": np.array([0.1, 0.0, -0.1])}
+    logp = model.compile_logp()(point)
+    theta = np.hstack([point["W"], point["b"][:, None]])
+    Z = _augment(X[:50]) @ theta.T
+    ll = (Z[np.arange(50), y[:50]] - np.log(np.exp(Z).sum(1))).sum()
+    from scipy import stats
+
+    prior = stats.norm(0, 0.8).logpdf(theta).sum() + stats.lognorm(s=2.0, scale=1.0).logpdf(0.8) + np.log(0.8)
+    assert np.isclose(logp, ll + prior)
+    assert pm.Minibatch  # ADVI's minibatch model builds too
+    bll.build_model(X, y, 3, batch_size=64)
+
+
+def test_the_closed_form_hyperprior_equals_pymcs_density():
+    import pymc as pm
+
+    for kwargs in ({"mu": 0.0, "sigma": 2.0}, {"mu": -0.7, "sigma": 0.5}):
+        bll = BayesianLastLayer(model_config={"weight_scale": {"dist": "LogNormal", "kwargs": kwargs}})
+        h = bll._hyper_logp()
+        for l in (-4.0, 0.0, 3.0, 9.0):  # l = log alpha, weight_scale = exp(-l / 2)
+            sigma = np.exp(-0.5 * l)
+            ref = float(pm.logp(pm.LogNormal.dist(**kwargs), sigma).eval()) + np.log(sigma) + np.log(0.5)
+            assert np.isclose(h(l), ref, atol=1e-6)
+    # another hyperprior goes through PyMC's density
+    h = BayesianLastLayer(model_config={"weight_scale": {"dist": "HalfNormal", "kwargs": {"sigma": 1.0}}})._hyper_logp()
+    ref = float(pm.logp(pm.HalfNormal.dist(sigma=1.0), np.exp(-1.0)).eval()) + np.log(np.exp(-1.0)) + np.log(0.5)
+    assert np.isclose(h(2.0), ref)

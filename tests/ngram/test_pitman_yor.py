@@ -1,0 +1,654 @@
+"""Tests of PitmanYorLM against independent computations.
+
+Reference values come from plain Python counts over the padded sentences (collections.
+Counter) and the model's stored table counts; the seating sampler is checked against the
+exact posterior of the table counts, enumerated on a tiny hierarchy.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bayeslm import Corpus, DirichletLM, PitmanYorLM, load
+from bayeslm.exceptions import ConfigError, CorpusError, DifferentModelError, ModelFileError
+
+BOS = 1
+QUICK = {"draws": 20, "tune": 10, "chains": 2, "progressbar": False, "cores": 1}
+WORDS = ["the", "cat", "dog", "sat", "ran", "on", "mat", "log", "big", "red"]
+
+
+def markov_sentences(seed: int, n: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    trans = rng.dirichlet(np.full(len(WORDS), 0.3), size=len(WORDS))
+    out = []
+    for _ in range(n):
+        w = int(rng.integers(len(WORDS)))
+        sentence = [WORDS[w]]
+        for _ in range(int(rng.integers(0, 6))):
+            w = int(rng.choice(len(WORDS), p=trans[w]))
+            sentence.append(WORDS[w])
+        out.append(" ".join(sentence))
+    return out
+
+
+TRAIN = markov_sentences(0, 60)
+TEST = markov_sentences(1, 10) + ["the zebra sat on the mat", "red red red"]
+
+
+def events(lm, sentences) -> list[tuple[tuple, int]]:
+    """(context of order - 1 ids, token id) for every scored position, padded with <s>."""
+    corpus = lm.encode(sentences)
+    out = []
+    for i in range(corpus.n_sentences):
+        ids = [BOS] * (lm.order - 1) + [int(t) for t in corpus[i]] + [lm.vocab_.eos_id]
+        for j in range(lm.order - 1, len(ids)):
+            out.append((tuple(ids[j - lm.order + 1: j]), ids[j]))
+    return out
+
+
+def suffix(u: tuple, length: int) -> tuple:
+    return u[len(u) - length:] if length > 0 else ()
+
+
+# ------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def gibbs_lm():
+    lm = PitmanYorLM(order=3, retain=3, sampler_config=QUICK)
+    lm.fit(Corpus.from_texts(TRAIN), random_seed=3)
+    return lm
+
+
+@pytest.fixture(scope="module")
+def ikn_lm():
+    lm = PitmanYorLM(order=3, inference="ikn", retain=4, sampler_config=QUICK)
+    lm.fit(Corpus.from_texts(TRAIN), random_seed=4)
+    return lm
+
+
+def reference_predictive(lm, sample: int, u: tuple, w: int) -> float:
+    """P_n(w | u) of one retained sample from Counter-based customers and the stored tables."""
+    n, V = lm.order, len(lm.vocab_)
+    tc = lm.idata["table_counts"]
+    tables = {}
+    for k in range(1, n + 1):
+        rows = lm.counts_.ngram_tokens(k)
+        if lm.options["inference"] == "gibbs":
+            t_k = tc[f"tables_o{k}"].values[sample]
+        else:
+            t_k = np.ones(rows.shape[0], dtype=int)
+        for row, t in zip(rows, t_k):
+            tables[(tuple(int(x) for x in row[:-1]), int(row[-1]))] = int(t)
+    cust = collections.Counter()
+    for ctx, tok in events(lm, TRAIN):
+        cust[(ctx, tok)] += 1
+    for k in range(n - 1, 0, -1):  # customers of (u', w) below: tables of the children
+        for (ctx, tok), t in tables.items():
+            if len(ctx) == k:
+                cust[(ctx[1:], tok)] += t
+    post = lm.idata["posterior"]
+    ch, dr = int(tc["sample_chain"][sample]), int(tc["sample_draw"][sample])
+    d = post["discount"].values[ch, dr]
+    theta = post["strength"].values[ch, dr]
+    p = 0.0 if w == BOS else 1.0 / (V - 1)
+    for k in range(1, n + 1):
+        ctx = suffix(u, k - 1)
+        C = sum(c for (cc, _), c in cust.items() if cc == ctx)
+        T = sum(t for (cc, _), t in tables.items() if cc == ctx)
+        if C == 0:
+            continue
+        c_w, t_w = cust.get((ctx, w), 0), tables.get((ctx, w), 0)
+        p = (c_w - d[k - 1] * t_w + (theta[k - 1] + d[k - 1] * T) * p) / (theta[k - 1] + C)
+    return p
+
+
+# ------------------------------------------------------------------------------- predictive
+@pytest.mark.parametrize("fixture", ["gibbs_lm", "ikn_lm"])
+def test_predictive_matches_rule_and_sums_to_one(fixture, request):
+    lm = request.getfixturevalue(fixture)
+    ids = lm.vocab_.encode(["the", "cat"])
+    contexts = np.array([[BOS, BOS], [BOS, ids[0]], list(ids), [ids[1], ids[1]], [lm.vocab_.unk_id, ids[0]]])
+    probs = lm.next_token_probs(contexts)
+    assert probs.shape == (lm.n_samples, contexts.shape[0], len(lm.vocab_))
+    np.testing.assert_allclose(probs.sum(axis=2), 1.0, rtol=1e-12)
+    assert np.all(probs[:, :, BOS] == 0)
+    for s in range(lm.n_samples):
+        for row, u in enumerate(contexts):
+            for w in range(len(lm.vocab_)):
+                expected = reference_predictive(lm, s, tuple(int(x) for x in u), w)
+                assert probs[s, row, w] == pytest.approx(expected, rel=1e-10, abs=1e-15)
+
+
+def test_scoring_paths_agree(gibbs_lm):
+    lm = gibbs_lm
+    corpus = lm.encode(TEST)
+    ev = events(lm, TEST)
+    lp = lm.predictive_log_prob(corpus)
+    per_draw = lm.token_log_prob(corpus).values.reshape(lm.n_samples, -1)
+    expected = [np.mean([reference_predictive(lm, s, u, w) for s in range(lm.n_samples)]) for u, w in ev]
+    np.testing.assert_allclose(lp, np.log(expected), rtol=1e-10)
+    np.testing.assert_allclose(np.log(np.exp(per_draw).mean(axis=0)), lp, rtol=1e-10)
+    dense = lm.predictive_probs(np.array([u for u, _ in ev]))
+    np.testing.assert_allclose(np.log(dense[np.arange(len(ev)), [w for _, w in ev]]), lp, rtol=1e-10)
+    result = lm.evaluate(corpus)
+    assert result.predictive_perplexity == pytest.approx(math.exp(-lp.mean()), rel=1e-10)
+    assert result.cross_entropy_bits.sizes["chain"] == 2
+    scores = lm.score(TEST)
+    assert scores["log_prob_nats"].sum() == pytest.approx(lp.sum(), rel=1e-10)
+
+
+def test_dirichlet_limit_one_level():
+    """Order 1, d = 0, fixed strength: (c_w + theta / V') / (N + theta), any seating."""
+    theta = 2.5
+    for inference in ("gibbs", "ikn"):
+        lm = PitmanYorLM(order=1, inference=inference, discount=0.0, strength=theta, retain=2, sampler_config=QUICK)
+        lm.fit(Corpus.from_texts(TRAIN), random_seed=0)
+        counts = collections.Counter(w for _, w in events(lm, TRAIN))
+        N, V1 = sum(counts.values()), len(lm.vocab_) - 1
+        expected = np.array([0.0 if w == BOS else (counts.get(w, 0) + theta / V1) / (N + theta)
+                             for w in range(len(lm.vocab_))])
+        probs = lm.next_token_probs(np.zeros((1, 0), dtype=int))
+        for s in range(probs.shape[0]):
+            np.testing.assert_allclose(probs[s, 0], expected, rtol=1e-12)
+
+
+def interpolated_kneser_ney(lm, discounts, u: tuple, w: int) -> float:
+    """Interpolated Kneser-Ney with one discount per order, from padded event counts."""
+    n, V = lm.order, len(lm.vocab_)
+    top = collections.Counter(events(lm, TRAIN))
+    counts = {n: top}
+    for k in range(n - 1, 0, -1):  # continuation counts N1+(. u w) from the order above
+        cont = collections.Counter()
+        for (ctx, tok) in counts[k + 1]:
+            cont[(ctx[1:], tok)] += 1
+        counts[k] = cont
+    p = 0.0 if w == BOS else 1.0 / (V - 1)
+    for k in range(1, n + 1):
+        ctx, D = suffix(u, k - 1), discounts[k - 1]
+        here = {tok: c for (cc, tok), c in counts[k].items() if cc == ctx}
+        total = sum(here.values())
+        if total == 0:
+            continue
+        p = max(here.get(w, 0) - D, 0.0) / total + D * len(here) / total * p
+    return p
+
+
+def test_ikn_equals_interpolated_kneser_ney():
+    D = [0.5, 0.7, 0.8]
+    lm = PitmanYorLM(order=3, inference="ikn", discount=D, strength=0.0, sampler_config=QUICK)
+    lm.fit(Corpus.from_texts(TRAIN), random_seed=0)
+    ev = events(lm, TEST)
+    expected = np.array([interpolated_kneser_ney(lm, D, u, w) for u, w in ev])
+    np.testing.assert_allclose(np.exp(lm.predictive_log_prob(TEST)), expected, rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------- the sampler
+def _log_stirling(d: float, c: int, t: int) -> float:
+    """log S_d(c, t), generalised Stirling numbers: S(m+1, k) = S(m, k-1) + (m - k d) S(m, k)."""
+    S = np.zeros((c + 1, c + 2))
+    S[0, 0] = 1.0
+    for m in range(c):
+        for k in range(1, m + 2):
+            S[m + 1, k] = S[m, k - 1] + (m - k * d) * S[m, k]
+    return math.log(S[c, t])
+
+
+def _log_restaurant(d, theta, T, C):
+    return sum(math.log(theta + d * i) for i in range(1, T)) - sum(math.log(theta + i) for i in range(1, C))
+
+
+@pytest.mark.parametrize("mode", ["sweep", "refresh", "tables"], ids=["sweep", "sweep+refresh", "table-counts"])
+def test_seating_sweep_leaves_the_table_count_posterior_invariant(mode):
+    """Bigram hierarchy, two contexts x, y over dishes a, b, c: sampler vs enumeration.
+    ``sweep``: the customer-level sweep; ``refresh``: each sweep followed by redrawing
+    every pair's table sizes; ``tables``: the table-count update alone (each order's
+    counts from their full conditional, sizes redrawn), top order then the unigrams."""
+    from bayeslm.ngram.pitman_yor import seating as S
+    from bayeslm.ngram.pitman_yor import table_counts as TC
+
+    top = [("x", "a", 3), ("x", "b", 2), ("y", "a", 2), ("y", "c", 1)]
+    d, theta, V1 = np.array([0.3, 0.5]), np.array([0.7, 1.5]), 4
+    exact = collections.Counter()
+    for ts in itertools.product(*[range(1, c + 1) for _, _, c in top]):
+        lp = sum(_log_stirling(d[1], c, t) for (_, _, c), t in zip(top, ts))
+        for u in "xy":
+            lp += _log_restaurant(d[1], theta[1], sum(t for (uu, _, _), t in zip(top, ts) if uu == u),
+                                  sum(c for uu, _, c in top if uu == u))
+        root = collections.Counter()
+        for (_, w, _), t in zip(top, ts):
+            root[w] += t
+        dishes = sorted(root)
+        for rts in itertools.product(*[range(1, root[w] + 1) for w in dishes]):
+            lr = sum(_log_stirling(d[0], root[w], r) for w, r in zip(dishes, rts))
+            lr += _log_restaurant(d[0], theta[0], sum(rts), sum(root.values())) - sum(rts) * math.log(V1)
+            exact[(ts, rts)] = lp + lr
+    Z = np.logaddexp.reduce(list(exact.values()))
+    exact = {k: math.exp(v - Z) for k, v in exact.items()}
+
+    # pairs: root a, b, c (0..2), then (x,a) (x,b) (y,a) (y,c)
+    pair_ctx = np.array([0, 0, 0, 1, 1, 2, 2])
+    pair_level = np.array([0, 0, 0, 1, 1, 1, 1])
+    pair_parent = np.array([-1, -1, -1, 0, 1, 0, 2])
+    raw = np.array([5, 2, 1, 3, 2, 2, 1])
+    cust = np.array([2, 1, 1, 3, 2, 2, 1])
+    cap = S.slots_for(raw)
+    slot = np.concatenate([[0], np.cumsum(cap)[:-1]]).astype(np.int64)
+    hsize, hcount = np.zeros(cap.sum(), np.int64), np.zeros(cap.sum(), np.int64)
+    nent, tabs = np.zeros(7, np.int64), np.zeros(7, np.int64)
+    ctx_cust, ctx_tabs = np.zeros(3, np.int64), np.zeros(3, np.int64)
+    S.init_one_table(cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx)
+    S.seed(12345)
+    order = np.arange(7)[::-1].copy()
+    sweeps = 60000
+    seen = collections.Counter()
+    po, co = np.array([0, 3, 7]), np.array([0, 1, 3])
+    ls = [TC.stirling_table(10, d[0]), TC.stirling_table(10, d[1])]
+    for _ in range(sweeps):
+        if mode == "tables":
+            for L in (1, 0):
+                which = np.ones(po[L + 1] - po[L], np.bool_)
+                TC.sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx,
+                               pair_parent, d[L], theta[L], d[L - 1], theta[L - 1], 1.0 / V1, ls[L], ls[L - 1])
+        else:
+            S.sweep(order, cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx, pair_parent,
+                    pair_level, d, theta, 1.0 / V1)
+        if mode == "refresh":
+            S.refresh_partitions(order, cust, tabs, nent, hsize, hcount, slot, pair_level, d, 10**6)
+        seen[(tuple(tabs[3:]), tuple(int(tabs[j]) for j in range(3)))] += 1
+    tv = 0.5 * sum(abs(seen[k] / sweeps - exact.get(k, 0.0)) for k in set(seen) | set(exact))
+    assert set(seen) <= set(exact)
+    assert tv < 0.02, f"total variation {tv:.4f} between sampled and exact table counts"
+
+
+def _enumerate_table_counts(pair_ctx, pair_level, pair_parent, top_customers, d, theta, V):
+    """Exact posterior of every pair's table count on a tiny hierarchy, by enumeration:
+    level by level from the top (customers of a pair below = its children's tables),
+    log S_d(c, t) per pair plus each restaurant's term, G0(w) = 1 / V per root table."""
+    n_levels = int(pair_level.max()) + 1
+    out = {}
+
+    def walk(L, tabs, cust):
+        pairs = [i for i in range(len(pair_ctx)) if pair_level[i] == L]
+        for ts in itertools.product(*[range(1, cust[i] + 1) for i in pairs]):
+            tabs2 = {**tabs, **dict(zip(pairs, ts))}
+            if L == 0:
+                lp = 0.0
+                for i in range(len(pair_ctx)):
+                    lp += _log_stirling(d[pair_level[i]], cust[i], tabs2[i])
+                for u in set(pair_ctx.tolist()):
+                    members = [i for i in range(len(pair_ctx)) if pair_ctx[i] == u]
+                    k = pair_level[members[0]]
+                    lp += _log_restaurant(d[k], theta[k], sum(tabs2[i] for i in members), sum(cust[i] for i in members))
+                lp -= sum(tabs2[i] for i in pairs) * math.log(V)
+                out[tuple(tabs2[i] for i in range(len(pair_ctx)))] = lp
+            else:
+                below = dict(cust)
+                for i in range(len(pair_ctx)):
+                    if pair_level[i] == L - 1:
+                        below[i] = sum(tabs2[j] for j in range(len(pair_ctx)) if pair_parent[j] == i)
+                walk(L - 1, tabs2, below)
+
+    walk(n_levels - 1, {}, {i: c for i, c in top_customers.items()})
+    Z = np.logaddexp.reduce(list(out.values()))
+    return {k: math.exp(v - Z) for k, v in out.items()}
+
+
+def test_table_count_update_leaves_a_three_level_posterior_invariant():
+    """Trigram hierarchy (unigrams a, b; bigram contexts p, q; trigram contexts r, s, s2;
+    the trigrams' parents have one or two children), each sweep the table-count update
+    order by order from the top (at the trigrams the parent pair's Stirling term and its
+    restaurant, at the bigrams the base): the sampled table counts against the enumerated
+    posterior, and the bookkeeping of customers, totals and table sizes."""
+    from bayeslm.ngram.pitman_yor import seating as S
+    from bayeslm.ngram.pitman_yor import table_counts as TC
+
+    # pairs: 0 a, 1 b | 2 (p,a), 3 (p,b), 4 (q,a) | 5 (r,a), 6 (r,b), 7 (s,a), 8 (s2,a)
+    pair_ctx = np.array([0, 0, 1, 1, 2, 3, 3, 4, 5])
+    pair_level = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2])
+    pair_parent = np.array([-1, -1, 0, 1, 0, 2, 3, 2, 4])
+    top = {5: 3, 6: 2, 7: 1, 8: 2}
+    d, theta, V = np.array([0.4, 0.6, 0.9]), np.array([1.0, 0.5, -0.3]), 3
+    exact = _enumerate_table_counts(pair_ctx, pair_level, pair_parent, top, d, theta, V)
+
+    raw = np.array([6, 2, 4, 2, 2, 3, 2, 1, 2])
+    cap = S.slots_for(raw)
+    slot = np.concatenate([[0], np.cumsum(cap)[:-1]]).astype(np.int64)
+    hsize, hcount = np.zeros(cap.sum(), np.int64), np.zeros(cap.sum(), np.int64)
+    nent, tabs = np.zeros(9, np.int64), np.zeros(9, np.int64)
+    ctx_cust, ctx_tabs = np.zeros(6, np.int64), np.zeros(6, np.int64)
+    cust = np.array([2, 1, 2, 1, 1, 3, 2, 1, 2])  # one table per pair
+    S.init_one_table(cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx)
+    S.seed(2024)
+    po = np.array([0, 2, 5, 9])
+    co = np.array([0, 1, 3, 6])
+    ls = [TC.stirling_table(8, dk) for dk in d]
+    flags = [np.ones(po[L + 1] - po[L], np.bool_) for L in range(3)]
+    sweeps = 100_000
+    seen = collections.Counter()
+    for _ in range(sweeps):
+        for L in (2, 1, 0):
+            TC.sweep_level(L, po, co, flags[L], cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx,
+                           pair_parent, d[L], theta[L], d[L - 1], theta[L - 1], 1.0 / V, ls[L], ls[L - 1])
+        seen[tuple(int(t) for t in tabs)] += 1
+    assert set(seen) <= set(exact)
+    tv = 0.5 * sum(abs(seen[k] / sweeps - exact.get(k, 0.0)) for k in set(seen) | set(exact))
+    assert tv < 0.04, f"total variation {tv:.4f} between sampled and exact table counts ({len(exact)} states)"
+    # the bookkeeping: customers below are the children's tables, histograms match (c, t)
+    np.testing.assert_array_equal(cust[:5], [tabs[2] + tabs[4], tabs[3], tabs[5] + tabs[7], tabs[6], tabs[8]])
+    np.testing.assert_array_equal(ctx_tabs, np.bincount(pair_ctx, weights=tabs).astype(int))
+    np.testing.assert_array_equal(ctx_cust, np.bincount(pair_ctx, weights=cust).astype(int))
+    for i in range(9):
+        sizes = [(hsize[slot[i] + e], hcount[slot[i] + e]) for e in range(nent[i])]
+        assert sum(n * m for n, m in sizes) == cust[i] and sum(m for _, m in sizes) == tabs[i]
+
+
+def test_refreshed_table_sizes_follow_their_exact_conditional():
+    """One dish with c = 7 customers at t = 3 tables: the sizes drawn by refresh_partitions
+    against p(sizes) ~ (number of set partitions with those sizes) x prod (1 - d)_(n - 1)."""
+    from bayeslm.ngram.pitman_yor import seating as S
+
+    c, t, d = 7, 3, 0.6
+    exact = {}
+    for sizes in itertools.combinations_with_replacement(range(1, c + 1), t):
+        if sum(sizes) != c:
+            continue
+        ways = math.factorial(c) / math.prod(math.factorial(n) for n in sizes)
+        ways /= math.prod(math.factorial(m) for m in collections.Counter(sizes).values())
+        exact[tuple(sorted(sizes, reverse=True))] = ways * math.prod(math.prod(j - d for j in range(1, n)) for n in sizes)
+    Z = sum(exact.values())
+    exact = {k: v / Z for k, v in exact.items()}
+    cap = S.slots_for(np.array([c]))
+    cust, tabs, nent = np.array([c]), np.array([t]), np.zeros(1, np.int64)
+    hsize, hcount = np.zeros(cap.sum(), np.int64), np.zeros(cap.sum(), np.int64)
+    slot, level, pairs = np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64)
+    S.seed(7)
+    draws = 40000
+    seen = collections.Counter()
+    for _ in range(draws):
+        assert S.refresh_partitions(pairs, cust, tabs, nent, hsize, hcount, slot, level, np.array([d]), 10**6) == 1
+        sizes = tuple(S.pair_tables_of(0, nent, hsize, hcount, slot))
+        assert sum(sizes) == c and len(sizes) == t
+        seen[sizes] += 1
+    tv = 0.5 * sum(abs(seen[k] / draws - exact.get(k, 0.0)) for k in set(seen) | set(exact))
+    assert set(seen) <= set(exact) and tv < 0.01, f"total variation {tv:.4f}"
+    # too big for the cell budget, or fixed by t: left as they are
+    assert S.refresh_partitions(pairs, cust, tabs, nent, hsize, hcount, slot, level, np.array([d]), 10) == 0
+    tabs[0] = 1
+    assert S.refresh_partitions(pairs, cust, tabs, nent, hsize, hcount, slot, level, np.array([d]), 10**6) == 0
+
+
+@pytest.mark.parametrize("c, t, d", [(300, 40, 0.9), (1357, 1042, 0.92)], ids=["few-tables", "many-tables"])
+def test_refreshed_table_sizes_of_a_big_pair_have_the_exact_number_of_lone_customers(c, t, d):
+    """E[tables of one customer] = c S_d(c - 1, t - 1) / S_d(c, t) (the last customer alone),
+    generalised Stirling numbers by their recursion in log space, against the mean of the
+    draws; every draw seats c customers at exactly t tables of at least one. The second
+    case is a pair of the Shakespeare trigram's seating on which the untilted recursion
+    underflowed and drew partitions with empty tables (329 lone customers instead of 963)."""
+    from bayeslm.ngram.pitman_yor import seating as S
+
+    k = np.arange(t + 1)
+    row = np.full(t + 1, -np.inf)
+    row[0] = 0.0
+    for m in range(c):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grow = np.where(m - k * d > 0, row + np.log(np.maximum(m - k * d, 1e-300)), -np.inf)
+        new = np.full(t + 1, -np.inf)
+        new[1:] = np.logaddexp(row[:-1], grow[1:])
+        previous, row = row, new
+    exact = c * math.exp(previous[t - 1] - row[t])
+    cap = S.slots_for(np.array([c]))
+    cust, tabs, nent = np.array([c]), np.array([t]), np.zeros(1, np.int64)
+    hsize, hcount = np.zeros(cap.sum(), np.int64), np.zeros(cap.sum(), np.int64)
+    zero = np.zeros(1, np.int64)
+    S.seed(3)
+    lone = []
+    for _ in range(1000):
+        S.refresh_partitions(zero, cust, tabs, nent, hsize, hcount, zero, zero, np.array([d]), 10**7)
+        sizes = S.pair_tables_of(0, nent, hsize, hcount, zero)
+        assert sizes.size == t and sizes.sum() == c and sizes.min() >= 1
+        lone.append(int((sizes == 1).sum()))
+    lone = np.array(lone)
+    assert abs(lone.mean() - exact) < 4 * lone.std() / np.sqrt(lone.size), (lone.mean(), exact)
+
+
+def test_gibbs_fit_records_tables_and_diagnostics(gibbs_lm):
+    idata = gibbs_lm.idata
+    assert set(idata["posterior"].data_vars) >= {"discount", "strength", "strength_plus_discount"}
+    assert idata["posterior"]["discount"].dims == ("chain", "draw", "order")
+    tc = idata["table_counts"]
+    assert tc.sizes["sample"] == 6
+    for k in range(1, 4):
+        t = tc[f"tables_o{k}"].values
+        assert t.shape == (6, gibbs_lm.counts_[k].n_ngrams)
+        assert np.all(t >= 1)
+    top = tc["tables_o3"].values
+    assert np.all(top <= gibbs_lm.counts_[3].ngram_count)
+    _assert_tables_within_customers(gibbs_lm)
+    assert "tables" in idata["sample_stats"] and "table_counts" not in idata["sample_stats"]
+    post = idata["posterior"]
+    assert np.all((post["discount"] > 0) & (post["discount"] < 1))
+    assert np.all(post["strength"] > -post["discount"])
+
+
+def _assert_tables_within_customers(lm):
+    """Every retained seating: 1 <= tables <= customers for every pair of every order (the
+    customers below the top are the tables of the children)."""
+    from bayeslm.ngram.pitman_yor.model import _Hierarchy
+
+    hier = _Hierarchy(lm.counts_)
+    tc = lm.idata["table_counts"]
+    for s in range(tc.sizes["sample"]):
+        flat = np.concatenate([tc[f"tables_o{k}"].values[s] for k in range(1, lm.order + 1)]).astype(np.int64)
+        assert np.all(flat >= 1) and np.all(flat <= hier.customers(flat))
+
+
+def test_customer_sweep_only_fit_keeps_a_valid_seating():
+    """The default fit (gibbs_lm) runs the table-count step; without it, the customer sweep
+    and the size refresh alone."""
+    lm = PitmanYorLM(order=3, retain=2, table_step=False, sampler_config=QUICK)
+    lm.fit(Corpus.from_texts(TRAIN), random_seed=5)
+    _assert_tables_within_customers(lm)
+    dense = lm.predictive_probs(np.array([u for u, _ in events(lm, TEST)[:20]]))
+    assert np.all(np.delete(dense, BOS, axis=1) > 0) and np.allclose(dense.sum(axis=1), 1.0)
+
+
+def test_prob_interval_and_entropy(gibbs_lm):
+    lm = gibbs_lm
+    est = lm.prob("cat", "the")
+    assert est["low"] <= est["mean"] <= est["high"]
+    split = lm.entropy_split(TEST)
+    assert len(split) == len(events(lm, TEST))
+    assert np.all(split["total"] >= split["aleatoric"] - 1e-9) and np.all(split["epistemic"] >= 0)
+    table = lm.per_token(TEST)
+    assert {"entropy_bits", "epistemic_bits"} <= set(table.columns)
+    draw = lm.sample_distribution(np.array([[BOS, BOS]]), 0, np.random.default_rng(0))
+    assert draw.shape == (1, len(lm.vocab_)) and draw.sum() == pytest.approx(1.0)
+
+
+def test_save_load_round_trip(gibbs_lm, tmp_path):
+    path = gibbs_lm.save(tmp_path / "py")
+    back = load(path)
+    assert isinstance(back, PitmanYorLM)
+    np.testing.assert_array_equal(back.predictive_log_prob(TEST), gibbs_lm.predictive_log_prob(TEST))
+    with pytest.raises(DifferentModelError):
+        DirichletLM.load(path)
+    (path / "arrays.npz").write_bytes(b"not a zip")
+    with pytest.raises(ModelFileError):
+        load(path)
+
+
+# ------------------------------------------------------------------------------- bad input
+def test_bad_hyperparameters_are_rejected():
+    with pytest.raises(ConfigError, match=r"discount must lie in \[0, 1\)"):
+        PitmanYorLM(order=2, discount=1.0)
+    with pytest.raises(ConfigError, match="discount must lie"):
+        PitmanYorLM(order=2, discount=[-0.1, 0.5])
+    with pytest.raises(ConfigError, match="strength must be greater than -discount"):
+        PitmanYorLM(order=2, discount=0.5, strength=-0.5)
+    with pytest.raises(ConfigError, match="strength must be greater than -discount"):
+        PitmanYorLM(order=2, strength=-0.1)
+    with pytest.raises(ConfigError, match="inference must be"):
+        PitmanYorLM(order=2, inference="em")
+    with pytest.raises(ConfigError, match="refresh_min must be 0"):
+        PitmanYorLM(order=2, refresh_min=-1)
+    with pytest.raises(ConfigError, match="table_step must be true or false"):
+        PitmanYorLM(order=2, table_step="yes")
+
+
+def test_bad_corpora_are_rejected():
+    with pytest.raises(ConfigError, match="order 6 is larger than any sentence"):
+        PitmanYorLM(order=6, sampler_config=QUICK).fit(Corpus.from_texts(["a b", "b a c"]))
+    with pytest.raises(CorpusError, match="single token type"):
+        PitmanYorLM(order=2, sampler_config=QUICK).fit(Corpus.from_texts(["a a a", "a"]))
+
+
+def test_cli_fit_error_writes_nothing(tmp_path, capsys):
+    from bayeslm.cli import main
+
+    text = tmp_path / "one.txt"
+    text.write_text("a a a\na\n", encoding="utf-8")
+    out = tmp_path / "model"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "pitman-yor-trigram", "--train", str(text), "--out", str(out), "--quiet"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bayeslm: error:") and "single token type" in err[0]
+    assert not out.exists() and not any(p.name.startswith(".model") for p in tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------- ARPA export
+def _kenlm_log_prob(arpa: Path, lines: list[str]) -> float:
+    kenlm = pytest.importorskip("kenlm")
+    model = kenlm.Model(str(arpa))
+    return sum(model.score(line, bos=True, eos=True) for line in lines) * math.log(10)
+
+
+def test_arpa_export_reproduces_perplexity(gibbs_lm, tmp_path):
+    from bayeslm.ngram.arpa import write_arpa
+
+    lm = gibbs_lm
+    corpus = lm.encode(TEST)
+    lines = corpus.decode_lines()
+    index, tokens = lm._position_index(corpus)
+    for sample in (0, lm.n_samples - 1):
+        write_arpa(lm, tmp_path / "s.arpa", sample=sample)
+        ours = float(np.log(lm._probs(sample, index, tokens)).sum())
+        assert _kenlm_log_prob(tmp_path / "s.arpa", lines) == pytest.approx(ours, rel=1e-4)
+    # the mean model: close to the mixture (not exactly a back-off model)
+    write_arpa(lm, tmp_path / "m.arpa")
+    assert _kenlm_log_prob(tmp_path / "m.arpa", lines) == pytest.approx(lm.predictive_log_prob(corpus).sum(), rel=1e-2)
+
+
+def test_arpa_export_dirichlet_and_cli(tmp_path, capsys):
+    from bayeslm.cli import main
+
+    lm = DirichletLM(order=3, sampler_config={**QUICK, "draws": 50, "tune": 50})
+    lm.fit(Corpus.from_texts(TRAIN), random_seed=1)
+    path = lm.save(tmp_path / "dir")
+    assert main(["export", str(path), "--arpa", str(tmp_path / "d.arpa")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    corpus = lm.encode(TEST)
+    expected = float(lm.predictive_log_prob(corpus).sum())
+    assert _kenlm_log_prob(tmp_path / "d.arpa", corpus.decode_lines()) == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(SystemExit):
+        main(["export", str(path), "--arpa", str(tmp_path / "x.arpa"), "--sample", "0"])
+    assert not (tmp_path / "x.arpa").exists()
+
+
+# ------------------------------------------------------------------------------- recovery
+def simulate_hpy_bigram(rng, d, theta, n_words: int, n_sentences: int) -> list[str]:
+    """Sentences from an order-2 hierarchical Pitman-Yor LM, by the Chinese restaurant process.
+
+    Contexts are the previous token (``<s>`` first); the root's base is uniform over the
+    words, ``</s>`` and ``<unk>`` (the model's vocabulary without ``<s>``).
+    """
+    dishes = [f"w{i}" for i in range(n_words)] + ["</s>", "<unk>"]
+    root: list[list] = []
+    restaurants: dict = {}
+
+    def seat(tables, dd, th, parent):
+        T, C = len(tables), sum(s for _, s in tables)
+        weights = np.array([s - dd for _, s in tables] + [th + dd * T])
+        k = int(rng.choice(T + 1, p=weights / (C + th)))
+        if k == T:
+            tables.append([parent(), 1])
+        else:
+            tables[k][1] += 1
+        return tables[k][0]
+
+    from_base = lambda: int(rng.integers(len(dishes)))
+    from_root = lambda: seat(root, d[0], theta[0], from_base)
+    sentences = []
+    while len(sentences) < n_sentences:
+        prev, words = "<s>", []
+        while True:
+            w = seat(restaurants.setdefault(prev, []), d[1], theta[1], from_root)
+            if dishes[w] == "</s>" or len(words) >= 40:  # a cap keeps the rare runaway sentence short
+                break
+            words.append(dishes[w])
+            prev = w
+        sentences.append(" ".join(words) if words else "<unk>")
+    return sentences
+
+
+@pytest.mark.slow
+def test_recovers_discount_and_strength_from_simulated_data():
+    """Data simulated from the model: the posterior of the bigram level centres on the truth."""
+    rng = np.random.default_rng(7)
+    d, theta = (0.5, 0.7), (5.0, 1.0)
+    lines = simulate_hpy_bigram(rng, d, theta, n_words=2000, n_sentences=1500)
+    lm = PitmanYorLM(order=2, tokenizer="whitespace",
+                     sampler_config={"draws": 300, "tune": 200, "chains": 2, "progressbar": False})
+    lm.fit(Corpus.from_texts(lines, tokenizer=lm.tokenizer), random_seed=2)
+    post = lm.idata["posterior"]
+    d2 = post["discount"].sel(order=2).values.ravel()
+    t2 = post["strength"].sel(order=2).values.ravel()
+    assert abs(d2.mean() - d[1]) < 4 * d2.std() + 0.02
+    assert abs(t2.mean() - theta[1]) < 4 * t2.std() + 0.1
+
+
+# ------------------------------------------------------------------------------- ikn tables
+def test_ikn_tables_reproduce_the_exact_likelihood_and_start_nuts_at_the_mode():
+    """With the seating fixed (ikn), each order's log likelihood is read from a checked 2-D
+    Chebyshev table: inside it, value and gradient equal the exact sums; outside, the exact
+    sums answer; the table's centre is a maximum of the exact likelihood."""
+    from bayeslm.counting.counts import count
+    from bayeslm.ngram.pitman_yor.model import _Hierarchy, _SeatingState
+
+    lm = PitmanYorLM(order=3, inference="ikn")
+    counts = count(lm._prepare_training(Corpus.from_texts(markov_sentences(5, 400))), 3)
+    state = _SeatingState(_Hierarchy(counts), 1.0 / (counts.vocab_size - 1), gibbs=False)
+    assert all(state.tabulate(np.full(3, 0.6)))
+    rng = np.random.default_rng(0)
+    for k, table in enumerate(state.tables):
+        for x, y in rng.uniform(table.lo, table.hi, size=(20, 2)):
+            d = 1 / (1 + np.exp(-x))
+            theta = np.exp(y) - d
+            state._cache = {}
+            got, exact = state._order_logp(k, d, theta), state._exact_order_logp(k, d, theta)
+            assert got[0] == pytest.approx(exact[0], abs=1e-6)
+            # gradients in the sampler's coordinates (logit d, log(theta + d)), the table's own
+            in_xy = lambda g: np.array([(g[1] - g[2]) * d * (1 - d), g[2] * (theta + d)])
+            np.testing.assert_allclose(in_xy(got), in_xy(exact), rtol=1e-7, atol=1e-6)
+        d_mode, theta_mode = state.modes[:, k]
+        best = state._exact_order_logp(k, d_mode, theta_mode)[0]
+        for dd, dt in [(0.02, 0), (-0.02, 0), (0, 0.05 * (theta_mode + d_mode)), (0, -0.05 * (theta_mode + d_mode))]:
+            assert state._exact_order_logp(k, d_mode + dd, theta_mode + dt)[0] < best
+        far = (0.999, 1e6)
+        assert not table.covers(np.log(far[0] / (1 - far[0])), np.log(far[1] + far[0]))
+        state._cache = {}
+        assert state._order_logp(k, *far) == state._exact_order_logp(k, *far)
+    with pytest.raises(Exception, match="only a fixed seating"):
+        _SeatingState(_Hierarchy(counts), 1.0 / (counts.vocab_size - 1), gibbs=True).tabulate(np.full(3, 0.6))
+
+
+def test_ikn_fit_is_reproducible(ikn_lm):
+    again = PitmanYorLM(order=3, inference="ikn", retain=4, sampler_config=QUICK)
+    again.fit(Corpus.from_texts(TRAIN), random_seed=4)
+    for name in ("discount", "strength"):
+        np.testing.assert_array_equal(again.idata["posterior"][name].values, ikn_lm.idata["posterior"][name].values)
