@@ -7,10 +7,25 @@ Importing bayeslm never imports torch; PyMC is imported when a model is fitted.
 __version__ = "0.1.0"
 
 from bayeslm.core.base import BayesianLM, Evaluation, load
-from bayeslm.text.corpus import Corpus, demo_corpus
+from bayeslm.core.priors import Prior
 from bayeslm.counting.counts import NgramCounts, count
+from bayeslm.exceptions import (
+    BayesLMError,
+    ConfigError,
+    CorpusError,
+    DifferentModelError,
+    ModelFileError,
+    NotFittedError,
+    VocabularyMismatchError,
+)
+from bayeslm.neural.gpt import GPTLM  # imports torch only inside its methods
+from bayeslm.neural.last_layer import BayesianLastLayer
 from bayeslm.ngram.dirichlet import DirichletLM
 from bayeslm.ngram.pitman_yor.model import PitmanYorLM
+from bayeslm.report import (  # report.py imports matplotlib / ArviZ only when it draws
+    Report,
+    report,
+)
 from bayeslm.stats.entropy import (
     cross_entropy,
     dirichlet_expected_entropy,
@@ -21,20 +36,14 @@ from bayeslm.stats.entropy import (
     to_bits,
     to_nats,
 )
-from bayeslm.neural.gpt import GPTLM  # imports torch only inside its methods
-from bayeslm.exceptions import (
-    BayesLMError,
-    ConfigError,
-    CorpusError,
-    DifferentModelError,
-    ModelFileError,
-    NotFittedError,
-    VocabularyMismatchError,
+from bayeslm.text.corpus import Corpus, demo_corpus
+from bayeslm.text.tokenize import (
+    BPETokenizer,
+    CharTokenizer,
+    WhitespaceTokenizer,
+    WordTokenizer,
+    make_tokenizer,
 )
-from bayeslm.neural.last_layer import BayesianLastLayer
-from bayeslm.core.priors import Prior
-from bayeslm.report import Report, report  # report.py imports matplotlib / ArviZ only when it draws
-from bayeslm.text.tokenize import BPETokenizer, CharTokenizer, WhitespaceTokenizer, WordTokenizer, make_tokenizer
 from bayeslm.text.vocab import Vocabulary
 
 __all__ = [

@@ -68,9 +68,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from _common import git_state  # bench/ is on sys.path when a script runs
-
 import numpy as np
+from _common import git_state  # bench/ is on sys.path when a script runs
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared/data/shakespeare"

@@ -46,9 +46,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from _common import git_state  # bench/ is on sys.path when a script runs
-
 import numpy as np
+from _common import git_state  # bench/ is on sys.path when a script runs
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared/data/shakespeare"
 TARGET_SPEEDUP = 20.0
@@ -94,12 +93,12 @@ def main(argv=None) -> int:
         sys.exit(f"count_speed: the Shakespeare data is not at {args.data} (expected {train}); "
                  "pass --data DIR or provide ../shared/data/shakespeare next to the repository")
 
+    import os
+
     import nltk
     from nltk.lm import NgramCounter
 
     import bayeslm
-
-    import os
 
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()

@@ -48,9 +48,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from _common import git_state  # bench/ is on sys.path when a script runs
-
 import numpy as np
+from _common import git_state  # bench/ is on sys.path when a script runs
 
 TARGET_SPEEDUP = 1.5
 TARGET_MAIN_PEAK_MB = 2000.0

@@ -38,10 +38,14 @@ import math
 from pathlib import Path
 
 import numpy as np
+from _common import word_counts  # bench/ is on sys.path when a script runs
 from numba import njit
 
-from _common import word_counts  # bench/ is on sys.path when a script runs
-from bayeslm.ngram.pitman_yor.table_counts import log_conditional, stirling_table, weights_length
+from bayeslm.ngram.pitman_yor.table_counts import (
+    log_conditional,
+    stirling_table,
+    weights_length,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared/data/shakespeare"

@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import word_counts  # bench/ is on sys.path when a script runs
 
 REPO = Path(__file__).resolve().parents[1]

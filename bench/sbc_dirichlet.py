@@ -66,9 +66,8 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
-from _common import git_state  # bench/ is on sys.path when a script runs
-
 import numpy as np
+from _common import git_state  # bench/ is on sys.path when a script runs
 from scipy import stats
 from scipy.special import gammaln, logsumexp
 

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from bayeslm.exceptions import BayesLMError
+from bayeslm.stats.intervals import HDI_PROB
 
 PROG = "bayeslm"
 
@@ -30,12 +31,11 @@ def _print_json(obj) -> None:
     sys.stdout.write("\n")
 
 
-def _summary_vars(model):
-    """Variables worth a diagnostics row: the family's choice (``summary_var_names``), else all."""
-    names = getattr(model, "summary_var_names", None)
-    if names is None:
-        return ["concentration"] if "concentration" in model.idata["posterior"] else None
-    return list(names)
+def _summary_vars(model) -> list[str]:
+    """Variables worth a diagnostics row (the model's ``diagnostic_var_names``)."""
+    from bayeslm.stats.diagnostics import variables_to_check
+
+    return variables_to_check(model.idata, model.diagnostic_var_names)
 
 
 def _diagnostics_text(model) -> str:
@@ -167,8 +167,8 @@ def cmd_tokenize(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from bayeslm.text.corpus import demo_corpus
     from bayeslm.ngram.dirichlet import DirichletLM
+    from bayeslm.text.corpus import demo_corpus
 
     print("bayeslm demo: a Dirichlet-smoothed n-gram model on the Python documentation topics "
           "(the standard library's pydoc_data), 90% of the lines for training, 10% held out.")
@@ -226,8 +226,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from bayeslm.ngram.arpa import write_arpa
     from bayeslm.core.base import load
+    from bayeslm.ngram.arpa import write_arpa
 
     model = load(args.model)
     sizes = write_arpa(model, Path(args.arpa), sample=args.sample)
@@ -271,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="perplexity and bits per token on held-out text")
     p.add_argument("model", help="model directory")
     p.add_argument("--test", nargs="+", required=True, metavar="PATH")
-    p.add_argument("--hdi-prob", type=float, default=0.94)
+    p.add_argument("--hdi-prob", type=float, default=HDI_PROB)
     p.add_argument("--per-token", metavar="FILE.csv", help="write one row per scored position")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", nargs="+", metavar="PATH",
                    help="training text: posterior predictive checks against it (default: against the held-out text)")
     p.add_argument("--replicates", type=int, default=20, help="replicate corpora for the predictive checks")
-    p.add_argument("--hdi-prob", type=float, default=0.94)
+    p.add_argument("--hdi-prob", type=float, default=HDI_PROB)
     p.add_argument("--seed", type=int, default=0, help="seed of the replicate corpora")
     p.add_argument("--passage-tokens", type=int, default=60, help="positions shown along the passage plot")
     p.add_argument("--prompt", action="append", metavar="TEXT", help="add sampled continuations of TEXT (repeatable)")

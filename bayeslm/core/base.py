@@ -1,147 +1,42 @@
-"""``BayesianLM``: the configuration, fit, scoring and save/load every model family shares.
+"""``BayesianLM``: configuration, fitting, scoring and files, written once for every family.
 
-A family subclasses :class:`BayesianLM` and implements the protocol of
-``docs/architecture.md``:
-
-- ``_fit(train, valid, sampler)`` builds the ``pm.Model`` and returns an InferenceData;
-- ``_log_prob_draws(corpus)`` yields ``(positions, log_prob)`` chunks, ``log_prob`` of
-  shape (samples, chunk) in nats, one row per posterior draw (chain-major);
-- ``predictive_log_prob(corpus)``: log of the posterior-predictive probability per
-  scored position, shape (position,);
-- ``entropy_split(corpus)``: predictive entropy and its aleatoric / epistemic parts per
-  scored position, nats;
-- ``next_token_probs(contexts, draws)``: (draw, context, token) probabilities;
-- ``_family_arrays()`` / ``_restore_family(arrays)``: what the model directory holds
-  beside ``model.nc`` and ``vocab.json``.
-
-Everything else (evaluation with credible intervals, sentence scores, per-token tables,
-save/load) is written here once.
+A family subclasses :class:`BayesianLM` and implements the abstract methods of
+:class:`bayeslm.core.protocol.LanguageModel`; evaluation with credible intervals, sentence
+scores, per-token tables, entropy per position, generation and save/load come from here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-import zipfile
-import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Iterator, Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 import pandas as pd
 
-from bayeslm.stats import entropy as ent
-from bayeslm.core.files import atomic_directory
-from bayeslm.text.corpus import Corpus
-from bayeslm.exceptions import (
-    ConfigError,
-    DifferentModelError,
-    ModelFileError,
-    NotFittedError,
-    VocabularyMismatchError,
-)
+from bayeslm.core.evaluation import Evaluation
 from bayeslm.core.priors import Prior
+from bayeslm.core.protocol import LanguageModel
+from bayeslm.core.storage import (
+    FORMAT_VERSION,
+    config_id,
+    family_class,
+    load_model,
+    register_family,
+    save_model,
+)
+from bayeslm.exceptions import ConfigError, NotFittedError, VocabularyMismatchError
+from bayeslm.stats.intervals import HDI_PROB
+from bayeslm.text.corpus import Corpus
 from bayeslm.text.tokenize import Tokenizer, make_tokenizer, tokenizer_from_dict
 from bayeslm.text.vocab import Vocabulary
 
 __all__ = ["BayesianLM", "Evaluation", "load", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
-_REGISTRY: dict[str, type["BayesianLM"]] = {}
 LN10 = np.log(10.0)
 
 
-@dataclass
-class Evaluation:
-    """Held-out scores of a model, in bits per token and perplexity.
-
-    ``cross_entropy_bits`` and ``perplexity`` are per posterior draw (dims chain, draw),
-    with p(. | context) integrated out; the headline is the posterior-predictive
-    (mixture over draws) perplexity.
-    """
-
-    tokens: int  # scored positions: text tokens plus one </s> per sentence
-    sentences: int
-    oov: int  # text tokens outside the vocabulary (scored as <unk>)
-    words: int  # text tokens without </s>
-    cross_entropy_bits: "object"  # xarray.DataArray (chain, draw)
-    predictive_cross_entropy_bits: float
-    hdi_prob: float = ent.DEFAULT_HDI_PROB
-    model: dict = field(default_factory=dict)
-
-    @property
-    def oov_rate(self) -> float:
-        return self.oov / self.words if self.words else 0.0
-
-    @property
-    def perplexity(self):
-        """Perplexity per draw: 2 ** bits per token."""
-        return 2.0**self.cross_entropy_bits
-
-    @property
-    def predictive_perplexity(self) -> float:
-        return float(2.0**self.predictive_cross_entropy_bits)
-
-    def to_dict(self) -> dict:
-        return {
-            "schema": "bayeslm.evaluate/1",
-            "model": self.model,
-            "tokens": self.tokens,
-            "sentences": self.sentences,
-            "words": self.words,
-            "oov": self.oov,
-            "oov_rate": self.oov_rate,
-            "predictive_perplexity": self.predictive_perplexity,
-            "predictive_cross_entropy_bits": float(self.predictive_cross_entropy_bits),
-            "cross_entropy_bits": ent.interval_summary(self.cross_entropy_bits, hdi_prob=self.hdi_prob),
-            "perplexity": ent.interval_summary(self.perplexity, hdi_prob=self.hdi_prob),
-        }
-
-    def __str__(self) -> str:
-        d = self.to_dict()
-        ce, pp = d["cross_entropy_bits"], d["perplexity"]
-        pct = f"{100 * self.hdi_prob:.0f}%"
-        return (
-            f"sentences {self.sentences}, tokens {self.tokens} (incl. </s>), OOV {self.oov} ({100 * self.oov_rate:.2f}%)\n"
-            f"predictive perplexity {d['predictive_perplexity']:.2f} "
-            f"({d['predictive_cross_entropy_bits']:.4f} bits/token)\n"
-            f"perplexity per draw   {pp['mean']:.2f}  {pct} HDI [{pp['hdi_low']:.2f}, {pp['hdi_high']:.2f}]\n"
-            f"bits/token per draw   {ce['mean']:.4f}  {pct} HDI [{ce['hdi_low']:.4f}, {ce['hdi_high']:.4f}]"
-        )
-
-
-def draw_indices(n: int, draws=None) -> np.ndarray:
-    """Indices of the posterior draws a method uses, out of ``n``.
-
-    ``None``: all; an int k: k evenly spaced draws (at most n); a sequence: those indices.
-    """
-    if draws is None:
-        return np.arange(n)
-    if np.isscalar(draws):
-        return np.linspace(0, n - 1, min(int(draws), n)).round().astype(int)
-    return np.asarray(draws, dtype=int)
-
-
-def sample_dirichlet_rows(A: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One draw of Dirichlet(A[i]) per row of ``A`` (shape (context, token); zeros stay 0).
-
-    Gamma variates are drawn in log space (log G(A) = log G(A + 1) + log(U) / A), so
-    parameters near 1e-3 do not underflow to 0 before normalisation.
-    """
-    with np.errstate(divide="ignore"):
-        log_gamma = np.where(
-            A > 0,
-            np.log(rng.standard_gamma(A + 1.0)) + np.log(rng.random(A.shape)) / np.where(A > 0, A, 1.0),
-            -np.inf,
-        )
-    log_gamma -= log_gamma.max(axis=1, keepdims=True)
-    p = np.exp(log_gamma)
-    return p / p.sum(axis=1, keepdims=True)
-
-
-class BayesianLM:
+class BayesianLM(LanguageModel):
     """Base class of bayeslm's language models (see the module docstring for the protocol).
 
     Parameters
@@ -181,7 +76,7 @@ class BayesianLM:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if cls.family:
-            _REGISTRY[cls.family] = cls
+            register_family(cls)
 
     def __init__(
         self,
@@ -246,7 +141,7 @@ class BayesianLM:
     @property
     def id(self) -> str:
         """Short sha256 of configuration, format version and model type."""
-        return _config_id(self.get_config(), self.family)
+        return config_id(self.get_config(), self.family)
 
     def _check_fitted(self, what: str = "this method") -> None:
         if not self.is_fitted_:
@@ -397,35 +292,16 @@ class BayesianLM:
             },
         )
 
-    # -- protocol (families implement) ----------------------------------------------
-    def _fit(self, train: Corpus, valid: Corpus | None, sampler: dict):
-        raise NotImplementedError
-
-    def _log_prob_draws(self, corpus: Corpus) -> Iterator[tuple[slice, np.ndarray]]:
-        raise NotImplementedError
-
-    def predictive_log_prob(self, data) -> np.ndarray:
-        """log p(token | context) under the posterior predictive, shape (position,), nats."""
-        raise NotImplementedError
-
+    # -- derived from the protocol ----------------------------------------------------
     def entropy_split(self, data) -> pd.DataFrame:
-        """Per scored position: ``total``, ``aleatoric``, ``epistemic`` predictive entropy (nats)."""
-        raise NotImplementedError
+        """Per scored position: ``total``, ``aleatoric``, ``epistemic`` predictive entropy (nats).
 
-    def next_token_probs(self, contexts, draws=None) -> np.ndarray:
-        raise NotImplementedError
-
-    def predictive_probs(self, contexts) -> np.ndarray:
-        """Posterior-predictive next-token probabilities, shape (context, token)."""
-        return self.next_token_probs(contexts).mean(axis=0)
-
-    def context_entropy_split(self, contexts) -> pd.DataFrame:
-        """Per context: ``total``, ``aleatoric``, ``epistemic`` entropy of the next token (nats)."""
-        raise NotImplementedError
-
-    def sample_distribution(self, contexts, draw: int, rng) -> np.ndarray:
-        """p(. | u) under one posterior draw, shape (context, token) (what a continuation holds)."""
-        return self.next_token_probs(contexts, draws=[int(draw)])[0]
+        ``total`` is the entropy of the posterior-predictive next-token distribution,
+        ``aleatoric`` its expected entropy under the posterior, ``epistemic`` their
+        difference (the mutual information between the next token and the parameters).
+        """
+        contexts, _ = self.encode(data).context_windows(self.context_length)
+        return self.context_entropy_split(contexts)
 
     @property
     def context_length(self) -> int:
@@ -443,12 +319,6 @@ class BayesianLM:
         from bayeslm.core.generation import generate
 
         return generate(self, prompt, n=n, max_tokens=max_tokens, random_seed=random_seed, **options)
-
-    def _family_arrays(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def _restore_family(self, arrays: dict[str, np.ndarray]) -> None:
-        pass
 
     # -- scoring (written once) ---------------------------------------------------------
     def _draw_shape(self) -> tuple[int, int]:
@@ -471,7 +341,7 @@ class BayesianLM:
         return xr.DataArray(out.reshape(chains, draws, n_pos), dims=("chain", "draw", "position"),
                             coords={"chain": np.arange(chains), "draw": np.arange(draws)})
 
-    def evaluate(self, data, hdi_prob: float = ent.DEFAULT_HDI_PROB) -> Evaluation:
+    def evaluate(self, data, hdi_prob: float = HDI_PROB) -> Evaluation:
         """Cross-entropy and perplexity per draw (with HDI) and the predictive perplexity.
 
         Each sentence is scored with one ``</s>`` and no ``<s>``; out-of-vocabulary words
@@ -567,79 +437,22 @@ class BayesianLM:
 
         The directory is written under a temporary name and renamed when complete, so an
         interrupted save leaves nothing half-written. An existing directory is replaced only
-        with ``force=True``.
+        with ``force=True``. See :func:`bayeslm.core.storage.save_model`.
         """
-        from bayeslm.core.idata import write_netcdf
-
         self._check_fitted("save")
-        path = Path(path)
-        if path.exists() and not force:
-            raise ConfigError(f"{path} exists; choose another directory or pass force=True (--force)")
-        with atomic_directory(path, force=force) as tmp:
-            write_netcdf(self.idata, tmp / "model.nc")
-            self.vocab_.save(tmp / "vocab.json")
-            (tmp / "tokenizer.json").write_text(json.dumps(self.tokenizer.to_dict()), encoding="utf-8")
-            arrays = self._family_arrays()
-            if arrays:
-                np.savez_compressed(tmp / "arrays.npz", **arrays)
-        return path
+        return save_model(self, path, force=force)
 
     @classmethod
     def load(cls, path: str | Path) -> "BayesianLM":
         """Load a model directory written by :meth:`save` (never unpickles)."""
-        from bayeslm.core.idata import read_netcdf, root_attrs
-
-        path = Path(path)
-        if not path.is_dir():
-            raise ModelFileError(f"{path}: not a model directory")
-        idata = read_netcdf(path / "model.nc")
-        attrs = root_attrs(idata)
-        model_type = attrs.get("model_type")
-        if model_type is None or "format_version" not in attrs:
-            raise ModelFileError(f"{path}: model.nc was not written by bayeslm (no model_type / format_version)")
-        version = int(attrs["format_version"])
-        if version > FORMAT_VERSION:
-            raise DifferentModelError(
-                f"{path}: format version {version} is newer than this bayeslm reads ({FORMAT_VERSION}); upgrade bayeslm"
-            )
-        target = _REGISTRY.get(model_type)
-        if target is None:
-            raise DifferentModelError(f"{path}: unknown model type {model_type!r}")
-        if cls is not BayesianLM and target is not cls:
-            raise DifferentModelError(f"{path}: holds a {model_type!r} model, not a {cls.family!r} model")
-        try:
-            config = json.loads(attrs["config"])
-            tokenizer = tokenizer_from_dict(json.loads((path / "tokenizer.json").read_text(encoding="utf-8")))
-        except (KeyError, json.JSONDecodeError, OSError, ConfigError) as err:
-            raise ModelFileError(f"{path}: missing or corrupt configuration ({err})") from None
-        model = target.from_config(config, tokenizer=tokenizer)
-        if attrs.get("id") != _config_id(config, model_type):  # the stored config, before new defaults
-            raise DifferentModelError(f"{path}: the model id does not match its configuration (file altered?)")
-        model.vocab_ = Vocabulary.load(path / "vocab.json")
-        if attrs.get("vocab_fingerprint") != model.vocab_.fingerprint:
-            raise ModelFileError(f"{path}: vocab.json does not belong to this model")
-        model.idata = idata
-        model.fit_seconds_ = float(attrs.get("fit_seconds", 0.0))
-        arrays_path = path / "arrays.npz"
-        arrays = {}
-        if arrays_path.exists():
-            try:
-                with np.load(arrays_path, allow_pickle=False) as data:
-                    arrays = {k: data[k] for k in data.files}
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-                raise ModelFileError(f"{arrays_path}: corrupt or truncated ({err})") from None
-        model._restore_family(arrays)
-        model.is_fitted_ = True
-        return model
+        return load_model(path, expected=None if cls is BayesianLM else cls)
 
     @classmethod
     def from_config(cls, config: dict, tokenizer: Tokenizer | None = None) -> "BayesianLM":
         """A model from the configuration schema (see ``docs/config.md``)."""
         model = dict(config.get("model", {}))
         family = model.pop("family", cls.family)
-        target = _REGISTRY.get(family) if cls is BayesianLM else cls
-        if target is None:
-            raise ConfigError(f"unknown model family {family!r}; known: {sorted(_REGISTRY)}")
+        target = family_class(family) if cls is BayesianLM else cls
         tok = dict(config.get("tokenizer", {}))
         min_count = tok.pop("min_count", 1)
         max_size = tok.pop("max_size", None)
@@ -660,11 +473,6 @@ class BayesianLM:
         return f"{type(self).__name__}(order={self.order}, {state})"
 
 
-def _config_id(config: dict, family: str) -> str:
-    text = json.dumps([config, FORMAT_VERSION, family], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def load(path: str | Path) -> BayesianLM:
     """Load any bayeslm model directory."""
-    return BayesianLM.load(path)
+    return load_model(path)

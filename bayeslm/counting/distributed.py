@@ -59,9 +59,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bayeslm.text.corpus import Corpus, _lines_of, resolve_paths
 from bayeslm.counting.counts import NgramCounts
 from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError
+from bayeslm.text.corpus import Corpus, _lines_of, resolve_paths
 from bayeslm.text.tokenize import Tokenizer, WordTokenizer
 from bayeslm.text.vocab import Vocabulary, vocabulary_order
 

@@ -39,8 +39,13 @@ import numpy as np
 import pandas as pd
 
 from bayeslm.core.base import BayesianLM
+from bayeslm.exceptions import (
+    BayesLMError,
+    ConfigError,
+    ModelFileError,
+    VocabularyMismatchError,
+)
 from bayeslm.text.corpus import Corpus
-from bayeslm.exceptions import BayesLMError, ConfigError, ModelFileError, VocabularyMismatchError
 from bayeslm.text.vocab import Vocabulary
 
 __all__ = ["GPTLM", "split_holdout"]
@@ -160,7 +165,7 @@ class GPTLM(BayesianLM):
         return int(self.options["block_size"])
 
     @property
-    def summary_var_names(self) -> list[str]:
+    def diagnostic_var_names(self) -> list[str]:
         """Posterior variables worth an MCMC diagnostics row: ``weight_scale`` under NUTS; none
         for the other methods, whose draws are independent (not a Markov chain)."""
         if self.options["method"] != "nuts" or self.idata is None:

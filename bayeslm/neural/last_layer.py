@@ -63,9 +63,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
-from bayeslm.core.base import draw_indices
-from bayeslm.exceptions import BayesLMError, ConfigError, NotFittedError
+from bayeslm.core.draws import draw_indices
 from bayeslm.core.priors import Prior
+from bayeslm.exceptions import BayesLMError, ConfigError, NotFittedError
 
 __all__ = ["BayesianLastLayer", "METHODS", "softmax_regression_model"]
 

@@ -34,12 +34,13 @@ import numpy as np
 import pandas as pd
 from scipy.special import digamma, gammaln, xlogy
 
-from bayeslm.ngram.backoff import Backoff
-from bayeslm.core.base import BayesianLM, draw_indices, sample_dirichlet_rows
-from bayeslm.text.corpus import Corpus
+from bayeslm.core.base import BayesianLM
+from bayeslm.core.draws import draw_indices, sample_dirichlet_rows
 from bayeslm.counting.counts import NgramCounts, count
 from bayeslm.exceptions import BayesLMError, ConfigError
-from bayeslm.core.priors import Prior
+from bayeslm.ngram.backoff import Backoff
+from bayeslm.stats.intervals import HDI_PROB
+from bayeslm.text.corpus import Corpus
 
 __all__ = ["DirichletLM", "dirichlet_multinomial_evidence"]
 
@@ -284,6 +285,11 @@ class DirichletLM(BayesianLM):
         self._model = None
         self._draws_cache = None
         self._mixture_cache = None
+
+    @property
+    def diagnostic_var_names(self) -> list[str]:
+        """``concentration``: one per order (and bucket); the free cells of a bucketed model repeat it."""
+        return ["concentration"]
 
     # -- fitting -------------------------------------------------------------------------
     def _base_of(self, k: int, plugin: np.ndarray) -> np.ndarray:
@@ -778,7 +784,7 @@ class DirichletLM(BayesianLM):
     def sample_distribution(self, contexts, draw: int, rng: np.random.Generator) -> np.ndarray:
         """One posterior draw of p(. | u) per context: Dirichlet(c_u + a m_u), a = sample ``draw``.
 
-        Shape (context, token); see :func:`bayeslm.base.sample_dirichlet_rows`.
+        Shape (context, token); see :func:`bayeslm.core.draws.sample_dirichlet_rows`.
         """
         self._check_fitted("sample_distribution")
         return sample_dirichlet_rows(self.dirichlet_parameters(contexts, draws=[int(draw)])[0], rng)
@@ -847,7 +853,7 @@ class DirichletLM(BayesianLM):
         padded = [self.vocab_.bos_id] * need + ids
         return np.asarray(padded[len(padded) - need :], dtype=np.int64).reshape(1, need)
 
-    def prob(self, token: str, context=(), hdi_prob: float = 0.94) -> dict:
+    def prob(self, token: str, context=(), hdi_prob: float = HDI_PROB) -> dict:
         """Posterior of p(token | context): mean and equal-tailed interval of its Beta marginal.
 
         The marginal of one coordinate of Dirichlet(A) is Beta(A_w, A - A_w); over the

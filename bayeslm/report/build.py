@@ -29,8 +29,15 @@ from typing import Sequence
 
 import numpy as np
 
+from bayeslm.exceptions import (
+    ConfigError,
+    CorpusError,
+    ModelFileError,
+    NotFittedError,
+    VocabularyMismatchError,
+)
+from bayeslm.stats.intervals import HDI_PROB
 from bayeslm.text.corpus import Corpus
-from bayeslm.exceptions import ConfigError, CorpusError, ModelFileError, NotFittedError, VocabularyMismatchError
 
 __all__ = ["SCHEMA", "Report", "report", "output_paths"]
 
@@ -203,10 +210,10 @@ def _model_card(model, report_seed) -> dict:
     return card
 
 
-def _diagnostics(idata, hdi_prob: float) -> dict:
+def _diagnostics(idata, var_names: list[str] | None, hdi_prob: float) -> dict:
     from bayeslm.stats import diagnostics as dg
     method = dg.inference_method(idata)
-    names = dg.hyperparameter_names(idata)
+    names = dg.variables_to_check(idata, var_names)
     table = dg.parameter_table(idata, var_names=names, hdi_prob=hdi_prob) if names else None
     out = {
         "method": method,
@@ -326,7 +333,13 @@ def _entropy_split_bits(model, enc: Corpus, contexts: np.ndarray, inverse: np.nd
 
 def _entropy(model, raw: Corpus, enc: Corpus, hdi_prob: float, passage_tokens: int, top_k: int, timing: dict) -> tuple[dict, dict]:
     """The entropy section and arrays the comparison reuses."""
-    from bayeslm.stats.calibration import N_BINS, distinct_contexts, expected_calibration_error, reliability_bins, top1_of_contexts
+    from bayeslm.stats.calibration import (
+        N_BINS,
+        distinct_contexts,
+        expected_calibration_error,
+        reliability_bins,
+        top1_of_contexts,
+    )
 
     t0 = time.perf_counter()
     evaluation = model.evaluate(enc, hdi_prob=hdi_prob)
@@ -559,7 +572,7 @@ def report(
     labels: Sequence[str] | None = None,
     train=None,
     replicates: int = 20,
-    hdi_prob: float = 0.94,
+    hdi_prob: float = HDI_PROB,
     random_seed: int | None = 0,
     passage_tokens: int = 60,
     top_k: int = 20,
@@ -641,7 +654,7 @@ def report(
     timing: dict = {}
     t0 = time.perf_counter()
     card = _model_card(model, random_seed)
-    diagnostics = _diagnostics(model.idata, hdi_prob)
+    diagnostics = _diagnostics(model.idata, model.diagnostic_var_names, hdi_prob)
     timing["diagnostics"] = time.perf_counter() - t0
     entropy, arrays = _entropy(model, raw, enc, hdi_prob, passage_tokens, top_k, timing)
     t0 = time.perf_counter()

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayeslm.text.corpus import Corpus
 from bayeslm.exceptions import BayesLMError
+from bayeslm.text.corpus import Corpus
 
 __all__ = ["N_BINS", "bin_index", "reliability_bins", "expected_calibration_error", "distinct_contexts", "top1_of_contexts",
            "top1_predictions"]

@@ -21,9 +21,11 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from bayeslm.stats.intervals import HDI_PROB
+
 __all__ = [
     "RHAT_MAX", "ESS_MIN", "BFMI_MIN", "PARETO_K_MAX", "summary", "sampler_problems",
-    "hyperparameter_names", "parameter_table", "chain_table", "inference_method", "approximation_checks",
+    "variables_to_check", "hyperparameter_names", "parameter_table", "chain_table", "inference_method", "approximation_checks",
 ]
 
 RHAT_MAX = 1.01
@@ -33,7 +35,7 @@ PARETO_K_MAX = 0.7
 _MAX_HYPER_SIZE = 64  # posterior variables with more elements are parameters, not hyperparameters
 
 
-def summary(idata, var_names=None, hdi_prob: float = 0.94) -> pd.DataFrame:
+def summary(idata, var_names=None, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
     """ArviZ's summary plus an ``ok`` column checking R-hat and bulk / tail ESS."""
     import arviz as az
 
@@ -75,8 +77,17 @@ def hyperparameter_names(idata, max_size: int = _MAX_HYPER_SIZE) -> list[str]:
     return names
 
 
+def variables_to_check(idata, var_names: list[str] | None) -> list[str]:
+    """The posterior variables that get R-hat / ESS rows: a model's ``diagnostic_var_names``.
+
+    None (the protocol's default) means every variable small enough for a row
+    (:func:`hyperparameter_names`); an empty list means none (independent draws).
+    """
+    return hyperparameter_names(idata) if var_names is None else [v for v in var_names if v in idata["posterior"]]
+
+
 def parameter_table(
-    idata, *, var_names=None, hdi_prob: float = 0.94, rhat_max: float = RHAT_MAX, ess_min: float = ESS_MIN,
+    idata, *, var_names=None, hdi_prob: float = HDI_PROB, rhat_max: float = RHAT_MAX, ess_min: float = ESS_MIN,
 ) -> pd.DataFrame:
     """One row per scalar parameter: ArviZ's summary (unrounded) and pass/fail flags.
 

@@ -19,12 +19,9 @@ from scipy.special import digamma, entr, logsumexp
 from bayeslm.exceptions import BayesLMError
 
 __all__ = [
-    "DEFAULT_HDI_PROB", "entropy", "cross_entropy", "perplexity", "to_bits", "to_nats",
+    "entropy", "cross_entropy", "perplexity", "to_bits", "to_nats",
     "predictive_log_prob", "dirichlet_expected_entropy", "entropy_decomposition",
-    "hdi", "interval_summary",
 ]
-
-DEFAULT_HDI_PROB = 0.94
 _LN2 = np.log(2.0)
 _TOL = 1e-6  # tolerance of sum(p) == 1 and of log p <= 0
 _ROUNDOFF = 1e-12  # negative epistemic entropy above -_ROUNDOFF (nats) is set to 0
@@ -258,55 +255,3 @@ def entropy_decomposition(
         raise BayesLMError(f"sample_axes {sample_axes} and axis {axis} must be distinct")
     parts = _decompose(np.moveaxis(p, source, range(-len(source), 0)), len(source) - 1)
     return {k: _in_units(v, units) for k, v in zip(names, parts)}
-
-
-def _draws(x, sample_dims) -> np.ndarray:
-    """The draws of ``x`` as a 1-d float array."""
-    sample_dims = [sample_dims] if isinstance(sample_dims, str) else sample_dims
-    if isinstance(x, xr.DataArray):
-        extra = [d for d in x.dims if d not in sample_dims]
-        if extra:
-            raise BayesLMError(f"expected only sample dims {tuple(sample_dims)}, found also {extra}")
-    values = np.asarray(x, dtype=float).ravel()
-    if values.size == 0:
-        raise BayesLMError("no draws given")
-    if np.isnan(values).any():
-        raise BayesLMError("draws contain NaN")
-    return values
-
-
-def hdi(x, *, hdi_prob: float = DEFAULT_HDI_PROB, sample_dims=("chain", "draw")):
-    """Highest-density interval of scalar draws, via :func:`arviz.hdi`.
-
-    Parameters
-    ----------
-    x : xarray.DataArray or numpy.ndarray
-        Draws: a DataArray whose dims are all in ``sample_dims``, or a numpy array
-        (every element is a draw, e.g. shape (n_draws,) or (chain, draw)).
-    hdi_prob : float
-        Probability mass of the interval, in (0, 1).
-
-    Returns
-    -------
-    tuple of float
-        ``(low, high)``, in the units of ``x``.
-    """
-    if not 0 < hdi_prob < 1:
-        raise BayesLMError(f"hdi_prob must be in (0, 1), not {hdi_prob!r}")
-    import arviz as az
-
-    low, high = az.hdi(_draws(x, sample_dims), hdi_prob=hdi_prob)
-    return float(low), float(high)
-
-
-def interval_summary(x, *, hdi_prob: float = DEFAULT_HDI_PROB, sample_dims=("chain", "draw")):
-    """Posterior mean and HDI of scalar draws (see :func:`hdi` for ``x``).
-
-    Returns
-    -------
-    dict
-        ``{"mean", "hdi_low", "hdi_high", "hdi_prob"}`` as python floats.
-    """
-    low, high = hdi(x, hdi_prob=hdi_prob, sample_dims=sample_dims)
-    mean = float(np.mean(_draws(x, sample_dims)))
-    return {"mean": mean, "hdi_low": low, "hdi_high": high, "hdi_prob": float(hdi_prob)}

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bayeslm.text.corpus import Corpus
 from bayeslm.exceptions import ConfigError
+from bayeslm.text.corpus import Corpus
 
 __all__ = [
     "STATISTICS",

@@ -260,6 +260,22 @@ class Corpus:
         targets = np.flatnonzero(stream != self.vocab.bos_id)
         return stream, targets
 
+    def context_windows(self, context_length: int) -> tuple[np.ndarray, np.ndarray]:
+        """The context of every scored position and the token it predicts.
+
+        Returns
+        -------
+        contexts : int64 array, shape (position, context_length)
+            The ``context_length`` tokens before each scored position, oldest first,
+            padded with ``<s>`` at sentence starts (the rows of ``next_token_probs``).
+        tokens : int64 array, shape (position,)
+            The scored token (every token and one ``</s>`` per sentence), in reading order.
+        """
+        stream, targets = self.padded(context_length + 1)
+        offsets = np.arange(-context_length, 0)
+        contexts = stream[targets[:, None] + offsets[None, :]].astype(np.int64)
+        return contexts, stream[targets].astype(np.int64)
+
     def decode_lines(self, unk: str | None = None) -> list[str]:
         """Each sentence as its tokens joined by spaces (as a model sees them)."""
         tokens = list(self.vocab.tokens)

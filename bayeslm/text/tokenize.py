@@ -143,7 +143,8 @@ class BPETokenizer(Tokenizer):
         return self._backend is not None
 
     def train(self, lines: Iterable[str]) -> "BPETokenizer":
-        from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers import decoders, models, pre_tokenizers, trainers
 
         backend = HFTokenizer(models.BPE(unk_token="<unk>"))
         backend.pre_tokenizer = pre_tokenizers.Metaspace()

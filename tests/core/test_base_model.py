@@ -13,7 +13,7 @@ import pytest
 
 import bayeslm
 from bayeslm import Corpus, DirichletLM
-from bayeslm.core.base import FORMAT_VERSION
+from bayeslm.core.storage import FORMAT_VERSION
 from bayeslm.exceptions import (
     BayesLMError,
     ConfigError,

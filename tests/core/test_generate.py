@@ -11,8 +11,8 @@ from scipy import stats
 
 import bayeslm as blm
 from bayeslm.core.base import BayesianLM
-from bayeslm.exceptions import BayesLMError
 from bayeslm.core.generation import format_terminal, generate, to_json, transform_probs
+from bayeslm.exceptions import BayesLMError
 from bayeslm.text.vocab import Vocabulary
 
 
@@ -35,12 +35,27 @@ class ExplicitDrawsLM(BayesianLM):
         self.idata = az.from_dict(posterior={"x": np.zeros((1, S))})
         self.is_fitted_ = True
 
-    def predictive_probs(self, contexts):
-        m = np.atleast_2d(contexts).shape[0]
-        return np.repeat(self.draws.mean(axis=0)[None], m, axis=0)
+    def _fit(self, train, valid, sampler):
+        raise NotImplementedError("the draws are given, not fitted")
 
-    def sample_distribution(self, contexts, draw, rng):
-        return self.draws[int(draw)][None]
+    def next_token_probs(self, contexts, draws=None):
+        m = np.atleast_2d(contexts).shape[0]
+        chosen = self.draws if draws is None else self.draws[np.atleast_1d(draws)]
+        return np.repeat(chosen[:, None, :], m, axis=1)
+
+    def _log_prob_draws(self, corpus):
+        contexts, tokens = corpus.context_windows(self.context_length)
+        yield slice(0, tokens.size), np.log(self.draws[:, tokens])
+
+    def predictive_log_prob(self, data):
+        _, tokens = self.encode(data).context_windows(self.context_length)
+        return np.log(self.draws.mean(axis=0)[tokens])
+
+    def _family_arrays(self):
+        return {"draws": self.draws}
+
+    def _restore_family(self, arrays):
+        self.draws = arrays["draws"]
 
     def context_entropy_split(self, contexts):
         m = np.atleast_2d(contexts).shape[0]

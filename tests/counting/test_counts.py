@@ -5,10 +5,10 @@ import corpora
 import numpy as np
 import pytest
 
-from bayeslm.text.corpus import Corpus
-from bayeslm.text.tokenize import WhitespaceTokenizer
 from bayeslm.counting.counts import NgramCounts, count
 from bayeslm.exceptions import CorpusError, ModelFileError
+from bayeslm.text.corpus import Corpus
+from bayeslm.text.tokenize import WhitespaceTokenizer
 from bayeslm.text.vocab import Vocabulary
 
 MAX_ORDER = 4

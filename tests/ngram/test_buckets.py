@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import bayeslm as blm
-from bayeslm.ngram.dirichlet import _OrderEvidence
 from bayeslm.exceptions import ConfigError
+from bayeslm.ngram.dirichlet import _OrderEvidence
 
 SAMPLER = dict(draws=100, tune=100, chains=2, progressbar=False)
 

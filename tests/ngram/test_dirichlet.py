@@ -17,8 +17,8 @@ import pytest
 from scipy.special import digamma, entr, gammaln
 
 from bayeslm import Corpus, DirichletLM, Prior, WhitespaceTokenizer, count
-from bayeslm.ngram.dirichlet import _OrderEvidence, dirichlet_multinomial_evidence
 from bayeslm.exceptions import BayesLMError, ConfigError, NotFittedError
+from bayeslm.ngram.dirichlet import _OrderEvidence, dirichlet_multinomial_evidence
 from bayeslm.text.vocab import Vocabulary
 
 UNK, BOS, EOS = 0, 1, 2

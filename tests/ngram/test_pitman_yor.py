@@ -16,7 +16,12 @@ import numpy as np
 import pytest
 
 from bayeslm import Corpus, DirichletLM, PitmanYorLM, load
-from bayeslm.exceptions import ConfigError, CorpusError, DifferentModelError, ModelFileError
+from bayeslm.exceptions import (
+    ConfigError,
+    CorpusError,
+    DifferentModelError,
+    ModelFileError,
+)
 
 BOS = 1
 QUICK = {"draws": 20, "tune": 10, "chains": 2, "progressbar": False, "cores": 1}

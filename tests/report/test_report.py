@@ -20,10 +20,17 @@ import pytest
 from scipy.special import logsumexp
 
 import bayeslm as blm
-from bayeslm.stats.calibration import expected_calibration_error, reliability_bins
 from bayeslm.cli import main
-from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError, ModelFileError, NotFittedError, VocabularyMismatchError
+from bayeslm.exceptions import (
+    BayesLMError,
+    ConfigError,
+    CorpusError,
+    ModelFileError,
+    NotFittedError,
+    VocabularyMismatchError,
+)
 from bayeslm.report.build import Report, report
+from bayeslm.stats.calibration import expected_calibration_error, reliability_bins
 
 SAMPLER = {"draws": 100, "tune": 100, "chains": 2, "progressbar": False}
 SCRIPT = "<script>alert(1)</script>"

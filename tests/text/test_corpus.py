@@ -4,10 +4,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from bayeslm.text.corpus import Corpus, demo_corpus, resolve_paths
 from bayeslm.exceptions import CorpusError, VocabularyMismatchError
+from bayeslm.text.corpus import Corpus, demo_corpus, resolve_paths
 from bayeslm.text.tokenize import CharTokenizer, WhitespaceTokenizer, WordTokenizer
-from bayeslm.text.vocab import BOS, EOS, UNK, Vocabulary
+from bayeslm.text.vocab import UNK, Vocabulary
 
 SPEC = re.compile(r"[a-z]+(?:'[a-z]+)?|[0-9]+|[^\sa-z0-9]")
 

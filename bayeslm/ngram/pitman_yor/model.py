@@ -47,10 +47,12 @@ import numpy as np
 import pandas as pd
 from scipy.special import digamma, xlogy
 
-from bayeslm.core.base import BayesianLM, draw_indices, sample_dirichlet_rows
-from bayeslm.text.corpus import Corpus
+from bayeslm.core.base import BayesianLM
+from bayeslm.core.draws import draw_indices, sample_dirichlet_rows
 from bayeslm.counting.counts import NgramCounts
 from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError, ModelFileError
+from bayeslm.stats.intervals import HDI_PROB
+from bayeslm.text.corpus import Corpus
 
 __all__ = ["PitmanYorLM", "pitman_yor_predictive"]
 
@@ -318,7 +320,6 @@ class _SeatingState:
         return total, gd, gt
 
     def _order_logp(self, k: int, dk: float, tk: float) -> tuple[float, float, float]:
-        from bayeslm.ngram.dirichlet import _lgamma_ratio
 
         cached = self._cache.get(k)
         if cached is not None and cached[0] == (dk, tk):
@@ -921,7 +922,7 @@ class PitmanYorLM(BayesianLM):
         padded = [self.vocab_.bos_id] * need + ids
         return np.asarray(padded[len(padded) - need:], dtype=np.int64).reshape(1, need)
 
-    def prob(self, token: str, context=(), hdi_prob: float = 0.94) -> dict:
+    def prob(self, token: str, context=(), hdi_prob: float = HDI_PROB) -> dict:
         """Posterior of p(token | context): mean and equal-tailed interval.
 
         Per retained sample, G_u(w) has the Beta marginal of the Dirichlet approximation
