@@ -939,7 +939,7 @@ def _section_entropy(rep: Report) -> str:
     parts.append("<p>The posterior-predictive value scores each token by its probability averaged over the posterior "
                  "(the mixture); the per-draw values score the text under one posterior draw at a time, so their HDI "
                  "shows how much the posterior's uncertainty moves the score. "
-                 f"Scored positions: {_num(ev['tokens'])}, out-of-vocabulary words scored as &lt;unk&gt;: "
+                 f"Scored positions: {_num(ev['positions'])}, out-of-vocabulary words scored as &lt;unk&gt;: "
                  f"{_num(ev['oov'])}.</p>")
     parts.append(_figure(lambda: plots.plot_cross_entropy(ent), "cross-entropy posterior",
                          "Held-out cross-entropy under each posterior draw, its HDI and the posterior-predictive value.",
