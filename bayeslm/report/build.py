@@ -294,7 +294,8 @@ def _ppc(model, test_enc: Corpus, train_enc: Corpus | None, replicates: int, ran
     observed, which = (train_enc, "train") if train_enc is not None else (test_enc, "test")
     try:
         check = posterior_predictive_check(model, observed, test=test_enc, observed_corpus=which,
-                                           replicates=replicates, random_seed=random_seed)
+                                           replicates=replicates, random_seed=random_seed,
+                                           training_counts=model.training_counts)
     except NotImplementedError:
         return {"available": False, "reason": f"{type(model).__name__} cannot draw replicate corpora"}
     out = {"available": True, **check.to_dict()}
