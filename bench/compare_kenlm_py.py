@@ -238,7 +238,7 @@ def one_order(n: int, args, bayeslm_cmd: str, lmplz: Path, work: Path) -> dict:
         "rhat_max": rhat, "ess_bulk_min": ess, "ess_tail_min": ess_tail, "divergences": divergences,
         "diagnostics": diags,
         "valid_perplexity": ev_valid["predictive_perplexity"], "test_perplexity": ev_test["predictive_perplexity"],
-        "test_perplexity_per_sample": ev_test["perplexity"], "test_positions": ev_test["tokens"],
+        "test_perplexity_per_sample": ev_test["perplexity"], "test_positions": ev_test["positions"],
         "kenlm_perplexity": k_ppl, "kenlm_positions": positions, "lmplz_seconds": lm["seconds"],
         "lmplz_peak_mb": lm["peak_mb"],
         "arpa_sample0_kenlm_perplexity": math.exp(-k0 / positions), "sample0_perplexity": math.exp(-sample_lp / positions),

@@ -69,10 +69,10 @@ def main() -> int:
         data = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
         passed = seconds < MAX_SECONDS and peak < MAX_BYTES
         ok &= passed
-        results[name] = {"seconds": seconds, "peak_rss_bytes": peak, "scored_positions": data["test"]["tokens"],
+        results[name] = {"seconds": seconds, "peak_rss_bytes": peak, "scored_positions": data["test"]["positions"],
                          "vocabulary": data["model"]["vocabulary_size"], "html_bytes": out.stat().st_size,
                          "timing_seconds": data["timing_seconds"], "pass": passed}
-        print(f"{name}: {seconds:.1f} s, peak RSS {peak / 1024**3:.2f} GB, {data['test']['tokens']} scored positions, "
+        print(f"{name}: {seconds:.1f} s, peak RSS {peak / 1024**3:.2f} GB, {data['test']['positions']} scored positions, "
               f"vocabulary {data['model']['vocabulary_size']}, page {out.stat().st_size / 1e6:.1f} MB  "
               f"[{'PASS' if passed else 'FAIL'}: < {MAX_SECONDS:.0f} s and < {MAX_BYTES / 1024**3:.0f} GB]")
         inside = ", ".join(f"{k} {v:.1f} s" for k, v in data["timing_seconds"].items())

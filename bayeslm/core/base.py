@@ -359,10 +359,10 @@ class BayesianLM(LanguageModel):
                             coords={"chain": np.arange(chains), "draw": np.arange(draws)})
         predictive_bits = float(-self.predictive_log_prob(corpus).sum() / n_pos / np.log(2))
         return Evaluation(
-            tokens=int(n_pos),
+            positions=int(n_pos),
+            tokens=corpus.n_tokens,
             sentences=corpus.n_sentences,
             oov=int(np.count_nonzero(corpus.ids == self.vocab_.unk_id)),
-            words=corpus.n_tokens,
             cross_entropy_bits=bits,
             predictive_cross_entropy_bits=predictive_bits,
             hdi_prob=hdi_prob,

@@ -13,23 +13,27 @@ __all__ = ["Evaluation"]
 class Evaluation:
     """Held-out scores of a model, in bits per token and perplexity.
 
-    ``cross_entropy_bits`` and ``perplexity`` are per posterior draw (dims chain, draw),
-    with p(. | context) integrated out; the headline is the posterior-predictive
-    (mixture over draws) perplexity.
+    Counts follow one rule across bayeslm: ``tokens`` are the text's tokens
+    (:attr:`bayeslm.text.corpus.Corpus.n_tokens`, no sentence markers), ``positions`` the
+    scored positions (every token and one ``</s>`` per sentence), over which the
+    cross-entropy is averaged. ``cross_entropy_bits`` and ``perplexity`` are per posterior
+    draw (dims chain, draw); the headline is the posterior-predictive (mixture over draws)
+    perplexity.
     """
 
-    tokens: int  # scored positions: text tokens plus one </s> per sentence
+    positions: int  # scored positions: text tokens plus one </s> per sentence
+    tokens: int  # text tokens (Corpus.n_tokens), </s> not counted
     sentences: int
     oov: int  # text tokens outside the vocabulary (scored as <unk>)
-    words: int  # text tokens without </s>
-    cross_entropy_bits: "object"  # xarray.DataArray (chain, draw)
+    cross_entropy_bits: "object"  # xarray.DataArray (chain, draw), bits per scored position
     predictive_cross_entropy_bits: float
     hdi_prob: float = HDI_PROB
     model: dict = field(default_factory=dict)
 
     @property
     def oov_rate(self) -> float:
-        return self.oov / self.words if self.words else 0.0
+        """Share of text tokens outside the vocabulary."""
+        return self.oov / self.tokens if self.tokens else 0.0
 
     @property
     def perplexity(self):
@@ -42,11 +46,11 @@ class Evaluation:
 
     def to_dict(self) -> dict:
         return {
-            "schema": "bayeslm.evaluate/1",
+            "schema": "bayeslm.evaluate/2",
             "model": self.model,
+            "positions": self.positions,
             "tokens": self.tokens,
             "sentences": self.sentences,
-            "words": self.words,
             "oov": self.oov,
             "oov_rate": self.oov_rate,
             "predictive_perplexity": self.predictive_perplexity,
@@ -60,7 +64,8 @@ class Evaluation:
         ce, pp = d["cross_entropy_bits"], d["perplexity"]
         pct = f"{100 * self.hdi_prob:.0f}%"
         return (
-            f"sentences {self.sentences}, tokens {self.tokens} (incl. </s>), OOV {self.oov} ({100 * self.oov_rate:.2f}%)\n"
+            f"sentences {self.sentences}, tokens {self.tokens}, scored positions {self.positions} (tokens and one </s> "
+            f"per sentence), OOV {self.oov} ({100 * self.oov_rate:.2f}%)\n"
             f"predictive perplexity {d['predictive_perplexity']:.2f} "
             f"({d['predictive_cross_entropy_bits']:.4f} bits/token)\n"
             f"perplexity per draw   {pp['mean']:.2f}  {pct} HDI [{pp['hdi_low']:.2f}, {pp['hdi_high']:.2f}]\n"

@@ -9,8 +9,8 @@ continuations therefore shows the model's epistemic uncertainty. With
 Every generated token carries its probability under the held draw and under the
 posterior predictive, the predictive entropy in bits with its split into expected entropy
 (aleatoric) and mutual information (epistemic), and the top alternatives. Works for any
-model answering the protocol of :mod:`bayeslm.base` (``predictive_probs``,
-``context_entropy_split``, ``sample_distribution``).
+model answering the protocol of :mod:`bayeslm.core.protocol` (``predictive_probs``,
+``context_entropy_split``, ``sample_distribution``, ``context_length``, ``n_samples``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from bayeslm.exceptions import BayesLMError
+from bayeslm.exceptions import BayesLMError, NotFittedError
 
 __all__ = ["TokenInfo", "Continuation", "generate", "transform_probs", "format_terminal"]
 
@@ -137,6 +137,80 @@ def _check_options(n, max_tokens, temperature, top_k, top_p, mode):
         raise BayesLMError(f"mode must be 'draw' or 'predictive', got {mode!r}")
 
 
+@dataclass(frozen=True)
+class _Decoding:
+    """How each token of a continuation is drawn and annotated, and when the continuation stops."""
+
+    max_tokens: int
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    stop: str | None
+    stop_at_eos: bool
+    mi_threshold_bits: float
+    n_top: int
+
+
+def _prompt_ids(model, prompt: str) -> tuple[list[int], list[str]]:
+    """Token ids of the prompt, and its tokens the model reads as ``<unk>`` (or as sentence markers)."""
+    vocab = model.vocabulary
+    prompt_tokens = model.tokenizer.tokenize(prompt) if prompt else []
+    if len(prompt_tokens) > MAX_PROMPT_TOKENS:
+        raise BayesLMError(f"the prompt has {len(prompt_tokens)} tokens; the limit is {MAX_PROMPT_TOKENS}")
+    unknown = [t for t in prompt_tokens if t not in vocab or t in ("<s>", "</s>")]
+    return ([int(i) for i in vocab.encode(prompt_tokens)] if prompt_tokens else []), unknown
+
+
+def _token_info(model, ctx: np.ndarray, token_id: int, sampled_from: np.ndarray, predictive: np.ndarray,
+                decoding: _Decoding) -> TokenInfo:
+    """The drawn token with its probabilities and the entropy split of its context ``ctx`` (1, context_length)."""
+    vocab = model.vocabulary
+    split = model.context_entropy_split(ctx).iloc[0]
+    top_ids = np.argsort(-predictive, kind="stable")[: decoding.n_top]
+    return TokenInfo(
+        token=vocab.tokens[token_id],
+        id=token_id,
+        prob_draw=float(sampled_from[token_id]),
+        prob_predictive=float(predictive[token_id]),
+        entropy_bits=float(split["total"] / LN2),
+        aleatoric_bits=float(split["aleatoric"] / LN2),
+        epistemic_bits=float(split["epistemic"] / LN2),
+        flagged=bool(split["epistemic"] / LN2 > decoding.mi_threshold_bits),
+        top=[(vocab.tokens[i], float(predictive[i])) for i in top_ids],
+    )
+
+
+def _continue(model, history: list[int], held: int | None, rng: np.random.Generator,
+              decoding: _Decoding) -> tuple[list[TokenInfo], str]:
+    """Tokens drawn after ``history`` under posterior draw ``held`` (None: the predictive), and why it stopped.
+
+    A held draw's distribution p(. | u) is drawn the first time context u occurs and reused
+    whenever u recurs.
+    """
+    k = model.context_length
+    held_cache: dict[tuple, np.ndarray] = {}
+    infos: list[TokenInfo] = []
+    for _ in range(decoding.max_tokens):
+        ctx = np.asarray(history[len(history) - k:] if k else [], dtype=np.int64).reshape(1, k)
+        key = tuple(ctx[0])
+        predictive = model.predictive_probs(ctx)[0]
+        if held is None:
+            sampled_from = predictive
+        else:
+            if key not in held_cache:
+                held_cache[key] = model.sample_distribution(ctx, int(held), rng)[0]
+            sampled_from = held_cache[key]
+        probs = transform_probs(sampled_from, decoding.temperature, decoding.top_k, decoding.top_p)
+        token_id = int(rng.choice(probs.size, p=probs))
+        infos.append(_token_info(model, ctx, token_id, sampled_from, predictive, decoding))
+        if token_id == model.vocabulary.eos_id and decoding.stop_at_eos:
+            return infos, "eos"
+        history.append(token_id)
+        if decoding.stop is not None and decoding.stop in _text(model, infos):
+            return infos, "stop_string"
+    return infos, "max_tokens"
+
+
 def generate(model, prompt: str = "", n: int = 5, max_tokens: int = 40, random_seed=None, *,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
              stop: str | None = None, stop_at_eos: bool = True, mode: str = "draw",
@@ -164,61 +238,20 @@ def generate(model, prompt: str = "", n: int = 5, max_tokens: int = 40, random_s
         Flag tokens whose mutual information exceeds this; default the model's stored
         90th percentile of mutual information over validation positions.
     """
-    model._check_fitted("generate")
+    if not model.is_fitted_:
+        raise NotFittedError(model, "generate")
     _check_options(n, max_tokens, temperature, top_k, top_p, mode)
-    vocab = model.vocab_
-    prompt_tokens = model.tokenizer.tokenize(prompt) if prompt else []
-    if len(prompt_tokens) > MAX_PROMPT_TOKENS:
-        raise BayesLMError(f"the prompt has {len(prompt_tokens)} tokens; the limit is {MAX_PROMPT_TOKENS}")
-    unknown = [t for t in prompt_tokens if t not in vocab or t in ("<s>", "</s>")]
-    prompt_ids = [int(i) for i in vocab.encode(prompt_tokens)] if prompt_tokens else []
+    prompt_ids, unknown = _prompt_ids(model, prompt)
     if mi_threshold_bits is None:
         mi_threshold_bits = model_mi_threshold_bits(model)
+    decoding = _Decoding(int(max_tokens), temperature, top_k, top_p, stop, stop_at_eos, float(mi_threshold_bits), n_top)
     rng = np.random.default_rng(random_seed)
     S = model.n_samples
     draws = rng.choice(S, size=n, replace=n > S) if mode == "draw" else [None] * n
-    k = model.context_length
-    history0 = [vocab.bos_id] * k + prompt_ids
+    history = [model.vocabulary.bos_id] * model.context_length + prompt_ids
     results = []
     for held in draws:
-        held_cache: dict[tuple, np.ndarray] = {}
-        history = list(history0)
-        infos: list[TokenInfo] = []
-        stop_reason = "max_tokens"
-        for _ in range(int(max_tokens)):
-            ctx = np.asarray(history[len(history) - k:] if k else [], dtype=np.int64).reshape(1, k)
-            key = tuple(ctx[0])
-            predictive = model.predictive_probs(ctx)[0]
-            if held is None:
-                sampled_from = predictive
-            else:
-                if key not in held_cache:
-                    held_cache[key] = model.sample_distribution(ctx, int(held), rng)[0]
-                sampled_from = held_cache[key]
-            probs = transform_probs(sampled_from, temperature, top_k, top_p)
-            token_id = int(rng.choice(probs.size, p=probs))
-            split = model.context_entropy_split(ctx).iloc[0]
-            top_ids = np.argsort(-predictive, kind="stable")[:n_top]
-            info = TokenInfo(
-                token=vocab.tokens[token_id],
-                id=token_id,
-                prob_draw=float(sampled_from[token_id]),
-                prob_predictive=float(predictive[token_id]),
-                entropy_bits=float(split["total"] / LN2),
-                aleatoric_bits=float(split["aleatoric"] / LN2),
-                epistemic_bits=float(split["epistemic"] / LN2),
-                flagged=bool(split["epistemic"] / LN2 > mi_threshold_bits),
-                top=[(vocab.tokens[i], float(predictive[i])) for i in top_ids],
-            )
-            if token_id == vocab.eos_id and stop_at_eos:
-                infos.append(info)
-                stop_reason = "eos"
-                break
-            infos.append(info)
-            history.append(token_id)
-            if stop is not None and stop in _text(model, infos):
-                stop_reason = "stop_string"
-                break
+        infos, stop_reason = _continue(model, list(history), held, rng, decoding)
         text = _text(model, infos)
         if stop_reason == "stop_string":
             text = text[: text.index(stop)]

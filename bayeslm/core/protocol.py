@@ -40,7 +40,7 @@ class LanguageModel(ABC):
 
     Given with a default that a family may replace: :meth:`predictive_probs`,
     :meth:`sample_distribution`, :meth:`entropy_split`, :attr:`diagnostic_var_names`,
-    :attr:`context_length`, :attr:`n_samples`.
+    :attr:`training_counts`, :attr:`context_length`, :attr:`n_samples`.
     """
 
     #: the family's name in configurations and model directories (``model.family``)
@@ -86,6 +86,15 @@ class LanguageModel(ABC):
     @property
     def diagnostic_var_names(self) -> list[str] | None:
         """Posterior variables that get R-hat / ESS rows; None: every small variable, []: none."""
+        return None
+
+    @property
+    def training_counts(self):
+        """The training text's n-gram counts (:class:`bayeslm.counting.counts.NgramCounts`), or None.
+
+        A family that fits from n-gram counts returns them; reports use them for the
+        unseen-n-gram share of the posterior predictive checks (None: not computed).
+        """
         return None
 
     def predictive_probs(self, contexts) -> np.ndarray:

@@ -36,6 +36,7 @@ from scipy.special import digamma, gammaln, xlogy
 
 from bayeslm.core.base import BayesianLM
 from bayeslm.core.draws import draw_indices, sample_dirichlet_rows
+from bayeslm.core.protocol import SamplesSentences
 from bayeslm.counting.counts import NgramCounts, count
 from bayeslm.exceptions import BayesLMError, ConfigError
 from bayeslm.ngram.backoff import Backoff
@@ -229,7 +230,7 @@ def dirichlet_multinomial_evidence(counts: np.ndarray, alpha: np.ndarray) -> flo
     return float((gammaln(A) - gammaln(A + N) + (gammaln(alpha + counts) - gammaln(alpha)).sum(axis=-1)).sum())
 
 
-class DirichletLM(BayesianLM):
+class DirichletLM(BayesianLM, SamplesSentences):
     """Dirichlet-smoothed n-gram language model with a posterior over concentrations.
 
     Parameters
@@ -290,6 +291,10 @@ class DirichletLM(BayesianLM):
     def diagnostic_var_names(self) -> list[str]:
         """``concentration``: one per order (and bucket); the free cells of a bucketed model repeat it."""
         return ["concentration"]
+
+    @property
+    def training_counts(self) -> NgramCounts | None:
+        return self.counts_
 
     # -- fitting -------------------------------------------------------------------------
     def _base_of(self, k: int, plugin: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Posterior predictive checks on corpus statistics that matter for language.
 
-Replicate corpora are drawn from the fitted model (``model.sample_sentences``, one
-posterior draw per replicate) and compared with the observed text on:
+Replicate corpora are drawn from a fitted model that samples sentences (the
+``SamplesSentences`` ability: ``model.sample_sentences``, one posterior draw per replicate)
+and compared with the observed text on:
 
 - the frequency of frequencies (count-of-counts): how many types occur once, twice, ...;
 - type-token growth: distinct types among the first t tokens;
@@ -115,8 +116,8 @@ def unseen_ngram_share(counts, corpus: Corpus, order: int | None = None) -> floa
     """Share of scored positions (tokens and each ``</s>``) whose n-gram is absent from ``counts``.
 
     The n-gram of a position is its ``order - 1`` context tokens (``<s>``-padded) and the
-    token; ``counts`` is the training :class:`~bayeslm.counts.NgramCounts` and ``corpus``
-    is in the same vocabulary.
+    token; ``counts`` is the training :class:`~bayeslm.counting.counts.NgramCounts` and
+    ``corpus`` is in the same vocabulary.
     """
     order = counts.order if order is None else int(order)
     stream, targets = corpus.padded(order)
@@ -253,13 +254,14 @@ class PosteriorPredictiveCheck:
 
 
 def posterior_predictive_check(model, observed: Corpus, *, test: Corpus | None = None, observed_corpus: str = "test",
-                               replicates: int = 20, random_seed=0) -> PosteriorPredictiveCheck:
+                               replicates: int = 20, random_seed=0, training_counts=None) -> PosteriorPredictiveCheck:
     """Draw ``replicates`` corpora of the observed size from ``model`` and compare statistics.
 
     Parameters
     ----------
     model : BayesianLM
-        A fitted model with ``sample_sentences(n, random_seed=, draw=)``.
+        A fitted model with the ``SamplesSentences`` ability
+        (``sample_sentences(n, random_seed=, draw=)``) and ``n_samples``.
     observed : Corpus
         The text the replicates are compared with, in the model's vocabulary: the training
         text (``observed_corpus="train"``) or the held-out text (``"test"``). Each replicate
@@ -268,22 +270,24 @@ def posterior_predictive_check(model, observed: Corpus, *, test: Corpus | None =
         Held-out text in the model's vocabulary, for the unseen-n-gram share; its
         replicated value is measured on the first ``test.n_sentences`` sentences of each
         replicate (or on a separate test-sized replicate if the replicate is shorter).
-        Needs the model's training counts (``model.counts_``); NaN without them.
+        Needs ``training_counts``; NaN without them.
     replicates : int
         Number of replicate corpora (one evenly spaced posterior draw each).
     random_seed : int
         Seeds of the replicates derive from it (``numpy.random.SeedSequence``).
+    training_counts : NgramCounts, optional
+        The n-gram counts of the training text (``model.training_counts``), at the
+        model's order: the reference of the unseen-n-gram share.
     """
     if int(replicates) < 1:
         raise ConfigError(f"replicates must be at least 1, got {replicates}")
     replicates = int(replicates)
-    counts = getattr(model, "counts_", None)
-    order = getattr(model, "order", None)
+    counts = training_counts
     novelty_obs = test if test is not None else (observed if observed_corpus == "test" else None)
     checkpoints = type_token_checkpoints(observed.n_tokens)
     edges = sentence_length_edges(observed.sentence_lengths)
     obs_stats = corpus_statistics(observed, checkpoints=checkpoints, length_edges=edges, counts=counts,
-                                  novelty=novelty_obs, order=order)
+                                  novelty=novelty_obs)
     n_samples = int(model.n_samples)
     draws = np.linspace(0, n_samples - 1, replicates).round().astype(np.int64)
     seeds = np.random.SeedSequence(random_seed).generate_state(replicates).astype(np.int64)
@@ -301,7 +305,7 @@ def posterior_predictive_check(model, observed: Corpus, *, test: Corpus | None =
         else:
             novelty = model.sample_sentences(n_nov, random_seed=int(seed) + 1, draw=int(draw))
         rep_stats.append(corpus_statistics(rep, checkpoints=checkpoints, length_edges=edges, counts=counts,
-                                           novelty=novelty, order=order))
+                                           novelty=novelty))
         rep_tokens.append(rep.n_tokens)
     return PosteriorPredictiveCheck(
         observed_corpus=observed_corpus,

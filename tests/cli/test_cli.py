@@ -221,12 +221,12 @@ def test_evaluate_json(files, fitted, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(out), "--test", str(files["test"]), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)  # exactly one JSON object
-    assert report["schema"] == "bayeslm.evaluate/1"
+    assert report["schema"] == "bayeslm.evaluate/2"
     sentences = words_of(TEST)
     words = sum(len(s) for s in sentences)
     oov = sum(w not in KNOWN for s in sentences for w in s)
     assert report["sentences"] == len(sentences) == 3
-    assert report["tokens"] == words + len(sentences)
+    assert report["tokens"] == words and report["positions"] == words + len(sentences)
     assert report["oov_rate"] == pytest.approx(oov / words)
     for key in ("cross_entropy_bits", "perplexity"):
         summary = report[key]
@@ -235,7 +235,7 @@ def test_evaluate_json(files, fitted, capsys):
         assert summary["hdi_prob"] == 0.94
     model = bayeslm.load(out)
     lp = model.predictive_log_prob(model.read(files["test"]))
-    assert lp.size == report["tokens"]
+    assert lp.size == report["positions"]
     bits = -lp.mean() / math.log(2)
     assert report["predictive_cross_entropy_bits"] == pytest.approx(bits, rel=1e-12)
     assert report["predictive_perplexity"] == pytest.approx(2**bits, rel=1e-12)

@@ -85,9 +85,9 @@ def test_counts_of_evaluation(lm):
     oov = sum(w not in train_words for s in TEST for w in s.split())
     assert oov == 3
     ev = lm.evaluate(TEST)
-    assert ev.words == words
+    assert ev.tokens == words  # text tokens, as Corpus.n_tokens
     assert ev.sentences == len(TEST)
-    assert ev.tokens == words + len(TEST)  # one </s> per sentence, never <s>
+    assert ev.positions == words + len(TEST)  # one </s> per sentence, never <s>
     assert ev.oov == oov
     assert ev.oov_rate == pytest.approx(oov / words)
 
@@ -131,7 +131,8 @@ def test_evaluate_bits_and_perplexity(lm):
                                (-tlp.mean("position")).values, rtol=1e-12)
 
     d = ev.to_dict()
-    assert d["schema"] == "bayeslm.evaluate/1"
+    assert d["schema"] == "bayeslm.evaluate/2"
+    assert (d["tokens"], d["positions"]) == (ev.tokens, ev.positions) and "words" not in d
     assert d["model"] == {"family": "dirichlet", "order": 2, "id": lm.id}
     ce = d["cross_entropy_bits"]
     assert ce["mean"] == pytest.approx(float(ev.cross_entropy_bits.mean()))

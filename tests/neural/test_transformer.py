@@ -286,7 +286,7 @@ def test_window_features_equal_one_pass_within_the_block(fitted):
 def test_gpt_bll_answers_the_protocol(fitted):
     test = ["the dog sat on the mat", "a cat ran"]
     ev = fitted.evaluate(test)
-    assert ev.tokens == sum(len(t) + 1 for t in test)
+    assert ev.positions == sum(len(t) + 1 for t in test) and ev.tokens == sum(len(t) for t in test)
     assert 0 < ev.predictive_cross_entropy_bits < np.log2(len(fitted.vocab_))
     assert fitted.idata["posterior"].sizes["draw"] == 30
     assert set(fitted.idata["posterior"].data_vars) >= {"W", "b", "weight_scale"}
@@ -294,7 +294,7 @@ def test_gpt_bll_answers_the_protocol(fitted):
     assert np.allclose(split["total"], split["aleatoric"] + split["epistemic"])
     assert (split["epistemic"] >= 0).all()
     frame = fitted.per_token(test)
-    assert len(frame) == ev.tokens and "".join(frame["token"][:3]) == "the"
+    assert len(frame) == ev.positions and "".join(frame["token"][:3]) == "the"
     scores = fitted.score(test)
     assert np.isclose(scores["log_prob_nats"].sum(), fitted.predictive_log_prob(test).sum())
     ctx = fitted.encode(["the ca"]).ids[None, :]

@@ -31,6 +31,7 @@ from bayeslm.exceptions import (
 )
 from bayeslm.report.build import Report, report
 from bayeslm.stats.calibration import expected_calibration_error, reliability_bins
+from bayeslm.stats.intervals import HDI_PROB
 
 SAMPLER = {"draws": 100, "tune": 100, "chains": 2, "progressbar": False}
 SCRIPT = "<script>alert(1)</script>"
@@ -115,7 +116,7 @@ def test_json_is_strict_and_documented_units(written, data):
     _, json_path = written
     text = json_path.read_text(encoding="utf-8")
     loaded = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
-    assert loaded["schema"] == "bayeslm.report/1"
+    assert loaded["schema"] == "bayeslm.report/2"
     assert set(loaded) >= {"model", "test", "diagnostics", "ppc", "entropy", "comparison", "timing_seconds"}
     assert loaded == data
     ent = loaded["entropy"]
@@ -127,6 +128,31 @@ def test_json_is_strict_and_documented_units(written, data):
     assert card["versions"]["pymc"] and card["versions"]["arviz"] and card["sampler"]["draws"] == 100
 
 
+def _keys(obj):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield k
+            yield from _keys(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _keys(v)
+
+
+def test_tokens_and_positions_mean_one_thing_in_every_section(data, test_corpus):
+    """tokens: text tokens (Corpus.n_tokens); positions: tokens and one </s> per sentence."""
+    n_tokens = sum(len(s.split()) for s in TEST)
+    n_positions = n_tokens + len(TEST)
+    assert data["test"]["tokens"] == n_tokens == test_corpus.n_tokens and data["test"]["positions"] == n_positions
+    ev = data["entropy"]["evaluation"]
+    assert ev["schema"] == "bayeslm.evaluate/2" and (ev["tokens"], ev["positions"]) == (n_tokens, n_positions)
+    assert data["comparison"]["positions"] == n_positions
+    assert [m["positions"] for m in data["comparison"]["models"]] == [n_positions, n_positions]
+    assert data["entropy"]["calibration"]["positions"] == n_positions
+    assert data["ppc"]["observed_tokens"] == n_tokens
+    assert data["test"]["oov_rate"] == ev["oov_rate"] == pytest.approx(data["test"]["oov"] / n_tokens)
+    assert "words" not in set(_keys(data))
+
+
 def test_elpd_matches_log_mean_exp_of_token_log_prob(lm3, lm2, test_corpus, data):
     rows = {r["label"]: r for r in data["comparison"]["models"]}
     per_sentence = {}
@@ -134,7 +160,7 @@ def test_elpd_matches_log_mean_exp_of_token_log_prob(lm3, lm2, test_corpus, data
         lp = lm.token_log_prob(test_corpus).values  # (chain, draw, position)
         elpd_i = logsumexp(lp.reshape(-1, lp.shape[-1]), axis=0) - math.log(lp.shape[0] * lp.shape[1])
         n = elpd_i.size
-        assert rows[label]["tokens"] == n
+        assert rows[label]["positions"] == n
         assert rows[label]["elpd_sum_nats"] == pytest.approx(elpd_i.sum(), rel=1e-9)
         assert rows[label]["elpd_per_token_nats"] == pytest.approx(elpd_i.sum() / n, rel=1e-9)
         sums = Counter()
@@ -143,7 +169,7 @@ def test_elpd_matches_log_mean_exp_of_token_log_prob(lm3, lm2, test_corpus, data
         per_sentence[label] = np.array([sums[s] for s in range(len(TEST))])
     best, other = ("tri", "bi") if rows["tri"]["rank"] == 1 else ("bi", "tri")
     d = per_sentence[best] - per_sentence[other]
-    n = rows[best]["tokens"]
+    n = rows[best]["positions"]
     assert rows[other]["elpd_diff_per_token_nats"] == pytest.approx(d.sum() / n, rel=1e-9)
     se = math.sqrt(len(d) * sum((x - d.mean()) ** 2 for x in d) / len(d)) / n
     assert rows[other]["elpd_diff_se_per_token_nats"] == pytest.approx(se, rel=1e-9)
@@ -273,7 +299,9 @@ def test_ppc_statistics_equal_plain_python(lm3, test_corpus, data):
 
 def test_ppc_against_training_text_uses_training_sized_replicates(lm3, test_corpus):
     train = blm.Corpus.from_texts(TRAIN, tokenizer=blm.make_tokenizer("whitespace"))
-    ppc = report(lm3, test_corpus, train=train, replicates=3).to_dict()["ppc"]
+    d = report(lm3, test_corpus, train=train, replicates=3).to_dict()
+    assert d["train"] == {"sentences": len(TRAIN), "tokens": sum(len(s.split()) for s in TRAIN)}
+    ppc = d["ppc"]
     assert ppc["observed_corpus"] == "train" and ppc["replicate_sentences"] == len(TRAIN)
     assert ppc["novelty_sentences"] == len(TEST)
     assert ppc["statistics"]["types"]["observed"] == len({w for s in TRAIN for w in s.split()})
@@ -283,14 +311,15 @@ def test_ppc_against_training_text_uses_training_sized_replicates(lm3, test_corp
 def test_diagnostics_table_equals_arviz_summary(lm3, data):
     import arviz as az
 
-    table = az.summary(lm3.idata, var_names=["concentration"], hdi_prob=0.94, round_to="none")
+    table = az.summary(lm3.idata, var_names=["concentration"], hdi_prob=HDI_PROB, round_to="none")
+    low, high = [c for c in table.columns if c.startswith("hdi_")]
     rows = {p["name"]: p for p in data["diagnostics"]["parameters"]}
     assert set(rows) == set(table.index)
     for name, row in table.iterrows():
         got = rows[name]
         for col in ("mean", "sd", "ess_bulk", "ess_tail", "r_hat", "mcse_mean"):
             assert got[col] == pytest.approx(row[col]), (name, col)
-        assert got["hdi_low"] == pytest.approx(row["hdi_3%"]) and got["hdi_high"] == pytest.approx(row["hdi_97%"])
+        assert got["hdi_low"] == pytest.approx(row[low]) and got["hdi_high"] == pytest.approx(row[high])
         assert got["ok"] == bool(row["r_hat"] <= 1.01 and row["ess_bulk"] >= 400 and row["ess_tail"] >= 400)
     chains = data["diagnostics"]["chains"]
     assert [c["divergences"] for c in chains] == lm3.idata["sample_stats"]["diverging"].sum("draw").values.tolist()

@@ -723,6 +723,10 @@ class PitmanYorLM(BayesianLM):
     def n_samples(self) -> int:
         return int(self.idata["table_counts"].sizes["sample"])
 
+    @property
+    def training_counts(self) -> NgramCounts | None:
+        return self.counts_
+
     def _select(self, draws) -> np.ndarray:
         return draw_indices(self.n_samples, draws)
 
