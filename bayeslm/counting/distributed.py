@@ -702,6 +702,38 @@ def count_files(paths, order: int, client, *, tokenizer: Tokenizer | None = None
     """
     client = _as_client(client)
     tokenizer = tokenizer if tokenizer is not None else WordTokenizer()
+    order = _check_count_files_options(tokenizer, order, out)
+    timings: dict[str, float] = {}
+    clock = _Clock(timings)
+    files = resolve_paths(paths)
+    blocks = _blocks(files, blocksize)
+    parts, tree = _tokenise_partitions(client, blocks, tokenizer)
+    _show(parts, progress, f"tokenising {len(parts)} partitions of {len(files)} files")
+    summaries = client.gather([client.submit(_part_summary, p, pure=False) for p in parts])
+    clock("read and tokenise")
+    n_sentences, n_tokens = _corpus_size(files, blocks, summaries)
+    plan, V, weights = _vocabulary_plan(client, tree[-1][0], min_count, max_size, order, n_tokens, n_sentences)
+    clock("vocabulary")
+    mappings, vocab_tokens = _vocabulary_ids_down(client, tree, plan)
+    del tree, plan
+    vocab = _LazyVocabulary(vocab_tokens)
+    samples = None
+    if sample:
+        longest = int(np.argmax([s[3] for s in summaries]))
+        samples = (client.submit(_sample_part, parts[0], mappings[0], SAMPLE_SENTENCES, pure=False),
+                   client.submit(_sample_part, parts[longest], mappings[longest], 1, pure=False))
+    counts, coc, n_ranges = _count_parts(client, parts, order, mappings, V, weights, n_tokens + n_sentences,
+                                         out, progress, n_ranges, timings)
+    vocab = vocab.result()
+    sample_corpus = None if samples is None else _sample_corpus(client.gather(list(samples)), vocab, tokenizer, files)
+    return DaskCounts(vocab=vocab, order=order, counts=counts, path=None if out is None else Path(out),
+                      n_tokens=n_tokens, n_sentences=n_sentences, longest_sentence=max(s[3] for s in summaries),
+                      n_partitions=len(blocks), n_ranges=n_ranges, count_of_counts=coc, sample=sample_corpus,
+                      tokenizer=tokenizer, timings=timings)
+
+
+def _check_count_files_options(tokenizer: Tokenizer, order, out) -> int:
+    """The order as an int, after refusing an untrained tokenizer, an order below 1 or a missing ``out`` directory."""
     if not tokenizer.is_trained:
         raise ConfigError("the BPE tokenizer is not trained: train it on a sample of the text before counting on Dask")
     order = int(order)
@@ -709,21 +741,28 @@ def count_files(paths, order: int, client, *, tokenizer: Tokenizer | None = None
         raise CorpusError(f"order must be at least 1, got {order}")
     if out is not None and not Path(out).parent.exists():
         raise BayesLMError(f"{out}: directory {Path(out).parent} does not exist")
-    timings: dict[str, float] = {}
-    clock = _Clock(timings)
-    files = resolve_paths(paths)
-    blocks = _blocks(files, blocksize)
+    return order
+
+
+def _tokenise_partitions(client, blocks: list, tokenizer: Tokenizer) -> tuple[list, list[list]]:
+    """Futures of the tokenised partitions and the tree merging their type counts (step 1 and 2).
+
+    ``tree[0]`` holds one type-count future per partition, ``tree[d]`` the merges of
+    groups of ``_SPLIT_EVERY`` nodes of ``tree[d - 1]``; ``tree[-1][0]`` is the root. The
+    merges start as soon as their partitions are tokenised.
+    """
     parts = [client.submit(_read_tokenise, str(path), off, length, tokenizer, pure=False)
              for path, off, length in blocks]
-    # the merges of the type counts start as soon as their partitions are tokenised
     tree = [[client.submit(_type_counts, p, pure=False) for p in parts]]
     while len(tree[-1]) > 1 or len(tree) == 1:
         below = tree[-1]
         tree.append([client.submit(_merge_type_counts, *below[i : i + _SPLIT_EVERY], pure=False)
                      for i in range(0, len(below), _SPLIT_EVERY)])
-    _show(parts, progress, f"tokenising {len(parts)} partitions of {len(files)} files")
-    summaries = client.gather([client.submit(_part_summary, p, pure=False) for p in parts])
-    clock("read and tokenise")
+    return parts, tree
+
+
+def _corpus_size(files: list[Path], blocks: list, summaries: list) -> tuple[int, int]:
+    """(sentences, tokens) of the corpus from its partitions' summaries; an empty file or corpus is an error."""
     lines_per_file: dict[Path, int] = {}
     for (path, _, _), summary in zip(blocks, summaries):
         lines_per_file[path] = lines_per_file.get(path, 0) + summary[0]
@@ -734,42 +773,43 @@ def count_files(paths, order: int, client, *, tokenizer: Tokenizer | None = None
     n_tokens = sum(s[2] for s in summaries)
     if n_tokens == 0:
         raise CorpusError(f"the corpus has no tokens ({', '.join(map(str, files))})")
-    # the root merge's worker orders the vocabulary; the client needs only its size and
-    # counts to start counting, and fetches the token strings while the workers count
-    root = tree[-1][0]
+    return n_sentences, n_tokens
+
+
+def _vocabulary_plan(client, root, min_count: int, max_size: int | None, order: int, n_tokens: int,
+                     n_sentences: int) -> tuple:
+    """The future of the vocabulary plan, the vocabulary size V and float64 (V,) events per newest context token.
+
+    The root merge's worker orders the vocabulary; the client needs only its size and
+    counts to start counting (the weights balance the merge ranges), and fetches the
+    token strings while the workers count.
+    """
     plan = client.submit(_plan_vocabulary, root, min_count, max_size, pure=False)
     kept = client.submit(_plan_item, plan, 2, pure=False).result().astype(np.float64)
     V = kept.size + 3
     _check_packable(order, V)
-    weights = np.zeros(V, dtype=np.float64)  # events per newest context token, to balance the ranges
+    weights = np.zeros(V, dtype=np.float64)
     weights[3:] = kept
     weights[Vocabulary.unk_id] = max(n_tokens - kept.sum(), 0)
     weights[Vocabulary.bos_id] = n_sentences
-    del kept
-    clock("vocabulary")
-    ids = client.submit(_plan_item, plan, 1, pure=False)
-    vocab_tokens = client.submit(_vocabulary_tokens, root, plan, pure=False)
-    level = [ids]
+    return plan, V, weights
+
+
+def _vocabulary_ids_down(client, tree: list[list], plan) -> tuple[list, object]:
+    """Futures of every partition's local-type -> vocabulary id mapping, and of the vocabulary's tokens.
+
+    The ids of the root's distinct types go down the merge tree to the partitions (strings never travel back).
+    """
+    level = [client.submit(_plan_item, plan, 1, pure=False)]
+    vocab_tokens = client.submit(_vocabulary_tokens, tree[-1][0], plan, pure=False)
     for depth in range(len(tree) - 1, 0, -1):  # from the root's merge down to the partitions
         level = [client.submit(_child_ids, node, level[j], i, pure=False)
                  for j, node in enumerate(tree[depth]) for i in range(len(tree[depth - 1][j * _SPLIT_EVERY:][:_SPLIT_EVERY]))]
-    mappings = level
-    del tree, root, plan, ids, level
-    vocab = _LazyVocabulary(vocab_tokens)
-    samples = None
-    if sample:
-        longest = int(np.argmax([s[3] for s in summaries]))
-        samples = (client.submit(_sample_part, parts[0], mappings[0], SAMPLE_SENTENCES, pure=False),
-                   client.submit(_sample_part, parts[longest], mappings[longest], 1, pure=False))
-    counts, coc, n_ranges = _count_parts(client, parts, order, mappings, V, weights, n_tokens + n_sentences,
-                                         out, progress, n_ranges, timings)
-    vocab = vocab.result()
-    sample_corpus = None
-    if samples is not None:
-        ((ids, offs), _), (_, (lids, loffs)) = client.gather(list(samples))
-        sample_corpus = Corpus(np.concatenate([ids, lids]), np.concatenate([offs, loffs[1:] + offs[-1]]), vocab,
-                               tokenizer, sources=files)
-    return DaskCounts(vocab=vocab, order=order, counts=counts, path=None if out is None else Path(out),
-                      n_tokens=n_tokens, n_sentences=n_sentences, longest_sentence=max(s[3] for s in summaries),
-                      n_partitions=len(blocks), n_ranges=n_ranges, count_of_counts=coc, sample=sample_corpus,
-                      tokenizer=tokenizer, timings=timings)
+    return level, vocab_tokens
+
+
+def _sample_corpus(samples, vocab: Vocabulary, tokenizer: Tokenizer, files: list[Path]) -> Corpus:
+    """The first partition's first sentences and the longest sentence, as one :class:`Corpus`."""
+    ((ids, offs), _), (_, (lids, loffs)) = samples
+    return Corpus(np.concatenate([ids, lids]), np.concatenate([offs, loffs[1:] + offs[-1]]), vocab, tokenizer,
+                  sources=files)
