@@ -1,17 +1,10 @@
-"""Training a :class:`~bayeslm.neural.transformer.TinyGPT`: MAP under a Gaussian prior, with checkpoints to resume from.
+"""Training a :class:`~bayeslm.neural.transformer.TinyGPT`: MAP under a Gaussian prior, resumable bit for bit.
 
-:func:`train_gpt` minimises the mean cross-entropy plus an L2 penalty
-``l2 / 2 * ||theta||^2`` on the weight matrices and embeddings: the negative log posterior
-per training token under a Gaussian prior N(0, 1 / (N l2)) on each of them (N training
-tokens), so the trained weights are a MAP estimate. AdamW's decoupled weight decay
-(``regularization="adamw"``) and dropout only approximate a prior and are options, not
-the default. The schedule is linear warm-up then cosine decay; the validation loss is
-measured every ``eval_interval`` steps and training stops early after ``patience``
-evaluations without improvement, keeping the best weights. A training checkpoint adds
-the optimizer's state, the batch generator's state and the history to the model's
-checkpoint; training resumes from one bit for bit.
-
-This module imports torch (``import bayeslm`` does not import it).
+:func:`train_gpt` minimises the mean cross-entropy plus ``l2 / 2 * ||theta||^2`` on the
+weight matrices and embeddings (the negative log posterior per token under a prior
+N(0, 1 / (N l2))), with warm-up then cosine decay, early stopping on the validation loss,
+and training checkpoints (the model's checkpoint plus optimizer, batch generator and
+history). ``docs/transformer.md`` ("Training is MAP") has the details. Imports torch.
 """
 
 from __future__ import annotations
