@@ -153,7 +153,7 @@ def train_gpt(model: TinyGPT, train_stream, cfg: TrainConfig | None = None, *, v
     model : TinyGPT
         Trained from its current weights (a fresh model, or a trained one to fine-tune).
     train_stream, valid_stream : int array
-        Token ids, the text read as one stream (see :class:`bayeslm.gpt.GPTLM`).
+        Token ids, the text read as one stream (see :class:`bayeslm.neural.gpt.GPTLM`).
     cfg : TrainConfig
     checkpoint_dir : path, optional
         Written every ``checkpoint_interval`` steps and at the end (weights, optimizer,
