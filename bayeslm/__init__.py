@@ -89,12 +89,14 @@ __all__ = [
     "train_gpt",
 ]
 
-_LAZY = {"TinyGPT", "GPTConfig", "TrainConfig", "train_gpt"}  # bayeslm.transformer imports torch
+# the modules of these names import torch: loaded on first use
+_LAZY = {"TinyGPT": "bayeslm.neural.transformer", "GPTConfig": "bayeslm.neural.transformer",
+         "TrainConfig": "bayeslm.neural.training", "train_gpt": "bayeslm.neural.training"}
 
 
 def __getattr__(name):
     if name in _LAZY:
-        from bayeslm.neural import transformer
+        from importlib import import_module
 
-        return getattr(transformer, name)
+        return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'bayeslm' has no attribute {name!r}")

@@ -22,7 +22,7 @@ the workers read the files, so a remote cluster needs them on a shared file syst
 3. **Count** (one task per partition): map the local codes to vocabulary ids (one gather
    per partition), pad the sentences (:meth:`Corpus.padded`), pack every
    event's n-gram of the highest order ``n`` into one int64 key, newest context token
-   first (``w[t-1], w[t-2], ..., w[t-n+1], w[t]``), and count the distinct keys (a sort).
+   first (:mod:`bayeslm.counting.keys`), and count the distinct keys (a sort).
    The sorted keys are cut into *ranges* of their newest context token ``w[t-1]``,
    balanced by token frequency.
 4. **Merge** (one task per range): the pieces of one range from every partition are
@@ -32,8 +32,9 @@ the workers read the files, so a remote cluster needs them on a shared file syst
    n-grams per suffix -- after the merge, on merged counts. Unigram counts and their
    continuation counts are summed over ranges in a tree of tasks.
 5. **Assemble**: the client numbers the contexts of every range after those of the
-   ranges before it (the hierarchical keys of :class:`~bayeslm.counts.OrderCounts` sort
-   by newest context token first, so ranges are contiguous slices of every array) and
+   ranges before it (the hierarchical keys of
+   :class:`~bayeslm.counting.ngram_counts.OrderCounts` sort by newest context token
+   first, so ranges are contiguous slices of every array) and
    collects the arrays range by range, into an :class:`~bayeslm.NgramCounts` or streamed
    into an ``.npz`` file (``out=``) that :meth:`NgramCounts.load` reads, so the client
    never holds more than one range of one array. Count-of-counts are computed per range
@@ -59,9 +60,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bayeslm.counting.counts import NgramCounts
+from bayeslm.counting.keys import newest_context_token, packed_keys, run_starts, without_oldest_context_token
+from bayeslm.counting.ngram_counts import NgramCounts
 from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError
-from bayeslm.text.corpus import Corpus, _lines_of, resolve_paths
+from bayeslm.text.corpus import Corpus, resolve_paths, sentence_lines
 from bayeslm.text.tokenize import Tokenizer, WordTokenizer
 from bayeslm.text.vocab import Vocabulary, vocabulary_order
 
@@ -123,7 +125,7 @@ def _as_client(client):
     if isinstance(client, distributed.Client):
         return client
     raise ConfigError(f"client must be a distributed.Client, got {type(client).__name__} "
-                      "(bayeslm.distributed.dask_client() makes one)")
+                      "(bayeslm.counting.distributed.dask_client() makes one)")
 
 
 def _check_packable(order: int, V: int) -> None:
@@ -170,7 +172,7 @@ def _tokenise_block(data: bytes, name: str, start: int, tokenizer: Tokenizer) ->
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise CorpusError(f"{name}: invalid UTF-8 at byte offset {start + err.start}") from None
-    lines = _lines_of(text)
+    lines = sentence_lines(text)
     token_lists = [toks for toks in tokenizer.tokenize_lines(lines) if toks]
     lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -247,14 +249,6 @@ def _global_ids(part: _Part, mapping: np.ndarray | None) -> np.ndarray:
     return part.ids if mapping is None else mapping[part.ids]
 
 
-def _packed_keys(stream: np.ndarray, targets: np.ndarray, order: int, V: int) -> np.ndarray:
-    """int64 key of every event's order-n n-gram: digits w[t-1], w[t-2], ..., w[t-n+1], w[t] in base V."""
-    key = stream[targets - 1].astype(np.int64)
-    for j in range(2, order):
-        key = key * V + stream[targets - j]
-    return key * V + stream[targets]
-
-
 def _count_part(part: _Part, mapping, order: int, V: int, bounds: np.ndarray):
     """Distinct highest-order keys of one partition and their counts, cut into ranges.
 
@@ -271,9 +265,9 @@ def _count_part(part: _Part, mapping, order: int, V: int, bounds: np.ndarray):
         counts = np.bincount(stream[targets], minlength=V)
         keys = np.flatnonzero(counts).astype(np.int64)
         return ((keys, counts[keys].astype(np.int32)),)
-    keys, counts = np.unique(_packed_keys(stream, targets, order, V), return_counts=True)
+    keys, counts = np.unique(packed_keys(stream, targets, order, V), return_counts=True)
     del stream, targets
-    cuts = np.searchsorted(keys // V ** (order - 1), bounds)
+    cuts = np.searchsorted(newest_context_token(keys, order, V), bounds)
     edges = np.concatenate([[0], cuts, [keys.size]])
     counts = counts.astype(np.int32)  # a partition has fewer than 2 ** 31 events
     return tuple((keys[a:b], counts[a:b]) for a, b in zip(edges[:-1], edges[1:]))
@@ -302,9 +296,7 @@ def _sum_runs(keys: np.ndarray, counts: np.ndarray):
     """Sort keys and add the counts of equal keys: (unique keys, summed counts, run lengths)."""
     perm = np.argsort(keys, kind="stable")
     keys, counts = keys[perm], counts[perm].astype(np.int64)
-    first = np.ones(keys.size, dtype=bool)
-    np.not_equal(keys[1:], keys[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
+    starts = np.flatnonzero(run_starts(keys))
     if starts.size == 0:
         return keys, counts, np.zeros(0, np.int64)
     return keys[starts], np.add.reduceat(counts, starts), np.diff(np.append(starts, keys.size))
@@ -329,14 +321,13 @@ def _reduce_range(order: int, V: int, *pieces) -> dict:
     out: dict = {}
     for k in range(order, 1, -1):
         ctx = K // V
-        first = np.ones(ctx.size, dtype=bool)
-        np.not_equal(ctx[1:], ctx[:-1], out=first[1:])
+        first = run_starts(ctx)
         small = C.size == 0 or C.max() < 2**31  # kept as int32 where it fits (int64 when assembled)
         out[f"key{k}"], out[f"count{k}"], out[f"ctx{k}"] = K, C.astype(np.int32) if small else C, ctx[first]
         out[f"coc{k}"] = np.bincount(C)
         del ctx, first
         if k > 2:  # drop the oldest context token (the second-lowest digit)
-            K, C, out[f"cont{k - 1}"] = _sum_runs((K // (V * V)) * V + K % V, C)
+            K, C, out[f"cont{k - 1}"] = _sum_runs(without_oldest_context_token(K, V), C)
         else:  # unigrams ending the range's bigrams: dense bincounts over the vocabulary
             tok = K % V
             cont = np.bincount(tok, minlength=V)
@@ -380,10 +371,7 @@ def _range_array(result: dict, name: str, k: int, V: int, ctx_offset: int, paren
     ctx = result[f"ctx{k}"]
     if name == "ngram_key":
         K = result[f"key{k}"]
-        ctx_of = K // V
-        first = np.ones(K.size, dtype=np.int64)
-        np.not_equal(ctx_of[1:], ctx_of[:-1], out=first[1:], casting="unsafe")
-        return (ctx_offset - 1 + np.cumsum(first)) * V + K % V  # contexts numbered in key order
+        return (ctx_offset - 1 + np.cumsum(run_starts(K // V))) * V + K % V  # contexts numbered in key order
     if k == 2:  # parent: the order-1 context (id 0); oldest token: w[t-1]
         return ctx.copy()
     parent = parent_offset + np.searchsorted(result[f"ctx{k - 1}"], ctx // V)
@@ -714,6 +702,38 @@ def count_files(paths, order: int, client, *, tokenizer: Tokenizer | None = None
     """
     client = _as_client(client)
     tokenizer = tokenizer if tokenizer is not None else WordTokenizer()
+    order = _check_count_files_options(tokenizer, order, out)
+    timings: dict[str, float] = {}
+    clock = _Clock(timings)
+    files = resolve_paths(paths)
+    blocks = _blocks(files, blocksize)
+    parts, tree = _tokenise_partitions(client, blocks, tokenizer)
+    _show(parts, progress, f"tokenising {len(parts)} partitions of {len(files)} files")
+    summaries = client.gather([client.submit(_part_summary, p, pure=False) for p in parts])
+    clock("read and tokenise")
+    n_sentences, n_tokens = _corpus_size(files, blocks, summaries)
+    plan, V, weights = _vocabulary_plan(client, tree[-1][0], min_count, max_size, order, n_tokens, n_sentences)
+    clock("vocabulary")
+    mappings, vocab_tokens = _vocabulary_ids_down(client, tree, plan)
+    del tree, plan
+    vocab = _LazyVocabulary(vocab_tokens)
+    samples = None
+    if sample:
+        longest = int(np.argmax([s[3] for s in summaries]))
+        samples = (client.submit(_sample_part, parts[0], mappings[0], SAMPLE_SENTENCES, pure=False),
+                   client.submit(_sample_part, parts[longest], mappings[longest], 1, pure=False))
+    counts, coc, n_ranges = _count_parts(client, parts, order, mappings, V, weights, n_tokens + n_sentences,
+                                         out, progress, n_ranges, timings)
+    vocab = vocab.result()
+    sample_corpus = None if samples is None else _sample_corpus(client.gather(list(samples)), vocab, tokenizer, files)
+    return DaskCounts(vocab=vocab, order=order, counts=counts, path=None if out is None else Path(out),
+                      n_tokens=n_tokens, n_sentences=n_sentences, longest_sentence=max(s[3] for s in summaries),
+                      n_partitions=len(blocks), n_ranges=n_ranges, count_of_counts=coc, sample=sample_corpus,
+                      tokenizer=tokenizer, timings=timings)
+
+
+def _check_count_files_options(tokenizer: Tokenizer, order, out) -> int:
+    """The order as an int, after refusing an untrained tokenizer, an order below 1 or a missing ``out`` directory."""
     if not tokenizer.is_trained:
         raise ConfigError("the BPE tokenizer is not trained: train it on a sample of the text before counting on Dask")
     order = int(order)
@@ -721,21 +741,28 @@ def count_files(paths, order: int, client, *, tokenizer: Tokenizer | None = None
         raise CorpusError(f"order must be at least 1, got {order}")
     if out is not None and not Path(out).parent.exists():
         raise BayesLMError(f"{out}: directory {Path(out).parent} does not exist")
-    timings: dict[str, float] = {}
-    clock = _Clock(timings)
-    files = resolve_paths(paths)
-    blocks = _blocks(files, blocksize)
+    return order
+
+
+def _tokenise_partitions(client, blocks: list, tokenizer: Tokenizer) -> tuple[list, list[list]]:
+    """Futures of the tokenised partitions and the tree merging their type counts (step 1 and 2).
+
+    ``tree[0]`` holds one type-count future per partition, ``tree[d]`` the merges of
+    groups of ``_SPLIT_EVERY`` nodes of ``tree[d - 1]``; ``tree[-1][0]`` is the root. The
+    merges start as soon as their partitions are tokenised.
+    """
     parts = [client.submit(_read_tokenise, str(path), off, length, tokenizer, pure=False)
              for path, off, length in blocks]
-    # the merges of the type counts start as soon as their partitions are tokenised
     tree = [[client.submit(_type_counts, p, pure=False) for p in parts]]
     while len(tree[-1]) > 1 or len(tree) == 1:
         below = tree[-1]
         tree.append([client.submit(_merge_type_counts, *below[i : i + _SPLIT_EVERY], pure=False)
                      for i in range(0, len(below), _SPLIT_EVERY)])
-    _show(parts, progress, f"tokenising {len(parts)} partitions of {len(files)} files")
-    summaries = client.gather([client.submit(_part_summary, p, pure=False) for p in parts])
-    clock("read and tokenise")
+    return parts, tree
+
+
+def _corpus_size(files: list[Path], blocks: list, summaries: list) -> tuple[int, int]:
+    """(sentences, tokens) of the corpus from its partitions' summaries; an empty file or corpus is an error."""
     lines_per_file: dict[Path, int] = {}
     for (path, _, _), summary in zip(blocks, summaries):
         lines_per_file[path] = lines_per_file.get(path, 0) + summary[0]
@@ -746,42 +773,43 @@ def count_files(paths, order: int, client, *, tokenizer: Tokenizer | None = None
     n_tokens = sum(s[2] for s in summaries)
     if n_tokens == 0:
         raise CorpusError(f"the corpus has no tokens ({', '.join(map(str, files))})")
-    # the root merge's worker orders the vocabulary; the client needs only its size and
-    # counts to start counting, and fetches the token strings while the workers count
-    root = tree[-1][0]
+    return n_sentences, n_tokens
+
+
+def _vocabulary_plan(client, root, min_count: int, max_size: int | None, order: int, n_tokens: int,
+                     n_sentences: int) -> tuple:
+    """The future of the vocabulary plan, the vocabulary size V and float64 (V,) events per newest context token.
+
+    The root merge's worker orders the vocabulary; the client needs only its size and
+    counts to start counting (the weights balance the merge ranges), and fetches the
+    token strings while the workers count.
+    """
     plan = client.submit(_plan_vocabulary, root, min_count, max_size, pure=False)
     kept = client.submit(_plan_item, plan, 2, pure=False).result().astype(np.float64)
     V = kept.size + 3
     _check_packable(order, V)
-    weights = np.zeros(V, dtype=np.float64)  # events per newest context token, to balance the ranges
+    weights = np.zeros(V, dtype=np.float64)
     weights[3:] = kept
     weights[Vocabulary.unk_id] = max(n_tokens - kept.sum(), 0)
     weights[Vocabulary.bos_id] = n_sentences
-    del kept
-    clock("vocabulary")
-    ids = client.submit(_plan_item, plan, 1, pure=False)
-    vocab_tokens = client.submit(_vocabulary_tokens, root, plan, pure=False)
-    level = [ids]
+    return plan, V, weights
+
+
+def _vocabulary_ids_down(client, tree: list[list], plan) -> tuple[list, object]:
+    """Futures of every partition's local-type -> vocabulary id mapping, and of the vocabulary's tokens.
+
+    The ids of the root's distinct types go down the merge tree to the partitions (strings never travel back).
+    """
+    level = [client.submit(_plan_item, plan, 1, pure=False)]
+    vocab_tokens = client.submit(_vocabulary_tokens, tree[-1][0], plan, pure=False)
     for depth in range(len(tree) - 1, 0, -1):  # from the root's merge down to the partitions
         level = [client.submit(_child_ids, node, level[j], i, pure=False)
                  for j, node in enumerate(tree[depth]) for i in range(len(tree[depth - 1][j * _SPLIT_EVERY:][:_SPLIT_EVERY]))]
-    mappings = level
-    del tree, root, plan, ids, level
-    vocab = _LazyVocabulary(vocab_tokens)
-    samples = None
-    if sample:
-        longest = int(np.argmax([s[3] for s in summaries]))
-        samples = (client.submit(_sample_part, parts[0], mappings[0], SAMPLE_SENTENCES, pure=False),
-                   client.submit(_sample_part, parts[longest], mappings[longest], 1, pure=False))
-    counts, coc, n_ranges = _count_parts(client, parts, order, mappings, V, weights, n_tokens + n_sentences,
-                                         out, progress, n_ranges, timings)
-    vocab = vocab.result()
-    sample_corpus = None
-    if samples is not None:
-        ((ids, offs), _), (_, (lids, loffs)) = client.gather(list(samples))
-        sample_corpus = Corpus(np.concatenate([ids, lids]), np.concatenate([offs, loffs[1:] + offs[-1]]), vocab,
-                               tokenizer, sources=files)
-    return DaskCounts(vocab=vocab, order=order, counts=counts, path=None if out is None else Path(out),
-                      n_tokens=n_tokens, n_sentences=n_sentences, longest_sentence=max(s[3] for s in summaries),
-                      n_partitions=len(blocks), n_ranges=n_ranges, count_of_counts=coc, sample=sample_corpus,
-                      tokenizer=tokenizer, timings=timings)
+    return level, vocab_tokens
+
+
+def _sample_corpus(samples, vocab: Vocabulary, tokenizer: Tokenizer, files: list[Path]) -> Corpus:
+    """The first partition's first sentences and the longest sentence, as one :class:`Corpus`."""
+    ((ids, offs), _), (_, (lids, loffs)) = samples
+    return Corpus(np.concatenate([ids, lids]), np.concatenate([offs, loffs[1:] + offs[-1]]), vocab, tokenizer,
+                  sources=files)

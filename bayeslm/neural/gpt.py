@@ -66,10 +66,10 @@ class GPTLM(BayesianLM):
     Parameters (``[model]`` options; see ``docs/transformer.md``)
     ----------
     block_size, n_layer, n_head, n_embd, dropout, bias, tie_weights
-        The body (:class:`bayeslm.transformer.GPTConfig`).
+        The body (:class:`bayeslm.neural.transformer.GPTConfig`).
     train_steps, train_seconds, batch_size, learning_rate, min_lr, warmup_steps, l2,
     regularization, eval_interval, eval_batches, patience
-        Training (:class:`bayeslm.transformer.TrainConfig`); ``train_steps = 0`` keeps the
+        Training (:class:`bayeslm.neural.training.TrainConfig`); ``train_steps = 0`` keeps the
         body as loaded from ``init_from``.
     checkpoint_dir : str, optional
         Training checkpoints go here, and training resumes from one found there.
@@ -188,7 +188,7 @@ class GPTLM(BayesianLM):
         return GPTConfig(vocab_size=len(self.vocab_), **{k: o[k] for k in _BODY})
 
     def _train_config(self, seed):
-        from bayeslm.neural.transformer import TrainConfig
+        from bayeslm.neural.training import TrainConfig
 
         o = self.options
         return TrainConfig(**{v: o[k] for k, v in _TRAIN.items()}, seed=int(seed or 0), objective="causal")
@@ -216,7 +216,8 @@ class GPTLM(BayesianLM):
         import torch
 
         from bayeslm.neural.last_layer import BayesianLastLayer
-        from bayeslm.neural.transformer import TinyGPT, train_gpt
+        from bayeslm.neural.training import train_gpt
+        from bayeslm.neural.transformer import TinyGPT
 
         seed = sampler.get("random_seed")
         seed = int(seed) if seed is not None else int(np.random.default_rng().integers(2**31))
@@ -408,9 +409,9 @@ class GPTLM(BayesianLM):
 
     # -- files -------------------------------------------------------------------------
     def _family_arrays(self) -> dict[str, np.ndarray]:
-        from bayeslm.neural.transformer import _state_tensors
+        from bayeslm.neural.transformer import state_tensors
 
-        arrays = {f"body.{k}": v.numpy() for k, v in _state_tensors(self.body_).items()}
+        arrays = {f"body.{k}": v.numpy() for k, v in state_tensors(self.body_).items()}
         from dataclasses import asdict
 
         arrays["body_config"] = np.array(json.dumps(asdict(self.body_.config)))

@@ -522,25 +522,47 @@ class BayesianLastLayer:
         Xa = _augment(X)
         theta0 = np.hstack([W0, b0[:, None]]) if W0 is not None else np.zeros((V, Xa.shape[1]))
         self.theta_map_ = theta0.copy() if W0 is not None else None
-        method = self.method
-        if method in ("map_temperature", "mc_dropout") and valid is None:
-            raise ConfigError(f"method {method!r} needs validation positions (valid=(X, y))")
-        if self.prior_mean in ("head", "calibrated_head") and W0 is None:
-            raise ConfigError(f"prior_mean={self.prior_mean!r} needs the trained head as init=")
-        if self.prior_mean == "calibrated_head" and valid is None:
-            raise ConfigError("prior_mean='calibrated_head' needs validation positions (valid=(X, y))")
-        if valid is not None:
-            Xv = self.features(valid[0])
-            if Xv.shape[1] != X.shape[1]:
-                raise BayesLMError(f"validation features have {Xv.shape[1]} dimensions, the fitting ones {X.shape[1]}")
-            valid = (_augment(Xv), _as_targets(valid[1], Xv.shape[0], V))
+        self._check_fit_inputs(has_head=W0 is not None, has_valid=valid is not None)
+        valid = self._validation_positions(valid, X.shape[1], V)
         prior_mean = self.prior_mean
         if prior_mean == "auto":
             prior_mean = "zero" if W0 is None else ("calibrated_head" if valid is not None else "head")
         self.laplace_ = None
         self.temperature_ = self.dropout_rate_ = None
-        self.info_ = {"method": method, "positions": int(X.shape[0]), "classes": int(V), "features": int(X.shape[1]),
-                      "prior_mean": prior_mean}
+        self.info_ = {"method": self.method, "positions": int(X.shape[0]), "classes": int(V),
+                      "features": int(X.shape[1]), "prior_mean": prior_mean}
+        theta0 = self._set_prior_mean(prior_mean, theta0, valid)
+        if self.method in ("laplace", "advi", "advi_lowrank", "nuts") or W0 is None:
+            mode_rng = rng if self.method == "laplace" else np.random.default_rng(seed)
+            self.laplace_ = self._laplace(Xa, y, V, theta0, mode_rng)
+            if self.theta_map_ is None:
+                self.theta_map_ = self.laplace_.theta.copy()
+        thetas, scales = self._posterior_draws(X, y, V, valid, seed, rng)
+        self.idata = self._to_idata(thetas, scales, V, X.shape[1])
+        self.fit_seconds_ = time.perf_counter() - start
+        self.info_["fit_seconds"] = self.fit_seconds_
+        return self.idata
+
+    def _check_fit_inputs(self, *, has_head: bool, has_valid: bool) -> None:
+        """Refuse a method or prior mean that needs the trained head or validation positions when they are missing."""
+        if self.method in ("map_temperature", "mc_dropout") and not has_valid:
+            raise ConfigError(f"method {self.method!r} needs validation positions (valid=(X, y))")
+        if self.prior_mean in ("head", "calibrated_head") and not has_head:
+            raise ConfigError(f"prior_mean={self.prior_mean!r} needs the trained head as init=")
+        if self.prior_mean == "calibrated_head" and not has_valid:
+            raise ConfigError("prior_mean='calibrated_head' needs validation positions (valid=(X, y))")
+
+    def _validation_positions(self, valid, dim: int, V: int):
+        """``(features with the constant column (n, dim + 1), targets (n,))`` of ``valid = (X, y)``, or None."""
+        if valid is None:
+            return None
+        Xv = self.features(valid[0])
+        if Xv.shape[1] != dim:
+            raise BayesLMError(f"validation features have {Xv.shape[1]} dimensions, the fitting ones {dim}")
+        return _augment(Xv), _as_targets(valid[1], Xv.shape[0], V)
+
+    def _set_prior_mean(self, prior_mean: str, theta0: np.ndarray, valid) -> np.ndarray:
+        """Set ``prior_mean_`` (V, D) for ``prior_mean`` (resolved, not "auto"); returns where the mode search starts."""
         if prior_mean == "zero":
             self.prior_mean_ = np.zeros_like(theta0)
         elif prior_mean == "head":
@@ -550,32 +572,27 @@ class BayesianLastLayer:
             self.info_["prior_temperature"] = self.temperature_
             self.prior_mean_ = theta0 / self.temperature_
             theta0 = self.prior_mean_.copy()  # the search for the mode starts there
-        needs_mode = method in ("laplace", "advi", "advi_lowrank", "nuts") or W0 is None
-        if needs_mode:
-            self.laplace_ = self._laplace(Xa, y, V, theta0, rng if method == "laplace" else np.random.default_rng(seed))
-            if self.theta_map_ is None:
-                self.theta_map_ = self.laplace_.theta.copy()
+        return theta0
+
+    def _posterior_draws(self, X, y, V: int, valid, seed, rng) -> tuple[np.ndarray, np.ndarray | None]:
+        """Draws of theta (samples, V, D) by ``self.method`` and of weight_scale (samples,), None for the baselines."""
+        method = self.method
         if method == "laplace":
-            thetas, scales = self._laplace_draws(rng)
-        elif method == "map":
-            thetas, scales = self.theta_map_[None], None
-        elif method == "map_temperature":
+            return self._laplace_draws(rng)
+        if method == "map":
+            return self.theta_map_[None], None
+        if method == "map_temperature":
             if self.temperature_ is None:
                 self.temperature_ = _fit_temperature(*valid, self.theta_map_)
             self.info_["temperature"] = self.temperature_
-            thetas, scales = (self.theta_map_ / self.temperature_)[None], None
-        elif method == "mc_dropout":
+            return (self.theta_map_ / self.temperature_)[None], None
+        if method == "mc_dropout":
             self.dropout_rate_ = self._choose_dropout(*valid, seed)
             self.info_["dropout_rate"] = self.dropout_rate_
-            thetas, scales = _dropout_draws(self.theta_map_, self.dropout_rate_, self.draws, rng), None
-        elif method == "nuts":
-            thetas, scales = self._nuts(X, y, V, seed)
-        else:
-            thetas, scales = self._advi(X, y, V, seed, lowrank=method == "advi_lowrank")
-        self.idata = self._to_idata(thetas, scales, V, X.shape[1])
-        self.fit_seconds_ = time.perf_counter() - start
-        self.info_["fit_seconds"] = self.fit_seconds_
-        return self.idata
+            return _dropout_draws(self.theta_map_, self.dropout_rate_, self.draws, rng), None
+        if method == "nuts":
+            return self._nuts(X, y, V, seed)
+        return self._advi(X, y, V, seed, lowrank=method == "advi_lowrank")
 
     def _hessian_kind(self, P: int) -> str:
         if self.hessian == "auto":

@@ -6,15 +6,9 @@ output layer (tied to the token embedding by default). The textbook's chapter 8.
 the output as ``softmax(W LayerNorm(f))``; :meth:`TinyGPT.features` returns exactly that
 ``h = LayerNorm(f)``, which :class:`bayeslm.BayesianLastLayer` consumes.
 
-Training (:func:`train_gpt`) minimises the mean cross-entropy plus an L2 penalty
-``l2 / 2 * ||theta||^2`` on the weight matrices and embeddings: the negative log posterior
-per training token under a Gaussian prior N(0, 1 / (N l2)) on each of them (N training
-tokens), so the trained weights are a MAP estimate. AdamW's decoupled weight decay
-(``regularization="adamw"``) and dropout only approximate a prior and are options, not
-the default. The schedule is linear warm-up then cosine decay; the validation loss is
-measured every ``eval_interval`` steps and training stops early after ``patience``
-evaluations without improvement, keeping the best weights. Checkpoints are a directory
-of safetensors files and a JSON file (no pickle); training resumes from one bit for bit.
+A checkpoint (:func:`save_checkpoint`, :func:`load_checkpoint`) is a directory of
+safetensors files and a JSON file (no pickle). Training lives in
+:mod:`bayeslm.neural.training`.
 
 This module imports torch; ``import bayeslm`` does not import it (bayeslm loads this
 module only when a TinyGPT is used).
@@ -23,28 +17,24 @@ module only when a TinyGPT is used).
 from __future__ import annotations
 
 import json
-import logging
 import math
-import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
 from bayeslm.core.files import atomic_directory
-from bayeslm.exceptions import ConfigError, ModelFileError, VocabularyMismatchError
+from bayeslm.exceptions import ConfigError, ModelFileError
 
-__all__ = ["GPTConfig", "TinyGPT", "TrainConfig", "TrainResult", "train_gpt", "load_checkpoint",
-           "save_checkpoint", "CHECKPOINT_FORMAT"]
+__all__ = ["GPTConfig", "TinyGPT", "load_checkpoint", "save_checkpoint", "read_checkpoint_meta", "state_tensors",
+           "dataclass_from_dict", "CHECKPOINT_FORMAT"]
 
-log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "bayeslm-gpt-checkpoint/1"
 
 
-def _dataclass_from_dict(cls, data: dict, what: str):
+def dataclass_from_dict(cls, data: dict, what: str):
     """``cls(**data)``, refusing keys that are not fields of the dataclass ``cls``."""
     known = {f.name for f in fields(cls)}
     unknown = set(data) - known
@@ -76,7 +66,7 @@ class GPTConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "GPTConfig":
-        return _dataclass_from_dict(cls, data, "GPT")
+        return dataclass_from_dict(cls, data, "GPT")
 
 
 class LayerNorm(nn.Module):
@@ -259,269 +249,8 @@ class TinyGPT(nn.Module):
         return load_checkpoint(path)[0]
 
 
-# -- training ------------------------------------------------------------------------
-@dataclass
-class TrainConfig:
-    """Settings of :func:`train_gpt`.
-
-    ``max_steps`` and ``max_seconds`` bound the run (whichever comes first; the cosine
-    schedule follows the step budget, and with a time budget it follows whichever is
-    further along, which makes a timed run depend on the machine's speed).
-    """
-
-    max_steps: int = 2000
-    max_seconds: float | None = None
-    batch_size: int = 32
-    learning_rate: float = 3e-3
-    min_lr: float = 3e-4
-    warmup_steps: int = 100
-    l2: float = 1e-6  # penalty l2 / 2 * ||theta||^2 on the mean loss: prior N(0, 1 / (N l2))
-    regularization: str = "l2"  # "l2" (a Gaussian prior: MAP) or "adamw" (decoupled decay, approximate)
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    eval_interval: int = 100
-    eval_batches: int = 8
-    patience: int | None = 5  # evaluations without improvement before stopping; None: never stop early
-    objective: str = "causal"  # or "masked" (BERT-style, bidirectional attention)
-    mask_prob: float = 0.15
-    seed: int = 0
-    checkpoint_interval: int | None = None  # steps between checkpoints (default: every evaluation)
-
-    def __post_init__(self):
-        if self.regularization not in ("l2", "adamw"):
-            raise ConfigError(f"regularization must be 'l2' or 'adamw', got {self.regularization!r}")
-        if self.objective not in ("causal", "masked"):
-            raise ConfigError(f"objective must be 'causal' or 'masked', got {self.objective!r}")
-        if int(self.max_steps) < 1 or int(self.batch_size) < 1 or int(self.eval_interval) < 1:
-            raise ConfigError("max_steps, batch_size and eval_interval must be at least 1")
-        if self.l2 < 0 or self.learning_rate <= 0:
-            raise ConfigError("l2 must be >= 0 and learning_rate > 0")
-        if not 0.0 < self.mask_prob < 1.0:
-            raise ConfigError(f"mask_prob must lie in (0, 1), got {self.mask_prob}")
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        return _dataclass_from_dict(cls, data, "training")
-
-
-@dataclass
-class TrainResult:
-    """What a training run did: per-evaluation history, best validation loss, time."""
-
-    steps: int
-    best_step: int
-    best_valid_loss: float | None
-    seconds: float
-    stopped: str  # "max_steps", "max_seconds", "early_stop"
-    history: list = field(default_factory=list)  # dicts: step, lr, train_loss, valid_loss, seconds
-
-    @property
-    def best_valid_bits(self) -> float | None:
-        return None if self.best_valid_loss is None else self.best_valid_loss / math.log(2)
-
-
-def _lr_at(step: int, progress: float, cfg: TrainConfig) -> float:
-    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr`` as progress goes 0 -> 1."""
-    if step < cfg.warmup_steps:
-        return cfg.learning_rate * (step + 1) / cfg.warmup_steps
-    coeff = 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
-    return cfg.min_lr + coeff * (cfg.learning_rate - cfg.min_lr)
-
-
-def _decayed(model: TinyGPT) -> tuple[list, list]:
-    """Parameters under the Gaussian prior (matrices, embeddings) and the rest (biases, LayerNorm)."""
-    seen, decay, other = set(), [], []
-    for p in model.parameters():  # parameters() yields a tied weight once
-        if id(p) in seen or not p.requires_grad:
-            continue
-        seen.add(id(p))
-        (decay if p.dim() >= 2 else other).append(p)
-    return decay, other
-
-
-def _batch(stream: torch.Tensor, cfg: TrainConfig, block: int, gen: torch.Generator, mask_id: int | None):
-    """Random windows of the token stream: inputs (B, T) and targets (B, T) (-1: not scored)."""
-    ix = torch.randint(len(stream) - block - 1, (cfg.batch_size,), generator=gen)
-    x = torch.stack([stream[i:i + block] for i in ix.tolist()]).long()
-    if cfg.objective == "causal":
-        y = torch.stack([stream[i + 1:i + 1 + block] for i in ix.tolist()]).long()
-        return x, y
-    # masked tokens (BERT): of the chosen positions, 80% become the mask token, 10% a random token, 10% stay
-    chosen = torch.rand(x.shape, generator=gen) < cfg.mask_prob
-    y = torch.where(chosen, x, torch.full_like(x, -1))
-    r = torch.rand(x.shape, generator=gen)
-    x = x.clone()
-    x[chosen & (r < 0.8)] = mask_id
-    rand_tok = torch.randint(int(stream.max()) + 1, x.shape, generator=gen)
-    swap = chosen & (r >= 0.8) & (r < 0.9)
-    x[swap] = rand_tok[swap]
-    return x, y
-
-
-@torch.no_grad()
-def _eval_loss(model: TinyGPT, stream: torch.Tensor, cfg: TrainConfig, mask_id) -> float:
-    """Mean loss over ``eval_batches`` fixed random windows (the same windows at every evaluation)."""
-    was = model.training
-    model.eval()
-    gen = torch.Generator().manual_seed(1234)
-    total, count = 0.0, 0
-    for _ in range(cfg.eval_batches):
-        x, y = _batch(stream, cfg, model.config.block_size, gen, mask_id)
-        logits, _ = model(x)
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1), ignore_index=-1, reduction="sum")
-        total += float(loss)
-        count += int((y >= 0).sum())
-    model.train(was)
-    return total / max(count, 1)
-
-
-def train_gpt(model: TinyGPT, train_stream, cfg: TrainConfig | None = None, *, valid_stream=None,
-              checkpoint_dir=None, resume: bool = True, progress: bool = True, mask_id: int | None = None,
-              meta: dict | None = None) -> TrainResult:
-    """Train ``model`` in place on a token stream; returns what happened.
-
-    Parameters
-    ----------
-    model : TinyGPT
-        Trained from its current weights (a fresh model, or a trained one to fine-tune).
-    train_stream, valid_stream : int array
-        Token ids, the text read as one stream (see :class:`bayeslm.gpt.GPTLM`).
-    cfg : TrainConfig
-    checkpoint_dir : path, optional
-        Written every ``checkpoint_interval`` steps and at the end (weights, optimizer,
-        random state, history). With ``resume=True`` an existing checkpoint there is
-        continued: the same settings give the same weights as an uninterrupted run.
-    mask_id : int
-        Input id of a masked position (the masked objective only).
-    meta : dict, optional
-        Stored in the checkpoint's ``config.json`` (e.g. the vocabulary, for fine-tuning).
-    """
-    cfg = cfg or TrainConfig()
-    if cfg.objective == "masked":
-        if model.config.causal:
-            raise ConfigError("the masked-token objective needs a model with causal=False")
-        if mask_id is None:
-            raise ConfigError("the masked-token objective needs a mask_id")
-    elif not model.config.causal:
-        raise ConfigError("the causal objective needs a model with causal=True")
-    block = model.config.block_size
-    stream = torch.as_tensor(np.asarray(train_stream, dtype=np.int64))
-    if len(stream) < block + 2:
-        raise ConfigError(f"the training text has {len(stream)} tokens; the block size {block} needs at least {block + 2}")
-    if int(stream.max()) >= model.config.vocab_size or int(stream.min()) < 0:
-        raise VocabularyMismatchError("token ids of the training text lie outside the model's vocabulary")
-    valid = None
-    if valid_stream is not None:
-        valid = torch.as_tensor(np.asarray(valid_stream, dtype=np.int64))
-        if len(valid) < block + 2:
-            log.warning("validation text shorter than a block (%d tokens): not used", len(valid))
-            valid = None
-    decay, other = _decayed(model)
-    groups = [{"params": decay, "weight_decay": cfg.l2 if cfg.regularization == "adamw" else 0.0},
-              {"params": other, "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2))
-    gen = torch.Generator().manual_seed(int(cfg.seed))
-    state = {"step": 0, "elapsed": 0.0, "best_valid": None, "best_step": 0, "bad_evals": 0, "history": []}
-    best_weights = None
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt is not None and resume and (ckpt / "config.json").is_file():
-        loaded, saved, opt_state = load_checkpoint(ckpt, with_optimizer=True, weights="last")
-        if asdict(loaded.config) != asdict(model.config):
-            raise ConfigError(f"{ckpt}: the checkpoint's model settings differ from this model's; "
-                              "use another checkpoint_dir or resume=False")
-        model.load_state_dict(loaded.state_dict())
-        if opt_state is not None:
-            _restore_optimizer(opt, opt_state, gen)
-            state.update(saved.get("train_state", {}))
-            best_weights = opt_state.get("best_weights")
-            log.info("resumed from %s at step %d", ckpt, state["step"])
-    extra = {**(meta or {}), "train_tokens": int(len(stream))}
-    tqdm = _tqdm(progress)
-    bar = tqdm(total=cfg.max_steps, initial=state["step"], desc="training", unit="step", leave=False)
-    start = time.perf_counter() - state["elapsed"]
-    stopped = "max_steps"
-    model.train()
-    running = None
-    try:
-        while state["step"] < cfg.max_steps:
-            step = state["step"]
-            elapsed = time.perf_counter() - start
-            if cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
-                stopped = "max_seconds"
-                break
-            progress_frac = step / cfg.max_steps
-            if cfg.max_seconds is not None:
-                progress_frac = max(progress_frac, elapsed / cfg.max_seconds)
-            lr = _lr_at(step, progress_frac, cfg)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            x, y = _batch(stream, cfg, block, gen, mask_id)
-            _, loss = model(x, y)
-            objective = loss
-            if cfg.regularization == "l2" and cfg.l2 > 0:
-                objective = loss + 0.5 * cfg.l2 * sum((p * p).sum() for p in decay)
-            opt.zero_grad(set_to_none=True)
-            objective.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            state["step"] = step + 1
-            value = loss.detach().item()
-            running = value if running is None else 0.95 * running + 0.05 * value
-            bar.update(1)
-            bar.set_postfix(loss=f"{running:.3f}", lr=f"{lr:.1e}")
-            last = state["step"] == cfg.max_steps
-            if state["step"] % cfg.eval_interval == 0 or last:
-                record = {"step": state["step"], "lr": lr, "train_loss": running,
-                          "seconds": time.perf_counter() - start}
-                if valid is not None:
-                    vloss = _eval_loss(model, valid, cfg, mask_id)
-                    record["valid_loss"] = vloss
-                    if state["best_valid"] is None or vloss < state["best_valid"]:
-                        state.update(best_valid=vloss, best_step=state["step"], bad_evals=0)
-                        best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                    else:
-                        state["bad_evals"] += 1
-                    bar.set_postfix(loss=f"{running:.3f}", valid=f"{vloss:.3f}", lr=f"{lr:.1e}")
-                state["history"].append(record)
-                log.info("step %d: %s", state["step"], record)
-                interval = cfg.checkpoint_interval or cfg.eval_interval
-                if ckpt is not None and (state["step"] % interval == 0 or last):
-                    state["elapsed"] = time.perf_counter() - start
-                    _save_training(ckpt, model, opt, gen, state, cfg, best_weights, extra)
-                if cfg.patience is not None and state["bad_evals"] >= cfg.patience:
-                    stopped = "early_stop"
-                    break
-    finally:
-        bar.close()
-    state["elapsed"] = time.perf_counter() - start
-    if ckpt is not None:
-        _save_training(ckpt, model, opt, gen, state, cfg, best_weights, extra)
-    if best_weights is not None:  # the best validation loss, not the last step
-        model.load_state_dict(best_weights, strict=False)  # a tied lm_head.weight is the embedding
-    model.eval()
-    return TrainResult(steps=state["step"], best_step=state["best_step"], best_valid_loss=state["best_valid"],
-                       seconds=state["elapsed"], stopped=stopped, history=list(state["history"]))
-
-
-def _tqdm(progress: bool):
-    if progress:
-        from tqdm.auto import tqdm
-
-        return tqdm
-
-    class _Silent:
-        def __init__(self, *a, **k):
-            pass
-
-        update = set_postfix = close = lambda self, *a, **k: None
-
-    return _Silent
-
-
 # -- checkpoints: safetensors + JSON, no pickle ---------------------------------------
-def _state_tensors(model: TinyGPT) -> dict:
+def state_tensors(model: TinyGPT) -> dict:
     """The state dict with a tied output weight stored once (safetensors refuses shared storage)."""
     sd = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     if model.config.tie_weights:
@@ -542,7 +271,7 @@ def save_checkpoint(path, model: TinyGPT, *, meta: dict | None = None, optimizer
 
     path = Path(path)
     with atomic_directory(path, force=True) as tmp:
-        save_file(_state_tensors(model), str(tmp / "model.safetensors"), metadata={"format": CHECKPOINT_FORMAT})
+        save_file(state_tensors(model), str(tmp / "model.safetensors"), metadata={"format": CHECKPOINT_FORMAT})
         if optimizer_tensors:
             save_file(optimizer_tensors, str(tmp / "optimizer.safetensors"), metadata={"format": CHECKPOINT_FORMAT})
         if best_tensors:
@@ -596,7 +325,7 @@ def load_checkpoint(path, *, with_optimizer: bool = False, weights: str = "best"
     name = "best.safetensors" if weights == "best" and (path / "best.safetensors").is_file() else "model.safetensors"
     tensors = _read_safetensors(path / name)
     model = TinyGPT(config)
-    expected = _state_tensors(model)
+    expected = state_tensors(model)
     if set(tensors) != set(expected) or any(tensors[k].shape != expected[k].shape for k in expected):
         raise ModelFileError(f"{path}: {name} does not match the settings in config.json")
     model.load_state_dict(tensors, strict=False)  # a tied lm_head.weight is the embedding itself
@@ -608,31 +337,3 @@ def load_checkpoint(path, *, with_optimizer: bool = False, weights: str = "best"
     if opt_state is not None and (path / "best.safetensors").is_file():
         opt_state["best_weights"] = _read_safetensors(path / "best.safetensors")
     return model, meta, opt_state
-
-
-def _save_training(ckpt: Path, model, opt, gen, state, cfg, best_weights, extra) -> None:
-    tensors = {"rng": gen.get_state()}
-    params = [p for group in opt.param_groups for p in group["params"]]
-    for i, p in enumerate(params):
-        s = opt.state.get(p)
-        if s:
-            tensors[f"adam.{i}.exp_avg"] = s["exp_avg"].contiguous()
-            tensors[f"adam.{i}.exp_avg_sq"] = s["exp_avg_sq"].contiguous()
-            tensors[f"adam.{i}.step"] = torch.as_tensor(s["step"]).clone().reshape(1)
-    best = None
-    if best_weights is not None:
-        best = {k: v.contiguous() for k, v in best_weights.items()
-                if not (model.config.tie_weights and k == "lm_head.weight")}
-    meta = {**extra, "train": asdict(cfg),
-            "train_state": {k: state[k] for k in ("step", "elapsed", "best_valid", "best_step", "bad_evals", "history")}}
-    save_checkpoint(ckpt, model, meta=meta, optimizer_tensors=tensors, best_tensors=best)
-
-
-def _restore_optimizer(opt, tensors: dict, gen: torch.Generator) -> None:
-    gen.set_state(tensors["rng"])
-    params = [p for group in opt.param_groups for p in group["params"]]
-    for i, p in enumerate(params):
-        if f"adam.{i}.exp_avg" in tensors:
-            opt.state[p] = {"step": tensors[f"adam.{i}.step"].reshape(()).clone(),
-                            "exp_avg": tensors[f"adam.{i}.exp_avg"].clone(),
-                            "exp_avg_sq": tensors[f"adam.{i}.exp_avg_sq"].clone()}

@@ -23,7 +23,7 @@ from bayeslm.exceptions import CorpusError, VocabularyMismatchError
 from bayeslm.text.tokenize import Tokenizer, WordTokenizer
 from bayeslm.text.vocab import Vocabulary
 
-__all__ = ["Corpus", "demo_corpus", "read_lines", "resolve_paths"]
+__all__ = ["Corpus", "demo_corpus", "read_lines", "resolve_paths", "sentence_lines"]
 
 _GLOB_CHARS = set("*?[")
 
@@ -62,8 +62,8 @@ def _decode(data: bytes, name: str) -> str:
         raise CorpusError(f"{name}: invalid UTF-8 at byte offset {err.start}") from None
 
 
-def _lines_of(text: str) -> list[str]:
-    """Non-empty lines, stripped (one sentence each)."""
+def sentence_lines(text: str) -> list[str]:
+    """The sentences of a text: its non-empty lines, stripped (any of ``\n``, ``\r\n``, ``\r`` ends a line)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return [line for line in (raw.strip() for raw in text.split("\n")) if line]
 
@@ -76,7 +76,7 @@ def read_lines(paths: Iterable[Path]) -> list[str]:
             data = Path(path).read_bytes()
         except OSError as err:
             raise CorpusError(f"{path}: cannot read ({err.strerror})") from None
-        file_lines = _lines_of(_decode(data, str(path)))
+        file_lines = sentence_lines(_decode(data, str(path)))
         if not file_lines:
             raise CorpusError(f"{path}: file is empty (no non-blank lines)")
         lines.extend(file_lines)
@@ -147,7 +147,7 @@ class Corpus:
         """Corpus of strings; every non-empty line of each string is a sentence."""
         if isinstance(texts, str):
             texts = [texts]
-        lines = list(chain.from_iterable(_lines_of(t) for t in texts))
+        lines = list(chain.from_iterable(sentence_lines(t) for t in texts))
         if not lines:
             raise CorpusError("the corpus has no tokens (all texts are empty)")
         return cls.from_lines(lines, tokenizer, vocab, sources=("<string>",))
@@ -294,5 +294,5 @@ def demo_corpus(tokenizer: Tokenizer | None = None) -> Corpus:
     from pydoc_data.topics import topics
 
     texts = [topics[key] for key in sorted(topics)]
-    lines = list(chain.from_iterable(_lines_of(t) for t in texts))
+    lines = list(chain.from_iterable(sentence_lines(t) for t in texts))
     return Corpus.from_lines(lines, tokenizer, sources=("pydoc_data.topics",))

@@ -15,7 +15,6 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from bayeslm.core.files import atomic_write_text
 from bayeslm.exceptions import ConfigError, ModelFileError
 
 __all__ = ["Vocabulary", "UNK", "BOS", "EOS"]
@@ -158,8 +157,12 @@ class Vocabulary:
         return vocab
 
     def save(self, path: str | Path) -> None:
-        """Write the vocabulary as JSON (atomically)."""
-        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False))
+        """Write the vocabulary as JSON (UTF-8).
+
+        Not atomic by itself: a model directory, where bayeslm writes it, is written under
+        a temporary name and renamed as a whole (:mod:`bayeslm.core.storage`).
+        """
+        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":

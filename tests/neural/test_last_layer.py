@@ -2,12 +2,13 @@
 dense matrices, its baselines, and its bad-input errors.
 
 The reference posterior is NUTS on a small synthetic softmax regression (3 classes, 2
-features, 1,000 positions). Softmax is unchanged when the same vector is added to every
-class's weights, so the data determine only the *centred* weights theta_v - mean_v theta;
-the direction they leave free follows the prior. Tolerances (measured in trials, with
-margin): Laplace means within 0.3 posterior standard deviations of NUTS's and centred
-standard deviations within 15%; the prior-scale-integrated Laplace also matches the raw
-standard deviations within 15%; ADVI means within 0.45 sd; low-rank ADVI's centred sds
+features, 1,000 positions; 2 chains x 1,000 draws). Softmax is unchanged when the same
+vector is added to every class's weights, so the data determine only the *centred* weights
+theta_v - mean_v theta; the direction they leave free follows the prior. Tolerances
+(measured in trials, with margin): Laplace means within 0.3 posterior standard deviations
+of NUTS's and centred standard deviations within 15%; the prior-scale-integrated Laplace
+also matches the raw standard deviations within 15% (the reference's from the scale's
+draws, :func:`posterior_raw_sd`); ADVI means within 0.45 sd; low-rank ADVI's centred sds
 within 25%, mean-field's within 45% (its independent raw weights distort the centred
 spread, by up to 1.4x in trials; and it cannot represent the strong correlation along the
 free direction, so its raw sds are far too small: checked to be below NUTS's); predictive
@@ -52,8 +53,8 @@ def data():
 @pytest.fixture(scope="module")
 def nuts(data):
     X, y, _ = data
-    bll = BayesianLastLayer(method="nuts", draws=400, random_seed=1,
-                            sampler_config={"tune": 300, "chains": 2, "cores": 1})
+    bll = BayesianLastLayer(method="nuts", draws=1000, random_seed=1,
+                            sampler_config={"tune": 500, "chains": 2, "cores": 1})
     bll.fit(X, y)
     return bll
 
@@ -76,6 +77,21 @@ def _compare(fit, ref, Xt, mean_tol, sd_tol):
     assert np.max(np.abs(fit.predict_proba(Xt) - ref.predict_proba(Xt))) < 0.02
 
 
+def posterior_raw_sd(nuts) -> np.ndarray:
+    """Posterior sd (V, D) of the raw weights from the NUTS draws, the free direction from the scale's draws.
+
+    Under the zero-mean prior, given the scale s the class mean of each column of theta (the
+    direction softmax ignores) is N(0, s^2 / V) and independent of the centred weights, so
+    Var(theta) = Var(centred theta) + E[s^2] / V exactly. NUTS explores that direction
+    slowly: in blocks of a 4 x 6,000-draw run, the sample sd of 2 x 400 draws was up to 18%
+    off (17% of blocks beyond 15%), this estimate up to 8%; with 2 x 1,000 draws, 10% and 5%.
+    """
+    assert nuts.info_["prior_mean"] == "zero"
+    theta = nuts.theta_draws()
+    scale_sq = nuts.idata["posterior"]["weight_scale"].values.reshape(-1) ** 2
+    return np.sqrt(centred(theta).var(0) + scale_sq.mean() / theta.shape[1])
+
+
 def test_laplace_agrees_with_nuts(data, nuts, laplace):
     _compare(laplace, nuts, data[2], mean_tol=0.3, sd_tol=0.15)
     assert laplace.info_["hessian"] == "full"  # 9 parameters: the exact GGN
@@ -86,7 +102,7 @@ def test_laplace_with_the_prior_scale_integrated_agrees_with_nuts_also_where_the
     bll = BayesianLastLayer(method="laplace", prior_scale="integrate", draws=4000, random_seed=3)
     bll.fit(X, y)
     _compare(bll, nuts, Xt, mean_tol=0.3, sd_tol=0.15)
-    ratio = bll.theta_draws().std(0) / nuts.theta_draws().std(0)
+    ratio = bll.theta_draws().std(0) / posterior_raw_sd(nuts)
     assert np.all(np.abs(ratio - 1) < 0.15), ratio
     assert np.isclose(sum(bll.info_["log_alpha_weights"]), 1.0)
 

@@ -1,4 +1,5 @@
-"""TinyGPT and its training (bayeslm/neural/transformer.py), and the gpt-bll family (bayeslm/neural/gpt.py).
+"""TinyGPT and its checkpoints (bayeslm/neural/transformer.py), its training (bayeslm/neural/training.py), and
+the gpt-bll family (bayeslm/neural/gpt.py).
 
 Tiny models throughout (one or two layers, 16-32 wide, blocks of 16) and at most a few
 hundred training steps, so the module runs in seconds.
@@ -19,14 +20,8 @@ torch.set_num_threads(1)  # tiny models: one thread is as fast, and far faster o
 import bayeslm as blm  # noqa: E402
 from bayeslm.exceptions import ConfigError, ModelFileError, VocabularyMismatchError  # noqa: E402
 from bayeslm.neural.gpt import _stream_of, _window_features  # noqa: E402
-from bayeslm.neural.transformer import (  # noqa: E402
-    GPTConfig,
-    TinyGPT,
-    TrainConfig,
-    load_checkpoint,
-    save_checkpoint,
-    train_gpt,
-)
+from bayeslm.neural.training import TrainConfig, train_gpt  # noqa: E402
+from bayeslm.neural.transformer import GPTConfig, TinyGPT, load_checkpoint, save_checkpoint  # noqa: E402
 
 TINY = dict(vocab_size=12, block_size=16, n_layer=2, n_head=2, n_embd=16)
 
@@ -166,7 +161,7 @@ def test_training_is_seeded_and_resumes_bit_for_bit(tmp_path):
     class Stop(Exception):
         pass
 
-    import bayeslm.neural.transformer as tr
+    import bayeslm.neural.training as tr
 
     real = tr._save_training
     calls = []
@@ -433,10 +428,10 @@ def test_split_holdout_cuts_the_tail_at_a_line_break():
 
 def test_the_body_never_trains_on_the_positions_the_last_layer_is_fitted_on(monkeypatch):
     import bayeslm.neural.gpt as gpt
-    import bayeslm.neural.transformer as transformer
+    import bayeslm.neural.training as training
 
     seen = {}
-    real_train, real_sampled = transformer.train_gpt, gpt.GPTLM._sampled_features
+    real_train, real_sampled = training.train_gpt, gpt.GPTLM._sampled_features
 
     def train_spy(model, stream, *args, **kwargs):
         seen["body"] = np.asarray(stream).copy()
@@ -448,7 +443,7 @@ def test_the_body_never_trains_on_the_positions_the_last_layer_is_fitted_on(monk
         seen.setdefault("targets", []).append(y)
         return X, y
 
-    monkeypatch.setattr(transformer, "train_gpt", train_spy)
+    monkeypatch.setattr(training, "train_gpt", train_spy)
     monkeypatch.setattr(gpt.GPTLM, "_sampled_features", sampled_spy)
     # the tail of the training text holds a line ("zzz qqq") the body never sees
     lines = LINES[:60] + ["zzz qqq zzz"] * 12
