@@ -4,7 +4,7 @@ Importing bayeslm never imports torch; PyMC is imported when a model is fitted.
 ``TinyGPT`` and its training helpers (``bayeslm.transformer``) load on first use.
 """
 
-__version__ = "0.1.0"
+from bayeslm.version import __version__
 
 from bayeslm.core.base import BayesianLM, Evaluation, load
 from bayeslm.core.priors import Prior

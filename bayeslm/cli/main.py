@@ -247,7 +247,7 @@ def cmd_models(args) -> int:
 
 # -- parser --------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    from bayeslm import __version__
+    from bayeslm.version import __version__
     parser = argparse.ArgumentParser(prog=PROG, description="Bayesian language models with uncertainty.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -274,7 +274,7 @@ class BayesianLM(LanguageModel):
         attrs["mi_threshold_source"] = f"{int(quantile * 100)}th percentile of mutual information over {source} positions"
 
     def _set_attrs(self, *, training_tokens: int, training_sentences: int) -> None:
-        from bayeslm import __version__
+        from bayeslm.version import __version__
         from bayeslm.core.idata import set_root_attrs
 
         set_root_attrs(

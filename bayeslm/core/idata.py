@@ -38,7 +38,7 @@ def set_root_attrs(idata, attrs: dict) -> None:
     ArviZ 0.2x has no root attrs in netCDF, so the ``posterior`` group carries them and
     every other group gets the modelling-interface marker.
     """
-    from bayeslm import __version__
+    from bayeslm.version import __version__
     clean = {k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in attrs.items()}
     for group in idata.groups():
         ds = idata[group]

@@ -26,7 +26,7 @@ def _fit_config(model, attrs: dict) -> dict:
 
 def model_card(model, report_seed) -> dict:
     """Family, configuration, training size, posterior size, fit time and versions of ``model``."""
-    from bayeslm import __version__
+    from bayeslm.version import __version__
 
     post = model.idata["posterior"]
     attrs = dict(post.attrs)
