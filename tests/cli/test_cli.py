@@ -104,7 +104,7 @@ def fails(capsys, argv, *fragments) -> str:
 # ---------------------------------------------------------------------------- fit
 def test_fit_writes_model_directory(fitted):
     out, printed = fitted
-    assert sorted(p.name for p in out.iterdir()) == ["arrays.npz", "model.nc", "tokenizer.json", "vocab.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["arrays.npz", "manifest.json", "model.nc", "tokenizer.json", "vocab.json"]
     model = bayeslm.load(out)
     assert model.order == 2 and model.tokenizer.kind == "word" and model.min_count == 2
     assert model.idata["posterior"].sizes["draw"] == 100

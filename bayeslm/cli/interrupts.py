@@ -1,0 +1,109 @@
+"""Ctrl-C and SIGTERM stop a command cleanly, and no sampler process outlives it.
+
+PyMC catches ``KeyboardInterrupt`` while it samples and returns the draws made so far as if
+the fit had finished. The command line therefore raises :class:`Interrupted` (not a
+``KeyboardInterrupt``) from its signal handler, so the interrupt ends the fit and nothing is
+saved; with ``--keep-partial`` the first signal is a ``KeyboardInterrupt`` on purpose and the
+partial draws are kept. Chain worker processes (forked by ``multiprocessing``) ignore SIGINT,
+so the parent alone stops them through PyMC's abort message, and on Linux they are killed by
+the kernel when their parent dies, even by ``kill -9`` (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import multiprocessing.util
+import os
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+__all__ = ["Interrupted", "InterruptState", "handle_interrupts", "workers_die_with_parent"]
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(BaseException):
+    """The command was interrupted by ``signum``; a BaseException so that no ``except Exception`` stops it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@dataclass
+class InterruptState:
+    """The first signal received while :func:`handle_interrupts` was active (None: none)."""
+
+    signum: int | None = None
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else ""
+
+
+@contextmanager
+def handle_interrupts(keep_partial: bool = False):
+    """SIGINT and SIGTERM raise :class:`Interrupted` in the main thread; yields the :class:`InterruptState`.
+
+    ``keep_partial``: the first signal raises ``KeyboardInterrupt`` instead, which PyMC turns
+    into an early end of sampling with the draws so far; a second one raises :class:`Interrupted`.
+    Outside the main thread (where Python cannot install handlers) nothing changes.
+    """
+    state = InterruptState()
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def handler(signum, frame):
+        first = state.signum is None
+        if first:
+            state.signum = signum
+        if keep_partial and first:
+            raise KeyboardInterrupt
+        raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, handler) for signum in SIGNALS}
+    try:
+        yield state
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+class _Registration:
+    """The key of the after-fork hook (multiprocessing keeps a weak reference to it)."""
+
+
+_REGISTERED: _Registration | None = None
+
+
+def workers_die_with_parent() -> None:
+    """Make every ``multiprocessing`` child forked from now on ignore SIGINT and die with this process.
+
+    Idempotent. On Linux the kernel sends SIGKILL to the child when its parent exits
+    (``prctl(PR_SET_PDEATHSIG)``); elsewhere only the SIGINT part applies.
+    """
+    global _REGISTERED
+    if _REGISTERED is None:
+        _REGISTERED = _Registration()
+        multiprocessing.util.register_after_fork(_REGISTERED, _in_forked_child)
+
+
+def _in_forked_child(_: _Registration) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops its workers (PyMC's abort message)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before prctl: no signal will come
+        os._exit(1)
