@@ -3,7 +3,7 @@
 PyMC catches ``KeyboardInterrupt`` while it samples and returns the draws made so far as if
 the fit had finished. The command line therefore raises :class:`Interrupted` (not a
 ``KeyboardInterrupt``) from its signal handler, so the interrupt ends the fit and nothing is
-saved; with ``--keep-partial`` the first signal is a ``KeyboardInterrupt`` on purpose and the
+saved; with ``--keep-partial`` the signal is a ``KeyboardInterrupt`` on purpose and the
 partial draws are kept. Chain worker processes (forked by ``multiprocessing``) ignore SIGINT,
 so the parent alone stops them through PyMC's abort message, and on Linux they are killed by
 the kernel when their parent dies, even by ``kill -9`` (``PR_SET_PDEATHSIG``).
@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["Interrupted", "InterruptState", "handle_interrupts", "workers_die_with_parent"]
 
@@ -37,9 +37,13 @@ class Interrupted(BaseException):
 
 @dataclass
 class InterruptState:
-    """The first signal received while :func:`handle_interrupts` was active (None: none)."""
+    """The first signal received while :func:`handle_interrupts` was active (None: none).
+
+    ``written``: what the command has written so far, for the message if it is interrupted.
+    """
 
     signum: int | None = None
+    written: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -50,9 +54,11 @@ class InterruptState:
 def handle_interrupts(keep_partial: bool = False):
     """SIGINT and SIGTERM raise :class:`Interrupted` in the main thread; yields the :class:`InterruptState`.
 
-    ``keep_partial``: the first signal raises ``KeyboardInterrupt`` instead, which PyMC turns
-    into an early end of sampling with the draws so far; a second one raises :class:`Interrupted`.
-    Outside the main thread (where Python cannot install handlers) nothing changes.
+    ``keep_partial``: they raise ``KeyboardInterrupt`` instead, which PyMC turns into an
+    early end of sampling that keeps the draws so far (with chains sampled one after
+    another, of the current chain only; the next one starts); anywhere else it stops the
+    command like :class:`Interrupted`. Outside the main thread (where Python cannot
+    install handlers) nothing changes.
     """
     state = InterruptState()
     if threading.current_thread() is not threading.main_thread():
@@ -60,10 +66,9 @@ def handle_interrupts(keep_partial: bool = False):
         return
 
     def handler(signum, frame):
-        first = state.signum is None
-        if first:
+        if state.signum is None:
             state.signum = signum
-        if keep_partial and first:
+        if keep_partial:
             raise KeyboardInterrupt
         raise Interrupted(signum)
 
