@@ -198,9 +198,10 @@ def _verified_manifest(path: Path) -> dict | None:
         if not file.is_file():
             raise ModelFileError(f"{file}: missing ({MANIFEST} lists it)")
         size = file.stat().st_size
+        if size < entry["bytes"]:
+            raise ModelFileError(f"{file}: corrupt or truncated ({size} bytes; {MANIFEST}: {entry['bytes']})")
         if size != entry["bytes"] or _sha256(file) != entry["sha256"]:
-            raise ModelFileError(f"{file}: changed since the model was saved (its size or sha256 differs from "
-                                 f"{MANIFEST})")
+            raise ModelFileError(f"{file}: changed since the model was saved (its sha256 differs from {MANIFEST})")
     return manifest
 
 
