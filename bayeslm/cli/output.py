@@ -50,7 +50,9 @@ def library_output(quiet: bool):
         warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
         if quiet:
             warnings.simplefilter("ignore")
-            import pymc  # noqa: F401  (its import sets the level of its logger: set ours after it)
+            import importlib
+
+            importlib.import_module("pymc")  # its import sets its logger's level: set ours after it
 
             for name in _LIBRARY_LOGGERS:
                 levels[name] = logging.getLogger(name).level

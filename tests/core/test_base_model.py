@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from bayeslm.exceptions import (
 )
 from bayeslm.text.tokenize import CharTokenizer
 from bayeslm.text.vocab import Vocabulary
+from model_dirs import rewrite_attrs
 
 UNK, BOS, EOS = 0, 1, 2
 SAMPLER = {"draws": 150, "tune": 150, "chains": 2, "progressbar": False, "cores": 1}
@@ -64,24 +64,6 @@ def copy_of(saved: Path, tmp_path: Path) -> Path:
     (target / "manifest.json").unlink()
     rewrite_attrs(target, manifest_file=None)
     return target
-
-
-def rewrite_attrs(model_dir: Path, **changes) -> None:
-    """Rewrite model.nc with some posterior attrs changed (as another writer would)."""
-    import arviz as az
-
-    nc = model_dir / "model.nc"
-    idata = az.from_netcdf(nc)
-    for group in idata.groups():
-        idata[group].load()
-    for key, value in changes.items():
-        if value is None:
-            idata["posterior"].attrs.pop(key, None)
-        else:
-            idata["posterior"].attrs[key] = value
-    tmp = model_dir / "rewritten.nc"
-    idata.to_netcdf(tmp, engine="h5netcdf")
-    os.replace(tmp, nc)
 
 
 # ---------------------------------------------------------------------- evaluation

@@ -21,8 +21,8 @@ import bayeslm
 from bayeslm import Corpus, DirichletLM
 from bayeslm.core import files, storage
 from bayeslm.core.files import TargetBusyError, atomic_write_texts, check_writable_file, target_lock
-from bayeslm.core.idata import netcdf_bytes
 from bayeslm.exceptions import BayesLMError, ConfigError, ModelFileError
+from model_dirs import reseal, rewrite_attrs
 
 TRAIN = ["the cat sat on the mat", "the dog sat on the log", "a cat ran", "a dog sat on a mat"]
 MODEL_FILES = ["arrays.npz", "manifest.json", "model.nc", "tokenizer.json", "vocab.json"]
@@ -46,25 +46,6 @@ def copy(saved, tmp_path) -> Path:
     target = tmp_path / "copy"
     shutil.copytree(saved, target)
     return target
-
-
-def reseal(model_dir: Path) -> None:
-    """Rewrite manifest.json to match the files (a consistent but altered directory)."""
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    for name in list(manifest["files"]):
-        data = (model_dir / name).read_bytes()
-        manifest["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    (model_dir / "manifest.json").write_text(json.dumps(manifest))
-
-
-def rewrite_attrs(model_dir: Path, **changes) -> None:
-    import arviz as az
-
-    idata = az.from_netcdf(model_dir / "model.nc")
-    for group in idata.groups():
-        idata[group].load()
-    idata["posterior"].attrs.update(changes)
-    (model_dir / "model.nc").write_bytes(netcdf_bytes(idata))
 
 
 def leftovers(folder: Path) -> list[str]:
