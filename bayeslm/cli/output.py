@@ -3,7 +3,7 @@
 Results go to standard output: JSON with ``--json`` (control characters escaped by
 ``json``), otherwise text in which every piece of corpus or model text is passed through
 :func:`bayeslm.core.terminal.printable`. With ``--quiet`` nothing else is printed: no
-progress bars, no log lines of PyMC, PyTensor or Dask, no warnings. Progress bars are
+progress bars, no log lines of PyMC, PyTensor, ArviZ or Dask, no warnings. Progress bars are
 drawn only when standard error is a terminal (in a log file they are lines of debris).
 """
 
@@ -19,7 +19,7 @@ from bayeslm.core.terminal import printable
 
 __all__ = ["print_json", "print_text", "library_output", "progress_bars"]
 
-_LIBRARY_LOGGERS = ("pymc", "pytensor", "distributed", "numba")
+_LIBRARY_LOGGERS = ("pymc", "pytensor", "arviz", "distributed", "numba")
 
 
 def print_json(obj) -> None:
