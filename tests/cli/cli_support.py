@@ -67,9 +67,12 @@ def fails(capsys, argv, *fragments) -> str:
     return line
 
 
-def program(*args, **popen) -> subprocess.Popen:
-    """``python -m bayeslm ARGS`` as a separate process of this checkout, in its own process group."""
+def program(*args, prefix=()) -> subprocess.Popen:
+    """``python -m bayeslm ARGS`` of this checkout as a process in its own process group.
+
+    ``prefix``: a command that runs it (e.g. ``setpriv ...``).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env["PYTHONPATH"] = str(REPOSITORY)
-    return subprocess.Popen([sys.executable, "-m", "bayeslm", *map(str, args)], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, **popen)
+    return subprocess.Popen([*prefix, sys.executable, "-m", "bayeslm", *map(str, args)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
