@@ -17,7 +17,7 @@ from pathlib import Path
 from bayeslm.cli.interrupts import Interrupted
 from bayeslm.cli.output import print_json, print_text, progress_bars
 from bayeslm.core.terminal import printable
-from bayeslm.exceptions import ConfigError, CorpusError
+from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError
 
 __all__ = ["cmd_fit", "cmd_evaluate", "cmd_score", "cmd_tokenize", "cmd_demo", "cmd_generate", "cmd_report",
            "cmd_export", "cmd_models", "MAX_NGRAM_ORDER"]
@@ -93,7 +93,12 @@ def cmd_fit(args) -> int:
     from bayeslm.core.config import apply_overrides, load_config
 
     config = apply_overrides(load_config(args.config), args.set)
-    model = BayesianLM.from_config(config)
+    try:
+        model = BayesianLM.from_config(config)
+    except (TypeError, ValueError, KeyError, AttributeError) as err:  # a value of the wrong kind
+        if isinstance(err, BayesLMError):
+            raise
+        raise ConfigError(f"invalid configuration ({type(err).__name__}: {err})") from None
     _check_order(model)
     if args.seed is not None:
         model.sampler_config["random_seed"] = args.seed

@@ -18,8 +18,6 @@ import io
 import json
 import math
 import os
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -343,5 +341,5 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as err:
-        raise ModelFileError(f"{path}: corrupt or truncated ({err})") from None
+    except Exception as err:  # zipfile, zlib, struct and numpy's format parser raise many types
+        raise ModelFileError(f"{path}: corrupt or truncated ({type(err).__name__}: {err})") from None
