@@ -95,6 +95,31 @@ def _naming(err: OSError, path: Path) -> OSError:
 
 # -- single files --------------------------------------------------------------------------
 @contextmanager
+def _temporary_file(path: Path, mode: str):
+    """Yield ``(open file, its name)`` beside ``path``; synced and given the usual mode when the block ends.
+
+    On any exception the file is removed and the exception re-raised (an ``OSError`` names ``path``).
+    """
+    remove_stale_temporaries(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise _naming(err, path) from err
+    try:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as handle:
+            yield handle, Path(tmp)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise _naming(err, path) from err
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
 def atomic_file(path: str | Path, mode: str = "w") -> Iterator:
     """An open file (``"w"``: UTF-8 text, ``"wb"``: bytes) that replaces ``path`` when the block ends.
 
@@ -104,24 +129,13 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator:
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
-    remove_stale_temporaries(path)
+    with _temporary_file(path, mode) as (handle, tmp):
+        yield handle
     try:
-        fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent)
-    except OSError as err:
-        raise _naming(err, path) from err
-    try:
-        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
         os.replace(tmp, path)
     except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise _naming(err, path) from err
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -180,23 +194,9 @@ def _rename_all(sources: list[Path], targets: list[Path], kept: list[Path | None
 
 def _staged_copy(target: Path, data: bytes) -> Path:
     """``data`` written and synced to a temporary name beside ``target`` (usual mode)."""
-    remove_stale_temporaries(target)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(target), suffix=".tmp", dir=target.parent)
-    except OSError as err:
-        raise _naming(err, target) from err
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise _naming(err, target) from err
-        raise
-    return Path(tmp)
+    with _temporary_file(target, "wb") as (handle, tmp):
+        handle.write(data)
+    return tmp
 
 
 def _second_name(target: Path) -> Path | None:

@@ -34,13 +34,9 @@ KNOWN = {w for w, c in TRAIN_COUNTS.items() if c >= 2}  # min_count = 2
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("cli")
-    paths = {"root": root, "config": root / "tiny.toml", "train": root / "train.txt", "test": root / "test.txt"}
-    paths["config"].write_text(CONFIG, encoding="utf-8")
-    paths["train"].write_text(TRAIN, encoding="utf-8")
-    paths["test"].write_text(TEST, encoding="utf-8")
-    return paths
+def files(cli_files) -> dict[str, Path]:
+    """The tiny configuration, training and test text (tests/cli/conftest.py)."""
+    return cli_files
 
 
 @pytest.fixture(scope="module")
