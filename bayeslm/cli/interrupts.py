@@ -81,22 +81,22 @@ def handle_interrupts(keep_partial: bool = False):
 
 
 class _Registration:
-    """The key of the after-fork hook (multiprocessing keeps a weak reference to it)."""
+    """The key of the after-fork hook: multiprocessing holds it weakly, so the hook goes with it."""
 
 
-_REGISTERED: _Registration | None = None
+@contextmanager
+def workers_die_with_parent():
+    """For the block, every ``multiprocessing`` child forked ignores SIGINT and dies with this process.
 
-
-def workers_die_with_parent() -> None:
-    """Make every ``multiprocessing`` child forked from now on ignore SIGINT and die with this process.
-
-    Idempotent. On Linux the kernel sends SIGKILL to the child when its parent exits
+    On Linux the kernel sends SIGKILL to the child when its parent exits
     (``prctl(PR_SET_PDEATHSIG)``); elsewhere only the SIGINT part applies.
     """
-    global _REGISTERED
-    if _REGISTERED is None:
-        _REGISTERED = _Registration()
-        multiprocessing.util.register_after_fork(_REGISTERED, _in_forked_child)
+    registration = _Registration()
+    multiprocessing.util.register_after_fork(registration, _in_forked_child)
+    try:
+        yield
+    finally:
+        del registration  # the registry's weak reference dies with it: later forks are left alone
 
 
 def _in_forked_child(_: _Registration) -> None:

@@ -30,10 +30,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     args.interrupts = InterruptState()
     try:
-        with library_output(getattr(args, "quiet", False)):
-            workers_die_with_parent()
-            with handle_interrupts(keep_partial=getattr(args, "keep_partial", False)) as args.interrupts:
-                return args.func(args)
+        with library_output(getattr(args, "quiet", False)), workers_die_with_parent(), \
+                handle_interrupts(keep_partial=getattr(args, "keep_partial", False)) as args.interrupts:
+            return args.func(args)
     except (Interrupted, KeyboardInterrupt):
         _exit(EXIT_INTERRUPTED, _interrupted(args.interrupts))
     except BrokenPipeError:  # e.g. `bayeslm tokenize ... | head`: the reader has all it wanted
