@@ -94,18 +94,20 @@ def finish(process, timeout: float = 60.0) -> tuple[int, str, str]:
 
 
 # ----------------------------------------------------------------------------- interrupts
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "ctrl-c-while-tuning", "keep-partial-while-tuning"])
 def test_an_interrupted_fit_exits_130_saves_nothing_and_stops_its_workers(cli_files, tmp_path, how):
     out = tmp_path / "model"
-    process = fit(cli_files, out, *LONG)
+    tuning = ["--set", "sampler.tune=200000", "--set", "sampler.draws=10"] if how.endswith("tuning") else []
+    keep = ["--keep-partial"] if how.startswith("keep-partial") else []  # no draws yet: nothing to keep
+    process = fit(cli_files, out, *LONG, *tuning, *keep)
     pids = wait_for_workers(process)
     time.sleep(0.5)
-    if how == "ctrl-c":  # the terminal signals the whole foreground process group
+    if how != "sigterm":  # the terminal signals the whole foreground process group
         os.killpg(process.pid, signal.SIGINT)
     else:  # a scheduler signals the command only
         os.kill(process.pid, signal.SIGTERM)
     code, stdout, stderr = finish(process)
-    name = "SIGINT" if how == "ctrl-c" else "SIGTERM"
+    name = "SIGTERM" if how == "sigterm" else "SIGINT"
     assert code == 130 and stdout == ""
     assert stderr == f"bayeslm: interrupted ({name}); nothing was written\n"
     assert all_gone(pids)
