@@ -102,7 +102,6 @@ def cmd_fit(args) -> int:
     _check_order(model)
     if args.seed is not None:
         model.sampler_config["random_seed"] = args.seed
-    model.sampler_config["progressbar"] = progress_bars(args.quiet)
     out = Path(args.out)
     with ExitStack() as stack:
         _model_output(out, args.force, stack)
@@ -121,13 +120,14 @@ def _fit(model, args) -> int:
     dask = args.dask or args.scheduler is not None
     train = None if dask else _read_training(model, args.train)
     valid = _read_training(model, args.valid) if args.valid else None
+    show = progress_bars(args.quiet)  # for this call: how it is shown is not the model's configuration
     if dask:  # read, tokenise and count on the cluster; inference here on the merged counts
         from bayeslm.counting.distributed import dask_client
 
         with dask_client(args.scheduler) as client:
-            model.fit(args.train, valid=valid, client=client)
+            model.fit(args.train, valid=valid, client=client, progressbar=show)
     else:
-        model.fit(train, valid=valid)
+        model.fit(train, valid=valid, progressbar=show)
     return train.n_tokens if train is not None else int(model.idata["posterior"].attrs["training_tokens"])
 
 

@@ -44,9 +44,12 @@ def _temporary_name(path: Path) -> Path:
     return path.parent / f"{_temporary_prefix(path)}{secrets.token_hex(4)}.tmp"
 
 
+_MAX_PID = 2**22  # Linux's PID_MAX_LIMIT
+
+
 def _is_stale_temporary(entry: str, target: str) -> bool:
-    match = re.fullmatch(rf"\.{re.escape(target)}\.(\d+)\.[a-z0-9_]{{8}}\.tmp", entry)
-    return match is not None and not _process_alive(int(match.group(1)))
+    match = re.fullmatch(rf"\.{re.escape(target)}\.(\d{{1,7}})\.[a-z0-9_]{{8}}\.tmp", entry)
+    return match is not None and 0 < int(match.group(1)) <= _MAX_PID and not _process_alive(int(match.group(1)))
 
 
 def _process_alive(pid: int) -> bool:
@@ -72,10 +75,13 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
     for entry in entries:
         if _is_stale_temporary(entry, path.name):
             stale = path.parent / entry
-            if stale.is_dir() and not stale.is_symlink():
-                shutil.rmtree(stale, ignore_errors=True)
-            else:
-                stale.unlink(missing_ok=True)
+            try:
+                if stale.is_dir() and not stale.is_symlink():
+                    shutil.rmtree(stale)
+                else:
+                    stale.unlink(missing_ok=True)
+            except OSError:  # not ours to remove after all (permissions): leave it
+                continue
             removed.append(stale)
     return removed
 
