@@ -161,7 +161,7 @@ def load_model(path: str | Path, expected: type | None = None):
     tokenizer = _read_tokenizer(path / "tokenizer.json", config)
     try:
         model = target.from_config(config, tokenizer=tokenizer)
-    except (ConfigError, TypeError, ValueError, KeyError) as err:
+    except (ConfigError, TypeError, ValueError, KeyError, AttributeError) as err:
         raise ModelFileError(f"{path / 'model.nc'}: the stored configuration is invalid ({err})") from None
     if attrs["id"] != config_id(config, attrs["model_type"]):  # the stored config, before new defaults
         raise DifferentModelError(f"{path}: the model id does not match its configuration (file altered?)")
