@@ -101,6 +101,12 @@ def _dotted(node: ast.AST) -> str | None:
     return None
 
 
+def _in_package(name: str, modules: dict) -> bool:
+    """Whether ``name`` is a module of the checked package (another library's documented
+    underscore names, such as ``os._exit``, are that library's business)."""
+    return name in modules or name.partition(".")[0] == next(iter(modules)).partition(".")[0]
+
+
 def private_imports(package_dir: Path) -> set[tuple[str, str]]:
     """``(module, "other_module._name")`` for every use of another module's private attribute.
 
@@ -125,7 +131,7 @@ def private_imports(package_dir: Path) -> set[tuple[str, str]]:
                     anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                     base = f"{anchor}.{base}" if base else anchor
                 for alias in node.names:
-                    if _is_private(alias.name):
+                    if _is_private(alias.name) and _in_package(base, modules):
                         found.add((module, f"{base}.{alias.name}"))
                     elif f"{base}.{alias.name}" in modules:
                         bound[alias.asname or alias.name] = f"{base}.{alias.name}"
@@ -136,7 +142,7 @@ def private_imports(package_dir: Path) -> set[tuple[str, str]]:
                     continue
                 head, _, rest = owner.partition(".")
                 target = bound[head] + (f".{rest}" if rest else "")
-                if target != module and (target in modules or not rest):
+                if target != module and _in_package(target, modules):
                     found.add((module, f"{target}.{node.attr}"))
     return found
 

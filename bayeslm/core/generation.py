@@ -280,8 +280,11 @@ def format_terminal(continuations: list[Continuation], color: bool | None = None
 
     Shade: mutual information (epistemic) relative to the flag threshold, from white (none)
     to red (at or above it); flagged tokens are underlined. Plain text when ``color`` is
-    False or, by default, when standard output is not a terminal.
+    False or, by default, when standard output is not a terminal. Control characters in
+    the prompt and the tokens are shown escaped (:func:`bayeslm.core.terminal.printable`).
     """
+    from bayeslm.core.terminal import printable
+
     if color is None:
         color = sys.stdout.isatty()
     lines = []
@@ -292,8 +295,8 @@ def format_terminal(continuations: list[Continuation], color: bool | None = None
                   f"({c.stop_reason})")
         lines.append(header)
         if not color:
-            lines.append("    " + c.prompt + (" " if c.prompt else "") + c.text)
-            flagged = [t.token for t in c.tokens if t.flagged]
+            lines.append("    " + printable(c.prompt + (" " if c.prompt else "") + c.text))
+            flagged = [printable(t.token) for t in c.tokens if t.flagged]
             if flagged:
                 lines.append(f"    unsure (MI above {c.mi_threshold_bits:.3f} bits): {' '.join(flagged)}")
             continue
@@ -305,10 +308,10 @@ def format_terminal(continuations: list[Continuation], color: bool | None = None
             level = min(t.epistemic_bits / threshold, 1.0)
             shade = (231, 224, 217, 210, 203, 196)[int(round(level * 5))]  # xterm-256: white .. red
             style = f"\x1b[48;5;{shade}m\x1b[30m" + ("\x1b[4m" if t.flagged else "")
-            parts.append(f"{style}{t.token}\x1b[0m")
-        lines.append("    " + c.prompt + (" " if c.prompt else "") + sep.join(parts))
+            parts.append(f"{style}{printable(t.token)}\x1b[0m")
+        lines.append("    " + printable(c.prompt + (" " if c.prompt else "")) + printable(sep).join(parts))
     if unknown := (continuations[0].unknown_prompt_tokens if continuations else []):
-        lines.append(f"note: prompt words not in the vocabulary (read as <unk>): {' '.join(unknown)}")
+        lines.append(f"note: prompt words not in the vocabulary (read as <unk>): {printable(' '.join(unknown))}")
     return "\n".join(lines)
 
 

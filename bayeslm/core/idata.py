@@ -6,9 +6,8 @@ changes one module. Elsewhere use ``idata["posterior"]`` item access.
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,8 @@ import xarray as xr
 
 from bayeslm.exceptions import ModelFileError
 
-__all__ = ["add_group", "set_root_attrs", "root_attrs", "write_netcdf", "read_netcdf", "sample_count", "posterior_draws"]
+__all__ = ["add_group", "set_root_attrs", "root_attrs", "netcdf_bytes", "write_netcdf", "read_netcdf", "sample_count",
+           "posterior_draws"]
 
 
 def _az():
@@ -54,17 +54,41 @@ def root_attrs(idata) -> dict:
     return dict(idata["posterior"].attrs)
 
 
+def netcdf_bytes(idata, *, posterior_attrs: dict | None = None) -> bytes:
+    """The netCDF file of the InferenceData (as ``InferenceData.to_netcdf`` writes it), in memory.
+
+    Written in memory so that a failing disk meets a plain ``write`` of these bytes, never
+    the HDF5 library halfway through a file (a full disk made it crash). ``posterior_attrs``
+    are added to the ``posterior`` group's attrs in the file only.
+    """
+    buffer = io.BytesIO()
+    mode = "w"
+    if idata.attrs:
+        xr.Dataset(attrs=idata.attrs).to_netcdf(buffer, mode=mode, group="/", engine="h5netcdf")
+        mode = "a"
+    for group in idata.groups():
+        data = idata[group]
+        if group == "posterior" and posterior_attrs:
+            data = data.copy()
+            data.attrs = {**data.attrs, **posterior_attrs}
+        encoding = {name: {"zlib": True} for name, values in data.variables.items() if _compressible(values.dtype)}
+        data.to_netcdf(buffer, mode=mode, group=f"//{group}", engine="h5netcdf", encoding=encoding)
+        mode = "a"
+    return buffer.getvalue()
+
+
+def _compressible(dtype) -> bool:
+    """ArviZ's rule for which variables ``to_netcdf`` compresses."""
+    if dtype.kind == "V":
+        return all(_compressible(item) for item, _ in dtype.fields.values())
+    return dtype.kind in {"b", "i", "u", "f", "c", "S"}
+
+
 def write_netcdf(idata, path: str | Path) -> None:
-    """Write the InferenceData to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        idata.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the InferenceData to ``path`` all-or-nothing (see :func:`netcdf_bytes`)."""
+    from bayeslm.core.files import atomic_write_bytes
+
+    atomic_write_bytes(path, netcdf_bytes(idata))
 
 
 def read_netcdf(path: str | Path):

@@ -120,6 +120,22 @@ class OrderCounts:
         return np.where(idx >= 0, self.ngram_count[np.maximum(idx, 0)], 0)
 
 
+def _check_keys(k: int, V: int, parent_contexts: int, context_key, ngram_key, ngram_count) -> None:
+    """ValueError unless order ``k``'s stored keys are sorted and every id within its range.
+
+    Context keys are ``parent_id * V + token`` with ``parent_id`` below the number of
+    contexts of order ``k - 1`` (order 1 has the one empty context, key 0); n-gram keys
+    are ``context_id * V + token`` with ``context_id`` below this order's contexts.
+    """
+    if k == 1 and context_key.tolist() != [0]:
+        raise ValueError("order 1 must have the one empty context")
+    if ngram_count.shape != ngram_key.shape or np.any(ngram_count < 1):
+        raise ValueError(f"order {k} n-gram counts are inconsistent")
+    for name, key, bound in (("context", context_key, parent_contexts * V), ("n-gram", ngram_key, context_key.size * V)):
+        if key.ndim != 1 or np.any(np.diff(key) <= 0) or (key.size and (key[0] < 0 or key[-1] >= bound)):
+            raise ValueError(f"order {k} {name} keys are unsorted or outside the vocabulary")
+
+
 class NgramCounts:
     """Sparse counts of every order ``1..order`` of a corpus.
 
@@ -229,21 +245,19 @@ class NgramCounts:
     def from_arrays(cls, arrays) -> "NgramCounts":
         try:
             V, n = int(arrays["vocab_size"]), int(arrays["order"])
+            if V < 1:
+                raise ValueError(f"vocabulary size {V}")
             orders = []
             for k in range(1, n + 1):
                 cont = arrays[f"o{k}_continuation"] if k < n else None
-                oc = OrderCounts(
-                    order=k,
-                    vocab_size=V,
-                    context_key=np.asarray(arrays[f"o{k}_context_key"], dtype=np.int64),
-                    ngram_key=np.asarray(arrays[f"o{k}_ngram_key"], dtype=np.int64),
-                    ngram_count=np.asarray(arrays[f"o{k}_ngram_count"], dtype=np.int64),
-                    continuation=None if cont is None else np.asarray(cont, dtype=np.int64),
-                )
-                if oc.ngram_count.shape != oc.ngram_key.shape or np.any(np.diff(oc.ngram_key) <= 0):
-                    raise ValueError(f"order {k} n-gram arrays are inconsistent")
-                orders.append(oc)
-        except (KeyError, ValueError, TypeError) as err:
+                keys = {name: np.asarray(arrays[f"o{k}_{name}"], dtype=np.int64)
+                        for name in ("context_key", "ngram_key", "ngram_count")}
+                _check_keys(k, V, orders[-1].n_contexts if orders else 1, **keys)
+                if cont is not None and np.shape(cont) != keys["ngram_key"].shape:
+                    raise ValueError(f"order {k} continuation counts do not match its n-grams")
+                orders.append(OrderCounts(order=k, vocab_size=V, **keys,
+                                          continuation=None if cont is None else np.asarray(cont, dtype=np.int64)))
+        except (KeyError, ValueError, TypeError, OverflowError) as err:
             raise ModelFileError(f"corrupt n-gram counts: {err}") from None
         return cls(orders, V)
 

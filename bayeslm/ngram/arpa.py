@@ -29,12 +29,11 @@ j >= 1, so this is exact). ``<s>`` is a unigram with log10 probability -99.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from bayeslm.core.files import atomic_file
 from bayeslm.exceptions import BayesLMError
 
 __all__ = ["write_arpa", "interpolation_of", "arpa_tables"]
@@ -201,27 +200,21 @@ def write_arpa(model, path: str | Path, *, sample: int | None = None) -> dict[in
     words = np.asarray(tokens, dtype=object)
     sizes = {k: int(t[0].shape[0]) for k, t in sorted(tables.items())}
     top = max(sizes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("\\data\\\n")
-            for k, m in sizes.items():
-                fh.write(f"ngram {k}={m}\n")
-            for k in sizes:
-                rows, lp, lb = tables[k]
-                fh.write(f"\n\\{k}-grams:\n")
-                text = words[rows[:, 0]]
-                for j in range(1, rows.shape[1]):
-                    text = text + " " + words[rows[:, j]]
-                if k == top:
-                    lines = [f"{p:.7f}\t{t}\n" for p, t in zip(lp.tolist(), text.tolist())]
-                else:
-                    lines = [f"{p:.7f}\t{t}\t{b:.7f}\n" if b != 0.0 else f"{p:.7f}\t{t}\n"
-                             for p, t, b in zip(lp.tolist(), text.tolist(), lb.tolist())]
-                fh.writelines(lines)
-            fh.write("\n\\end\\\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as fh:  # all or nothing, the usual file mode
+        fh.write("\\data\\\n")
+        for k, m in sizes.items():
+            fh.write(f"ngram {k}={m}\n")
+        for k in sizes:
+            rows, lp, lb = tables[k]
+            fh.write(f"\n\\{k}-grams:\n")
+            text = words[rows[:, 0]]
+            for j in range(1, rows.shape[1]):
+                text = text + " " + words[rows[:, j]]
+            if k == top:
+                lines = [f"{p:.7f}\t{t}\n" for p, t in zip(lp.tolist(), text.tolist())]
+            else:
+                lines = [f"{p:.7f}\t{t}\t{b:.7f}\n" if b != 0.0 else f"{p:.7f}\t{t}\n"
+                         for p, t, b in zip(lp.tolist(), text.tolist(), lb.tolist())]
+            fh.writelines(lines)
+        fh.write("\n\\end\\\n")
     return sizes

@@ -19,41 +19,10 @@ import pytest
 
 import bayeslm
 from bayeslm.cli import main
+from cli_support import CONFIG, TEST, TRAIN, fails
 
 EXE = Path(sys.executable).with_name("bayeslm")
 SMALL = ["--set", "sampler.draws=100", "--set", "sampler.tune=100", "--seed", "3", "--quiet"]
-CONFIG = """# a tiny bigram configuration for the CLI tests
-[model]
-family = "dirichlet"
-order = 2
-
-[tokenizer]
-kind = "word"
-min_count = 2
-
-[prior.concentration]
-dist = "LogNormal"
-kwargs = { mu = 2.0, sigma = 3.0 }
-
-[sampler]
-draws = 1000
-tune = 1000
-chains = 2
-"""
-TRAIN = """the cat sat on the mat
-the dog sat on the log
-a cat ran to the mat
-the dog ran on the log
-a dog sat
-the cat sat on a mat
-a big dog ran to a log
-the big cat sat
-"""
-TEST = """the cat sat on the log
-
-a zebra ran to the mat
-the big dog sat on the moon
-"""
 
 
 def words_of(text: str) -> list[list[str]]:
@@ -65,13 +34,9 @@ KNOWN = {w for w, c in TRAIN_COUNTS.items() if c >= 2}  # min_count = 2
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("cli")
-    paths = {"root": root, "config": root / "tiny.toml", "train": root / "train.txt", "test": root / "test.txt"}
-    paths["config"].write_text(CONFIG, encoding="utf-8")
-    paths["train"].write_text(TRAIN, encoding="utf-8")
-    paths["test"].write_text(TEST, encoding="utf-8")
-    return paths
+def files(cli_files) -> dict[str, Path]:
+    """The tiny configuration, training and test text (tests/cli/conftest.py)."""
+    return cli_files
 
 
 @pytest.fixture(scope="module")
@@ -85,26 +50,10 @@ def fitted(files) -> tuple[Path, str]:
     return out, buffer.getvalue()
 
 
-def fails(capsys, argv, *fragments) -> str:
-    """Run the CLI expecting exit status 2 and one line ``bayeslm: error: ...`` on stderr."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    assert exc.value.code == 2
-    captured = capsys.readouterr()
-    lines = captured.err.splitlines()
-    assert len(lines) == 1, captured.err
-    assert lines[0].startswith("bayeslm: error: ")
-    assert "Traceback" not in captured.err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
-
-
 # ---------------------------------------------------------------------------- fit
 def test_fit_writes_model_directory(fitted):
     out, printed = fitted
-    assert sorted(p.name for p in out.iterdir()) == ["arrays.npz", "model.nc", "tokenizer.json", "vocab.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["arrays.npz", "manifest.json", "model.nc", "tokenizer.json", "vocab.json"]
     model = bayeslm.load(out)
     assert model.order == 2 and model.tokenizer.kind == "word" and model.min_count == 2
     assert model.idata["posterior"].sizes["draw"] == 100

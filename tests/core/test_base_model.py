@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from bayeslm.exceptions import (
 )
 from bayeslm.text.tokenize import CharTokenizer
 from bayeslm.text.vocab import Vocabulary
+from model_dirs import rewrite_attrs
 
 UNK, BOS, EOS = 0, 1, 2
 SAMPLER = {"draws": 150, "tune": 150, "chains": 2, "progressbar": False, "cores": 1}
@@ -55,27 +55,15 @@ def saved(lm, tmp_path_factory) -> Path:
 
 
 def copy_of(saved: Path, tmp_path: Path) -> Path:
+    """A copy without the manifest, as format 1 wrote it: what load checks beyond the manifest.
+
+    (tests/core/test_storage.py: the manifest itself.)
+    """
     target = tmp_path / "copy"
     shutil.copytree(saved, target)
+    (target / "manifest.json").unlink()
+    rewrite_attrs(target, manifest_file=None)
     return target
-
-
-def rewrite_attrs(model_dir: Path, **changes) -> None:
-    """Rewrite model.nc with some posterior attrs changed (as another writer would)."""
-    import arviz as az
-
-    nc = model_dir / "model.nc"
-    idata = az.from_netcdf(nc)
-    for group in idata.groups():
-        idata[group].load()
-    for key, value in changes.items():
-        if value is None:
-            idata["posterior"].attrs.pop(key, None)
-        else:
-            idata["posterior"].attrs[key] = value
-    tmp = model_dir / "rewritten.nc"
-    idata.to_netcdf(tmp, engine="h5netcdf")
-    os.replace(tmp, nc)
 
 
 # ---------------------------------------------------------------------- evaluation
@@ -229,7 +217,8 @@ def test_empty_corpus():
 
 # ---------------------------------------------------------------------- save / load
 def test_round_trip(lm, saved):
-    assert sorted(p.name for p in saved.iterdir()) == ["arrays.npz", "model.nc", "tokenizer.json", "vocab.json"]
+    assert sorted(p.name for p in saved.iterdir()) == ["arrays.npz", "manifest.json", "model.nc", "tokenizer.json",
+                                                       "vocab.json"]
     for loaded in (bayeslm.load(saved), DirichletLM.load(saved), bayeslm.BayesianLM.load(saved)):
         assert type(loaded) is DirichletLM
         assert loaded.is_fitted_ and loaded.order == 2 and loaded.id == lm.id
@@ -337,10 +326,13 @@ def test_tampered_vocab(saved, tmp_path):
 def test_tampered_tokenizer(saved, tmp_path):
     target = copy_of(saved, tmp_path)
     (target / "tokenizer.json").write_text('{"kind": "sentencepiece"}', encoding="utf-8")
-    with pytest.raises(ModelFileError, match="configuration"):
+    with pytest.raises(ModelFileError, match="tokenizer.json: not a valid tokenizer"):
+        bayeslm.load(target)
+    (target / "tokenizer.json").write_text('{"kind": "char"}', encoding="utf-8")  # valid, not this model's
+    with pytest.raises(ModelFileError, match="tokenizer.json: a 'char' tokenizer, but the model was configured"):
         bayeslm.load(target)
     (target / "tokenizer.json").unlink()
-    with pytest.raises(ModelFileError, match="configuration"):
+    with pytest.raises(ModelFileError, match="tokenizer.json: missing"):
         bayeslm.load(target)
 
 
@@ -373,14 +365,17 @@ def test_save_over_existing_directory(lm, tmp_path):
     (target / "keep.txt").write_text("precious", encoding="utf-8")
     with pytest.raises(ConfigError, match="exists"):
         lm.save(target)
+    with pytest.raises(ConfigError, match="not a bayeslm model directory .*keep.txt"):  # force: still not theirs
+        lm.save(target, force=True)
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
     assert (target / "keep.txt").read_text(encoding="utf-8") == "precious"
+    (target / "keep.txt").unlink()
 
     unigram = DirichletLM(order=1, sampler_config={**SAMPLER, "draws": 60, "tune": 60, "random_seed": 1})
     unigram.fit(Corpus.from_texts(TRAIN))
-    unigram.save(target, force=True)
-    assert not (target / "keep.txt").exists()
+    unigram.save(target, force=True)  # an empty folder may be replaced
     assert bayeslm.load(target).order == 1
-    lm.save(target, force=True)
+    lm.save(target, force=True)  # and a model directory
     assert bayeslm.load(target).order == 2
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary directories left
 

@@ -257,4 +257,4 @@ def test_cli_generate(demo_lm, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["generate", str(tmp_path / "m"), "--n", "0"])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.startswith("bayeslm: error: n must be")
+    assert capsys.readouterr().err.startswith("bayeslm: error: argument --n: must be")

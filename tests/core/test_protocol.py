@@ -25,6 +25,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
+from model_dirs import reseal
 from scipy import stats
 from scipy.special import digamma, entr
 
@@ -320,5 +321,6 @@ def test_save_and_load_round_trip(lm, test_corpus, tmp_path):
     assert after.predictive_perplexity == before.predictive_perplexity
     pd.testing.assert_frame_equal(loaded.score(TEST), lm.score(TEST))
     np.savez(tmp_path / "toy" / "arrays.npz", counts=np.zeros(3))  # a family's own check reaches the caller
+    reseal(tmp_path / "toy")  # (a consistent directory: the manifest would refuse it first)
     with pytest.raises(ModelFileError, match="counts do not match"):
         blm.load(tmp_path / "toy")

@@ -1,0 +1,336 @@
+"""The commands of ``bayeslm``: fit, evaluate, score, tokenize, demo, generate, report, export, models.
+
+Each takes the parsed arguments and returns the exit status. Everything a command will
+write is checked first (the folder exists and takes files, a model directory may be
+replaced, no other process writes it), so an unwritable output fails in a second, not
+after the fit; then every file is written all-or-nothing (:mod:`bayeslm.core.files`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from bayeslm.cli.interrupts import Interrupted
+from bayeslm.cli.output import print_json, print_text, progress_bars
+from bayeslm.core.terminal import printable
+from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError
+
+__all__ = ["cmd_fit", "cmd_evaluate", "cmd_score", "cmd_tokenize", "cmd_demo", "cmd_generate", "cmd_report",
+           "cmd_export", "cmd_models", "MAX_NGRAM_ORDER"]
+
+#: the longest n-gram order a configuration may ask for (KenLM's default build: 6)
+MAX_NGRAM_ORDER = 10
+
+
+# -- shared pieces ---------------------------------------------------------------------
+def _summary_vars(model) -> list[str]:
+    """Variables worth a diagnostics row (the model's ``diagnostic_var_names``)."""
+    from bayeslm.stats.diagnostics import variables_to_check
+
+    return variables_to_check(model.idata, model.diagnostic_var_names)
+
+
+def _diagnostics_text(model) -> str:
+    from bayeslm.stats.diagnostics import ESS_MIN, RHAT_MAX, sampler_problems, summary
+
+    names = _summary_vars(model)
+    if names == []:
+        return "no MCMC diagnostics: the posterior draws are independent (not a Markov chain)"
+    table = summary(model.idata, var_names=names)
+    problems = sampler_problems(model.idata)
+    cols = ["mean", "sd", "hdi_3%", "hdi_97%", "ess_bulk", "ess_tail", "r_hat", "ok"]
+    lines = [table[[c for c in cols if c in table]].to_string()]
+    lines.append(
+        f"divergences: {problems.get('divergences', 'n/a')}; "
+        f"checks: R-hat <= {RHAT_MAX}, ESS >= {ESS_MIN}: {'pass' if table['ok'].all() else 'FAIL'}"
+    )
+    return "\n".join(lines)
+
+
+def _partial_warning(model) -> str | None:
+    """One line saying the model was saved from an interrupted fit, or None."""
+    from bayeslm.core.storage import partial_fit
+
+    note = partial_fit(model)
+    if note is None:
+        return None
+    return (f"warning: partial fit: sampling was interrupted ({note.get('signal', 'a signal')}) after "
+            f"{note.get('draws')} of {note.get('requested_draws')} draws per chain; results are unreliable")
+
+
+def _model_output(out: Path, force: bool, stack: ExitStack) -> Path:
+    """Claim ``out`` for a model directory before any work: replaceable, writable, ours alone."""
+    from bayeslm.core.files import target_lock
+    from bayeslm.core.storage import check_target
+
+    check_target(out, force)
+    stack.enter_context(target_lock(out))
+    check_target(out, force)
+    return out
+
+
+def _check_order(model) -> None:
+    from bayeslm.ngram.dirichlet import DirichletLM
+    from bayeslm.ngram.pitman_yor.model import PitmanYorLM
+
+    if isinstance(model, (DirichletLM, PitmanYorLM)) and model.order > MAX_NGRAM_ORDER:
+        raise ConfigError(f"model.order must be in 1..{MAX_NGRAM_ORDER} for an n-gram model, got {model.order}")
+
+
+def _read_training(model, paths):
+    from bayeslm.text.corpus import Corpus
+
+    return Corpus.from_paths(paths, tokenizer=model.tokenizer)
+
+
+# -- fit -------------------------------------------------------------------------------
+def cmd_fit(args) -> int:
+    from bayeslm.core.base import BayesianLM
+    from bayeslm.core.config import apply_overrides, load_config
+
+    config = apply_overrides(load_config(args.config), args.set)
+    try:
+        model = BayesianLM.from_config(config)
+    except (TypeError, ValueError, KeyError, AttributeError) as err:  # a value of the wrong kind
+        if isinstance(err, BayesLMError):
+            raise
+        raise ConfigError(f"invalid configuration ({type(err).__name__}: {err})") from None
+    _check_order(model)
+    if args.seed is not None:
+        model.sampler_config["random_seed"] = args.seed
+    out = Path(args.out)
+    with ExitStack() as stack:
+        _model_output(out, args.force, stack)
+        n_train = _fit(model, args)
+        partial = _keep_partial(model, args)
+        model.save(out, force=args.force)
+    args.interrupts.written.append(f"{out}" + (" (partial draws)" if partial else ""))
+    _print_fit(model, args, out, n_train)
+    if partial:
+        raise Interrupted(args.interrupts.signum)
+    return 0
+
+
+def _fit(model, args) -> int:
+    """Read the text and fit; returns the number of training tokens."""
+    dask = args.dask or args.scheduler is not None
+    train = None if dask else _read_training(model, args.train)
+    valid = _read_training(model, args.valid) if args.valid else None
+    show = progress_bars(args.quiet)  # for this call: how it is shown is not the model's configuration
+    if dask:  # read, tokenise and count on the cluster; inference here on the merged counts
+        from bayeslm.counting.distributed import dask_client
+
+        with dask_client(args.scheduler) as client:
+            model.fit(args.train, valid=valid, client=client, progressbar=show)
+    else:
+        model.fit(train, valid=valid, progressbar=show)
+    return train.n_tokens if train is not None else int(model.idata["posterior"].attrs["training_tokens"])
+
+
+def _keep_partial(model, args) -> bool:
+    """After an interrupt with ``--keep-partial``: mark the model partial (True), or stop if it has no draws."""
+    from bayeslm.core.storage import mark_partial_fit
+
+    if args.interrupts.signum is None:
+        return False
+    if not args.keep_partial:  # some library caught the interrupt: it still means stop
+        raise Interrupted(args.interrupts.signum)
+    post = model.idata["posterior"]
+    if post.sizes.get("draw", 0) == 0:
+        raise Interrupted(args.interrupts.signum)  # stopped while tuning: nothing to keep
+    mark_partial_fit(model.idata, signal=args.interrupts.name, draws=int(post.sizes["draw"]),
+                     chains=int(post.sizes["chain"]), requested_draws=int(model.sampler_config["draws"]),
+                     requested_chains=int(model.sampler_config["chains"]))
+    return True
+
+
+def _print_fit(model, args, out: Path, n_train: int) -> None:
+    from bayeslm.core.storage import partial_fit
+
+    if args.json:
+        from bayeslm.stats.diagnostics import sampler_problems, summary
+
+        names = _summary_vars(model)
+        table = summary(model.idata, var_names=names) if names != [] else None
+        print_json({
+            "schema": "bayeslm.fit/1", "out": str(out), "fit_seconds": model.fit_seconds_,
+            "training_tokens": n_train, "vocabulary": len(model.vocab_),
+            "valid": [str(v) for v in args.valid or []], "partial_fit": partial_fit(model),
+            "diagnostics": json.loads(table.to_json(orient="index")) if table is not None else {},
+            **sampler_problems(model.idata),
+        })
+        return
+    print(f"fitted {model.family} order {model.order} on {n_train} tokens "
+          f"(vocabulary {len(model.vocab_)}) in {model.fit_seconds_:.1f} s; saved to {out}")
+    if args.valid:
+        print(f"validation text (used only to choose open settings): {', '.join(args.valid)}")
+    if warning := _partial_warning(model):
+        print(warning)
+    print(_diagnostics_text(model))
+
+
+# -- reading a model -------------------------------------------------------------------
+def cmd_evaluate(args) -> int:
+    from bayeslm.core.base import load
+    from bayeslm.core.files import atomic_write_text, check_writable_file
+
+    per_token = check_writable_file(args.per_token) if args.per_token else None
+    model = load(args.model)
+    test = model.read(args.test)
+    result = model.evaluate(test, hdi_prob=args.hdi_prob)
+    if per_token is not None:
+        atomic_write_text(per_token, model.per_token(test).to_csv(index=False))
+        args.interrupts.written.append(str(per_token))
+    if args.json:
+        from bayeslm.core.storage import partial_fit
+
+        print_json({**result.to_dict(), "test": list(args.test), "partial_fit": partial_fit(model)})
+        return 0
+    if warning := _partial_warning(model):
+        print(warning)
+    print(result)
+    return 0
+
+
+def _read_stdin() -> str:
+    """Standard input decoded as strictly as a file (invalid UTF-8 is an error naming its offset)."""
+    stream = sys.stdin
+    if stream is None:
+        raise CorpusError("standard input is closed")
+    data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
+    try:
+        return data.decode("utf-8") if isinstance(data, bytes) else data.encode("utf-8").decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise CorpusError(f"standard input: invalid UTF-8 at byte offset {err.start}") from None
+    except UnicodeEncodeError as err:  # text read with errors="surrogateescape"
+        raise CorpusError(f"standard input: invalid UTF-8 at character {err.start}") from None
+
+
+def cmd_score(args) -> int:
+    from bayeslm.core.base import load
+
+    model = load(args.model)
+    lines = [line for line in _read_stdin().splitlines() if line.strip()]
+    if not lines:
+        raise CorpusError("no sentences on standard input")
+    frame = model.score(lines, per_token=args.per_token)
+    if args.json:
+        print_json({"schema": "bayeslm.score/1", "per_token": bool(args.per_token),
+                    "rows": json.loads(frame.to_json(orient="records"))})
+        return 0
+    if args.per_token:
+        for row in frame.itertuples(index=False):
+            print(f"{row.sentence}\t{printable(row.token, tabs=True)}\t{row.log10_prob:.6f}\t{row.log_prob_nats:.6f}"
+                  + ("\tOOV" if row.oov else ""))
+    else:
+        print("log10_prob\tlog_prob_nats\ttokens\toov\ttext")
+        for row in frame.itertuples(index=False):
+            print(f"{row.log10_prob:.6f}\t{row.log_prob_nats:.6f}\t{row.tokens}\t{row.oov}\t"
+                  f"{printable(row.text, tabs=True)}")
+    return 0
+
+
+def cmd_tokenize(args) -> int:
+    from bayeslm.core.base import load
+
+    model = load(args.model)
+    corpus = model.read(args.paths)
+    out = sys.stdout
+    for line in corpus.decode_lines(unk=args.unk):
+        out.write(printable(line) + "\n")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from bayeslm.core.base import load
+    from bayeslm.core.generation import format_terminal, to_json
+
+    model = load(args.model)
+    continuations = model.generate(
+        args.prompt, n=args.n, max_tokens=args.max_tokens, random_seed=args.seed,
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, stop=args.stop,
+        mode="predictive" if args.predictive else "draw", mi_threshold_bits=args.mi_threshold,
+    )
+    if args.json:
+        sys.stdout.write(to_json(continuations) + "\n")
+    else:
+        print(format_terminal(continuations, color=False if args.no_color else None))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from bayeslm.core.base import load
+    from bayeslm.core.files import atomic_write_texts, check_writable_file
+    from bayeslm.report.build import output_paths, report
+
+    start = time.perf_counter()
+    html_path, json_path = output_paths(args.out)
+    for path in (html_path, json_path):  # before any work
+        check_writable_file(path)
+    model = load(args.model)
+    test = _read_training(model, args.test)  # the text's own vocabulary: the page shows OOV words as written
+    train = _read_training(model, args.train) if args.train else None
+    others = [load(path) for path in args.compare or []]
+    labels = [Path(path).name or str(path) for path in [args.model, *(args.compare or [])]]
+    result = report(model, test, compare=others, labels=labels, train=train, replicates=args.replicates,
+                    hdi_prob=args.hdi_prob, random_seed=args.seed, passage_tokens=args.passage_tokens,
+                    prompts=args.prompt or ())
+    atomic_write_texts({json_path: result.json_text() + "\n", html_path: result.render_html()})  # both or neither
+    args.interrupts.written.append(f"{html_path} and {json_path}")
+    if warning := _partial_warning(model):
+        print(warning)
+    print_text(str(result))
+    print(f"wrote {html_path} and {json_path} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from bayeslm.core.base import load
+    from bayeslm.core.files import check_writable_file
+    from bayeslm.ngram.arpa import write_arpa
+
+    path = check_writable_file(args.arpa)
+    model = load(args.model)
+    sizes = write_arpa(model, path, sample=args.sample)
+    args.interrupts.written.append(str(path))
+    what = "posterior-predictive (mean) model" if args.sample is None else f"retained sample {args.sample}"
+    print(f"wrote {args.arpa}: {model.family} order {model.order}, {what}; n-grams "
+          + ", ".join(f"{k}: {v}" for k, v in sizes.items()))
+    return 0
+
+
+# -- no model --------------------------------------------------------------------------
+def cmd_demo(args) -> int:
+    from bayeslm.ngram.dirichlet import DirichletLM
+    from bayeslm.text.corpus import demo_corpus
+
+    with ExitStack() as stack:
+        out = _model_output(Path(args.out), args.force, stack) if args.out else None
+        print("bayeslm demo: a Dirichlet-smoothed n-gram model on the Python documentation topics "
+              "(the standard library's pydoc_data), 90% of the lines for training, 10% held out.")
+        train, test = demo_corpus().split(0.9, random_seed=args.seed)
+        print(f"train: {train.n_sentences} sentences, {train.n_tokens} tokens; test: {test.n_sentences} sentences")
+        lm = DirichletLM(order=args.order, min_count=2, sampler_config={
+            "draws": args.draws, "tune": args.draws, "progressbar": progress_bars(False)})
+        lm.fit(train, random_seed=args.seed)
+        print(f"fitted in {lm.fit_seconds_:.1f} s (vocabulary {len(lm.vocab_)})")
+        print(_diagnostics_text(lm))
+        print("held-out evaluation (bits per token and perplexity, 94% HDI over posterior draws):")
+        print(lm.evaluate(test))
+        if out is not None:
+            lm.save(out, force=args.force)
+            args.interrupts.written.append(str(out))
+            print(f"saved to {out}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from bayeslm.core.config import list_configs
+
+    for name, description in sorted(list_configs().items()):
+        print(f"{name:28s} {description}")
+    return 0

@@ -1,0 +1,64 @@
+"""What the command line prints, and what it lets libraries print.
+
+Results go to standard output: JSON with ``--json`` (control characters escaped by
+``json``), otherwise text in which every piece of corpus or model text is passed through
+:func:`bayeslm.core.terminal.printable`. With ``--quiet`` nothing else is printed: no
+progress bars, no log lines of PyMC, PyTensor, ArviZ or Dask, no warnings. Progress bars are
+drawn only when standard error is a terminal (in a log file they are lines of debris).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import warnings
+from contextlib import contextmanager
+
+from bayeslm.core.terminal import printable
+
+__all__ = ["print_json", "print_text", "library_output", "progress_bars"]
+
+_LIBRARY_LOGGERS = ("pymc", "pytensor", "arviz", "distributed", "numba")
+
+
+def print_json(obj) -> None:
+    """One JSON document on standard output (NaN allowed, as ``json`` writes it)."""
+    json.dump(obj, sys.stdout, indent=2, allow_nan=True)
+    sys.stdout.write("\n")
+
+
+def print_text(text: str) -> None:
+    """Lines of text that may hold corpus or model text, control characters escaped."""
+    print("\n".join(printable(line) for line in str(text).split("\n")))
+
+
+def progress_bars(quiet: bool) -> bool:
+    """Whether to draw progress bars: not with ``--quiet``, and only on a terminal."""
+    return not quiet and sys.stderr.isatty()
+
+
+@contextmanager
+def library_output(quiet: bool):
+    """Silence the libraries' noise for the block: always ArviZ's refactor notice; with ``quiet`` all of it.
+
+    Logger levels and warning filters are put back afterwards.
+    """
+    levels = {}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
+        warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
+        if quiet:
+            warnings.simplefilter("ignore")
+            import importlib
+
+            importlib.import_module("pymc")  # its import sets its logger's level: set ours after it
+
+            for name in _LIBRARY_LOGGERS:
+                levels[name] = logging.getLogger(name).level
+                logging.getLogger(name).setLevel(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
