@@ -26,7 +26,6 @@ underflow, and its uncertainty is reported in closed form.
 
 from __future__ import annotations
 
-import os
 from types import SimpleNamespace
 from typing import Iterator
 
@@ -36,19 +35,15 @@ from scipy.special import digamma, gammaln, xlogy
 
 from bayeslm.core.base import BayesianLM
 from bayeslm.core.draws import draw_indices, sample_dirichlet_rows
+from bayeslm.core.sampling import pm_sample_kwargs
 from bayeslm.counting.counts import NgramCounts, count
 from bayeslm.exceptions import BayesLMError, ConfigError
 from bayeslm.ngram.backoff import Backoff
+from bayeslm.ngram.special import lgamma_ratio
 from bayeslm.stats.intervals import HDI_PROB
 from bayeslm.text.corpus import Corpus
 
 __all__ = ["DirichletLM", "dirichlet_multinomial_evidence"]
-
-
-def _available_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _g(y):
@@ -59,44 +54,6 @@ def _g(y):
 def _h(y):
     """-y log y, 0 at 0."""
     return -xlogy(y, y)
-
-
-_STIRLING_FROM = 100.0  # lgamma differences lose digits as x grows; past here Stirling's series is exact to round-off
-
-
-def _lgamma_ratio(x, n) -> tuple[np.ndarray, np.ndarray]:
-    """``lgamma(x + n) - lgamma(x)`` and its derivative ``psi(x + n) - psi(x)`` (x > 0, n > 0).
-
-    For large ``x`` the plain differences cancel catastrophically (``lgamma(1e20)`` is
-    4.5e21, so a difference of a few thousand is lost entirely, and the evidence of a large
-    concentration came out as arbitrary positive values that NUTS then wandered into);
-    there the difference of Stirling's series is used, written without cancellation.
-    """
-    x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
-    big = x >= _STIRLING_FROM
-    if not big.any():
-        return gammaln(x + n) - gammaln(x), digamma(x + n) - digamma(x)
-    if big.all():
-        return _stirling_ratio(x, n)
-    x, n = np.broadcast_arrays(x, n)
-    big = np.broadcast_to(big, x.shape)
-    value, deriv = np.empty(x.shape), np.empty(x.shape)
-    xs, ns = x[~big], n[~big]
-    value[~big] = gammaln(xs + ns) - gammaln(xs)
-    deriv[~big] = digamma(xs + ns) - digamma(xs)
-    value[big], deriv[big] = _stirling_ratio(x[big], n[big])
-    return value, deriv
-
-
-def _stirling_ratio(x: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_lgamma_ratio` for x >= 100 from Stirling's series (terms to z^-5 / z^-6)."""
-    y = x + n
-    r = np.log1p(n / x)
-    wx, wy = 1.0 / x, 1.0 / y
-    # Stirling remainders in w = 1 / z: of lgamma, and of psi beside log z
-    s = lambda w: w * (1.0 / 12 - w**2 * (1.0 / 360 - w**2 / 1260))
-    t = lambda w: -w / 2 - w**2 * (1.0 / 12 - w**2 * (1.0 / 120 - w**2 / 252))
-    return (x - 0.5) * r + n * np.log(y) - n + (s(wy) - s(wx)), r + (t(wy) - t(wx))
 
 
 class _OrderEvidence:
@@ -173,13 +130,13 @@ class _OrderEvidence:
         return result
 
     def _logp_and_grad(self, a: float) -> tuple[float, float]:
-        ratio, d_ratio = _lgamma_ratio(a, self.total_value)
+        ratio, d_ratio = lgamma_ratio(a, self.total_value)
         ctx, g_ctx = -float((self.total_mult * ratio).sum()), -float((self.total_mult * d_ratio).sum())
         shifted = a * self.pair_base
         shifted += self.pair_shift
         pairs, g_pairs = float(np.log(shifted).sum()), float((self.pair_base / shifted).sum())
         am = a * self.large_base
-        ratio, d_ratio = _lgamma_ratio(am, self.large_count)
+        ratio, d_ratio = lgamma_ratio(am, self.large_count)
         large, g_large = float(ratio.sum()), float((self.large_base * d_ratio).sum())
         logp = ctx + self.n_small * np.log(a) + self.small_const + pairs + large
         return logp, g_ctx + self.n_small / a + g_pairs + g_large
@@ -496,19 +453,8 @@ class DirichletLM(BayesianLM):
         for (k, b), ev in evidences.items():
             ev.tabulate(modes[k - 1, b])  # NUTS stays near the mode: a checked table there
         model = self.build_model(evidences)
-        kwargs = {k: v for k, v in sampler.items() if k not in ("random_seed", "nuts_sampler", "progressbar", "cores")}
-        # PyMC assumes half the CPUs are hyper-threads; one chain per available core instead
-        cores = sampler.get("cores") or min(int(sampler.get("chains", 2)), _available_cores())
         with model:
-            idata = pm.sample(
-                **kwargs,
-                random_seed=sampler.get("random_seed"),
-                nuts_sampler=sampler.get("nuts_sampler", "pymc"),
-                progressbar=bool(sampler.get("progressbar", True)),
-                cores=cores,
-                initvals=self._initvals(evidences),
-                compute_convergence_checks=False,
-            )
+            idata = pm.sample(**pm_sample_kwargs(sampler), initvals=self._initvals(evidences))
         order_dims = ("order", "bucket") if self.n_buckets > 1 else ("order",)
         coords = {"order": np.arange(1, self.order + 1)}
         if self.n_buckets > 1:

@@ -40,7 +40,6 @@ predictive averages over them.
 
 from __future__ import annotations
 
-import os
 from typing import Iterator
 
 import numpy as np
@@ -49,18 +48,14 @@ from scipy.special import digamma, xlogy
 
 from bayeslm.core.base import BayesianLM
 from bayeslm.core.draws import draw_indices, sample_dirichlet_rows
+from bayeslm.core.sampling import pm_sample_kwargs
 from bayeslm.counting.counts import NgramCounts
 from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError, ModelFileError
+from bayeslm.ngram.special import lgamma_ratio
 from bayeslm.stats.intervals import HDI_PROB
 from bayeslm.text.corpus import Corpus
 
 __all__ = ["PitmanYorLM", "pitman_yor_predictive"]
-
-
-def _available_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def pitman_yor_predictive(c_w, t_w, c_total, t_total, d, theta, parent):
@@ -338,8 +333,6 @@ class _SeatingState:
         return result
 
     def _exact_order_logp(self, k: int, dk: float, tk: float) -> tuple[float, float, float]:
-        from bayeslm.ngram.dirichlet import _lgamma_ratio
-
         if not (0.0 <= dk < 1.0 and tk > -dk):
             result = (-np.inf, 0.0, 0.0)
         else:
@@ -348,7 +341,7 @@ class _SeatingState:
             j = np.arange(1, H.size + 1, dtype=float)
             with np.errstate(divide="ignore", invalid="ignore"):
                 x = tk + dk * i
-                ratio, dratio = _lgamma_ratio(tk + 1.0, cv - 1.0)
+                ratio, dratio = lgamma_ratio(tk + 1.0, cv - 1.0)
                 value = float((A * np.log(x)).sum() + (H * np.log(j - dk)).sum() - (cm * ratio).sum())
                 g_d = float((A * i / x).sum() - (H / (j - dk)).sum())
                 g_t = float((A / x).sum() - (cm * dratio).sum())
@@ -565,9 +558,6 @@ class PitmanYorLM(BayesianLM):
         outs = model.replace_rvs_by_values([pt.as_tensor_variable(d), pt.as_tensor_variable(theta)])
         hyper_fn = model.compile_fn(outs, inputs=value_vars, on_unused_input="ignore", point_fn=True)
         draws = int(sampler.get("draws", 1000))
-        kwargs = {k: v for k, v in sampler.items()
-                  if k not in ("random_seed", "nuts_sampler", "progressbar", "cores", "target_accept")}
-        cores = sampler.get("cores") or min(int(sampler.get("chains", 2)), _available_cores())
         d0, theta0 = self._initial_values()
         if not state.gibbs and self.fixed_discount_ is None and self.fixed_strength_ is None:
             state.tabulate(d0)  # a fixed target: NUTS reads checked tables near the mode, and starts there
@@ -586,15 +576,7 @@ class PitmanYorLM(BayesianLM):
                 steps = [pm.Slice(vars=value_vars)]
             if state.gibbs:
                 steps.insert(0, SeatingStep(value_vars, state, hyper_fn, thin=max(draws // retain, 1), retain=retain))
-            idata = pm.sample(
-                **kwargs,
-                step=steps,
-                random_seed=sampler.get("random_seed"),
-                progressbar=bool(sampler.get("progressbar", True)),
-                cores=cores,
-                initvals=init,
-                compute_convergence_checks=False,
-            )
+            idata = pm.sample(**pm_sample_kwargs(sampler, nuts=False), step=steps, initvals=init)
         kept = {}
         stats = idata["sample_stats"]
         if "table_counts" in stats:
