@@ -61,7 +61,7 @@ def save_model(model, path: str | Path, *, force: bool = False) -> Path:
     with atomic_directory(path, force=force) as tmp:
         write_netcdf(model.idata, tmp / "model.nc")
         model.vocab_.save(tmp / "vocab.json")
-        (tmp / "tokenizer.json").write_text(json.dumps(model.tokenizer.to_dict()), encoding="utf-8")
+        (tmp / "tokenizer.json").write_text(json.dumps(model.tokenizer_.to_dict()), encoding="utf-8")
         arrays = model._family_arrays()
         if arrays:
             np.savez_compressed(tmp / "arrays.npz", **arrays)
@@ -90,7 +90,7 @@ def load_model(path: str | Path, expected: type | None = None):
     model = target.from_config(config, tokenizer=tokenizer)
     if attrs.get("id") != config_id(config, attrs["model_type"]):  # the stored config, before new defaults
         raise DifferentModelError(f"{path}: the model id does not match its configuration (file altered?)")
-    model.vocab_ = Vocabulary.load(path / "vocab.json")
+    model.vocab_, model.tokenizer_ = Vocabulary.load(path / "vocab.json"), tokenizer
     if attrs.get("vocab_fingerprint") != model.vocab_.fingerprint:
         raise ModelFileError(f"{path}: vocab.json does not belong to this model")
     model.idata = idata

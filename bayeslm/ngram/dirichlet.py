@@ -30,17 +30,16 @@ from types import SimpleNamespace
 from typing import Iterator
 
 import numpy as np
-import pandas as pd
 from scipy.special import digamma, gammaln, xlogy
 
-from bayeslm.core.base import BayesianLM
-from bayeslm.core.draws import draw_indices, sample_dirichlet_rows
+from bayeslm.core.draws import draw_indices
+from bayeslm.core.protocol import Updatable
 from bayeslm.core.sampling import pm_sample_kwargs
-from bayeslm.counting.counts import NgramCounts, count
-from bayeslm.exceptions import BayesLMError, ConfigError
+from bayeslm.counting.counts import count
+from bayeslm.exceptions import BayesLMError, ConfigError, ModelFileError
 from bayeslm.ngram.backoff import Backoff
+from bayeslm.ngram.base import NgramLM
 from bayeslm.ngram.special import lgamma_ratio
-from bayeslm.stats.intervals import HDI_PROB
 from bayeslm.text.corpus import Corpus
 
 __all__ = ["DirichletLM", "dirichlet_multinomial_evidence"]
@@ -186,7 +185,7 @@ def dirichlet_multinomial_evidence(counts: np.ndarray, alpha: np.ndarray) -> flo
     return float((gammaln(A) - gammaln(A + N) + (gammaln(alpha + counts) - gammaln(alpha)).sum(axis=-1)).sum())
 
 
-class DirichletLM(BayesianLM):
+class DirichletLM(NgramLM, Updatable):
     """Dirichlet-smoothed n-gram language model with a posterior over concentrations.
 
     Parameters
@@ -205,7 +204,10 @@ class DirichletLM(BayesianLM):
         seen once carries no information about its concentration). ``"auto"`` chooses the boundaries on the validation
         text among :attr:`BUCKET_CANDIDATES` (without validation text: none). Default
         ``[]``: one concentration per order.
-    Other parameters as :class:`bayeslm.base.BayesianLM`.
+    Other parameters as :class:`bayeslm.core.base.BayesianLM`.
+
+    The buckets in use after ``fit`` are ``buckets_`` (the chosen ones for ``"auto"``; the
+    configuration keeps ``"auto"``).
 
     Examples
     --------
@@ -216,7 +218,6 @@ class DirichletLM(BayesianLM):
     """
 
     family = "dirichlet"
-    counts_on_dask = True
     default_model_config = {"concentration": {"dist": "LogNormal", "kwargs": {"mu": 2.0, "sigma": 3.0}}}
     model_options = {"entropy_draws": 16, "buckets": []}
     #: bucket boundaries tried by ``buckets = "auto"`` (chosen by validation perplexity)
@@ -236,7 +237,7 @@ class DirichletLM(BayesianLM):
                     "so the first bucket must also hold contexts seen twice)"
                 )
             self.options["buckets"] = [int(b) for b in buckets]
-        self.counts_: NgramCounts | None = None
+        self.buckets_: list[int] | None = None  # boundaries in use (chosen by "auto" on validation text)
         self.plugin_: np.ndarray | None = None  # modes fixing the bases: (order,) or (order, bucket)
         self.bucket_selection_: list[dict] | None = None  # validation perplexity of each candidate
         self._model = None
@@ -284,8 +285,11 @@ class DirichletLM(BayesianLM):
 
     @property
     def bounds(self) -> np.ndarray:
-        """Bucket boundaries on context totals (empty: one concentration per order)."""
-        buckets = self.options["buckets"]
+        """Bucket boundaries on context totals in use (empty: one concentration per order).
+
+        ``buckets_`` once fitted, else the configured ones (none for ``"auto"``).
+        """
+        buckets = self.buckets_ if self.buckets_ is not None else self.options["buckets"]
         return np.asarray([] if buckets == "auto" else buckets, dtype=np.int64)
 
     @property
@@ -420,25 +424,27 @@ class DirichletLM(BayesianLM):
         self.counts_ = self._count_training(train, sampler)
         if self.options["buckets"] == "auto":
             self._choose_buckets(valid)
+        else:
+            self.buckets_ = list(self.options["buckets"])
         return self._fit_counts(sampler)
 
     def _choose_buckets(self, valid: Corpus | None) -> None:
-        """Pick bucket boundaries by validation perplexity at the concentrations' modes."""
+        """Pick bucket boundaries by validation perplexity at the concentrations' modes (sets ``buckets_``)."""
         if valid is None:  # nothing to choose with: one concentration per order, and say so
-            self.options["buckets"] = []
+            self.buckets_ = []
             self.bucket_selection_ = [{"buckets": [], "valid_perplexity": None,
                                        "note": "no validation text: one concentration per order"}]
             return
         results = []
         for candidate in self.BUCKET_CANDIDATES:
-            self.options["buckets"] = list(candidate)
+            self.buckets_ = list(candidate)
             self._fit_bases()
             chain, tokens, _, _, _ = self._position_stats(valid)
             backoff = Backoff(self.counts_, self.plugin_, self.vocab_.bos_id, self.bounds)
             log_p = np.log(backoff.prob(chain, tokens, self.order))
             results.append((float(np.exp(-log_p.mean())), list(candidate)))
         best = min(results)
-        self.options["buckets"] = best[1]
+        self.buckets_ = best[1]
         self.bucket_selection_ = [{"buckets": b, "valid_perplexity": p} for p, b in results]
 
     def _fit_counts(self, sampler: dict):
@@ -492,15 +498,18 @@ class DirichletLM(BayesianLM):
         import time
 
         self._check_fitted("update")
+        self._sampler_settings(sampler_kwargs)  # refuses unknown settings
+        sampler = {**self.fit_sampler_settings, **sampler_kwargs}  # the last fit's, with this call's overrides
         start = time.perf_counter()
         new = self.encode(corpus)
         attrs = dict(self.idata["posterior"].attrs)
         self.counts_ = self.counts_.merge(count(new, self.order))
-        self.idata = self._fit_counts({**self.sampler_config, **sampler_kwargs})
+        self.idata = self._fit_counts(sampler)
         self.fit_seconds_ = time.perf_counter() - start
         self._set_attrs(
             training_tokens=int(attrs.get("training_tokens", 0)) + new.n_tokens,
             training_sentences=int(attrs.get("training_sentences", 0)) + new.n_sentences,
+            sampler=sampler,
         )
         for key in ("mi_threshold_nats", "mi_threshold_source"):
             if key in attrs:
@@ -531,14 +540,8 @@ class DirichletLM(BayesianLM):
     # -- per-position statistics ---------------------------------------------------------
     def _position_stats(self, corpus: Corpus):
         """For every scored position: top-order counts c, context totals C and base m."""
-        stream, targets = corpus.padded(self.order)
+        chain, tokens = self._position_chain(corpus)
         n = self.order
-        if n > 1:
-            ctx_tokens = np.stack([stream[targets - (n - 1) + j] for j in range(n - 1)], axis=1)
-        else:  # a unigram model has no context (np.stack of nothing fails)
-            ctx_tokens = np.zeros((targets.size, 0), dtype=np.int64)
-        chain = self.counts_.context_ids(ctx_tokens)
-        tokens = stream[targets]
         backoff = self._backoff()
         c, total = backoff.level_stats(n, chain[n - 1], tokens)
         if n == 1:
@@ -591,39 +594,17 @@ class DirichletLM(BayesianLM):
         """``entropy_draws`` evenly spaced samples of the top concentration(s): (k, bucket)."""
         return self._select_draws(int(self.options["entropy_draws"]))
 
-    def entropy_split(self, data) -> pd.DataFrame:
-        """Predictive entropy per scored position and its split, in nats, in closed form.
+    def _context_entropies(self, chain: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(H[predictive], E[H(p)]) per context, in closed form (nats).
 
         ``total`` is the entropy of the posterior-predictive next-token distribution;
-        ``aleatoric`` is the expected entropy of p(. | u) under its posterior,
+        ``aleatoric`` the expected entropy of p(. | u) under its posterior,
         psi(A + 1) - sum_w (A_w / A) psi(A_w + 1) with A_w = c_uw + a m_uw, averaged over
-        ``entropy_draws`` evenly spaced draws of a; ``epistemic`` = total - aleatoric is the
-        mutual information between the next token and p(. | u). Sums over the vocabulary use
-        the sparse counts only (see :mod:`bayeslm.backoff`).
+        ``entropy_draws`` evenly spaced draws of a. Sums over the vocabulary use the sparse
+        counts only (see :mod:`bayeslm.ngram.backoff`).
         """
-        corpus = self.encode(data)
-        chain, _, _, _, _ = self._position_stats(corpus)
-        return self._split_of_chain(chain)
-
-    def context_entropy_split(self, contexts) -> pd.DataFrame:
-        """:meth:`entropy_split` for contexts given as token ids, shape (m, order - 1), nats."""
-        self._check_fitted("context_entropy_split")
-        return self._split_of_chain(self._context_chain(contexts))
-
-    def _split_of_chain(self, chain: list[np.ndarray]) -> pd.DataFrame:
-        depth = sum((ids >= 0).astype(int) for ids in chain)  # deepest seen order per row
+        depth = sum((ids >= 0).astype(int) for ids in chain)  # deepest seen order per context
         ctx = np.choose(depth - 1, chain) if self.order > 1 else chain[0]
-        key = depth.astype(np.int64) * (1 << 40) + ctx
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        total, aleatoric = self._context_entropies(depth[first], ctx[first])
-        return pd.DataFrame({
-            "total": total[inverse],
-            "aleatoric": aleatoric[inverse],
-            "epistemic": np.maximum(total - aleatoric, 0.0)[inverse],
-        })
-
-    def _context_entropies(self, depth: np.ndarray, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(H[predictive], E[H(p)]) per context, given its deepest seen order and id there."""
         n = self.order
         backoff = self._backoff()
         draws_s = self._entropy_draws()
@@ -678,9 +659,6 @@ class DirichletLM(BayesianLM):
         return sum_h, expected.mean(axis=1)
 
     # -- dense next-token distributions -----------------------------------------------------
-    def _context_chain(self, contexts) -> list[np.ndarray]:
-        return self.counts_.context_ids(contexts)
-
     def next_token_probs(self, contexts, draws=None) -> np.ndarray:
         """p(w | u, a^s) for every token: shape (draw, context, token).
 
@@ -727,45 +705,16 @@ class DirichletLM(BayesianLM):
         alpha, beta = self._mixture_weights(dense_c.sum(axis=1))
         return dense_c * alpha[:, None] + base * beta[:, None]
 
-    def sample_distribution(self, contexts, draw: int, rng: np.random.Generator) -> np.ndarray:
-        """One posterior draw of p(. | u) per context: Dirichlet(c_u + a m_u), a = sample ``draw``.
+    def _next_tokens(self, history: np.ndarray, draw: int, rng: np.random.Generator) -> np.ndarray:
+        """One token per row from p(. | u, a) with p(. | u) integrated out, a = sample ``draw``.
 
-        Shape (context, token); see :func:`bayeslm.core.draws.sample_dirichlet_rows`.
+        Drawn from the sparse counts (:meth:`Backoff.sample`), never a dense distribution.
         """
-        self._check_fitted("sample_distribution")
-        return sample_dirichlet_rows(self.dirichlet_parameters(contexts, draws=[int(draw)])[0], rng)
-
-    def sample_sentences(self, n_sentences: int, *, random_seed=None, draw: int | None = None,
-                         max_tokens: int = 200) -> Corpus:
-        """Sentences drawn from the model (for posterior predictive checks).
-
-        Every token is drawn from p(. | u, a) with p(. | u) integrated out, a being one
-        posterior draw (index ``draw`` into the flattened samples; random if None), so each
-        call is one replicate from the posterior predictive. Sentences end at ``</s>`` or
-        after ``max_tokens`` tokens.
-        """
-        self._check_fitted("sample_sentences")
-        rng = np.random.default_rng(random_seed)
-        draws = self._top_draws()
-        a = draws[rng.integers(draws.shape[0]) if draw is None else int(draw)]  # (bucket,)
-        n, bos, eos = self.order, self.vocab_.bos_id, self.vocab_.eos_id
-        history = np.full((n_sentences, max(n - 1, 0)), bos, dtype=np.int64)
-        backoff = self._backoff()
-        tokens = np.full((n_sentences, max_tokens), -1, dtype=np.int64)
-        active = np.arange(n_sentences)
-        for t in range(max_tokens):
-            if active.size == 0:
-                break
-            chain = self.counts_.context_ids(history[active]) if n > 1 else [np.zeros(active.size, np.int64)]
-            top_total = np.where(chain[n - 1] >= 0, self.counts_[n].context_total[np.maximum(chain[n - 1], 0)], 0)
-            nxt = backoff.sample(chain, n, rng, top=a[self._top_bucket(top_total)])
-            tokens[active, t] = nxt
-            if n > 1:
-                history[active] = np.concatenate([history[active, 1:], nxt[:, None]], axis=1)
-            active = active[nxt != eos]
-        lengths = np.where((tokens == eos).any(axis=1), (tokens == eos).argmax(axis=1), (tokens >= 0).sum(axis=1))
-        keep = np.arange(max_tokens)[None, :] < lengths[:, None]
-        return Corpus(tokens[keep].astype(np.int32), np.concatenate([[0], np.cumsum(lengths)]), self.vocab_, self.tokenizer)
+        n = self.order
+        chain = self._context_chain(history)
+        top_total = np.where(chain[n - 1] >= 0, self.counts_[n].context_total[np.maximum(chain[n - 1], 0)], 0)
+        a = self._top_draws()[draw]  # (bucket,)
+        return self._backoff().sample(chain, n, rng, top=a[self._top_bucket(top_total)])
 
     def _select_draws(self, draws) -> np.ndarray:
         """Top-order concentration samples (rows) per bucket (columns)."""
@@ -784,43 +733,7 @@ class DirichletLM(BayesianLM):
         a = a[:, self._top_bucket(total)]  # (draw, context)
         return self.next_token_probs(contexts, draws) * (total[None, :] + a)[:, :, None]
 
-    # -- estimates of one probability --------------------------------------------------------
-    def _context_ids(self, context) -> np.ndarray:
-        """Token ids of a context (text or tokens) as shape (1, order - 1), left-padded with <s>."""
-        if isinstance(context, str):  # a literal <s> marks the sentence start; the rest is text
-            parts = context.split("<s>")
-            tokens = self.tokenizer.tokenize(parts[0])
-            for part in parts[1:]:
-                tokens += ["<s>", *self.tokenizer.tokenize(part)]
-        else:
-            tokens = list(context)
-        ids = [self.vocab_.bos_id if t == "<s>" else self.vocab_.id(t) for t in tokens]
-        need = self.order - 1
-        padded = [self.vocab_.bos_id] * need + ids
-        return np.asarray(padded[len(padded) - need :], dtype=np.int64).reshape(1, need)
-
-    def prob(self, token: str, context=(), hdi_prob: float = HDI_PROB) -> dict:
-        """Posterior of p(token | context): mean and equal-tailed interval of its Beta marginal.
-
-        The marginal of one coordinate of Dirichlet(A) is Beta(A_w, A - A_w); over the
-        concentration's draws it is a mixture of Betas, whose quantiles are found exactly
-        (root-finding on the mixture CDF, over ``entropy_draws`` evenly spaced draws).
-        """
-        from scipy.optimize import brentq
-        from scipy.special import betainc
-
-        self._check_fitted("prob")
-        ctx = self._context_ids(context)
-        w = self.vocab_.id(token)
-        A = self.dirichlet_parameters(ctx, draws=int(self.options["entropy_draws"]))[:, 0, :]
-        a_w, a_tot = A[:, w], A.sum(axis=1)
-        mean = float(self.next_token_probs(ctx)[:, 0, w].mean())
-        cdf = lambda x: betainc(a_w, a_tot - a_w, x).mean()
-        tail = (1 - hdi_prob) / 2
-        lo = brentq(lambda x: cdf(x) - tail, 0.0, 1.0, xtol=1e-300, rtol=1e-10)
-        hi = brentq(lambda x: cdf(x) - (1 - tail), 0.0, 1.0, xtol=1e-300, rtol=1e-10)
-        return {"token": self.vocab_.tokens[w], "mean": mean, "low": lo, "high": hi, "interval_prob": hdi_prob}
-
+    # -- point estimates of one probability --------------------------------------------------
     def estimate(self, token: str, context=(), kind: str = "mean", add_k: float | None = None) -> float:
         """A point estimate of p(token | context): the textbook's MLE, MAP or posterior mean.
 
@@ -834,7 +747,7 @@ class DirichletLM(BayesianLM):
             posterior Dirichlet(A), which exists only if every A_w > 1.
         """
         self._check_fitted("estimate")
-        ctx = self._context_ids(context)
+        ctx = self._encode_context(context)
         w = self.vocab_.id(token)
         chain = self._context_chain(ctx)
         c, total = self._backoff().level_stats(self.order, chain[self.order - 1], np.array([w]))
@@ -865,18 +778,49 @@ class DirichletLM(BayesianLM):
             )
         return (float(A_full[w]) - 1) / (A.sum() - A.size)
 
+    # -- ARPA export --------------------------------------------------------------------------
+    def interpolation(self, sample: int | None = None) -> list[np.ndarray]:
+        """P_k(w | u) at every seen n-gram of every order k, aligned with ``counts_[k]``.
+
+        Orders below the top at their fixed modes (each context's bucket), the top order
+        the mixture over all concentration draws: one interpolated model, which the ARPA
+        file reproduces exactly. ``sample`` must be None (there is no sample to choose).
+        """
+        self._check_fitted("interpolation")
+        if sample is not None:
+            raise BayesLMError("--sample applies to Pitman-Yor models (a Dirichlet LM's mixture is exported exactly)")
+        counts, n = self.counts_, self.order
+        backoff = self._backoff()
+        probs = []
+        for k in range(1, n + 1):
+            oc = counts[k]
+            if k == 1:
+                base = np.full(oc.n_ngrams, 1.0 / (counts.vocab_size - 1))
+            else:
+                base = probs[k - 2][counts[k - 1].lookup(oc.context_parent[oc.ngram_context], oc.ngram_token)]
+            c = oc.ngram_count.astype(float)
+            total = oc.context_total[oc.ngram_context].astype(float)
+            if k < n:
+                a = backoff.conc(k, oc.ngram_context)
+                probs.append((c + a * base) / (total + a))
+            else:
+                alpha, beta = self._mixture_weights(total)
+                probs.append(c * alpha + base * beta)
+        return probs
+
     # -- files -----------------------------------------------------------------------------
     def _family_arrays(self) -> dict[str, np.ndarray]:
-        return {**self.counts_.to_arrays(), "base_concentration": self.plugin_}
+        return {**super()._family_arrays(), "base_concentration": self.plugin_,
+                "buckets": np.asarray(self.buckets_, dtype=np.int64)}
 
     def _restore_family(self, arrays: dict) -> None:
+        self._restore_counts(arrays)
         if "base_concentration" not in arrays:
-            from bayeslm.exceptions import ModelFileError
-
-            raise ModelFileError("the model directory has no n-gram counts (arrays.npz missing or foreign)")
-        self.counts_ = NgramCounts.from_arrays(arrays)
+            raise ModelFileError("the model directory has no base concentrations (arrays.npz foreign?)")
         self.plugin_ = np.asarray(arrays["base_concentration"], dtype=float)
-        if self.counts_.order != self.order or self.counts_.vocab_size != len(self.vocab_):
-            from bayeslm.exceptions import ModelFileError
-
-            raise ModelFileError("the counts do not match the model's order or vocabulary")
+        if "buckets" in arrays:
+            self.buckets_ = [int(b) for b in arrays["buckets"]]
+        elif self.options["buckets"] != "auto":  # written before buckets_: the configuration held the choice
+            self.buckets_ = list(self.options["buckets"])
+        else:
+            raise ModelFileError("the model directory does not say which buckets 'auto' chose")
