@@ -19,7 +19,7 @@ from bayeslm.core.base import BayesianLM
 from bayeslm.core.draws import sample_dirichlet_rows
 from bayeslm.core.protocol import ExportsArpa, SamplesSentences
 from bayeslm.counting.counts import NgramCounts, count
-from bayeslm.exceptions import BayesLMError, ModelFileError
+from bayeslm.exceptions import BayesLMError, ConfigError, ModelFileError
 from bayeslm.ngram.beta_mixture import beta_mixture_hdi
 from bayeslm.stats.intervals import HDI_PROB
 from bayeslm.text.corpus import Corpus
@@ -48,6 +48,8 @@ class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
 
     def __init__(self, order: int = 3, **kwargs):
         super().__init__(order, **kwargs)
+        if int(self.options["entropy_draws"]) < 1:
+            raise ConfigError("entropy_draws must be at least 1")
         self.counts_: NgramCounts | None = None
         self._count_client = None  # the Dask client of the fit in progress
         self._given_counts: NgramCounts | None = None  # counts made on Dask from files

@@ -225,8 +225,6 @@ class DirichletLM(NgramLM, Updatable):
 
     def __init__(self, order: int = 3, **kwargs):
         super().__init__(order, **kwargs)
-        if int(self.options["entropy_draws"]) < 1:
-            raise ConfigError("entropy_draws must be at least 1")
         buckets = self.options["buckets"]
         if buckets != "auto":
             if not isinstance(buckets, (list, tuple)) or not all(isinstance(b, int) and b >= 3 for b in buckets) \

@@ -132,8 +132,8 @@ class PitmanYorLM(NgramLM):
             raise ConfigError(f"inference must be 'gibbs' or 'ikn', got {opts['inference']!r}")
         if opts["hyper_step"] not in (None, "slice", "nuts"):
             raise ConfigError(f"hyper_step must be 'slice' or 'nuts', got {opts['hyper_step']!r}")
-        if int(opts["retain"]) < 1 or int(opts["entropy_draws"]) < 1:
-            raise ConfigError("retain and entropy_draws must be at least 1")
+        if int(opts["retain"]) < 1:
+            raise ConfigError("retain must be at least 1")
         if not isinstance(opts["table_step"], (bool, np.bool_)):
             raise ConfigError(f"table_step must be true or false, got {opts['table_step']!r}")
         if int(opts["refresh_min"]) < 0:
