@@ -122,8 +122,6 @@ class PitmanYorLM(NgramLM):
     default_sampler_config = {**NgramLM.default_sampler_config, "draws": 1000, "tune": 200}
     model_options = {"inference": "gibbs", "hyper_step": None, "discount": None, "strength": None, "retain": 10,
                      "entropy_draws": 8, "refresh_min": 10, "table_step": True}
-    #: cells (contexts x vocabulary) of one block of dense next-token distributions (16 MB)
-    DENSE_ROWS = 2_000_000
 
     def __init__(self, order: int = 3, **kwargs):
         super().__init__(order, **kwargs)
@@ -521,29 +519,37 @@ class PitmanYorLM(NgramLM):
         return np.stack(out)
 
     def _next_tokens(self, history: np.ndarray, draw: int, rng: np.random.Generator) -> np.ndarray:
-        """One token per row from P_n(. | u) of retained sample ``draw``.
+        """One token per row from P_n(. | u) of retained sample ``draw``, read off the seating.
 
-        Each distinct context's dense distribution is built once, ``DENSE_ROWS // V`` of
-        them at a time; each row then takes the token where its uniform falls in the
-        cumulative distribution.
+        The predictive is a mixture: at order k, with probability
+        (c_u. - d t_u.) / (theta + c_u.) the token is one served in restaurant u, chosen in
+        proportion to c_uw - d t_uw, else it comes from the order below (a restaurant
+        without customers passes it on); below order 1 it is uniform over the vocabulary
+        without ``<s>``. No dense distribution is built.
         """
-        V = self.counts_.vocab_size
-        if history.shape[1]:
-            distinct, inverse = np.unique(history, axis=0, return_inverse=True)
-        else:  # a unigram model has one context
-            distinct, inverse = history[:1], np.zeros(history.shape[0], dtype=np.int64)
-        inverse = inverse.ravel()
-        uniform = rng.random(history.shape[0])
-        out = np.empty(history.shape[0], dtype=np.int64)
-        step = max(1, self.DENSE_ROWS // V)
-        for start in range(0, distinct.shape[0], step):
-            cdf = np.cumsum(self._dense(draw, self._context_chain(distinct[start:start + step]))[0], axis=1)
-            cdf /= cdf[:, -1:]
-            rows = np.flatnonzero((inverse >= start) & (inverse < start + step))
-            local = inverse[rows] - start
-            # the rows' cumulative distributions one after another, row i shifted by i: one search
-            shifted = (cdf + np.arange(cdf.shape[0])[:, None]).ravel()
-            out[rows] = np.minimum(np.searchsorted(shifted, local + uniform[rows], side="right") - local * V, V - 1)
+        h = self._hierarchy()
+        d, th = (x[draw] for x in self._sample_params())
+        cust, tabs, C, T = self._seating(draw)
+        chain = self._context_chain(history)
+        out = np.full(history.shape[0], -1, dtype=np.int64)
+        for k in range(self.order, 0, -1):
+            oc, ctx = self.counts_[k], chain[k - 1]
+            rows = np.flatnonzero((out < 0) & (ctx >= 0))
+            rows = rows[C[ctx[rows] + h.co[k - 1]] > 0]
+            local = ctx[rows]
+            Cu, Tu = C[local + h.co[k - 1]], T[local + h.co[k - 1]]
+            served = Cu - d[k - 1] * Tu
+            take = rng.random(rows.size) * (th[k - 1] + Cu) < served
+            rows, local, served = rows[take], local[take], served[take]
+            level = h.level(k)
+            cum = np.cumsum(cust[level] - d[k - 1] * tabs[level])  # over the order's pairs, contexts contiguous
+            first = oc.context_start[local]
+            before = np.where(first > 0, cum[np.maximum(first - 1, 0)], 0.0)
+            pick = np.searchsorted(cum, before + rng.random(rows.size) * served, side="right")
+            out[rows] = oc.ngram_token[np.clip(pick, first, first + oc.context_types[local] - 1)]
+        rest = np.flatnonzero(out < 0)
+        uniform = rng.integers(0, self.counts_.vocab_size - 1, size=rest.size)
+        out[rest] = uniform + (uniform >= self.vocab_.bos_id)
         return out
 
     # -- entropies -------------------------------------------------------------------------------
