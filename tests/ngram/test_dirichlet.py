@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from ngram_samples import WORDS, markov_sentences, shortest_interval
 from scipy.special import digamma, entr, gammaln
 
 from bayeslm import Corpus, DirichletLM, Prior, WhitespaceTokenizer, count
@@ -23,25 +24,9 @@ from bayeslm.text.vocab import Vocabulary
 
 UNK, BOS, EOS = 0, 1, 2
 SAMPLER = {"draws": 200, "tune": 200, "chains": 2, "progressbar": False, "cores": 1}
-WORDS = ["the", "cat", "dog", "sat", "ran", "on", "mat", "log", "big", "red"]
 
 
 # ----------------------------------------------------------------- data and references
-def markov_sentences(seed: int, n: int, words=WORDS) -> list[str]:
-    """Lower-case sentences from a random first-order Markov chain (so contexts repeat)."""
-    rng = np.random.default_rng(seed)
-    trans = rng.dirichlet(np.full(len(words), 0.3), size=len(words))
-    out = []
-    for _ in range(n):
-        w = int(rng.integers(len(words)))
-        sentence = [words[w]]
-        for _ in range(int(rng.integers(0, 6))):
-            w = int(rng.choice(len(words), p=trans[w]))
-            sentence.append(words[w])
-        out.append(" ".join(sentence))
-    return out
-
-
 TRAIN = markov_sentences(0, 50)
 TEST = markov_sentences(1, 8) + ["the zebra sat on the mat", "red red red", "qux"]
 
@@ -489,14 +474,6 @@ def test_expected_entropy_monte_carlo(lm3, ref3):
 
 
 # -------------------------------------------------------------------------- 7. prob
-def shortest_interval(samples: np.ndarray, mass: float) -> tuple[float, float]:
-    """The shortest interval holding ``mass`` of the samples (sorted; every window of k + 1)."""
-    x = np.sort(samples)
-    k = int(np.floor(mass * x.size))
-    i = int(np.argmin(x[k:] - x[: x.size - k]))
-    return float(x[i]), float(x[i + k])
-
-
 def test_prob_mean_and_interval(lm3, ref3):
     rng = np.random.default_rng(3)
     vocab = lm3.vocab_

@@ -14,6 +14,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from ngram_samples import markov_sentences, shortest_interval
 from scipy import stats
 from scipy.special import betainc, betaincinv
 
@@ -184,14 +185,6 @@ def test_beta_hdi_of_one_component_is_the_closed_form(a, b):
     assert betainc(a, b, high) - betainc(a, b, low) == pytest.approx(0.94, rel=1e-9)
 
 
-def shortest_interval(samples: np.ndarray, mass: float) -> tuple[float, float]:
-    """The shortest interval holding ``mass`` of the samples (sorted; every window of k + 1)."""
-    x = np.sort(samples)
-    k = int(np.floor(mass * x.size))
-    i = int(np.argmin(x[k:] - x[: x.size - k]))
-    return float(x[i]), float(x[i + k])
-
-
 @pytest.mark.parametrize("seed", [0, 1])
 def test_beta_mixture_hdi_is_the_shortest_interval_of_monte_carlo_draws(seed):
     rng = np.random.default_rng(seed)
@@ -215,23 +208,6 @@ def test_beta_mixture_hdi_refuses_bad_input():
 
 
 # ---------------------------------------------------------------------------------- sentences
-WORDS = ["the", "cat", "dog", "sat", "ran", "on", "mat", "log", "big", "red"]
-
-
-def markov_sentences(seed: int, n: int) -> list[str]:
-    rng = np.random.default_rng(seed)
-    trans = rng.dirichlet(np.full(len(WORDS), 0.3), size=len(WORDS))
-    out = []
-    for _ in range(n):
-        w = int(rng.integers(len(WORDS)))
-        sentence = [WORDS[w]]
-        for _ in range(int(rng.integers(0, 6))):
-            w = int(rng.choice(len(WORDS), p=trans[w]))
-            sentence.append(WORDS[w])
-        out.append(" ".join(sentence))
-    return out
-
-
 @pytest.fixture(scope="module")
 def gibbs_lm():
     lm = PitmanYorLM(order=3, retain=3, sampler_config={**QUICK, "random_seed": 3})

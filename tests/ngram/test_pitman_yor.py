@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ngram_samples import markov_sentences
 
 from bayeslm import Corpus, DirichletLM, PitmanYorLM, load
 from bayeslm.exceptions import (
@@ -25,21 +26,6 @@ from bayeslm.exceptions import (
 
 BOS = 1
 QUICK = {"draws": 20, "tune": 10, "chains": 2, "progressbar": False, "cores": 1}
-WORDS = ["the", "cat", "dog", "sat", "ran", "on", "mat", "log", "big", "red"]
-
-
-def markov_sentences(seed: int, n: int) -> list[str]:
-    rng = np.random.default_rng(seed)
-    trans = rng.dirichlet(np.full(len(WORDS), 0.3), size=len(WORDS))
-    out = []
-    for _ in range(n):
-        w = int(rng.integers(len(WORDS)))
-        sentence = [WORDS[w]]
-        for _ in range(int(rng.integers(0, 6))):
-            w = int(rng.choice(len(WORDS), p=trans[w]))
-            sentence.append(WORDS[w])
-        out.append(" ".join(sentence))
-    return out
 
 
 TRAIN = markov_sentences(0, 60)
