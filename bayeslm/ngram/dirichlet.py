@@ -1,27 +1,11 @@
 """``DirichletLM``: Dirichlet-smoothed n-gram language models, written as PyMC models.
 
-For order ``k`` and context ``u``: ``p(. | u) ~ Dirichlet(a_k m_u)``, where the base
-``m_u`` is the fitted order ``k - 1`` predictive for the shortened context (uniform over
-the vocabulary without ``<s>`` below order 1).
-
-Fitting is *stagewise empirical Bayes*, order by order. Order ``k``'s base is the fitted
-order ``k - 1`` model held fixed, at the mode of ``log a_{k-1}`` (a point, so the data of
-order ``k - 1`` enter order ``k`` once, through the base, and not again through a joint
-posterior, which would count them twice). Given its base, each order's concentration has
-its own posterior; the per-context distributions are integrated out, so order k's
-likelihood is the Dirichlet-multinomial evidence of its sparse counts
-
-    sum_u [lgamma(a) - lgamma(a + c_u)] + sum_{(u, w): c_uw > 0} [lgamma(a m_uw + c_uw) - lgamma(a m_uw)],
-
-where contexts with equal totals ``c_u`` share one term and singletons collapse into
-``n_1 log a``. These terms for all orders form one ``pm.Model`` with a ``concentration``
-vector (dim ``order``); since each order's term holds only its own ``a_k``, NUTS samples
-the independent per-order posteriors in one run.
-
-A posterior draw is a draw of the concentrations. Predictions use the highest order's
-draw over the fixed lower-order base; ``p(. | u)`` stays integrated out (its posterior
-given ``a`` is ``Dirichlet(a m_u + c_u)``), so scoring never samples probabilities that
-underflow, and its uncertainty is reported in closed form.
+``p(. | u) ~ Dirichlet(a_k m_u)`` for a context u of order k, the base ``m_u`` being the
+fitted order k - 1 predictive held at its mode (stagewise empirical Bayes). p(. | u) is
+integrated out: each order's likelihood is the Dirichlet-multinomial evidence of its
+sparse counts (:class:`_OrderEvidence`), and one NUTS run samples every order's
+concentration. A posterior draw is a draw of the concentrations; uncertainty of p(. | u)
+is in closed form. The model, its fitting and figures: docs/dirichlet.md.
 """
 
 from __future__ import annotations

@@ -1,41 +1,11 @@
 """``PitmanYorLM``: the hierarchical Pitman-Yor language model (Teh, 2006) as a PyMC model.
 
-For a context u of k - 1 tokens,
-
-    G_u ~ PY(d_k, theta_k, G_u'),   u' = u without its oldest token,
-    G_()  ~ PY(d_1, theta_1, uniform over the vocabulary without <s>),
-
-and the tokens following u are drawn from G_u. The G's are integrated out by the Chinese
-restaurant representation: restaurant u seats its customers at tables, each table serves
-one token ("dish"), and each table of u is one customer of u'. Only the highest order
-receives observations; the customers of (u', w) below are the tables serving w in the
-restaurants v u'. Given the seating, the predictive is
-
-    P_k(w | u) = (c_uw - d t_uw) / (theta + c_u.) + (theta + d t_u.) / (theta + c_u.) P_{k-1}(w | u')
-
-(a context never seen passes the order below through), which with one table per type and
-theta = 0 is interpolated Kneser-Ney.
-
-Inference (``inference="gibbs"``, the default). The seating is kept in full, as the
-sizes of every table (a histogram per (context, token)): then the likelihood of the
-hyperparameters given the seating is
-
-    sum_u [ sum_{i<t_u.} log(theta + d i) - sum_{i<c_u.} log(theta + i) ] + sum_tables sum_{j<n} log(j - d),
-
-a handful of vectorised sums over count-of-counts statistics, differentiable in d, so
-NUTS needs no generalised Stirling numbers (which the table-count-only representation
-would need, and whose recursion would have to be redone for every value of d). ``pm.sample``
-runs a compound step: :class:`bayeslm.ngram.pitman_yor.step.SeatingStep` (one Gibbs sweep
-over all customers, numba-compiled, see :mod:`bayeslm.ngram.pitman_yor.seating`) and NUTS on
-``discount`` (Beta prior, dim ``order``) and ``strength_plus_discount`` (Gamma prior on
-theta + d > 0). A thinned set of table counts is kept in the ``table_counts`` group, one
-int array per order aligned with the n-gram arrays of :class:`bayeslm.NgramCounts`.
-
-``inference="ikn"``: one table per observed type (customers below the top order are the
-continuation counts), NUTS on the hyperparameters only; for large corpora.
-
-A posterior sample for scoring is a retained (seating, hyperparameters) pair; the
-predictive averages over them.
+G_u ~ PY(d_k, theta_k, G_u') for a context u of k - 1 tokens (u' without its oldest
+token), integrated out by the Chinese restaurant representation. ``inference="gibbs"``
+samples the seating (:class:`SeatingState`, numba kernels) and the hyperparameters in one
+compound ``pm.sample`` step and keeps a thinned set of table counts (``table_counts``
+group); ``inference="ikn"`` fixes one table per type. A posterior sample for scoring is a
+retained (seating, d, theta). The model, its inference and figures: docs/pitman_yor.md.
 """
 
 from __future__ import annotations
@@ -98,12 +68,12 @@ class PitmanYorLM(NgramLM):
     refresh_min : int
         After every Gibbs sweep, the table sizes of each (context, token) pair with at
         least this many customers are drawn afresh from their exact conditional given its
-        number of tables (``_seating.refresh_partitions``; 0: never). The customer-level
+        number of tables (``seating.refresh_partitions``; 0: never). The customer-level
         sweep changes a big pair's sizes only slowly. With ``table_step`` every pair's
         sizes are refreshed.
     table_step : bool
         After the sweep, draw every (context, token) pair's table count from its full
-        conditional (``_table_counts``; pairs with at most 2,000 raw counts whose parent has
+        conditional (:mod:`~bayeslm.ngram.pitman_yor.table_counts`; pairs with at most 2,000 raw counts whose parent has
         at most 2,000: the customer sweep then visits only the others). Reaches seatings
         one customer at a time cannot; default true.
     entropy_draws : int
@@ -111,7 +81,8 @@ class PitmanYorLM(NgramLM):
     model_config : dict
         ``{"discount": Prior, "strength_plus_discount": Prior}``: priors of d_k (default
         ``Beta(1, 1)``) and of theta_k + d_k > 0 (default ``Gamma(1, 0.01)``).
-    Other parameters as :class:`bayeslm.base.BayesianLM`.
+    Other parameters as :class:`bayeslm.core.base.BayesianLM`; what the n-gram families share
+    is :class:`bayeslm.ngram.base.NgramLM`.
     """
 
     family = "pitman-yor"
