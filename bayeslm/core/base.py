@@ -160,6 +160,8 @@ class BayesianLM(LanguageModel):
 
     def _encode(self, data: "Corpus | str | Sequence[str]") -> Corpus:
         """:meth:`encode` for a model whose vocabulary and tokenizer are known (also during ``fit``)."""
+        if self.tokenizer_ is None:  # a model put together by hand: no text without its tokenizer
+            raise NotFittedError(self, "encode (tokenizer_ is not set)")
         if isinstance(data, Corpus):
             return data.with_vocabulary(self.vocab_, tokenizer=self.tokenizer_)
         if isinstance(data, str):
