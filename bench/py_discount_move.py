@@ -260,11 +260,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args(argv)
-    from bayeslm.ngram.pitman_yor.model import _Hierarchy, _SeatingState
+    from bayeslm.ngram.pitman_yor.hierarchy import Hierarchy
+    from bayeslm.ngram.pitman_yor.seating_state import SeatingState
 
     counts = word_counts(Path(args.data), 3)
-    hier = _Hierarchy(counts)
-    state = _SeatingState(hier, 1.0 / (counts.vocab_size - 1), True, refresh_min=10, table_step=True)
+    hier = Hierarchy(counts)
+    state = SeatingState(hier, 1.0 / (counts.vocab_size - 1), True, refresh_min=10, table_step=True)
     d, th = np.array(DISCOUNT), np.array(STRENGTH)
     state.initialise(d, th, args.seed)
     for s in range(args.sweeps):

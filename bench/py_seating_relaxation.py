@@ -63,15 +63,16 @@ def main(argv=None) -> int:
     parser.add_argument("--max-cells", type=int, default=20_000_000)
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args(argv)
-    from bayeslm.ngram.pitman_yor.model import _Hierarchy, _SeatingState
+    from bayeslm.ngram.pitman_yor.hierarchy import Hierarchy
+    from bayeslm.ngram.pitman_yor.seating_state import SeatingState
 
     n = args.order
     d, theta = per_order(args.discount, DISCOUNT, n), per_order(args.strength, STRENGTH, n)
     counts = word_counts(Path(args.data), n)
-    hier = _Hierarchy(counts)
+    hier = Hierarchy(counts)
     base = 1.0 / (counts.vocab_size - 1)
     print(f"order {n}: pairs per order {np.diff(hier.po).tolist()}; d {d.tolist()}, theta {theta.tolist()}")
-    seq, one = _SeatingState(hier, base, True), _SeatingState(hier, base, True)
+    seq, one = SeatingState(hier, base, True), SeatingState(hier, base, True)
     seq.initialise(d, theta, args.seed)
 
     def tables(state) -> list[int]:

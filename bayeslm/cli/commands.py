@@ -82,9 +82,11 @@ def _check_order(model) -> None:
 
 
 def _read_training(model, paths):
+    """Text with its own full vocabulary, tokenised as the model tokenises (a fitted model's
+    tokenizer_ holds what training learned, e.g. a trained BPE)."""
     from bayeslm.text.corpus import Corpus
 
-    return Corpus.from_paths(paths, tokenizer=model.tokenizer)
+    return Corpus.from_paths(paths, tokenizer=model.tokenizer_ if model.is_fitted_ else model.tokenizer)
 
 
 # -- fit -------------------------------------------------------------------------------

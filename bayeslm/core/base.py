@@ -7,6 +7,7 @@ scores, per-token tables, entropy per position, generation and save/load come fr
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import ClassVar, Sequence
@@ -70,8 +71,6 @@ class BayesianLM(LanguageModel):
     }
     #: model options this family accepts beside the common ones (name -> default)
     model_options: ClassVar[dict] = {}
-    #: the family fits from n-gram counts (:meth:`_count_training`), so ``fit(client=...)`` can count on Dask
-    counts_on_dask: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -113,6 +112,7 @@ class BayesianLM(LanguageModel):
         self.sampler_config = {**self.default_sampler_config, **sampler_config}
         self.idata = None
         self.vocab_: Vocabulary | None = None
+        self.tokenizer_: Tokenizer | None = None  # the trained tokenizer the training text came with
         self.fit_seconds_: float | None = None
         self.is_fitted_ = False
 
@@ -156,106 +156,106 @@ class BayesianLM(LanguageModel):
     def encode(self, data: "Corpus | str | Sequence[str]") -> Corpus:
         """A corpus in this model's vocabulary (text is tokenised with the model's tokenizer)."""
         self._check_fitted("encode")
+        return self._encode(data)
+
+    def _encode(self, data: "Corpus | str | Sequence[str]") -> Corpus:
+        """:meth:`encode` for a model whose vocabulary and tokenizer are known (also during ``fit``)."""
+        if self.tokenizer_ is None:  # a model put together by hand: no text without its tokenizer
+            raise NotFittedError(self, "encode (tokenizer_ is not set)")
         if isinstance(data, Corpus):
-            return data.with_vocabulary(self.vocab_, tokenizer=self.tokenizer)
+            return data.with_vocabulary(self.vocab_, tokenizer=self.tokenizer_)
         if isinstance(data, str):
             data = [data]
-        return Corpus.from_texts(list(data), tokenizer=self.tokenizer, vocab=self.vocab_)
+        return Corpus.from_texts(list(data), tokenizer=self.tokenizer_, vocab=self.vocab_)
 
     def read(self, paths) -> Corpus:
         """Read files, directories or globs with this model's tokenizer and vocabulary."""
         self._check_fitted("read")
-        return Corpus.from_paths(paths, tokenizer=self.tokenizer, vocab=self.vocab_)
+        return Corpus.from_paths(paths, tokenizer=self.tokenizer_, vocab=self.vocab_)
 
     def _prepare_training(self, corpus: Corpus) -> Corpus:
+        """The training corpus in a vocabulary built from it (sets ``vocab_``)."""
         if not isinstance(corpus, Corpus):
             raise ConfigError(f"fit needs a Corpus, got {type(corpus).__name__}")
-        if corpus.tokenizer != self.tokenizer:
-            if not self.tokenizer.is_trained:
-                raise ConfigError("train the BPE tokenizer on the text first (Corpus.from_* does it)")
-            raise VocabularyMismatchError(
-                f"the training text was tokenised with {corpus.tokenizer!r}, the model is configured for {self.tokenizer!r}"
-            )
-        self.tokenizer = corpus.tokenizer  # a trained BPE tokenizer comes with the corpus
+        self._check_tokenizer(corpus.tokenizer)
         self.vocab_ = Vocabulary.build(corpus.type_counts(), self.min_count, self.max_size)
         return corpus.with_vocabulary(self.vocab_)
 
+    def _check_tokenizer(self, brought: Tokenizer) -> None:
+        """Refuse training text tokenised otherwise than configured.
+
+        A configured BPE tokenizer that is not trained accepts a corpus whose BPE has the
+        same settings: the corpus trained it on its text (``Corpus.from_*`` does), and
+        ``fit`` keeps that one as ``tokenizer_``.
+        """
+        if brought == self.tokenizer:
+            return
+        settings = lambda tok: {k: v for k, v in tok.to_dict().items() if k != "model_json"}
+        if not self.tokenizer.is_trained and brought.is_trained and settings(brought) == settings(self.tokenizer):
+            return
+        raise VocabularyMismatchError(
+            f"the training text was tokenised with {brought!r}, the model is configured for {self.tokenizer!r}"
+        )
+
+    def _training_corpus(self, corpus, sampler: dict) -> tuple[Corpus, tuple[int, int]]:
+        """The training text in the model's vocabulary and its size (tokens, sentences).
+
+        Sets ``vocab_``; the returned corpus carries the tokenizer ``fit`` keeps.
+        """
+        train = self._prepare_training(corpus)
+        return train, (train.n_tokens, train.n_sentences)
+
     # -- fitting ---------------------------------------------------------------------
-    def fit(self, corpus: Corpus, valid: Corpus | None = None, *, client=None, **sampler_kwargs):
+    def fit(self, corpus: Corpus, valid: Corpus | None = None, **sampler_kwargs):
         """Fit the model to a training corpus; returns (and keeps as ``.idata``) the InferenceData.
 
         Parameters
         ----------
-        corpus : Corpus, or (with ``client``) files, directories or glob patterns
+        corpus : Corpus
             Training text.
         valid : Corpus, optional
             Validation text used to choose settings the configuration leaves open; never
             scored as test.
-        client : distributed.Client, optional
-            n-gram families: count on this Dask cluster (``pip install 'bayeslm[dask]'``).
-            Given paths, the files are read, tokenised and counted on the workers
-            (:func:`bayeslm.distributed.count_files`) and never held in this process;
-            inference then runs here on the merged counts.
         **sampler_kwargs
             Override sampler settings for this call (draws, tune, chains, random_seed, ...).
+            They are recorded in the posterior attrs (``sampler_settings``), not written
+            into :attr:`sampler_config`: the configuration, and so :attr:`id`, stay as given.
         """
-        sampler = {**self.sampler_config, **sampler_kwargs}
-        unknown = set(sampler_kwargs) - set(self.default_sampler_config)
-        if unknown:
-            raise ConfigError(f"unknown sampler setting(s) {sorted(unknown)}")
-        if client is not None and not self.counts_on_dask:
+        if "client" in sampler_kwargs:  # fit(client=...) belongs to the families that fit from n-gram counts
             raise ConfigError(f"{type(self).__name__} does not fit from n-gram counts: it cannot count on Dask (client=)")
+        sampler = self._sampler_settings(sampler_kwargs)
         start = time.perf_counter()
-        self._count_client, self._given_counts = client, None
-        if client is not None and not isinstance(corpus, Corpus):
-            train = self._count_files_on_dask(corpus, client, sampler)
-        else:
-            train = self._prepare_training(corpus)
-            self._training_size = (train.n_tokens, train.n_sentences)
-        valid_enc = None
         try:
-            if valid is not None:
-                self.is_fitted_ = True  # the vocabulary is known: encoding works
-                valid_enc = self.encode(valid)
-            idata = self._fit(train, valid_enc, sampler)
+            train, (n_tokens, n_sentences) = self._training_corpus(corpus, sampler)
+            self.tokenizer_ = train.tokenizer
+            valid_enc = self._encode(valid) if valid is not None else None
+            self.idata = self._fit(train, valid_enc, sampler)
+            self.fit_seconds_ = time.perf_counter() - start
+            self.is_fitted_ = True
+            self._set_attrs(training_tokens=n_tokens, training_sentences=n_sentences, sampler=sampler)
+            self._store_mi_threshold(valid_enc if valid_enc is not None else train,
+                                     "valid" if valid_enc is not None else "train")
         except BaseException:
             self.is_fitted_ = False
             raise
-        finally:
-            self._count_client, self._given_counts = None, None
-        self.fit_seconds_ = time.perf_counter() - start
-        self.idata = idata
-        self.is_fitted_ = True
-        self.sampler_config = {**self.sampler_config, **{k: v for k, v in sampler_kwargs.items()}}
-        n_tokens, n_sentences = self._training_size
-        self._set_attrs(training_tokens=n_tokens, training_sentences=n_sentences)
-        self._store_mi_threshold(valid_enc if valid_enc is not None else train, "valid" if valid_enc is not None else "train")
-        return idata
+        return self.idata
 
-    def _count_files_on_dask(self, paths, client, sampler: dict) -> Corpus:
-        """Vocabulary and counts of text files on Dask; returns the sample that ``_fit`` checks."""
-        from bayeslm.counting.distributed import count_files
+    def _sampler_settings(self, sampler_kwargs: dict) -> dict:
+        """The sampler settings of one call: the configuration with the call's overrides."""
+        unknown = set(sampler_kwargs) - set(self.default_sampler_config)
+        if unknown:
+            raise ConfigError(f"unknown sampler setting(s) {sorted(unknown)}; known: {sorted(self.default_sampler_config)}")
+        return {**self.sampler_config, **sampler_kwargs}
 
-        done = count_files(paths, self.order, client, tokenizer=self.tokenizer, min_count=self.min_count,
-                           max_size=self.max_size, progress=bool(sampler.get("progressbar", True)))
-        self.vocab_, self._given_counts = done.vocab, done.counts
-        self._training_size = (done.n_tokens, done.n_sentences)
-        return done.sample
+    @property
+    def fit_sampler_settings(self) -> dict:
+        """The sampler settings the last fit (or update) used; the configuration if none were recorded.
 
-    def _count_training(self, train: Corpus, sampler: dict):
-        """The n-gram counts of the training text (families call this in ``_fit``).
-
-        Counts already made on Dask from files, else ``count(train)``, on the Dask client
-        ``fit`` was given if any. When counted from files, ``train`` is only a sample
-        (the first partition's first sentences and the longest sentence).
+        Directories written before these were recorded saved them as the configuration.
         """
-        from bayeslm.counting.counts import count
-
-        given = getattr(self, "_given_counts", None)
-        if given is not None:
-            return given
-        return count(train, self.order, progress=bool(sampler.get("progressbar", True)),
-                     client=getattr(self, "_count_client", None))
+        self._check_fitted("fit_sampler_settings")
+        recorded = self.idata["posterior"].attrs.get("sampler_settings")
+        return {**self.sampler_config, **json.loads(recorded)} if recorded else dict(self.sampler_config)
 
     def _store_mi_threshold(self, corpus: Corpus, source: str, quantile: float = 0.9, max_sentences: int = 2000) -> None:
         """Store the 90th percentile of per-position mutual information (the generator's flag).
@@ -273,10 +273,12 @@ class BayesianLM(LanguageModel):
         attrs["mi_threshold_nats"] = float(np.quantile(mi, quantile))
         attrs["mi_threshold_source"] = f"{int(quantile * 100)}th percentile of mutual information over {source} positions"
 
-    def _set_attrs(self, *, training_tokens: int, training_sentences: int) -> None:
+    def _set_attrs(self, *, training_tokens: int, training_sentences: int, sampler: dict) -> None:
         from bayeslm.version import __version__
         from bayeslm.core.idata import set_root_attrs
 
+        seed = sampler.get("random_seed")
+        recorded = {**sampler, "random_seed": int(seed) if isinstance(seed, (int, np.integer)) else None}
         set_root_attrs(
             self.idata,
             {
@@ -289,6 +291,7 @@ class BayesianLM(LanguageModel):
                 "training_tokens": int(training_tokens),
                 "training_sentences": int(training_sentences),
                 "fit_seconds": float(self.fit_seconds_ or 0.0),
+                "sampler_settings": recorded,
             },
         )
 

@@ -154,7 +154,7 @@ class _Decoding:
 def _prompt_ids(model, prompt: str) -> tuple[list[int], list[str]]:
     """Token ids of the prompt, and its tokens the model reads as ``<unk>`` (or as sentence markers)."""
     vocab = model.vocabulary
-    prompt_tokens = model.tokenizer.tokenize(prompt) if prompt else []
+    prompt_tokens = model.tokenizer_.tokenize(prompt) if prompt else []
     if len(prompt_tokens) > MAX_PROMPT_TOKENS:
         raise BayesLMError(f"the prompt has {len(prompt_tokens)} tokens; the limit is {MAX_PROMPT_TOKENS}")
     unknown = [t for t in prompt_tokens if t not in vocab or t in ("<s>", "</s>")]
@@ -258,13 +258,13 @@ def generate(model, prompt: str = "", n: int = 5, max_tokens: int = 40, random_s
         results.append(Continuation(
             prompt=prompt, text=text, tokens=infos, draw=None if held is None else int(held),
             stop_reason=stop_reason, unknown_prompt_tokens=unknown, mi_threshold_bits=float(mi_threshold_bits),
-            separator=model.tokenizer.separator,
+            separator=model.tokenizer_.separator,
         ))
     return results
 
 
 def _text(model, infos: list[TokenInfo]) -> str:
-    return model.tokenizer.detokenize([t.token for t in infos if t.token != "</s>"])
+    return model.tokenizer_.detokenize([t.token for t in infos if t.token != "</s>"])
 
 
 def model_mi_threshold_bits(model) -> float:

@@ -120,7 +120,7 @@ def _directory_contents(model) -> dict[str, bytes]:
     files = {
         "model.nc": netcdf_bytes(model.idata, posterior_attrs={"manifest_file": MANIFEST}),
         "vocab.json": json.dumps(model.vocab_.to_dict(), ensure_ascii=False).encode("utf-8"),
-        "tokenizer.json": json.dumps(model.tokenizer.to_dict()).encode("utf-8"),
+        "tokenizer.json": json.dumps(model.tokenizer_.to_dict()).encode("utf-8"),
     }
     arrays = model._family_arrays()
     if arrays:
@@ -165,7 +165,7 @@ def load_model(path: str | Path, expected: type | None = None):
         raise ModelFileError(f"{path / 'model.nc'}: the stored configuration is invalid ({err})") from None
     if attrs["id"] != config_id(config, attrs["model_type"]):  # the stored config, before new defaults
         raise DifferentModelError(f"{path}: the model id does not match its configuration (file altered?)")
-    model.vocab_ = _read_vocabulary(path / "vocab.json")
+    model.vocab_, model.tokenizer_ = _read_vocabulary(path / "vocab.json"), tokenizer
     if attrs["vocab_fingerprint"] != model.vocab_.fingerprint:
         raise ModelFileError(f"{path}: vocab.json does not belong to this model")
     model.idata = idata

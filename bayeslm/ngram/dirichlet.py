@@ -1,55 +1,32 @@
 """``DirichletLM``: Dirichlet-smoothed n-gram language models, written as PyMC models.
 
-For order ``k`` and context ``u``: ``p(. | u) ~ Dirichlet(a_k m_u)``, where the base
-``m_u`` is the fitted order ``k - 1`` predictive for the shortened context (uniform over
-the vocabulary without ``<s>`` below order 1).
-
-Fitting is *stagewise empirical Bayes*, order by order. Order ``k``'s base is the fitted
-order ``k - 1`` model held fixed, at the mode of ``log a_{k-1}`` (a point, so the data of
-order ``k - 1`` enter order ``k`` once, through the base, and not again through a joint
-posterior, which would count them twice). Given its base, each order's concentration has
-its own posterior; the per-context distributions are integrated out, so order k's
-likelihood is the Dirichlet-multinomial evidence of its sparse counts
-
-    sum_u [lgamma(a) - lgamma(a + c_u)] + sum_{(u, w): c_uw > 0} [lgamma(a m_uw + c_uw) - lgamma(a m_uw)],
-
-where contexts with equal totals ``c_u`` share one term and singletons collapse into
-``n_1 log a``. These terms for all orders form one ``pm.Model`` with a ``concentration``
-vector (dim ``order``); since each order's term holds only its own ``a_k``, NUTS samples
-the independent per-order posteriors in one run.
-
-A posterior draw is a draw of the concentrations. Predictions use the highest order's
-draw over the fixed lower-order base; ``p(. | u)`` stays integrated out (its posterior
-given ``a`` is ``Dirichlet(a m_u + c_u)``), so scoring never samples probabilities that
-underflow, and its uncertainty is reported in closed form.
+``p(. | u) ~ Dirichlet(a_k m_u)`` for a context u of order k, the base ``m_u`` being the
+fitted order k - 1 predictive held at its mode (stagewise empirical Bayes). p(. | u) is
+integrated out: each order's likelihood is the Dirichlet-multinomial evidence of its
+sparse counts (:class:`_OrderEvidence`), and one NUTS run samples every order's
+concentration. A posterior draw is a draw of the concentrations; uncertainty of p(. | u)
+is in closed form. The model, its fitting and figures: docs/dirichlet.md.
 """
 
 from __future__ import annotations
 
-import os
 from types import SimpleNamespace
 from typing import Iterator
 
 import numpy as np
-import pandas as pd
 from scipy.special import digamma, gammaln, xlogy
 
-from bayeslm.core.base import BayesianLM
-from bayeslm.core.draws import draw_indices, sample_dirichlet_rows
-from bayeslm.core.protocol import SamplesSentences
-from bayeslm.counting.counts import NgramCounts, count
-from bayeslm.exceptions import BayesLMError, ConfigError
+from bayeslm.core.draws import draw_indices
+from bayeslm.core.protocol import Updatable
+from bayeslm.core.sampling import pm_sample_kwargs
+from bayeslm.counting.counts import count
+from bayeslm.exceptions import BayesLMError, ConfigError, ModelFileError
 from bayeslm.ngram.backoff import Backoff
-from bayeslm.stats.intervals import HDI_PROB
+from bayeslm.ngram.base import NgramLM
+from bayeslm.ngram.special import lgamma_ratio
 from bayeslm.text.corpus import Corpus
 
 __all__ = ["DirichletLM", "dirichlet_multinomial_evidence"]
-
-
-def _available_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _g(y):
@@ -60,44 +37,6 @@ def _g(y):
 def _h(y):
     """-y log y, 0 at 0."""
     return -xlogy(y, y)
-
-
-_STIRLING_FROM = 100.0  # lgamma differences lose digits as x grows; past here Stirling's series is exact to round-off
-
-
-def _lgamma_ratio(x, n) -> tuple[np.ndarray, np.ndarray]:
-    """``lgamma(x + n) - lgamma(x)`` and its derivative ``psi(x + n) - psi(x)`` (x > 0, n > 0).
-
-    For large ``x`` the plain differences cancel catastrophically (``lgamma(1e20)`` is
-    4.5e21, so a difference of a few thousand is lost entirely, and the evidence of a large
-    concentration came out as arbitrary positive values that NUTS then wandered into);
-    there the difference of Stirling's series is used, written without cancellation.
-    """
-    x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
-    big = x >= _STIRLING_FROM
-    if not big.any():
-        return gammaln(x + n) - gammaln(x), digamma(x + n) - digamma(x)
-    if big.all():
-        return _stirling_ratio(x, n)
-    x, n = np.broadcast_arrays(x, n)
-    big = np.broadcast_to(big, x.shape)
-    value, deriv = np.empty(x.shape), np.empty(x.shape)
-    xs, ns = x[~big], n[~big]
-    value[~big] = gammaln(xs + ns) - gammaln(xs)
-    deriv[~big] = digamma(xs + ns) - digamma(xs)
-    value[big], deriv[big] = _stirling_ratio(x[big], n[big])
-    return value, deriv
-
-
-def _stirling_ratio(x: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_lgamma_ratio` for x >= 100 from Stirling's series (terms to z^-5 / z^-6)."""
-    y = x + n
-    r = np.log1p(n / x)
-    wx, wy = 1.0 / x, 1.0 / y
-    # Stirling remainders in w = 1 / z: of lgamma, and of psi beside log z
-    s = lambda w: w * (1.0 / 12 - w**2 * (1.0 / 360 - w**2 / 1260))
-    t = lambda w: -w / 2 - w**2 * (1.0 / 12 - w**2 * (1.0 / 120 - w**2 / 252))
-    return (x - 0.5) * r + n * np.log(y) - n + (s(wy) - s(wx)), r + (t(wy) - t(wx))
 
 
 class _OrderEvidence:
@@ -174,13 +113,13 @@ class _OrderEvidence:
         return result
 
     def _logp_and_grad(self, a: float) -> tuple[float, float]:
-        ratio, d_ratio = _lgamma_ratio(a, self.total_value)
+        ratio, d_ratio = lgamma_ratio(a, self.total_value)
         ctx, g_ctx = -float((self.total_mult * ratio).sum()), -float((self.total_mult * d_ratio).sum())
         shifted = a * self.pair_base
         shifted += self.pair_shift
         pairs, g_pairs = float(np.log(shifted).sum()), float((self.pair_base / shifted).sum())
         am = a * self.large_base
-        ratio, d_ratio = _lgamma_ratio(am, self.large_count)
+        ratio, d_ratio = lgamma_ratio(am, self.large_count)
         large, g_large = float(ratio.sum()), float((self.large_base * d_ratio).sum())
         logp = ctx + self.n_small * np.log(a) + self.small_const + pairs + large
         return logp, g_ctx + self.n_small / a + g_pairs + g_large
@@ -230,7 +169,7 @@ def dirichlet_multinomial_evidence(counts: np.ndarray, alpha: np.ndarray) -> flo
     return float((gammaln(A) - gammaln(A + N) + (gammaln(alpha + counts) - gammaln(alpha)).sum(axis=-1)).sum())
 
 
-class DirichletLM(BayesianLM, SamplesSentences):
+class DirichletLM(NgramLM, Updatable):
     """Dirichlet-smoothed n-gram language model with a posterior over concentrations.
 
     Parameters
@@ -249,7 +188,10 @@ class DirichletLM(BayesianLM, SamplesSentences):
         seen once carries no information about its concentration). ``"auto"`` chooses the boundaries on the validation
         text among :attr:`BUCKET_CANDIDATES` (without validation text: none). Default
         ``[]``: one concentration per order.
-    Other parameters as :class:`bayeslm.base.BayesianLM`.
+    Other parameters as :class:`bayeslm.core.base.BayesianLM`.
+
+    The buckets in use after ``fit`` are ``buckets_`` (the chosen ones for ``"auto"``; the
+    configuration keeps ``"auto"``).
 
     Examples
     --------
@@ -260,7 +202,6 @@ class DirichletLM(BayesianLM, SamplesSentences):
     """
 
     family = "dirichlet"
-    counts_on_dask = True
     default_model_config = {"concentration": {"dist": "LogNormal", "kwargs": {"mu": 2.0, "sigma": 3.0}}}
     model_options = {"entropy_draws": 16, "buckets": []}
     #: bucket boundaries tried by ``buckets = "auto"`` (chosen by validation perplexity)
@@ -268,8 +209,6 @@ class DirichletLM(BayesianLM, SamplesSentences):
 
     def __init__(self, order: int = 3, **kwargs):
         super().__init__(order, **kwargs)
-        if int(self.options["entropy_draws"]) < 1:
-            raise ConfigError("entropy_draws must be at least 1")
         buckets = self.options["buckets"]
         if buckets != "auto":
             if not isinstance(buckets, (list, tuple)) or not all(isinstance(b, int) and b >= 3 for b in buckets) \
@@ -280,7 +219,7 @@ class DirichletLM(BayesianLM, SamplesSentences):
                     "so the first bucket must also hold contexts seen twice)"
                 )
             self.options["buckets"] = [int(b) for b in buckets]
-        self.counts_: NgramCounts | None = None
+        self.buckets_: list[int] | None = None  # boundaries in use (chosen by "auto" on validation text)
         self.plugin_: np.ndarray | None = None  # modes fixing the bases: (order,) or (order, bucket)
         self.bucket_selection_: list[dict] | None = None  # validation perplexity of each candidate
         self._model = None
@@ -291,10 +230,6 @@ class DirichletLM(BayesianLM, SamplesSentences):
     def diagnostic_var_names(self) -> list[str]:
         """``concentration``: one per order (and bucket); the free cells of a bucketed model repeat it."""
         return ["concentration"]
-
-    @property
-    def training_counts(self) -> NgramCounts | None:
-        return self.counts_
 
     # -- fitting -------------------------------------------------------------------------
     def _base_of(self, k: int, plugin: np.ndarray) -> np.ndarray:
@@ -332,8 +267,11 @@ class DirichletLM(BayesianLM, SamplesSentences):
 
     @property
     def bounds(self) -> np.ndarray:
-        """Bucket boundaries on context totals (empty: one concentration per order)."""
-        buckets = self.options["buckets"]
+        """Bucket boundaries on context totals in use (empty: one concentration per order).
+
+        ``buckets_`` once fitted, else the configured ones (none for ``"auto"``).
+        """
+        buckets = self.buckets_ if self.buckets_ is not None else self.options["buckets"]
         return np.asarray([] if buckets == "auto" else buckets, dtype=np.int64)
 
     @property
@@ -468,25 +406,27 @@ class DirichletLM(BayesianLM, SamplesSentences):
         self.counts_ = self._count_training(train, sampler)
         if self.options["buckets"] == "auto":
             self._choose_buckets(valid)
+        else:
+            self.buckets_ = list(self.options["buckets"])
         return self._fit_counts(sampler)
 
     def _choose_buckets(self, valid: Corpus | None) -> None:
-        """Pick bucket boundaries by validation perplexity at the concentrations' modes."""
+        """Pick bucket boundaries by validation perplexity at the concentrations' modes (sets ``buckets_``)."""
         if valid is None:  # nothing to choose with: one concentration per order, and say so
-            self.options["buckets"] = []
+            self.buckets_ = []
             self.bucket_selection_ = [{"buckets": [], "valid_perplexity": None,
                                        "note": "no validation text: one concentration per order"}]
             return
         results = []
         for candidate in self.BUCKET_CANDIDATES:
-            self.options["buckets"] = list(candidate)
+            self.buckets_ = list(candidate)
             self._fit_bases()
             chain, tokens, _, _, _ = self._position_stats(valid)
             backoff = Backoff(self.counts_, self.plugin_, self.vocab_.bos_id, self.bounds)
             log_p = np.log(backoff.prob(chain, tokens, self.order))
             results.append((float(np.exp(-log_p.mean())), list(candidate)))
         best = min(results)
-        self.options["buckets"] = best[1]
+        self.buckets_ = best[1]
         self.bucket_selection_ = [{"buckets": b, "valid_perplexity": p} for p, b in results]
 
     def _fit_counts(self, sampler: dict):
@@ -501,19 +441,8 @@ class DirichletLM(BayesianLM, SamplesSentences):
         for (k, b), ev in evidences.items():
             ev.tabulate(modes[k - 1, b])  # NUTS stays near the mode: a checked table there
         model = self.build_model(evidences)
-        kwargs = {k: v for k, v in sampler.items() if k not in ("random_seed", "nuts_sampler", "progressbar", "cores")}
-        # PyMC assumes half the CPUs are hyper-threads; one chain per available core instead
-        cores = sampler.get("cores") or min(int(sampler.get("chains", 2)), _available_cores())
         with model:
-            idata = pm.sample(
-                **kwargs,
-                random_seed=sampler.get("random_seed"),
-                nuts_sampler=sampler.get("nuts_sampler", "pymc"),
-                progressbar=bool(sampler.get("progressbar", True)),
-                cores=cores,
-                initvals=self._initvals(evidences),
-                compute_convergence_checks=False,
-            )
+            idata = pm.sample(**pm_sample_kwargs(sampler), initvals=self._initvals(evidences))
         order_dims = ("order", "bucket") if self.n_buckets > 1 else ("order",)
         coords = {"order": np.arange(1, self.order + 1)}
         if self.n_buckets > 1:
@@ -551,15 +480,18 @@ class DirichletLM(BayesianLM, SamplesSentences):
         import time
 
         self._check_fitted("update")
+        self._sampler_settings(sampler_kwargs)  # refuses unknown settings
+        sampler = {**self.fit_sampler_settings, **sampler_kwargs}  # the last fit's, with this call's overrides
         start = time.perf_counter()
         new = self.encode(corpus)
         attrs = dict(self.idata["posterior"].attrs)
         self.counts_ = self.counts_.merge(count(new, self.order))
-        self.idata = self._fit_counts({**self.sampler_config, **sampler_kwargs})
+        self.idata = self._fit_counts(sampler)
         self.fit_seconds_ = time.perf_counter() - start
         self._set_attrs(
             training_tokens=int(attrs.get("training_tokens", 0)) + new.n_tokens,
             training_sentences=int(attrs.get("training_sentences", 0)) + new.n_sentences,
+            sampler=sampler,
         )
         for key in ("mi_threshold_nats", "mi_threshold_source"):
             if key in attrs:
@@ -590,14 +522,8 @@ class DirichletLM(BayesianLM, SamplesSentences):
     # -- per-position statistics ---------------------------------------------------------
     def _position_stats(self, corpus: Corpus):
         """For every scored position: top-order counts c, context totals C and base m."""
-        stream, targets = corpus.padded(self.order)
+        chain, tokens = self._position_chain(corpus)
         n = self.order
-        if n > 1:
-            ctx_tokens = np.stack([stream[targets - (n - 1) + j] for j in range(n - 1)], axis=1)
-        else:  # a unigram model has no context (np.stack of nothing fails)
-            ctx_tokens = np.zeros((targets.size, 0), dtype=np.int64)
-        chain = self.counts_.context_ids(ctx_tokens)
-        tokens = stream[targets]
         backoff = self._backoff()
         c, total = backoff.level_stats(n, chain[n - 1], tokens)
         if n == 1:
@@ -650,39 +576,17 @@ class DirichletLM(BayesianLM, SamplesSentences):
         """``entropy_draws`` evenly spaced samples of the top concentration(s): (k, bucket)."""
         return self._select_draws(int(self.options["entropy_draws"]))
 
-    def entropy_split(self, data) -> pd.DataFrame:
-        """Predictive entropy per scored position and its split, in nats, in closed form.
+    def _context_entropies(self, chain: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(H[predictive], E[H(p)]) per context, in closed form (nats).
 
         ``total`` is the entropy of the posterior-predictive next-token distribution;
-        ``aleatoric`` is the expected entropy of p(. | u) under its posterior,
+        ``aleatoric`` the expected entropy of p(. | u) under its posterior,
         psi(A + 1) - sum_w (A_w / A) psi(A_w + 1) with A_w = c_uw + a m_uw, averaged over
-        ``entropy_draws`` evenly spaced draws of a; ``epistemic`` = total - aleatoric is the
-        mutual information between the next token and p(. | u). Sums over the vocabulary use
-        the sparse counts only (see :mod:`bayeslm.backoff`).
+        ``entropy_draws`` evenly spaced draws of a. Sums over the vocabulary use the sparse
+        counts only (see :mod:`bayeslm.ngram.backoff`).
         """
-        corpus = self.encode(data)
-        chain, _, _, _, _ = self._position_stats(corpus)
-        return self._split_of_chain(chain)
-
-    def context_entropy_split(self, contexts) -> pd.DataFrame:
-        """:meth:`entropy_split` for contexts given as token ids, shape (m, order - 1), nats."""
-        self._check_fitted("context_entropy_split")
-        return self._split_of_chain(self._context_chain(contexts))
-
-    def _split_of_chain(self, chain: list[np.ndarray]) -> pd.DataFrame:
-        depth = sum((ids >= 0).astype(int) for ids in chain)  # deepest seen order per row
+        depth = sum((ids >= 0).astype(int) for ids in chain)  # deepest seen order per context
         ctx = np.choose(depth - 1, chain) if self.order > 1 else chain[0]
-        key = depth.astype(np.int64) * (1 << 40) + ctx
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        total, aleatoric = self._context_entropies(depth[first], ctx[first])
-        return pd.DataFrame({
-            "total": total[inverse],
-            "aleatoric": aleatoric[inverse],
-            "epistemic": np.maximum(total - aleatoric, 0.0)[inverse],
-        })
-
-    def _context_entropies(self, depth: np.ndarray, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(H[predictive], E[H(p)]) per context, given its deepest seen order and id there."""
         n = self.order
         backoff = self._backoff()
         draws_s = self._entropy_draws()
@@ -737,9 +641,6 @@ class DirichletLM(BayesianLM, SamplesSentences):
         return sum_h, expected.mean(axis=1)
 
     # -- dense next-token distributions -----------------------------------------------------
-    def _context_chain(self, contexts) -> list[np.ndarray]:
-        return self.counts_.context_ids(contexts)
-
     def next_token_probs(self, contexts, draws=None) -> np.ndarray:
         """p(w | u, a^s) for every token: shape (draw, context, token).
 
@@ -786,45 +687,16 @@ class DirichletLM(BayesianLM, SamplesSentences):
         alpha, beta = self._mixture_weights(dense_c.sum(axis=1))
         return dense_c * alpha[:, None] + base * beta[:, None]
 
-    def sample_distribution(self, contexts, draw: int, rng: np.random.Generator) -> np.ndarray:
-        """One posterior draw of p(. | u) per context: Dirichlet(c_u + a m_u), a = sample ``draw``.
+    def _next_tokens(self, history: np.ndarray, draw: int, rng: np.random.Generator) -> np.ndarray:
+        """One token per row from p(. | u, a) with p(. | u) integrated out, a = sample ``draw``.
 
-        Shape (context, token); see :func:`bayeslm.core.draws.sample_dirichlet_rows`.
+        Drawn from the sparse counts (:meth:`Backoff.sample`), never a dense distribution.
         """
-        self._check_fitted("sample_distribution")
-        return sample_dirichlet_rows(self.dirichlet_parameters(contexts, draws=[int(draw)])[0], rng)
-
-    def sample_sentences(self, n_sentences: int, *, random_seed=None, draw: int | None = None,
-                         max_tokens: int = 200) -> Corpus:
-        """Sentences drawn from the model (for posterior predictive checks).
-
-        Every token is drawn from p(. | u, a) with p(. | u) integrated out, a being one
-        posterior draw (index ``draw`` into the flattened samples; random if None), so each
-        call is one replicate from the posterior predictive. Sentences end at ``</s>`` or
-        after ``max_tokens`` tokens.
-        """
-        self._check_fitted("sample_sentences")
-        rng = np.random.default_rng(random_seed)
-        draws = self._top_draws()
-        a = draws[rng.integers(draws.shape[0]) if draw is None else int(draw)]  # (bucket,)
-        n, bos, eos = self.order, self.vocab_.bos_id, self.vocab_.eos_id
-        history = np.full((n_sentences, max(n - 1, 0)), bos, dtype=np.int64)
-        backoff = self._backoff()
-        tokens = np.full((n_sentences, max_tokens), -1, dtype=np.int64)
-        active = np.arange(n_sentences)
-        for t in range(max_tokens):
-            if active.size == 0:
-                break
-            chain = self.counts_.context_ids(history[active]) if n > 1 else [np.zeros(active.size, np.int64)]
-            top_total = np.where(chain[n - 1] >= 0, self.counts_[n].context_total[np.maximum(chain[n - 1], 0)], 0)
-            nxt = backoff.sample(chain, n, rng, top=a[self._top_bucket(top_total)])
-            tokens[active, t] = nxt
-            if n > 1:
-                history[active] = np.concatenate([history[active, 1:], nxt[:, None]], axis=1)
-            active = active[nxt != eos]
-        lengths = np.where((tokens == eos).any(axis=1), (tokens == eos).argmax(axis=1), (tokens >= 0).sum(axis=1))
-        keep = np.arange(max_tokens)[None, :] < lengths[:, None]
-        return Corpus(tokens[keep].astype(np.int32), np.concatenate([[0], np.cumsum(lengths)]), self.vocab_, self.tokenizer)
+        n = self.order
+        chain = self._context_chain(history)
+        top_total = np.where(chain[n - 1] >= 0, self.counts_[n].context_total[np.maximum(chain[n - 1], 0)], 0)
+        a = self._top_draws()[draw]  # (bucket,)
+        return self._backoff().sample(chain, n, rng, top=a[self._top_bucket(top_total)])
 
     def _select_draws(self, draws) -> np.ndarray:
         """Top-order concentration samples (rows) per bucket (columns)."""
@@ -843,43 +715,7 @@ class DirichletLM(BayesianLM, SamplesSentences):
         a = a[:, self._top_bucket(total)]  # (draw, context)
         return self.next_token_probs(contexts, draws) * (total[None, :] + a)[:, :, None]
 
-    # -- estimates of one probability --------------------------------------------------------
-    def _context_ids(self, context) -> np.ndarray:
-        """Token ids of a context (text or tokens) as shape (1, order - 1), left-padded with <s>."""
-        if isinstance(context, str):  # a literal <s> marks the sentence start; the rest is text
-            parts = context.split("<s>")
-            tokens = self.tokenizer.tokenize(parts[0])
-            for part in parts[1:]:
-                tokens += ["<s>", *self.tokenizer.tokenize(part)]
-        else:
-            tokens = list(context)
-        ids = [self.vocab_.bos_id if t == "<s>" else self.vocab_.id(t) for t in tokens]
-        need = self.order - 1
-        padded = [self.vocab_.bos_id] * need + ids
-        return np.asarray(padded[len(padded) - need :], dtype=np.int64).reshape(1, need)
-
-    def prob(self, token: str, context=(), hdi_prob: float = HDI_PROB) -> dict:
-        """Posterior of p(token | context): mean and equal-tailed interval of its Beta marginal.
-
-        The marginal of one coordinate of Dirichlet(A) is Beta(A_w, A - A_w); over the
-        concentration's draws it is a mixture of Betas, whose quantiles are found exactly
-        (root-finding on the mixture CDF, over ``entropy_draws`` evenly spaced draws).
-        """
-        from scipy.optimize import brentq
-        from scipy.special import betainc
-
-        self._check_fitted("prob")
-        ctx = self._context_ids(context)
-        w = self.vocab_.id(token)
-        A = self.dirichlet_parameters(ctx, draws=int(self.options["entropy_draws"]))[:, 0, :]
-        a_w, a_tot = A[:, w], A.sum(axis=1)
-        mean = float(self.next_token_probs(ctx)[:, 0, w].mean())
-        cdf = lambda x: betainc(a_w, a_tot - a_w, x).mean()
-        tail = (1 - hdi_prob) / 2
-        lo = brentq(lambda x: cdf(x) - tail, 0.0, 1.0, xtol=1e-300, rtol=1e-10)
-        hi = brentq(lambda x: cdf(x) - (1 - tail), 0.0, 1.0, xtol=1e-300, rtol=1e-10)
-        return {"token": self.vocab_.tokens[w], "mean": mean, "low": lo, "high": hi, "interval_prob": hdi_prob}
-
+    # -- point estimates of one probability --------------------------------------------------
     def estimate(self, token: str, context=(), kind: str = "mean", add_k: float | None = None) -> float:
         """A point estimate of p(token | context): the textbook's MLE, MAP or posterior mean.
 
@@ -893,7 +729,7 @@ class DirichletLM(BayesianLM, SamplesSentences):
             posterior Dirichlet(A), which exists only if every A_w > 1.
         """
         self._check_fitted("estimate")
-        ctx = self._context_ids(context)
+        ctx = self._encode_context(context)
         w = self.vocab_.id(token)
         chain = self._context_chain(ctx)
         c, total = self._backoff().level_stats(self.order, chain[self.order - 1], np.array([w]))
@@ -924,18 +760,49 @@ class DirichletLM(BayesianLM, SamplesSentences):
             )
         return (float(A_full[w]) - 1) / (A.sum() - A.size)
 
+    # -- ARPA export --------------------------------------------------------------------------
+    def interpolation(self, sample: int | None = None) -> list[np.ndarray]:
+        """P_k(w | u) at every seen n-gram of every order k, aligned with ``counts_[k]``.
+
+        Orders below the top at their fixed modes (each context's bucket), the top order
+        the mixture over all concentration draws: one interpolated model, which the ARPA
+        file reproduces exactly. ``sample`` must be None (there is no sample to choose).
+        """
+        self._check_fitted("interpolation")
+        if sample is not None:
+            raise BayesLMError("--sample applies to Pitman-Yor models (a Dirichlet LM's mixture is exported exactly)")
+        counts, n = self.counts_, self.order
+        backoff = self._backoff()
+        probs = []
+        for k in range(1, n + 1):
+            oc = counts[k]
+            if k == 1:
+                base = np.full(oc.n_ngrams, 1.0 / (counts.vocab_size - 1))
+            else:
+                base = probs[k - 2][counts[k - 1].lookup(oc.context_parent[oc.ngram_context], oc.ngram_token)]
+            c = oc.ngram_count.astype(float)
+            total = oc.context_total[oc.ngram_context].astype(float)
+            if k < n:
+                a = backoff.conc(k, oc.ngram_context)
+                probs.append((c + a * base) / (total + a))
+            else:
+                alpha, beta = self._mixture_weights(total)
+                probs.append(c * alpha + base * beta)
+        return probs
+
     # -- files -----------------------------------------------------------------------------
     def _family_arrays(self) -> dict[str, np.ndarray]:
-        return {**self.counts_.to_arrays(), "base_concentration": self.plugin_}
+        return {**super()._family_arrays(), "base_concentration": self.plugin_,
+                "buckets": np.asarray(self.buckets_, dtype=np.int64)}
 
     def _restore_family(self, arrays: dict) -> None:
+        self._restore_counts(arrays)
         if "base_concentration" not in arrays:
-            from bayeslm.exceptions import ModelFileError
-
-            raise ModelFileError("the model directory has no n-gram counts (arrays.npz missing or foreign)")
-        self.counts_ = NgramCounts.from_arrays(arrays)
+            raise ModelFileError("the model directory has no base concentrations (arrays.npz foreign?)")
         self.plugin_ = np.asarray(arrays["base_concentration"], dtype=float)
-        if self.counts_.order != self.order or self.counts_.vocab_size != len(self.vocab_):
-            from bayeslm.exceptions import ModelFileError
-
-            raise ModelFileError("the counts do not match the model's order or vocabulary")
+        if "buckets" in arrays:
+            self.buckets_ = [int(b) for b in arrays["buckets"]]
+        elif self.options["buckets"] != "auto":  # written before buckets_: the configuration held the choice
+            self.buckets_ = list(self.options["buckets"])
+        else:
+            raise ModelFileError("the model directory does not say which buckets 'auto' chose")

@@ -25,7 +25,7 @@ def read_text(model, data) -> tuple[Corpus, Corpus]:
     if isinstance(data, Corpus):
         raw = data
     elif isinstance(data, (str, list, tuple)):
-        raw = Corpus.from_texts(list(data) if not isinstance(data, str) else data, tokenizer=model.tokenizer)
+        raw = Corpus.from_texts(list(data) if not isinstance(data, str) else data, tokenizer=model.tokenizer_)
     else:
         raise CorpusError(f"test text must be a Corpus, a string or a list of strings, got {type(data).__name__}")
     if raw.n_sentences == 0 or raw.n_tokens == 0:

@@ -29,7 +29,7 @@ class ExplicitDrawsLM(BayesianLM):
         import arviz as az
 
         self.draws = np.asarray(draws, dtype=float)  # (S, V)
-        self.vocab_ = Vocabulary(tokens)
+        self.vocab_, self.tokenizer_ = Vocabulary(tokens), self.tokenizer
         assert self.draws.shape[1] == len(self.vocab_)
         S = self.draws.shape[0]
         self.idata = az.from_dict(posterior={"x": np.zeros((1, S))})

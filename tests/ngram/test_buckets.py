@@ -51,7 +51,8 @@ def test_bad_boundaries_raise():
 def test_auto_without_validation_text_keeps_one_concentration_per_order(corpora):
     lm = blm.DirichletLM(order=2, tokenizer="whitespace", buckets="auto")
     lm.fit(corpora[0], **SAMPLER)
-    assert lm.options["buckets"] == [] and "no validation text" in lm.bucket_selection_[0]["note"]
+    assert lm.buckets_ == [] and "no validation text" in lm.bucket_selection_[0]["note"]
+    assert lm.options["buckets"] == "auto"  # the configuration stays as given
     assert lm.idata["posterior"]["concentration"].dims == ("chain", "draw", "order")
 
 
@@ -103,16 +104,20 @@ def test_predictions_use_each_contexts_bucket(bucketed, corpora):
         np.testing.assert_allclose(got[:, i, :].sum(axis=1), 1.0)
 
 
-def test_auto_picks_the_best_validation_candidate(corpora):
+def test_auto_picks_the_best_validation_candidate(corpora, tmp_path):
     train, valid, test = corpora
     lm = blm.DirichletLM(order=2, tokenizer="whitespace", buckets="auto")
     lm.fit(train, valid=valid, random_seed=2, **SAMPLER)
     table = lm.bucket_selection_
     assert [row["buckets"] for row in table] == [list(c) for c in blm.DirichletLM.BUCKET_CANDIDATES]
     best = min(table, key=lambda row: row["valid_perplexity"])
-    assert lm.options["buckets"] == best["buckets"]
-    # the chosen value is part of the saved configuration and survives a round trip
-    assert lm.get_config()["model"]["buckets"] == best["buckets"]
+    assert lm.buckets_ == best["buckets"]
+    assert lm.n_buckets == len(best["buckets"]) + 1
+    # the choice is learned state: the configuration keeps "auto"; the choice survives a round trip
+    assert lm.get_config()["model"]["buckets"] == "auto"
+    back = blm.load(lm.save(tmp_path / "auto"))
+    assert back.buckets_ == best["buckets"] and back.options["buckets"] == "auto"
+    np.testing.assert_array_equal(back.predictive_log_prob(test), lm.predictive_log_prob(test))
 
 
 def test_round_trip_and_generation(bucketed, corpora, tmp_path):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ngram_samples import markov_sentences
 
 from bayeslm import Corpus, DirichletLM, PitmanYorLM, load
 from bayeslm.exceptions import (
@@ -25,21 +26,6 @@ from bayeslm.exceptions import (
 
 BOS = 1
 QUICK = {"draws": 20, "tune": 10, "chains": 2, "progressbar": False, "cores": 1}
-WORDS = ["the", "cat", "dog", "sat", "ran", "on", "mat", "log", "big", "red"]
-
-
-def markov_sentences(seed: int, n: int) -> list[str]:
-    rng = np.random.default_rng(seed)
-    trans = rng.dirichlet(np.full(len(WORDS), 0.3), size=len(WORDS))
-    out = []
-    for _ in range(n):
-        w = int(rng.integers(len(WORDS)))
-        sentence = [WORDS[w]]
-        for _ in range(int(rng.integers(0, 6))):
-            w = int(rng.choice(len(WORDS), p=trans[w]))
-            sentence.append(WORDS[w])
-        out.append(" ".join(sentence))
-    return out
 
 
 TRAIN = markov_sentences(0, 60)
@@ -443,9 +429,9 @@ def test_gibbs_fit_records_tables_and_diagnostics(gibbs_lm):
 def _assert_tables_within_customers(lm):
     """Every retained seating: 1 <= tables <= customers for every pair of every order (the
     customers below the top are the tables of the children)."""
-    from bayeslm.ngram.pitman_yor.model import _Hierarchy
+    from bayeslm.ngram.pitman_yor.hierarchy import Hierarchy
 
-    hier = _Hierarchy(lm.counts_)
+    hier = Hierarchy(lm.counts_)
     tc = lm.idata["table_counts"]
     for s in range(tc.sizes["sample"]):
         flat = np.concatenate([tc[f"tables_o{k}"].values[s] for k in range(1, lm.order + 1)]).astype(np.int64)
@@ -623,11 +609,12 @@ def test_ikn_tables_reproduce_the_exact_likelihood_and_start_nuts_at_the_mode():
     Chebyshev table: inside it, value and gradient equal the exact sums; outside, the exact
     sums answer; the table's centre is a maximum of the exact likelihood."""
     from bayeslm.counting.counts import count
-    from bayeslm.ngram.pitman_yor.model import _Hierarchy, _SeatingState
+    from bayeslm.ngram.pitman_yor.hierarchy import Hierarchy
+    from bayeslm.ngram.pitman_yor.seating_state import SeatingState
 
     lm = PitmanYorLM(order=3, inference="ikn")
     counts = count(lm._prepare_training(Corpus.from_texts(markov_sentences(5, 400))), 3)
-    state = _SeatingState(_Hierarchy(counts), 1.0 / (counts.vocab_size - 1), gibbs=False)
+    state = SeatingState(Hierarchy(counts), 1.0 / (counts.vocab_size - 1), gibbs=False)
     assert all(state.tabulate(np.full(3, 0.6)))
     rng = np.random.default_rng(0)
     for k, table in enumerate(state.tables):
@@ -649,7 +636,7 @@ def test_ikn_tables_reproduce_the_exact_likelihood_and_start_nuts_at_the_mode():
         state._cache = {}
         assert state._order_logp(k, *far) == state._exact_order_logp(k, *far)
     with pytest.raises(Exception, match="only a fixed seating"):
-        _SeatingState(_Hierarchy(counts), 1.0 / (counts.vocab_size - 1), gibbs=True).tabulate(np.full(3, 0.6))
+        SeatingState(Hierarchy(counts), 1.0 / (counts.vocab_size - 1), gibbs=True).tabulate(np.full(3, 0.6))
 
 
 def test_ikn_fit_is_reproducible(ikn_lm):

@@ -435,7 +435,7 @@ def test_bad_input_raises_one_clear_error(lm3, lm2, test_corpus):
     with pytest.raises(ModelFileError, match="no posterior"):
         report(no_posterior, test_corpus)
     other = blm.DirichletLM(order=2, tokenizer="word", sampler_config=SAMPLER)
-    other.vocab_, other.idata, other.is_fitted_ = lm2.vocab_, lm2.idata, True
+    other.vocab_, other.tokenizer_, other.idata, other.is_fitted_ = lm2.vocab_, other.tokenizer, lm2.idata, True
     with pytest.raises(VocabularyMismatchError, match="cannot compare"):
         report(lm3, test_corpus, compare=[other])
     with pytest.raises(ConfigError, match="hdi_prob"):

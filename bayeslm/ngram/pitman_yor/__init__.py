@@ -1,1 +1,1 @@
-"""The hierarchical Pitman-Yor LM: the model, its seating state, the Gibbs kernels and the PyMC step."""
+"""The hierarchical Pitman-Yor LM: the model, its hierarchy of restaurants, the seating state, the Gibbs kernels and the PyMC step."""

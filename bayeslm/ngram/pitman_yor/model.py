@@ -1,66 +1,29 @@
 """``PitmanYorLM``: the hierarchical Pitman-Yor language model (Teh, 2006) as a PyMC model.
 
-For a context u of k - 1 tokens,
-
-    G_u ~ PY(d_k, theta_k, G_u'),   u' = u without its oldest token,
-    G_()  ~ PY(d_1, theta_1, uniform over the vocabulary without <s>),
-
-and the tokens following u are drawn from G_u. The G's are integrated out by the Chinese
-restaurant representation: restaurant u seats its customers at tables, each table serves
-one token ("dish"), and each table of u is one customer of u'. Only the highest order
-receives observations; the customers of (u', w) below are the tables serving w in the
-restaurants v u'. Given the seating, the predictive is
-
-    P_k(w | u) = (c_uw - d t_uw) / (theta + c_u.) + (theta + d t_u.) / (theta + c_u.) P_{k-1}(w | u')
-
-(a context never seen passes the order below through), which with one table per type and
-theta = 0 is interpolated Kneser-Ney.
-
-Inference (``inference="gibbs"``, the default). The seating is kept in full, as the
-sizes of every table (a histogram per (context, token)): then the likelihood of the
-hyperparameters given the seating is
-
-    sum_u [ sum_{i<t_u.} log(theta + d i) - sum_{i<c_u.} log(theta + i) ] + sum_tables sum_{j<n} log(j - d),
-
-a handful of vectorised sums over count-of-counts statistics, differentiable in d, so
-NUTS needs no generalised Stirling numbers (which the table-count-only representation
-would need, and whose recursion would have to be redone for every value of d). ``pm.sample``
-runs a compound step: :class:`bayeslm.ngram.pitman_yor.step.SeatingStep` (one Gibbs sweep
-over all customers, numba-compiled, see :mod:`bayeslm.ngram.pitman_yor.seating`) and NUTS on
-``discount`` (Beta prior, dim ``order``) and ``strength_plus_discount`` (Gamma prior on
-theta + d > 0). A thinned set of table counts is kept in the ``table_counts`` group, one
-int array per order aligned with the n-gram arrays of :class:`bayeslm.NgramCounts`.
-
-``inference="ikn"``: one table per observed type (customers below the top order are the
-continuation counts), NUTS on the hyperparameters only; for large corpora.
-
-A posterior sample for scoring is a retained (seating, hyperparameters) pair; the
-predictive averages over them.
+G_u ~ PY(d_k, theta_k, G_u') for a context u of k - 1 tokens (u' without its oldest
+token), integrated out by the Chinese restaurant representation. ``inference="gibbs"``
+samples the seating (:class:`SeatingState`, numba kernels) and the hyperparameters in one
+compound ``pm.sample`` step and keeps a thinned set of table counts (``table_counts``
+group); ``inference="ikn"`` fixes one table per type. A posterior sample for scoring is a
+retained (seating, d, theta). The model, its inference and figures: docs/pitman_yor.md.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Iterator
 
 import numpy as np
-import pandas as pd
 from scipy.special import digamma, xlogy
 
-from bayeslm.core.base import BayesianLM
-from bayeslm.core.draws import draw_indices, sample_dirichlet_rows
-from bayeslm.counting.counts import NgramCounts
+from bayeslm.core.draws import draw_indices
+from bayeslm.core.sampling import pm_sample_kwargs
 from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError, ModelFileError
-from bayeslm.stats.intervals import HDI_PROB
+from bayeslm.ngram.base import NgramLM
+from bayeslm.ngram.pitman_yor.hierarchy import Hierarchy
+from bayeslm.ngram.pitman_yor.seating_state import SeatingState
 from bayeslm.text.corpus import Corpus
 
 __all__ = ["PitmanYorLM", "pitman_yor_predictive"]
-
-
-def _available_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def pitman_yor_predictive(c_w, t_w, c_total, t_total, d, theta, parent):
@@ -87,313 +50,7 @@ def _per_order(value, n: int, name: str):
     return arr
 
 
-# ----------------------------------------------------------------------------------------
-class _Hierarchy:
-    """The restaurants and dishes of every order, as flat arrays over all orders.
-
-    Pair ("dish in a restaurant") i of order k has global index ``po[k-1] + local`` where
-    ``local`` indexes ``counts[k]``'s n-gram arrays; contexts likewise with ``co``.
-    """
-
-    def __init__(self, counts: NgramCounts):
-        n = counts.order
-        self.counts, self.n, self.V = counts, n, counts.vocab_size
-        self.po = np.concatenate([[0], np.cumsum([counts[k].n_ngrams for k in range(1, n + 1)])]).astype(np.int64)
-        self.co = np.concatenate([[0], np.cumsum([counts[k].n_contexts for k in range(1, n + 1)])]).astype(np.int64)
-        P = int(self.po[-1])
-        self.pair_ctx = np.empty(P, np.int64)
-        self.pair_parent = np.full(P, -1, np.int64)
-        self.pair_level = np.empty(P, np.int64)
-        self.raw = np.empty(P, np.int64)
-        for k in range(1, n + 1):
-            oc, sl = counts[k], slice(self.po[k - 1], self.po[k])
-            self.pair_ctx[sl] = oc.ngram_context + self.co[k - 1]
-            self.pair_level[sl] = k - 1
-            self.raw[sl] = oc.ngram_count
-            if k > 1:
-                idx = counts[k - 1].lookup(oc.context_parent[oc.ngram_context], oc.ngram_token)
-                if np.any(idx < 0):
-                    raise CorpusError("inconsistent n-gram counts (a parent n-gram is missing)")
-                self.pair_parent[sl] = idx + self.po[k - 2]
-
-    @property
-    def n_pairs(self) -> int:
-        return int(self.po[-1])
-
-    @property
-    def n_contexts(self) -> int:
-        return int(self.co[-1])
-
-    def level(self, k: int) -> slice:
-        return slice(int(self.po[k - 1]), int(self.po[k]))
-
-    def customers(self, tables: np.ndarray) -> np.ndarray:
-        """Customers of every pair: the top order's counts, below the tables of the children."""
-        cust = np.empty(self.n_pairs, dtype=np.int64)
-        top = self.level(self.n)
-        cust[top] = self.raw[top]
-        for k in range(self.n - 1, 0, -1):
-            child = self.level(k + 1)
-            lo = self.level(k)
-            cust[lo] = np.bincount(self.pair_parent[child] - self.po[k - 1], weights=tables[child],
-                                   minlength=lo.stop - lo.start).astype(np.int64)
-        return cust
-
-    def totals(self, cust: np.ndarray, tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Customers and tables of every restaurant."""
-        C = np.bincount(self.pair_ctx, weights=cust, minlength=self.n_contexts).astype(np.int64)
-        T = np.bincount(self.pair_ctx, weights=tables, minlength=self.n_contexts).astype(np.int64)
-        return C, T
-
-    def one_table(self) -> np.ndarray:
-        return np.ones(self.n_pairs, dtype=np.int64)
-
-
-class _SeatingState:
-    """The seating of every restaurant (numba arrays) and the hyperparameters' likelihood.
-
-    Shared by the seating step and the log-density Op (see ``_pitman_yor_pymc``).
-    """
-
-    REFRESH_CELLS = 5_000_000  # (c + 1)(t + 1) above which a pair's sizes are not redrawn (40 MB)
-
-    STIRLING_MAX = 2000  # the table-count step leaves pairs with more raw counts (or such a parent) to the sweep
-
-    def __init__(self, hier: _Hierarchy, base: float, gibbs: bool, refresh_min: int = 0, table_step: bool = False):
-        from bayeslm.ngram.pitman_yor import seating as S
-        self.hier, self.base, self.gibbs = hier, float(base), bool(gibbs)
-        self.table_step = bool(table_step)
-        self._stirling_cache: dict = {}
-        refresh_min = int(refresh_min)
-        self.refresh_pairs = (np.flatnonzero(hier.raw >= max(refresh_min, 3)).astype(np.int64) if refresh_min > 0
-                              else np.zeros(0, np.int64))
-        P, nctx = hier.n_pairs, hier.n_contexts
-        self.cust = np.zeros(P, np.int64)
-        self.tabs = np.zeros(P, np.int64)
-        self.nent = np.zeros(P, np.int64)
-        cap = S.slots_for(hier.raw) if gibbs else np.ones(P, np.int64)
-        self.slot = np.concatenate([[0], np.cumsum(cap)[:-1]]).astype(np.int64)
-        self.hsize = np.zeros(int(cap.sum()), np.int64)
-        self.hcount = np.zeros(int(cap.sum()), np.int64)
-        self.ctx_cust = np.zeros(nctx, np.int64)
-        self.ctx_tabs = np.zeros(nctx, np.int64)
-        self.sweep_order = np.arange(P, dtype=np.int64)[::-1].copy()
-        # the table-count step updates the pairs its Stirling tables cover (fixed by the raw
-        # counts, which bound the customers); with it the customer sweep keeps the others, and
-        # every pair's sizes are refreshed
-        parent_raw = np.where(hier.pair_parent >= 0, hier.raw[np.maximum(hier.pair_parent, 0)], 0)
-        self.table_pairs = (hier.raw <= self.STIRLING_MAX) & (parent_raw <= self.STIRLING_MAX)
-        # per order: the flagged pairs, and how far its Stirling table must reach (its own
-        # pairs' and the parents the order above reads; raw counts bound customers)
-        self._table_flags = [self.table_pairs[hier.level(L + 1)] for L in range(hier.n)]
-        self._stirling_need = [int(hier.raw[hier.level(L + 1)][flags].max(initial=2))
-                               for L, flags in enumerate(self._table_flags)]
-        for L in range(1, hier.n):
-            parents = hier.pair_parent[hier.level(L + 1)][self._table_flags[L]]
-            self._stirling_need[L - 1] = max(self._stirling_need[L - 1], int(hier.raw[parents].max(initial=2)))
-        if self.table_step:
-            self.sweep_order = self.sweep_order[~self.table_pairs[self.sweep_order]]
-            self.refresh_pairs = np.flatnonzero(hier.raw >= 3).astype(np.int64)
-        self.one_table()
-
-    # -- seating -------------------------------------------------------------------------
-    def one_table(self) -> None:
-        from bayeslm.ngram.pitman_yor import seating as S
-        self.cust[:] = self.hier.customers(self.hier.one_table())
-        S.init_one_table(self.cust, self.tabs, self.nent, self.hsize, self.hcount, self.slot,
-                         self.ctx_cust, self.ctx_tabs, self.hier.pair_ctx)
-        self._update_stats()
-
-    def _args(self):
-        h = self.hier
-        return (self.cust, self.tabs, self.nent, self.hsize, self.hcount, self.slot, self.ctx_cust, self.ctx_tabs,
-                h.pair_ctx, h.pair_parent, h.pair_level)
-
-    def initialise(self, d, theta, seed: int) -> None:
-        """Seat the observed customers one at a time, in random order, by the CRP rule."""
-        from bayeslm.ngram.pitman_yor import seating as S
-        if not self.gibbs:
-            return
-        h = self.hier
-        for arr in (self.cust, self.tabs, self.nent, self.ctx_cust, self.ctx_tabs):
-            arr[:] = 0
-        top = np.arange(h.po[h.n - 1], h.po[h.n], dtype=np.int64)
-        events = np.repeat(top, h.raw[top])
-        np.random.default_rng(seed).shuffle(events)
-        S.seed(int(seed))
-        S.add_sequence(events, *self._args(), np.asarray(d, float), np.asarray(theta, float), self.base)
-        self._update_stats()
-
-    def sweep(self, d, theta, seed: int) -> int:
-        from bayeslm.ngram.pitman_yor import seating as S
-        if not self.gibbs:
-            return 0
-        S.seed(int(seed))
-        d = np.asarray(d, float)
-        moves = S.sweep(self.sweep_order, *self._args(), d, np.asarray(theta, float), self.base)
-        if self.refresh_pairs.size:
-            S.refresh_partitions(self.refresh_pairs, self.cust, self.tabs, self.nent, self.hsize, self.hcount,
-                                 self.slot, self.hier.pair_level, d, self.REFRESH_CELLS)
-        if self.table_step:
-            self.update_table_counts(d, np.asarray(theta, float))
-        self._update_stats()
-        return int(moves)
-
-    def _stirling_tables(self, need: list[int], d: np.ndarray) -> list[np.ndarray]:
-        """Per order, log S_{d_k}(c, t) for c <= need[k] (:func:`bayeslm.ngram.pitman_yor.table_counts.stirling_table`);
-        only the last call's tables are kept (up to 16 MB each), reused while d_k stays."""
-        from bayeslm.ngram.pitman_yor import table_counts as TC
-        kept = {}
-        for L, n_max in enumerate(need):
-            key = (L, int(n_max), float(d[L]))
-            kept[key] = self._stirling_cache.get(key)
-            if kept[key] is None:
-                kept[key] = TC.stirling_table(int(n_max), float(d[L]))
-        self._stirling_cache = kept
-        return list(kept.values())
-
-    def update_table_counts(self, d: np.ndarray, theta: np.ndarray) -> int:
-        """Draw every pair's table count from its full conditional, highest order first
-        (:mod:`bayeslm.ngram.pitman_yor.table_counts`). Returns how many changed."""
-        from bayeslm.ngram.pitman_yor import table_counts as TC
-        h = self.hier
-        which = self._table_flags
-        tables = self._stirling_tables(self._stirling_need, d)
-        changed = 0
-        for L in range(h.n - 1, -1, -1):
-            if not which[L].any():
-                continue
-            ls = tables[L]
-            ls_par = tables[L - 1] if L > 0 else ls
-            d_par, th_par = (float(d[L - 1]), float(theta[L - 1])) if L > 0 else (0.5, 1.0)
-            changed += TC.sweep_level(L, h.po, h.co, which[L], self.cust, self.tabs, self.nent, self.hsize, self.hcount,
-                                      self.slot, self.ctx_cust, self.ctx_tabs, h.pair_ctx, h.pair_parent,
-                                      float(d[L]), float(theta[L]), d_par, th_par, self.base, ls, ls_par)
-        return changed
-
-    def table_counts(self) -> np.ndarray:
-        return self.tabs.astype(np.int32)
-
-    def total_tables(self) -> int:
-        return int(self.tabs.sum())
-
-    # -- sufficient statistics and the likelihood of (d, theta) ----------------------------
-    def _update_stats(self) -> None:
-        from bayeslm.ngram.pitman_yor import seating as S
-        h = self.hier
-        stats = []
-        for k in range(1, h.n + 1):
-            lo, hi = int(h.po[k - 1]), int(h.po[k])
-            if self.gibbs:
-                size_counts = S.table_size_counts(lo, hi, self.nent, self.hsize, self.hcount, self.slot,
-                                                  int(self.cust[lo:hi].max()))
-            else:
-                size_counts = np.bincount(self.cust[lo:hi])
-            # H[j-1] = tables with more than j customers, j = 1..max-1
-            above = np.cumsum(size_counts[::-1])[::-1]
-            H = above[2:].astype(float)
-            T = self.ctx_tabs[h.co[k - 1]:h.co[k]]
-            C = self.ctx_cust[h.co[k - 1]:h.co[k]]
-            keep = C > 0
-            t_above = np.cumsum(np.bincount(T[keep])[::-1])[::-1]
-            A = t_above[2:].astype(float)  # restaurants with more than i tables, i = 1..
-            c_values, c_mult = np.unique(C[keep], return_counts=True)
-            stats.append((H, A, c_values.astype(float), c_mult.astype(float)))
-        self.stats = stats
-        self.tables = None  # Chebyshev tables of the per-order likelihood (fixed seating only)
-        self._cache = {}
-
-    def hyper_logp(self, d, theta) -> tuple[float, np.ndarray, np.ndarray]:
-        """log p(seating | d, theta) (up to a constant) and its gradient, per-order vectors in.
-
-        Each order's term involves only (d_k, theta_k) and is cached, so a sampler that
-        moves one coordinate at a time recomputes one order.
-        """
-        d = np.atleast_1d(np.asarray(d, dtype=float))
-        theta = np.atleast_1d(np.asarray(theta, dtype=float))
-        total, gd, gt = 0.0, np.zeros(d.size), np.zeros(theta.size)
-        for k in range(len(self.stats)):
-            value, gd[k], gt[k] = self._order_logp(k, float(d[k]), float(theta[k]))
-            total += value
-        if not np.isfinite(total):
-            return -np.inf, np.zeros(d.size), np.zeros(theta.size)
-        return total, gd, gt
-
-    def _order_logp(self, k: int, dk: float, tk: float) -> tuple[float, float, float]:
-
-        cached = self._cache.get(k)
-        if cached is not None and cached[0] == (dk, tk):
-            return cached[1]
-        table = self.tables[k] if self.tables is not None else None
-        if table is not None and 0.0 < dk < 1.0 and tk > -dk:
-            x, y = np.log(dk / (1.0 - dk)), np.log(tk + dk)
-            if table.covers(x, y):
-                value, fx, fy = table(x, y)
-                g_t = fy / (tk + dk)
-                result = (value, fx / (dk * (1.0 - dk)) + g_t, g_t)
-                self._cache[k] = ((dk, tk), result)
-                return result
-        result = self._exact_order_logp(k, dk, tk)
-        self._cache[k] = ((dk, tk), result)
-        return result
-
-    def _exact_order_logp(self, k: int, dk: float, tk: float) -> tuple[float, float, float]:
-        from bayeslm.ngram.dirichlet import _lgamma_ratio
-
-        if not (0.0 <= dk < 1.0 and tk > -dk):
-            result = (-np.inf, 0.0, 0.0)
-        else:
-            H, A, cv, cm = self.stats[k]
-            i = np.arange(1, A.size + 1, dtype=float)
-            j = np.arange(1, H.size + 1, dtype=float)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                x = tk + dk * i
-                ratio, dratio = _lgamma_ratio(tk + 1.0, cv - 1.0)
-                value = float((A * np.log(x)).sum() + (H * np.log(j - dk)).sum() - (cm * ratio).sum())
-                g_d = float((A * i / x).sum() - (H / (j - dk)).sum())
-                g_t = float((A / x).sum() - (cm * dratio).sum())
-            result = (value, g_d, g_t) if np.isfinite([value, g_d, g_t]).all() else (-np.inf, 0.0, 0.0)
-        return result
-
-    def tabulate(self, d0: np.ndarray) -> list[bool]:
-        """Tabulate each order's log likelihood around its mode (fixed seating only).
-
-        In the sampler's coordinates x = logit d, y = log(theta + d): the mode by L-BFGS
-        from (logit d0_k, log(1 + d0_k)), then a checked Chebyshev table
-        (:func:`bayeslm.core.tabulate.tabulate2d`); outside it, or where the check fails, the
-        exact sums answer. Returns, per order, whether a table is in use.
-        """
-        from scipy.optimize import minimize
-
-        from bayeslm.core.tabulate import tabulate2d
-
-        if self.gibbs:
-            raise BayesLMError("the seating moves every sweep: only a fixed seating (ikn) can be tabulated")
-        self.tables = [None] * len(self.stats)
-        self.modes = np.full((2, len(self.stats)), np.nan)  # (d, theta) per order at the likelihood's mode
-        for k in range(len(self.stats)):
-            def in_xy(x, y, k=k):
-                dk = 1.0 / (1.0 + np.exp(-x))
-                s = np.exp(y)
-                value, g_d, g_t = self._exact_order_logp(k, dk, s - dk)
-                return value, (g_d - g_t) * dk * (1.0 - dk), g_t * s
-
-            def negative(z):
-                value, fx, fy = in_xy(*z)
-                return (-value, -np.array([fx, fy])) if np.isfinite(value) else (np.inf, np.zeros(2))
-
-            d = float(np.clip(d0[k], 1e-3, 0.999))
-            found = minimize(negative, [np.log(d / (1 - d)), np.log(1.0 + d)], jac=True, method="L-BFGS-B")
-            if np.isfinite(found.fun):
-                self.tables[k] = tabulate2d(in_xy, found.x)
-                d_mode = 1.0 / (1.0 + np.exp(-found.x[0]))
-                self.modes[:, k] = d_mode, np.exp(found.x[1]) - d_mode
-        self._cache = {}
-        return [t is not None for t in self.tables]
-
-
-# ----------------------------------------------------------------------------------------
-class PitmanYorLM(BayesianLM):
+class PitmanYorLM(NgramLM):
     """Hierarchical Pitman-Yor n-gram language model with a posterior over discounts and strengths.
 
     Parameters
@@ -411,12 +68,12 @@ class PitmanYorLM(BayesianLM):
     refresh_min : int
         After every Gibbs sweep, the table sizes of each (context, token) pair with at
         least this many customers are drawn afresh from their exact conditional given its
-        number of tables (``_seating.refresh_partitions``; 0: never). The customer-level
+        number of tables (``seating.refresh_partitions``; 0: never). The customer-level
         sweep changes a big pair's sizes only slowly. With ``table_step`` every pair's
         sizes are refreshed.
     table_step : bool
         After the sweep, draw every (context, token) pair's table count from its full
-        conditional (``_table_counts``; pairs with at most 2,000 raw counts whose parent has
+        conditional (:mod:`~bayeslm.ngram.pitman_yor.table_counts`; pairs with at most 2,000 raw counts whose parent has
         at most 2,000: the customer sweep then visits only the others). Reaches seatings
         one customer at a time cannot; default true.
     entropy_draws : int
@@ -424,16 +81,16 @@ class PitmanYorLM(BayesianLM):
     model_config : dict
         ``{"discount": Prior, "strength_plus_discount": Prior}``: priors of d_k (default
         ``Beta(1, 1)``) and of theta_k + d_k > 0 (default ``Gamma(1, 0.01)``).
-    Other parameters as :class:`bayeslm.base.BayesianLM`.
+    Other parameters as :class:`bayeslm.core.base.BayesianLM`; what the n-gram families share
+    is :class:`bayeslm.ngram.base.NgramLM`.
     """
 
     family = "pitman-yor"
-    counts_on_dask = True
     default_model_config = {
         "discount": {"dist": "Beta", "kwargs": {"alpha": 1.0, "beta": 1.0}},
         "strength_plus_discount": {"dist": "Gamma", "kwargs": {"alpha": 1.0, "beta": 0.01}},
     }
-    default_sampler_config = {**BayesianLM.default_sampler_config, "draws": 1000, "tune": 200}
+    default_sampler_config = {**NgramLM.default_sampler_config, "draws": 1000, "tune": 200}
     model_options = {"inference": "gibbs", "hyper_step": None, "discount": None, "strength": None, "retain": 10,
                      "entropy_draws": 8, "refresh_min": 10, "table_step": True}
 
@@ -444,8 +101,8 @@ class PitmanYorLM(BayesianLM):
             raise ConfigError(f"inference must be 'gibbs' or 'ikn', got {opts['inference']!r}")
         if opts["hyper_step"] not in (None, "slice", "nuts"):
             raise ConfigError(f"hyper_step must be 'slice' or 'nuts', got {opts['hyper_step']!r}")
-        if int(opts["retain"]) < 1 or int(opts["entropy_draws"]) < 1:
-            raise ConfigError("retain and entropy_draws must be at least 1")
+        if int(opts["retain"]) < 1:
+            raise ConfigError("retain must be at least 1")
         if not isinstance(opts["table_step"], (bool, np.bool_)):
             raise ConfigError(f"table_step must be true or false, got {opts['table_step']!r}")
         if int(opts["refresh_min"]) < 0:
@@ -461,7 +118,6 @@ class PitmanYorLM(BayesianLM):
                                   + (f" with discount {d.tolist()}" if d is not None else
                                      " (a free discount can be near 0: give a strength > 0, or fix the discount)"))
         self.fixed_discount_, self.fixed_strength_ = d, th
-        self.counts_: NgramCounts | None = None
         self._hier = None
         self._samples = None
 
@@ -486,9 +142,9 @@ class PitmanYorLM(BayesianLM):
 
         from bayeslm.core.idata import add_group
 
-        self._hier = _Hierarchy(self.counts_)
+        self._hier = Hierarchy(self.counts_)
         gibbs = self.options["inference"] == "gibbs"
-        state = _SeatingState(self._hier, 1.0 / (self.counts_.vocab_size - 1), gibbs,
+        state = SeatingState(self._hier, 1.0 / (self.counts_.vocab_size - 1), gibbs,
                               refresh_min=int(self.options["refresh_min"]),
                               table_step=bool(self.options["table_step"]))
         free_d, free_t = self.fixed_discount_ is None, self.fixed_strength_ is None
@@ -539,7 +195,7 @@ class PitmanYorLM(BayesianLM):
         ds.attrs["samples_per_chain"] = int(per)
         return ds
 
-    def _sample_pymc(self, state: _SeatingState, sampler: dict, retain: int):
+    def _sample_pymc(self, state: SeatingState, sampler: dict, retain: int):
         import pymc as pm
         import pytensor.tensor as pt
 
@@ -565,9 +221,6 @@ class PitmanYorLM(BayesianLM):
         outs = model.replace_rvs_by_values([pt.as_tensor_variable(d), pt.as_tensor_variable(theta)])
         hyper_fn = model.compile_fn(outs, inputs=value_vars, on_unused_input="ignore", point_fn=True)
         draws = int(sampler.get("draws", 1000))
-        kwargs = {k: v for k, v in sampler.items()
-                  if k not in ("random_seed", "nuts_sampler", "progressbar", "cores", "target_accept")}
-        cores = sampler.get("cores") or min(int(sampler.get("chains", 2)), _available_cores())
         d0, theta0 = self._initial_values()
         if not state.gibbs and self.fixed_discount_ is None and self.fixed_strength_ is None:
             state.tabulate(d0)  # a fixed target: NUTS reads checked tables near the mode, and starts there
@@ -586,15 +239,7 @@ class PitmanYorLM(BayesianLM):
                 steps = [pm.Slice(vars=value_vars)]
             if state.gibbs:
                 steps.insert(0, SeatingStep(value_vars, state, hyper_fn, thin=max(draws // retain, 1), retain=retain))
-            idata = pm.sample(
-                **kwargs,
-                step=steps,
-                random_seed=sampler.get("random_seed"),
-                progressbar=bool(sampler.get("progressbar", True)),
-                cores=cores,
-                initvals=init,
-                compute_convergence_checks=False,
-            )
+            idata = pm.sample(**pm_sample_kwargs(sampler, nuts=False), step=steps, initvals=init)
         kept = {}
         stats = idata["sample_stats"]
         if "table_counts" in stats:
@@ -609,7 +254,7 @@ class PitmanYorLM(BayesianLM):
             raise BayesLMError("the sampler returned no table counts (draws too few?)")
         return idata, kept
 
-    def _tabulated_potential(self, state: _SeatingState) -> dict:
+    def _tabulated_potential(self, state: SeatingState) -> dict:
         """NUTS's mass matrix from the tables' Gaussians, when every order has one.
 
         The value variables are (logit d_1..n, log(theta + d)_1..n), the tables'
@@ -650,7 +295,7 @@ class PitmanYorLM(BayesianLM):
             return self.options["hyper_step"]
         return "slice" if self.options["inference"] == "gibbs" else "nuts"
 
-    def _sample_fixed(self, state: _SeatingState, chains: int, draws: int, tune: int, retain: int, seed):
+    def _sample_fixed(self, state: SeatingState, chains: int, draws: int, tune: int, retain: int, seed):
         """Every hyperparameter fixed: sweeps only (no PyMC variable to sample)."""
         import arviz as az
 
@@ -695,9 +340,9 @@ class PitmanYorLM(BayesianLM):
             self._samples = (np.asarray(d, float), np.asarray(th, float), {})
         return self._samples[0], self._samples[1]
 
-    def _hierarchy(self) -> _Hierarchy:
+    def _hierarchy(self) -> Hierarchy:
         if self._hier is None:
-            self._hier = _Hierarchy(self.counts_)
+            self._hier = Hierarchy(self.counts_)
         return self._hier
 
     def _seating(self, s: int):
@@ -723,24 +368,14 @@ class PitmanYorLM(BayesianLM):
     def n_samples(self) -> int:
         return int(self.idata["table_counts"].sizes["sample"])
 
-    @property
-    def training_counts(self) -> NgramCounts | None:
-        return self.counts_
-
     def _select(self, draws) -> np.ndarray:
         return draw_indices(self.n_samples, draws)
 
     # -- per-position probabilities -----------------------------------------------------------
     def _position_index(self, corpus: Corpus):
         """Global context and pair ids of every scored position at every order, and the tokens."""
-        stream, targets = corpus.padded(self.order)
-        n = self.order
-        if n > 1:
-            ctx_tokens = np.stack([stream[targets - (n - 1) + j] for j in range(n - 1)], axis=1)
-        else:
-            ctx_tokens = np.zeros((targets.size, 0), dtype=np.int64)
-        tokens = stream[targets].astype(np.int64)
-        return self._chain_index(self.counts_.context_ids(ctx_tokens), tokens), tokens
+        chain, tokens = self._position_chain(corpus)
+        return self._chain_index(chain, tokens), tokens
 
     def _chain_index(self, chain, tokens):
         h = self._hierarchy()
@@ -792,9 +427,6 @@ class PitmanYorLM(BayesianLM):
         return np.log(total / self.n_samples)
 
     # -- dense next-token distributions --------------------------------------------------------
-    def _context_chain(self, contexts) -> list[np.ndarray]:
-        return self.counts_.context_ids(contexts)
-
     def _dense(self, s: int, chain) -> tuple[np.ndarray, np.ndarray]:
         """P_n(. | u) of sample s, shape (m, V), and each row's Dirichlet mass A (see docs)."""
         h = self._hierarchy()
@@ -857,10 +489,39 @@ class PitmanYorLM(BayesianLM):
             out.append(p * mass[:, None])
         return np.stack(out)
 
-    def sample_distribution(self, contexts, draw: int, rng: np.random.Generator) -> np.ndarray:
-        """One posterior draw of G_u per context (Dirichlet approximation, sample ``draw``)."""
-        self._check_fitted("sample_distribution")
-        return sample_dirichlet_rows(self.dirichlet_parameters(contexts, draws=[int(draw)])[0], rng)
+    def _next_tokens(self, history: np.ndarray, draw: int, rng: np.random.Generator) -> np.ndarray:
+        """One token per row from P_n(. | u) of retained sample ``draw``, read off the seating.
+
+        The predictive is a mixture: at order k, with probability
+        (c_u. - d t_u.) / (theta + c_u.) the token is one served in restaurant u, chosen in
+        proportion to c_uw - d t_uw, else it comes from the order below (a restaurant
+        without customers passes it on); below order 1 it is uniform over the vocabulary
+        without ``<s>``. No dense distribution is built.
+        """
+        h = self._hierarchy()
+        d, th = (x[draw] for x in self._sample_params())
+        cust, tabs, C, T = self._seating(draw)
+        chain = self._context_chain(history)
+        out = np.full(history.shape[0], -1, dtype=np.int64)
+        for k in range(self.order, 0, -1):
+            oc, ctx = self.counts_[k], chain[k - 1]
+            rows = np.flatnonzero((out < 0) & (ctx >= 0))
+            rows = rows[C[ctx[rows] + h.co[k - 1]] > 0]
+            local = ctx[rows]
+            Cu, Tu = C[local + h.co[k - 1]], T[local + h.co[k - 1]]
+            served = Cu - d[k - 1] * Tu
+            take = rng.random(rows.size) * (th[k - 1] + Cu) < served
+            rows, local, served = rows[take], local[take], served[take]
+            level = h.level(k)
+            cum = np.cumsum(cust[level] - d[k - 1] * tabs[level])  # over the order's pairs, contexts contiguous
+            first = oc.context_start[local]
+            before = np.where(first > 0, cum[np.maximum(first - 1, 0)], 0.0)
+            pick = np.searchsorted(cum, before + rng.random(rows.size) * served, side="right")
+            out[rows] = oc.ngram_token[np.clip(pick, first, first + oc.context_types[local] - 1)]
+        rest = np.flatnonzero(out < 0)
+        uniform = rng.integers(0, self.counts_.vocab_size - 1, size=rest.size)
+        out[rest] = uniform + (uniform >= self.vocab_.bos_id)
+        return out
 
     # -- entropies -------------------------------------------------------------------------------
     def _entropy_samples(self) -> np.ndarray:
@@ -884,84 +545,19 @@ class PitmanYorLM(BayesianLM):
             aleatoric[a:a + chunk] = exp_h / samples.size
         return total, aleatoric
 
-    def _split_of_chain(self, chain) -> pd.DataFrame:
-        depth = sum((ids >= 0).astype(int) for ids in chain)
-        ctx = np.choose(depth - 1, chain) if self.order > 1 else chain[0]
-        key = depth.astype(np.int64) * (1 << 40) + ctx
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        total, aleatoric = self._context_entropies([c[first] for c in chain])
-        return pd.DataFrame({
-            "total": total[inverse],
-            "aleatoric": aleatoric[inverse],
-            "epistemic": np.maximum(total - aleatoric, 0.0)[inverse],
-        })
-
-    def entropy_split(self, data) -> pd.DataFrame:
-        """Predictive entropy per scored position and its aleatoric / epistemic parts (nats).
-
-        ``total``: entropy of the posterior-predictive next-token distribution (over
-        ``entropy_draws`` retained samples); ``aleatoric``: the expected entropy of G_u
-        under the Dirichlet approximation of its posterior (see :meth:`dirichlet_parameters`);
-        ``epistemic``: their difference.
-        """
-        corpus = self.encode(data)
-        stream, targets = corpus.padded(self.order)
-        n = self.order
-        if n > 1:
-            ctx_tokens = np.stack([stream[targets - (n - 1) + j] for j in range(n - 1)], axis=1)
-            chain = self.counts_.context_ids(ctx_tokens)
-        else:
-            chain = [np.zeros(targets.size, dtype=np.int64)]
-        return self._split_of_chain(chain)
-
-    def context_entropy_split(self, contexts) -> pd.DataFrame:
-        self._check_fitted("context_entropy_split")
-        return self._split_of_chain(self._context_chain(contexts))
-
-    # -- one probability with an interval -------------------------------------------------------
-    def _context_ids(self, context) -> np.ndarray:
-        tokens = self.tokenizer.tokenize(context) if isinstance(context, str) else list(context)
-        ids = [self.vocab_.bos_id if t == "<s>" else self.vocab_.id(t) for t in tokens]
-        need = self.order - 1
-        padded = [self.vocab_.bos_id] * need + ids
-        return np.asarray(padded[len(padded) - need:], dtype=np.int64).reshape(1, need)
-
-    def prob(self, token: str, context=(), hdi_prob: float = HDI_PROB) -> dict:
-        """Posterior of p(token | context): mean and equal-tailed interval.
-
-        Per retained sample, G_u(w) has the Beta marginal of the Dirichlet approximation
-        (``dirichlet_parameters``); the interval is that of their mixture over
-        ``entropy_draws`` samples, by root-finding on the mixture CDF. The mean is the
-        posterior-predictive probability over all retained samples.
-        """
-        from scipy.optimize import brentq
-        from scipy.special import betainc
-
-        self._check_fitted("prob")
-        ctx = self._context_ids(context)
-        w = self.vocab_.id(token)
-        A = self.dirichlet_parameters(ctx, draws=int(self.options["entropy_draws"]))[:, 0, :]
-        a_w, a_tot = A[:, w], A.sum(axis=1)
-        mean = float(self.predictive_probs(ctx)[0, w])
-        cdf = lambda x: betainc(a_w, np.maximum(a_tot - a_w, 1e-300), x).mean()
-        tail = (1 - hdi_prob) / 2
-        lo = brentq(lambda x: cdf(x) - tail, 0.0, 1.0, xtol=1e-300, rtol=1e-10)
-        hi = brentq(lambda x: cdf(x) - (1 - tail), 0.0, 1.0, xtol=1e-300, rtol=1e-10)
-        return {"token": self.vocab_.tokens[w], "mean": mean, "low": lo, "high": hi, "interval_prob": hdi_prob}
-
     # -- the interpolation, for ARPA export ----------------------------------------------------
-    def interpolation(self, sample: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-        """Probabilities P_k(w | u) of every seen n-gram per order, and back-off weights.
+    def interpolation(self, sample: int | None = None) -> list[np.ndarray]:
+        """P_k(w | u) at every seen n-gram of every order k, aligned with ``counts_[k]``.
 
-        With ``sample`` (a retained sample index) the weights (theta + d t_u.) / (theta + c_u.)
-        reproduce that sample's predictive exactly; without, the probabilities are the mean
-        over samples and the weights are left to the exporter (normalisation).
+        With ``sample`` (a retained sample index) that sample's predictive, which the ARPA
+        file reproduces exactly; without, the mean over the retained samples (the
+        exporter's normalised back-off weights then give unseen n-grams the mean model's
+        shape from the order below).
         """
         self._check_fitted("interpolation")
         h = self._hierarchy()
         samples = range(self.n_samples) if sample is None else [int(sample)]
         probs = [np.zeros(self.counts_[k].n_ngrams) for k in range(1, self.order + 1)]
-        backoff = [np.zeros(self.counts_[k].n_contexts) for k in range(1, self.order + 1)]
         V1 = self.counts_.vocab_size - 1
         d, th = self._sample_params()
         for s in samples:
@@ -980,23 +576,12 @@ class PitmanYorLM(BayesianLM):
                 ctx = oc.ngram_context
                 p = (cust[sl] - dk * tabs[sl] + (tk + dk * Tu[ctx]) * parent) / (tk + Cu[ctx])
                 probs[k - 1] += p
-                backoff[k - 1] += (tk + dk * Tu) / (tk + Cu)
                 lower = p
-        probs = [p / len(samples) for p in probs]
-        if sample is None:
-            return probs, None
-        return probs, backoff
+        return [p / len(samples) for p in probs]
 
     # -- files ---------------------------------------------------------------------------------
-    def _family_arrays(self) -> dict[str, np.ndarray]:
-        return self.counts_.to_arrays()
-
     def _restore_family(self, arrays: dict) -> None:
-        if "o1_ngram_key" not in arrays:
-            raise ModelFileError("the model directory has no n-gram counts (arrays.npz missing or foreign)")
-        self.counts_ = NgramCounts.from_arrays(arrays)
-        if self.counts_.order != self.order or self.counts_.vocab_size != len(self.vocab_):
-            raise ModelFileError("the counts do not match the model's order or vocabulary")
+        self._restore_counts(arrays)
         if "table_counts" not in self.idata.groups():
             raise ModelFileError("model.nc has no table_counts group (not a Pitman-Yor model?)")
         self._hier = None

@@ -2,7 +2,7 @@
 
 Imported lazily (it imports PyMC and PyTensor). The classes live at module level so PyMC
 can pickle them into its parallel samplers: the step method and the Op inside the NUTS
-step's compiled log density share one :class:`bayeslm.pitman_yor._SeatingState` object
+step's compiled log density share one :class:`bayeslm.ngram.pitman_yor.seating_state.SeatingState` object
 (``pickle`` keeps shared references within one dump), so after the seating step resamples
 the tables the NUTS step sees the new sufficient statistics, in every process.
 """

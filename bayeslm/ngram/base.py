@@ -1,0 +1,267 @@
+"""``NgramLM``: what the two n-gram families share, written once.
+
+Counting the training text (in memory, or on a Dask cluster with ``fit(client=...)``),
+the counts ``counts_``, how a context given as text or tokens becomes token ids, the
+posterior of one probability (:meth:`NgramLM.prob`: mean and highest-density interval),
+the per-context scaffolding of the entropy split, whole sentences drawn from the model,
+and the counts in the model directory. A family supplies the hooks named in the class
+docstring.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import numpy as np
+import pandas as pd
+
+from bayeslm.core.base import BayesianLM
+from bayeslm.core.draws import sample_dirichlet_rows
+from bayeslm.core.protocol import ExportsArpa, SamplesSentences
+from bayeslm.counting.counts import NgramCounts, count
+from bayeslm.exceptions import BayesLMError, ConfigError, ModelFileError
+from bayeslm.ngram.beta_mixture import beta_mixture_hdi
+from bayeslm.stats.intervals import HDI_PROB
+from bayeslm.text.corpus import Corpus
+
+__all__ = ["NgramLM"]
+
+
+class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
+    """Base class of the n-gram families (:class:`DirichletLM`, :class:`PitmanYorLM`).
+
+    A family implements, beside the abstract methods of
+    :class:`bayeslm.core.protocol.LanguageModel` and :meth:`interpolation`
+    (:class:`~bayeslm.core.protocol.ExportsArpa`):
+
+    - :meth:`dirichlet_parameters`: the Dirichlet of p(. | u) under each posterior draw
+      (exact, or an approximation the family names); :meth:`prob`,
+      :meth:`sample_distribution` and the aleatoric entropy read it;
+    - :meth:`_context_entropies`: (total, aleatoric) entropy of distinct contexts;
+    - :meth:`_next_tokens`: one next token per row of contexts under one posterior draw,
+      the step of :meth:`sample_sentences`;
+
+    and in ``_fit`` takes its counts from :meth:`_count_training`, and in
+    ``_restore_family`` restores them with :meth:`_restore_counts`. Every family has the
+    ``entropy_draws`` option (draws used for entropies and intervals).
+    """
+
+    def __init__(self, order: int = 3, **kwargs):
+        super().__init__(order, **kwargs)
+        if int(self.options["entropy_draws"]) < 1:
+            raise ConfigError("entropy_draws must be at least 1")
+        self.counts_: NgramCounts | None = None
+        self._count_client = None  # the Dask client of the fit in progress
+        self._given_counts: NgramCounts | None = None  # counts made on Dask from files
+
+    # -- counting --------------------------------------------------------------------------
+    def fit(self, corpus, valid: Corpus | None = None, *, client=None, **sampler_kwargs):
+        """Fit the model to a training corpus; returns (and keeps as ``.idata``) the InferenceData.
+
+        Parameters
+        ----------
+        corpus : Corpus, or (with ``client``) files, directories or glob patterns
+            Training text.
+        valid : Corpus, optional
+            Validation text used to choose settings the configuration leaves open; never
+            scored as test.
+        client : distributed.Client, optional
+            Count on this Dask cluster (``pip install 'bayeslm[dask]'``). Given paths, the
+            files are read, tokenised and counted on the workers
+            (:func:`bayeslm.counting.distributed.count_files`) and never held in this
+            process; inference then runs here on the merged counts.
+        **sampler_kwargs
+            Override sampler settings for this call (see :meth:`BayesianLM.fit`).
+        """
+        self._count_client, self._given_counts = client, None
+        try:
+            return super().fit(corpus, valid, **sampler_kwargs)
+        finally:
+            self._count_client, self._given_counts = None, None
+
+    def _training_corpus(self, corpus, sampler: dict) -> tuple[Corpus, tuple[int, int]]:
+        """Files given with a Dask client are counted there; ``train`` is then only a sample
+        (the first partition's first sentences and the longest sentence)."""
+        if self._count_client is None or isinstance(corpus, Corpus):
+            return super()._training_corpus(corpus, sampler)
+        from bayeslm.counting.distributed import count_files
+
+        done = count_files(corpus, self.order, self._count_client, tokenizer=self.tokenizer, min_count=self.min_count,
+                           max_size=self.max_size, progress=bool(sampler.get("progressbar", True)))
+        self.vocab_, self._given_counts = done.vocab, done.counts
+        return done.sample, (done.n_tokens, done.n_sentences)
+
+    def _count_training(self, train: Corpus, sampler: dict) -> NgramCounts:
+        """The n-gram counts of the training text (a family's ``_fit`` calls this).
+
+        Counts already made on Dask from files, else ``count(train)``, on the Dask client
+        ``fit`` was given if any.
+        """
+        if self._given_counts is not None:
+            return self._given_counts
+        return count(train, self.order, progress=bool(sampler.get("progressbar", True)), client=self._count_client)
+
+    # -- contexts -------------------------------------------------------------------------
+    def _encode_context(self, context) -> np.ndarray:
+        """Token ids of one context, shape (1, order - 1), left-padded with ``<s>``.
+
+        ``context`` is text or a sequence of tokens. In text, a literal ``<s>`` is the
+        sentence start and the text around it is tokenised with the model's tokenizer
+        (``"<s> the"``: the first word of a sentence is "the"); a token ``"<s>"`` is the
+        sentence start too. Unknown words are ``<unk>``; only the last ``order - 1``
+        tokens count.
+        """
+        if isinstance(context, str):
+            parts = context.split("<s>")
+            tokens = self.tokenizer_.tokenize(parts[0])
+            for part in parts[1:]:
+                tokens += ["<s>", *self.tokenizer_.tokenize(part)]
+        else:
+            tokens = list(context)
+        bos = self.vocab_.bos_id
+        padded = [bos] * self.context_length + [bos if t == "<s>" else self.vocab_.id(t) for t in tokens]
+        return np.asarray(padded[len(padded) - self.context_length:], dtype=np.int64).reshape(1, self.context_length)
+
+    @property
+    def training_counts(self) -> NgramCounts | None:
+        """The training text's n-gram counts (``counts_``): the predictive checks' unseen-n-gram share."""
+        return self.counts_
+
+    def _context_chain(self, contexts) -> list[np.ndarray]:
+        """Context ids per order 1..n for rows of token ids (``NgramCounts.context_ids``)."""
+        return self.counts_.context_ids(contexts)
+
+    def _position_chain(self, corpus: Corpus) -> tuple[list[np.ndarray], np.ndarray]:
+        """Context ids per order of every scored position of ``corpus``, and the scored tokens."""
+        contexts, tokens = corpus.context_windows(self.context_length)
+        return self._context_chain(contexts), tokens
+
+    # -- one probability ----------------------------------------------------------------------
+    @abstractmethod
+    def dirichlet_parameters(self, contexts, draws=None) -> np.ndarray:
+        """A_w of the Dirichlet of p(. | u) per posterior draw: (draw, context, token).
+
+        ``A_w / A`` (A = sum_w A_w) is the draw's next-token distribution.
+        """
+
+    def prob(self, token: str, context=(), hdi_prob: float = HDI_PROB) -> dict:
+        """Posterior of p(token | context): its mean and highest-density interval.
+
+        Under one posterior draw, p(. | u) is Dirichlet(A) (:meth:`dirichlet_parameters`),
+        so p(token | u) is Beta(A_w, A - A_w); over ``entropy_draws`` evenly spaced draws
+        its posterior is the mixture of those Betas, and ``low``, ``high`` are that
+        mixture's HDI of mass ``hdi_prob`` (:func:`bayeslm.ngram.beta_mixture.beta_mixture_hdi`;
+        ``low`` is 0 when the density falls from 0, as for most unseen tokens). ``mean`` is
+        the posterior-predictive probability over all draws.
+
+        Parameters
+        ----------
+        token : str
+        context : str or sequence of str
+            See :meth:`_encode_context`: text with a literal ``<s>`` for the sentence
+            start, or tokens.
+        hdi_prob : float
+            Mass of the interval, in (0, 1).
+
+        Returns
+        -------
+        dict
+            ``token`` (as the vocabulary has it), ``mean``, ``low``, ``high``,
+            ``interval_prob`` (= ``hdi_prob``).
+        """
+        self._check_fitted("prob")
+        ctx = self._encode_context(context)
+        w = self.vocab_.id(token)
+        A = self.dirichlet_parameters(ctx, draws=int(self.options["entropy_draws"]))[:, 0, :]
+        a_w = A[:, w]
+        low, high = beta_mixture_hdi(a_w, np.maximum(A.sum(axis=1) - a_w, 0.0), hdi_prob)
+        mean = float(self.predictive_probs(ctx)[0, w])
+        return {"token": self.vocab_.tokens[w], "mean": mean, "low": low, "high": high,
+                "interval_prob": float(hdi_prob)}
+
+    def sample_distribution(self, contexts, draw: int, rng: np.random.Generator) -> np.ndarray:
+        """One posterior draw of p(. | u) per context: Dirichlet(A) of sample ``draw``, (context, token).
+
+        See :meth:`dirichlet_parameters` and :func:`bayeslm.core.draws.sample_dirichlet_rows`.
+        """
+        self._check_fitted("sample_distribution")
+        return sample_dirichlet_rows(self.dirichlet_parameters(contexts, draws=[int(draw)])[0], rng)
+
+    # -- entropies --------------------------------------------------------------------------
+    @abstractmethod
+    def _context_entropies(self, chain: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(entropy of the predictive, expected entropy of p(. | u)) per context, nats.
+
+        ``chain``: context ids per order of distinct contexts, shape (m,) each.
+        """
+
+    def context_entropy_split(self, contexts) -> pd.DataFrame:
+        """Per context row: ``total``, ``aleatoric``, ``epistemic`` next-token entropy (nats).
+
+        Contexts are rows of token ids, shape (m, order - 1). Each distinct context (the
+        same deepest seen context, the same predictive) is computed once.
+        """
+        self._check_fitted("context_entropy_split")
+        chain = self._context_chain(contexts)
+        depth = sum((ids >= 0).astype(int) for ids in chain)  # deepest seen order per row
+        deepest = np.choose(depth - 1, chain) if self.order > 1 else chain[0]
+        key = depth.astype(np.int64) * (1 << 40) + deepest
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        total, aleatoric = self._context_entropies([ids[first] for ids in chain])
+        return pd.DataFrame({
+            "total": total[inverse],
+            "aleatoric": aleatoric[inverse],
+            "epistemic": np.maximum(total - aleatoric, 0.0)[inverse],
+        })
+
+    # -- sentences ------------------------------------------------------------------------------
+    @abstractmethod
+    def _next_tokens(self, history: np.ndarray, draw: int, rng: np.random.Generator) -> np.ndarray:
+        """One token per row drawn from p(. | history row) under posterior sample ``draw``.
+
+        ``history``: token ids, shape (m, order - 1), ``<s>``-padded. Returns shape (m,).
+        """
+
+    def sample_sentences(self, n_sentences: int, *, random_seed=None, draw: int | None = None,
+                         max_tokens: int = 200) -> Corpus:
+        """Sentences drawn from the model (for posterior predictive checks).
+
+        Every token is drawn from the next-token distribution of one posterior sample
+        (index ``draw`` into the flattened samples, ``0 .. n_samples - 1``; random if None)
+        given the tokens before it (:meth:`_next_tokens`), so each call is one replicate
+        from the posterior predictive. Sentences end at ``</s>`` or after ``max_tokens``
+        tokens. Returns a Corpus in the model's vocabulary.
+        """
+        self._check_fitted("sample_sentences")
+        rng = np.random.default_rng(random_seed)
+        draw = int(rng.integers(self.n_samples)) if draw is None else int(draw)
+        if not 0 <= draw < self.n_samples:
+            raise BayesLMError(f"draw must be in 0..{self.n_samples - 1}, got {draw}")
+        eos = self.vocab_.eos_id
+        history = np.full((n_sentences, self.context_length), self.vocab_.bos_id, dtype=np.int64)
+        tokens = np.full((n_sentences, max_tokens), -1, dtype=np.int64)
+        active = np.arange(n_sentences)
+        for t in range(max_tokens):
+            if active.size == 0:
+                break
+            nxt = self._next_tokens(history[active], draw, rng)
+            tokens[active, t] = nxt
+            if self.context_length:
+                history[active] = np.concatenate([history[active, 1:], nxt[:, None]], axis=1)
+            active = active[nxt != eos]
+        lengths = np.where((tokens == eos).any(axis=1), (tokens == eos).argmax(axis=1), (tokens >= 0).sum(axis=1))
+        keep = np.arange(max_tokens)[None, :] < lengths[:, None]
+        return Corpus(tokens[keep].astype(np.int32), np.concatenate([[0], np.cumsum(lengths)]), self.vocab_,
+                      self.tokenizer_)
+
+    # -- files ------------------------------------------------------------------------------------
+    def _family_arrays(self) -> dict[str, np.ndarray]:
+        return self.counts_.to_arrays()
+
+    def _restore_counts(self, arrays: dict) -> None:
+        """``counts_`` from a model directory's arrays; ModelFileError if they are missing or foreign."""
+        if "o1_ngram_key" not in arrays:
+            raise ModelFileError("the model directory has no n-gram counts (arrays.npz missing or foreign)")
+        self.counts_ = NgramCounts.from_arrays(arrays)
+        if self.counts_.order != self.order or self.counts_.vocab_size != len(self.vocab_):
+            raise ModelFileError("the counts do not match the model's order or vocabulary")
