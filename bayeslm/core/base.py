@@ -18,6 +18,7 @@ import pandas as pd
 from bayeslm.core.evaluation import Evaluation
 from bayeslm.core.priors import Prior
 from bayeslm.core.protocol import LanguageModel
+from bayeslm.core.sampling import prepare_pytensor
 from bayeslm.core.storage import (
     FORMAT_VERSION,
     config_id,
@@ -225,6 +226,7 @@ class BayesianLM(LanguageModel):
             raise ConfigError(f"{type(self).__name__} does not fit from n-gram counts: it cannot count on Dask (client=)")
         sampler = self._sampler_settings(sampler_kwargs)
         start = time.perf_counter()
+        prepare_pytensor()
         try:
             train, (n_tokens, n_sentences) = self._training_corpus(corpus, sampler)
             self.tokenizer_ = train.tokenizer
@@ -274,8 +276,8 @@ class BayesianLM(LanguageModel):
         attrs["mi_threshold_source"] = f"{int(quantile * 100)}th percentile of mutual information over {source} positions"
 
     def _set_attrs(self, *, training_tokens: int, training_sentences: int, sampler: dict) -> None:
-        from bayeslm.version import __version__
         from bayeslm.core.idata import set_root_attrs
+        from bayeslm.version import __version__
 
         seed = sampler.get("random_seed")
         recorded = {**sampler, "random_seed": int(seed) if isinstance(seed, (int, np.integer)) else None}

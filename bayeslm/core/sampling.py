@@ -1,15 +1,41 @@
-"""The ``pm.sample`` keywords of one fit: sampler settings as PyMC takes them, and the cores.
+"""What every fit does before PyMC runs: PyTensor's BLAS resolved, ``pm.sample``'s keywords, the cores.
 
 A family's ``_fit`` receives its call's sampler settings (configuration merged with the
 ``fit`` keywords) and passes :func:`pm_sample_kwargs` of them to ``pm.sample``, adding
-only what is its own (``step``, ``initvals``).
+only what is its own (``step``, ``initvals``). Fits call :func:`prepare_pytensor` first.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 
-__all__ = ["available_cores", "pm_sample_kwargs"]
+__all__ = ["available_cores", "pm_sample_kwargs", "prepare_pytensor"]
+
+_log = logging.getLogger("bayeslm")
+_NO_BLAS = "PyTensor could not link to a BLAS"
+
+
+def prepare_pytensor() -> str:
+    """Resolve PyTensor's BLAS link flags once per process, without its pip-install warning.
+
+    Without a system BLAS (a pip-only install, no root for ``libopenblas-dev``) PyTensor
+    warns that BLAS operations "will be severely degraded" and leaves its matrix products to
+    numpy, whose wheels carry their own OpenBLAS. For bayeslm's models that costs nothing
+    measurable (``bench/blas_fallback.py``, whole processes: 0.84x-1.01x the time with a
+    system BLAS), so the warning is replaced by one INFO log line. Returns the flags ("" if
+    none was found).
+    """
+    import pytensor
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=f"{_NO_BLAS}.*", category=UserWarning)
+        flags = pytensor.config.blas__ldflags
+    if not flags:
+        _log.info("no system BLAS for PyTensor's C code: its matrix products run in numpy (same speed for "
+                  "bayeslm's models; bench/blas_fallback.py)")
+    return flags
 
 #: settings that are not passed to ``pm.sample`` as they are
 _TRANSLATED = ("random_seed", "nuts_sampler", "progressbar", "cores")

@@ -65,6 +65,7 @@ from scipy.special import logsumexp
 
 from bayeslm.core.draws import draw_indices
 from bayeslm.core.priors import Prior
+from bayeslm.core.sampling import prepare_pytensor
 from bayeslm.exceptions import BayesLMError, ConfigError, NotFittedError
 
 __all__ = ["BayesianLastLayer", "METHODS", "softmax_regression_model"]
@@ -513,6 +514,7 @@ class BayesianLastLayer:
             the search for the mode starts. A tied output layer is copied untied.
         """
         start = time.perf_counter()
+        prepare_pytensor()
         seed = self.random_seed if random_seed is None else random_seed
         rng = np.random.default_rng(seed)
         X = self.features(X)
@@ -674,8 +676,6 @@ class BayesianLastLayer:
     def _integrate_scale(self, sm, fit: LaplaceFit, kind, hyper, tol, n_grid: int = 7) -> None:
         """A grid over log alpha around the optimum, weighted by evidence x hyperprior."""
         P = fit.theta.size
-        full = kind == "full"
-
         g = -fit.alpha * (fit.theta - sm.mu)  # the likelihood's gradient at the mode
 
         def at(l, theta):
@@ -1008,7 +1008,6 @@ def _lowrank_advi(X, y, V, prior, labels, start, sd, rank, steps, batch, lr, n_d
     determinant lemma, Woodbury); Adam with a cosine-decaying step size.
     Returns draws of theta (samples, V, D), of weight_scale, and the negative ELBO per step.
     """
-    import pymc as pm
     from pymc.blocking import DictToArrayBijection
 
     rng = np.random.default_rng(seed)

@@ -18,7 +18,7 @@ from scipy.special import digamma, gammaln, xlogy
 
 from bayeslm.core.draws import draw_indices
 from bayeslm.core.protocol import Updatable
-from bayeslm.core.sampling import pm_sample_kwargs
+from bayeslm.core.sampling import pm_sample_kwargs, prepare_pytensor
 from bayeslm.counting.counts import count
 from bayeslm.exceptions import BayesLMError, ConfigError, ModelFileError
 from bayeslm.ngram.backoff import Backoff
@@ -480,6 +480,7 @@ class DirichletLM(NgramLM, Updatable):
         import time
 
         self._check_fitted("update")
+        prepare_pytensor()
         self._sampler_settings(sampler_kwargs)  # refuses unknown settings
         sampler = {**self.fit_sampler_settings, **sampler_kwargs}  # the last fit's, with this call's overrides
         start = time.perf_counter()
