@@ -3,7 +3,7 @@
 What it measures
 ----------------
 The Gibbs mode mixes slowly because, given a seating, an order's discount d_k is pinned
-(docs/pitman_yor.md, "What limits the mixing now"). This diagnostic asks whether a move
+(docs/pitman_yor_mixing.md). This diagnostic asks whether a move
 that changes d_k *together with* the table count of every (context, token) pair of that
 order would travel further. On ``../shared/data/shakespeare/train`` (word tokens, min
 count 2, the trigram of ``models/pitman-yor-trigram.toml``) it seats the customers at fixed
