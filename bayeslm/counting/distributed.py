@@ -1,50 +1,9 @@
 """Counting n-grams on a Dask cluster: partitions counted on the workers, merged exactly.
 
-Needs the ``dask`` extra (``pip install 'bayeslm[dask]'``: ``dask`` and ``distributed``).
-The result equals :func:`bayeslm.count` in memory array for array; only the counting is
-spread out, posterior inference then runs on the merged counts on one machine.
-
-Data flow (see ``docs/dask.md``)
---------------------------------
-Text on disk is cut into partitions: every file, and every ``blocksize`` bytes of a
-large file, each block ending at a line break (as ``dask.bytes.read_bytes`` cuts them;
-the workers read the files, so a remote cluster needs them on a shared file system).
-
-1. **Tokenise** (one task per partition): decode, split into lines, tokenise, and keep
-   the partition's tokens as codes into its *local* types (``pandas.factorize``), with
-   the count of each local type. The partitions stay on the workers.
-2. **Vocabulary**: the local type counts are merged in a tree of tasks (fan-in 8); the
-   root orders the merged types by ``Vocabulary.build``'s rules (``min_count``,
-   ``max_size``, descending count, ties by code point), so the vocabulary is exactly the
-   in-memory one; each type's id is passed back down the tree to the partitions as an
-   int32 array (strings never travel back). The client fetches the token strings and
-   builds the :class:`~bayeslm.Vocabulary` while the workers count.
-3. **Count** (one task per partition): map the local codes to vocabulary ids (one gather
-   per partition), pad the sentences (:meth:`Corpus.padded`), pack every
-   event's n-gram of the highest order ``n`` into one int64 key, newest context token
-   first (:mod:`bayeslm.counting.keys`), and count the distinct keys (a sort).
-   The sorted keys are cut into *ranges* of their newest context token ``w[t-1]``,
-   balanced by token frequency.
-4. **Merge** (one task per range): the pieces of one range from every partition are
-   merged (sort and sum). Everything of orders ``2..n`` lives in the range of its newest
-   context token, so each range derives its lower orders by summing over the oldest
-   token, and the continuation counts ``N1+(. u w)`` as the number of distinct longer
-   n-grams per suffix -- after the merge, on merged counts. Unigram counts and their
-   continuation counts are summed over ranges in a tree of tasks.
-5. **Assemble**: the client numbers the contexts of every range after those of the
-   ranges before it (the hierarchical keys of
-   :class:`~bayeslm.counting.ngram_counts.OrderCounts` sort by newest context token
-   first, so ranges are contiguous slices of every array) and
-   collects the arrays range by range, into an :class:`~bayeslm.NgramCounts` or streamed
-   into an ``.npz`` file (``out=``) that :meth:`NgramCounts.load` reads, so the client
-   never holds more than one range of one array. Count-of-counts are computed per range
-   from the merged counts and summed.
-
-Partitions and ranges are held by the workers; a worker started with a ``memory_limit``
-spills them to its local disk when they grow past its share (distributed's
-``distributed.worker.memory.spill`` threshold), so a large partition never has to fit
-twice. Orders whose packed key does not fit in 63 bits (``order * log2(V) >= 63``) are
-refused with a clear error; count them in memory.
+Needs the ``dask`` extra (``pip install 'bayeslm[dask]'``). The result equals
+:func:`bayeslm.count` in memory, array for array; only the counting is spread out, and
+posterior inference then runs on the merged counts. The stages (tokenise, vocabulary, count,
+merge by ranges of the newest context token, assemble) are described in docs/dask.md.
 """
 
 from __future__ import annotations

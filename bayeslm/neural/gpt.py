@@ -1,29 +1,9 @@
-"""``GPTLM``: a TinyGPT body with a Bayesian last layer, answering bayeslm's protocol.
+"""``GPTLM`` (family ``"gpt-bll"``): a TinyGPT body with a Bayesian last layer, answering bayeslm's protocol.
 
-Family ``"gpt-bll"``. ``fit`` holds out the tail of the training text (``fit_holdout``,
-default 5%, see :func:`split_holdout`), trains a :class:`bayeslm.TinyGPT` (MAP under an L2
-prior) on the rest, freezes it, computes its final-LayerNorm features h at
-``fit_positions`` positions of the held-out tail and fits a
-:class:`bayeslm.BayesianLastLayer` on them. ``evaluate``, ``score``, ``per_token``, reports and ``generate`` then work as for the
-n-gram models, with epistemic uncertainty from the last layer's posterior.
-
-**The text as one stream.** The n-gram models score each line on its own; a Transformer
-reads across lines. A corpus (non-empty lines, stripped, as :class:`bayeslm.Corpus` reads
-it) becomes one stream: ``</s>`` (the line break), then every line's tokens each followed
-by ``</s>``. The scored positions are the same as the n-gram models' (every token and one
-``</s>`` per line, ``<s>`` never), so all models are compared on the same events; only the
-context differs: up to ``block_size`` preceding tokens, across line breaks. The stream
-starts with ``</s>``, so the first line is read as if after a line break; a context
-given as token ids (``next_token_probs``) may start with ``<s>`` padding, which is read the
-same way (a run of ``<s>`` becomes one ``</s>``).
-
-Long texts are read in windows of ``block_size`` tokens advancing by ``eval_stride``
-(default ``block_size // 2``): every position after the first window sees at least
-``block_size - eval_stride + 1`` tokens of context. A context longer than ``block_size``
-given to :meth:`GPTLM.next_token_probs` keeps its last ``block_size`` tokens (with a
-warning); ``TinyGPT.forward`` refuses one.
-
-This module imports torch only inside methods, so ``import bayeslm`` stays light.
+``fit`` trains the body (MAP) on most of the training text, freezes it and fits a
+:class:`bayeslm.BayesianLastLayer` on its features at held-out positions; a corpus is read as
+one stream across line breaks, scored at the same positions as the n-gram models
+(docs/transformer.md, "The gpt-bll family"). Imports torch only inside methods.
 """
 
 from __future__ import annotations

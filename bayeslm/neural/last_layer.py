@@ -1,56 +1,11 @@
-"""BayesianLastLayer: the output layer softmax(W h + b) of a network, with a posterior.
+"""BayesianLastLayer: the output layer softmax(W h + b) of a frozen network, with a posterior.
 
-The body (a :class:`bayeslm.TinyGPT`, any torch module exposing features, or nothing:
-plain feature arrays) is frozen; its features ``h`` (for a GPT the final LayerNorm output)
-are computed once. The last layer is the PyMC model (:meth:`BayesianLastLayer.build_model`)
-
-    weight_scale ~ hyperprior (default LogNormal(0, 2))
-    W[v, j] ~ Normal(W0[v, j], weight_scale),   b[v] ~ Normal(b0[v], weight_scale)
-    y_n ~ Categorical(softmax(W h_n + b))
-
-that is, softmax regression with a Gaussian prior whose scale has its own prior, centred
-at the trained head (W0, b0) when one is given (``prior_mean``), with validation positions
-at the head calibrated on them (W0 / T, b0 / T, T the temperature minimising their NLL),
-else at 0. The bias
-is the weight of a constant feature 1, so theta = [W, b] has shape (V, D), D = d + 1.
-
-``method`` chooses the inference:
-
-``"laplace"`` (default)
-    Newton's method finds the mode of the posterior at a prior precision
-    alpha = 1 / weight_scale^2; the generalised Gauss-Newton matrix there,
-    ``GGN = sum_n (diag p_n - p_n p_n^T) (x) x_n x_n^T`` (for softmax regression the exact
-    Hessian of the negative log-likelihood), gives the Gaussian N(theta*, (GGN + alpha I)^-1).
-    ``hessian="full"`` forms and eigendecomposes the P x P matrix (P = V D; used by
-    ``"auto"`` when P <= ``full_max``); ``"kron"`` uses the eigenbasis of the Kronecker
-    factorisation ``GGN ~ A (x) B`` with A = mean_n(diag p_n - p_n p_n^T), B = sum_n x_n x_n^T,
-    with its eigenvalues corrected to the exact diagonal of the GGN in that basis
-    (EKFAC, George et al. 2018; ``"kfac"`` keeps the plain products of eigenvalues). The
-    prior scale is never hand-set: ``prior_scale="evidence"`` maximises the Laplace
-    marginal likelihood times the hyperprior (MacKay's fixed point, each step at its own
-    mode); ``"integrate"`` puts a grid over log alpha around that optimum and mixes the
-    Gaussians with weights proportional to evidence x hyperprior.
-``"advi"`` / ``"advi_lowrank"``
-    Mean-field ADVI with PyMC's ``pm.fit`` on minibatches (``pm.Minibatch``), started at
-    the Laplace mode and standard deviations (started far from the mode it ends worse than
-    the MAP head); low-rank ADVI: a Gaussian with covariance diag(s^2) + U U^T of rank
-    ``rank``, fitted by stochastic gradients of the ELBO through the PyMC model's compiled
-    log density on minibatches.
-``"nuts"``
-    PyMC's NUTS on all given positions: the reference the others are checked against
-    (use a subsample: it costs minutes for thousands of parameters).
-``"map"``, ``"map_temperature"``, ``"mc_dropout"``: baselines
-    A point mass at the given head (``init``) or at the mode; the same with its logits
-    divided by a temperature fitted on validation features; dropout on the features, the
-    rate chosen on validation features, each draw one mask (the head's columns dropped).
-
-Every method stores draws of W and b in ``idata.posterior`` (dims chain, draw, token,
-feature), so the predictive is the same code for all: Monte Carlo over the draws, chunked
-over positions, ``p(y | h) ~ mean_s softmax(W_s h + b_s)``, with the per-position split of
-the predictive entropy into expected entropy (aleatoric) and mutual information
-(epistemic).
-
-This module imports neither torch nor PyMC at import time.
+The PyMC model is softmax regression on the body's features h with a Gaussian prior on
+theta = [W, b] centred at the trained (or calibrated) head, whose scale has its own prior;
+``method`` chooses the inference (Laplace, ADVI, low-rank ADVI, NUTS, and the MAP,
+temperature and MC-dropout baselines). Every method stores draws of W and b, so the
+predictive and its entropy split are one code path. docs/transformer.md describes the model
+and each method. Imports neither torch nor PyMC at import time.
 """
 
 from __future__ import annotations

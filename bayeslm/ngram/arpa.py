@@ -1,30 +1,8 @@
 """Export an interpolated n-gram model as an ARPA back-off file (KenLM, SRILM, ...).
 
-Both n-gram families predict by interpolation,
-
-    P_k(w | u) = alpha_k(u, w) + beta_k(u) P_{k-1}(w | u'),
-
-where alpha is 0 for a token never seen after u. That is a back-off model: the ARPA file
-lists, for every seen n-gram (u, w), log10 P_k(w | u) (the full interpolated value), and
-for every context u a back-off weight b(u) with P_k(w | u) = b(u) P_{k-1}(w | u') for the
-tokens not listed after u. The weights are computed by normalisation,
-
-    b(u) = (1 - sum_{w seen after u} P_k(w | u)) / (1 - sum_{w seen after u} P_{k-1}(w | u')),
-
-which is beta_k(u) itself when the listed probabilities come from one interpolated
-model (a Dirichlet LM's mixture over concentration draws is one: its lower orders are
-fixed; a single retained Pitman-Yor sample is one), and for the mean of several
-Pitman-Yor samples makes the file the normalised back-off model whose listed n-grams carry
-the posterior-predictive probabilities (tokens not listed after a context get the mean
-model's shape from the order below).
-
-Sentence starts. bayeslm pads every context with ``order - 1`` ``<s>``; KenLM's state at
-a sentence start is a single ``<s>``. The n-grams whose context starts with ``<s>`` are
-therefore written once, with the leading ``<s>`` run collapsed to one: the highest-order
-n-gram ``(<s> ... <s> x1 .. xm, w)`` becomes ``<s> x1 .. xm w`` with bayeslm's
-probability, and the context ``<s> x1 .. xm`` gets the weight that sends unseen tokens to
-``P_{m+1}(w | x1 .. xm)`` (the tokens seen after ``<s>^j x1 .. xm`` are the same for every
-j >= 1, so this is exact). ``<s>`` is a unigram with log10 probability -99.
+The listed n-grams carry their full interpolated probabilities and the back-off weights
+are computed by normalisation, which reproduces one interpolated model exactly; bayeslm's
+``<s>`` padding is collapsed to KenLM's single ``<s>``. docs/arpa.md has the derivation.
 """
 
 from __future__ import annotations

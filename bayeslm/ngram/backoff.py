@@ -1,22 +1,8 @@
 """Interpolated (Dirichlet-smoothed) predictives over sparse counts, without dense tables.
 
-With one concentration ``a_j`` per order ``j`` the predictive of order ``j`` is
-
-    P_j(w | u) = (c_j(u, w) + a_j P_{j-1}(w | u')) / (c_j(u) + a_j),    u' = u without its oldest token,
-    P_0(w)     = 1 / V'   for every w except <s> (V' = V - 1), P_0(<s>) = 0.
-
-A context never seen at order ``j`` (``c_j(u) = 0``) passes ``P_{j-1}`` through unchanged.
-
-Sums over the whole vocabulary such as ``sum_w f(x P_j(w | u))`` (entropies, Dirichlet
-expected entropies) are computed from the sparse counts alone: for the tokens ``u`` was
-never followed by at order ``j``, ``P_j(w | u) = lam P_{j-1}(w | u')`` with
-``lam = a_j / (c_j(u) + a_j)``, so
-
-    sum_w f(x P_j(w | u)) = sum_{w seen after u} [f(x P_j(w|u)) - f(x lam P_{j-1}(w|u'))]
-                            + sum_w f(x lam P_{j-1}(w | u')),
-
-a recursion down to order 1, where tokens with equal unigram counts share their value, so
-the sum runs over the distinct counts (count-of-counts) instead of the vocabulary.
+``P_j(w | u) = (c_j(u, w) + a_j P_{j-1}(w | u')) / (c_j(u) + a_j)`` down to the uniform
+``P_0``; sums over the vocabulary such as entropies recurse to the unigram level through
+the sparse counts (docs/dirichlet.md, "Sums over the vocabulary without dense tables").
 """
 
 from __future__ import annotations

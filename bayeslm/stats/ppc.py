@@ -1,20 +1,9 @@
 """Posterior predictive checks on corpus statistics that matter for language.
 
-Replicate corpora are drawn from a fitted model that samples sentences (the
-``SamplesSentences`` ability: ``model.sample_sentences``, one posterior draw per replicate)
-and compared with the observed text on:
-
-- the frequency of frequencies (count-of-counts): how many types occur once, twice, ...;
-- type-token growth: distinct types among the first t tokens;
-- the sentence-length distribution;
-- the share of ``<unk>`` tokens;
-- the share of scored positions whose full n-gram (context and token) never occurs in the
-  training counts, for a replicate the size of the held-out text.
-
-Each scalar statistic gets a Bayesian p-value, the share of replicates whose statistic is
->= the observed one, and its two-sided form ``2 min(p, 1 - p)``. Everything is numpy and
-vectorised: a replicate of a million tokens is summarised in well under a second. Stats
-only: nothing here imports matplotlib.
+Replicate corpora drawn from a model that samples sentences (``SamplesSentences``, one
+posterior draw per replicate) are compared with the observed text on the frequency of
+frequencies, type-token growth, sentence lengths, the ``<unk>`` share and the share of
+n-grams unseen in training, each with a Bayesian p-value (docs/report.md). numpy only.
 """
 
 from __future__ import annotations

@@ -1,35 +1,11 @@
 """Seating arrangements of the hierarchical Pitman-Yor LM and their Gibbs sweep (numba).
 
-The state is every restaurant's tables with their sizes, kept per (context u, token w)
-pair ("dish") in flat arrays over all orders:
-
-- ``pair_parent[i]``: the pair (u', w) one order down (the parent restaurant, same dish),
-  -1 at order 1 (whose parent is the uniform base);
-- ``pair_ctx[i]``: the restaurant (context) of pair i; ``pair_level[i]``: order - 1;
-- ``cust[i]``, ``tabs[i]``: customers and tables of dish w in restaurant u;
-- ``ctx_cust[u]``, ``ctx_tabs[u]``: totals of restaurant u;
-- the sizes of pair i's tables as a histogram: ``nent[i]`` entries
-  ``(hsize[slot[i] + e], hcount[slot[i] + e])`` = (table size, number of tables of that
-  size), unordered. Tables of n customers have at most ``m`` distinct sizes where
-  ``m (m + 1) / 2 <= n``, so a pair needs only ``O(sqrt(n))`` slots, and choosing a table
-  costs ``O(sqrt(n))`` instead of ``O(tables)``.
-
-Customers of the highest order are the observed tokens; the customers of (u', w) at a
-lower order are the tables serving w in the child restaurants v u'.
-
-One sweep visits every pair with at least two customers and, as many times as it has
-customers, removes one customer chosen uniformly (so a table with probability
-proportional to its size; a table left empty takes one customer away from the parent,
-recursively) and seats it again by the Chinese restaurant rule: an existing table with
-weight ``size - d``, a new table with weight ``(theta + d T_u) P_parent(w)``; a new
-table sends one customer to the parent, recursively. Each move is an exact Gibbs update
-of one customer's seat given all others (customers of one dish are exchangeable, so only
-table sizes are stored). A lone customer's move amounts to reseating its parent's
-customer, which the parent's own visit does, so pairs with one customer are skipped.
-
-Everything here is numba-compiled (numba ships with PyTensor, a PyMC dependency), so a
-sweep over a million customers takes a fraction of a second; ``cache=True`` keeps the
-machine code between runs.
+The state is every restaurant's tables, kept per (context u, token w) pair in flat arrays
+over all orders: ``pair_parent``, ``pair_ctx``, ``pair_level`` (the hierarchy),
+``cust``/``tabs`` (customers and tables of the pair), ``ctx_cust``/``ctx_tabs`` (restaurant
+totals) and each pair's table sizes as a histogram (``nent`` entries of ``hsize``/``hcount``
+from ``slot``, O(sqrt(customers)) slots). The sweep reseats customers one at a time by the
+Chinese restaurant rule; docs/pitman_yor.md ("Inference") describes every move.
 """
 
 from __future__ import annotations

@@ -1,31 +1,9 @@
 """Gibbs update of every pair's table count from its exact full conditional (numba).
 
-The customer-level sweep (:func:`bayeslm.ngram.pitman_yor.seating.sweep`) moves one customer at a time,
-so it cannot leave a self-consistent state of a pair and its parent: on the Shakespeare
-trigram a (context, token) pair with 1,512 customers sat at 486 tables while its parent
-pair, fed almost only by it, held those 486 customers at one table and so gave the token
-a high base probability, which in turn kept the new tables coming; its exact conditional
-puts e^42 more mass near t = 2, out of reach one customer at a time.
-
-This step draws the table count t_i of each pair i of one order (level L = order - 1) in
-turn from p(t_i | every other table count), the table sizes of level L and of level L - 1
-integrated out (a partially collapsed Gibbs sampler): for t = 1..c_i,
-
-    p(t_i = t | .) ~ S_d(c_i, t)                                     its own partitions
-                     prod_{j = T_other}^{T_other + t - 1} (theta + d j)   (j >= 1) its restaurant
-                     S_dp(c_par_other + t, t_par)                     its parent pair (level L - 1)
-                     / prod_{j = C_par_other}^{C_par_other + t - 1} (theta_p + j)  (j >= 1) the parent restaurant
-
-(at level 0 the parent is the base: G0(w)^t), with S the generalised Stirling numbers
-(log-space tables, :func:`stirling_table`). Afterwards the sizes of every pair whose table
-count changed (level L) and of every parent whose customer count changed (level L - 1) are
-drawn from their exact conditional (:func:`bayeslm.ngram.pitman_yor.seating.draw_partition`); the others'
-sizes are still distributed as their conditional, since the updates never read them.
-
-The caller flags the pairs to update (``which``); bayeslm flags those with at most 2,000
-raw counts whose parent has at most 2,000 too (raw counts bound customers, so the Stirling
-tables cover every count the update reaches; the flags never change during a run); the
-customer-level sweep updates the rest.
+Each flagged pair of one order draws its table count given every other table count, its
+own and its parent's table sizes integrated out through generalised Stirling numbers
+(:func:`stirling_table`, log space); the sizes that changed are then redrawn exactly. The
+conditional and why the customer sweep needs this step: docs/pitman_yor.md ("Inference").
 """
 
 from __future__ import annotations
