@@ -513,6 +513,8 @@ class BayesianLastLayer:
             the search for the mode starts. A tied output layer is copied untied.
         """
         start = time.perf_counter()
+        for name, prior in self.model_config.items():  # against PyMC, before any work (Prior.validate)
+            prior.validate(f"prior.{name}")
         seed = self.random_seed if random_seed is None else random_seed
         rng = np.random.default_rng(seed)
         X = self.features(X)
