@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bayeslm.core.evaluation import Evaluation
+from bayeslm.core.fingerprint import data_fingerprint, model_id, posterior_fingerprint
 from bayeslm.core.priors import Prior
 from bayeslm.core.protocol import LanguageModel
 from bayeslm.core.settings import (
@@ -168,9 +169,24 @@ class BayesianLM(LanguageModel):
         }
 
     @property
-    def id(self) -> str:
-        """Short sha256 of configuration, format version and model type."""
+    def config_id(self) -> str:
+        """Short sha256 of the configuration, the format version and the family."""
         return config_id(self.get_config(), self.family)
+
+    @property
+    def id(self) -> str:
+        """The model's id: what identifies this fitted model, or, before fitting, its configuration.
+
+        Fitted, the short sha256 of :attr:`config_id`, the training data's fingerprint and
+        the posterior's (:mod:`bayeslm.core.fingerprint`; all three in the posterior attrs):
+        two fits differ in id unless they share configuration, data and draws (the same
+        seed on the same data gives the same id; ``random_seed = none`` a new one each
+        time), and saving and loading keep it. Not fitted, a model is its configuration,
+        and its id is :attr:`config_id`.
+        """
+        if self.is_fitted_ and self.idata is not None and "id" in self.idata["posterior"].attrs:
+            return str(self.idata["posterior"].attrs["id"])
+        return self.config_id
 
     def _check_fitted(self, what: str = "this method") -> None:
         if not self.is_fitted_:
@@ -262,7 +278,7 @@ class BayesianLM(LanguageModel):
             self.idata = self._fit(train, valid_enc, sampler)
             self.fit_seconds_ = time.perf_counter() - start
             self.is_fitted_ = True
-            self._set_attrs(training_tokens=n_tokens, training_sentences=n_sentences, sampler=sampler)
+            self._set_attrs(training_tokens=n_tokens, training_sentences=n_sentences, sampler=sampler, train=train)
             self._store_mi_threshold(valid_enc if valid_enc is not None else train,
                                      "valid" if valid_enc is not None else "train")
         except BaseException:
@@ -300,18 +316,26 @@ class BayesianLM(LanguageModel):
         attrs["mi_threshold_nats"] = float(np.quantile(mi, quantile))
         attrs["mi_threshold_source"] = f"{int(quantile * 100)}th percentile of mutual information over {source} positions"
 
-    def _set_attrs(self, *, training_tokens: int, training_sentences: int, sampler: dict) -> None:
+    def _set_attrs(self, *, training_tokens: int, training_sentences: int, sampler: dict,
+                   train: Corpus | None = None) -> None:
+        """The posterior attrs of a fit: configuration, sizes, settings and the fitted model's id.
+
+        ``train``: the training corpus, whose ids and offsets are the data fingerprint of a
+        family without n-gram counts (:attr:`training_counts`; with them, the counts are).
+        """
         from bayeslm.version import __version__
         from bayeslm.core.idata import set_root_attrs
 
         seed = sampler.get("random_seed")
         recorded = {**sampler, "random_seed": int(seed) if isinstance(seed, (int, np.integer)) else None}
+        counts = self.training_counts
+        data = counts.to_arrays() if counts is not None else {"ids": train.ids, "offsets": train.offsets}
         set_root_attrs(
             self.idata,
             {
                 "model_type": self.family,
                 "format_version": FORMAT_VERSION,
-                "id": self.id,
+                **self._id_attrs(self.config_id, data_fingerprint(self.vocab_.fingerprint, data)),
                 "config": self.get_config(),
                 "bayeslm_version": __version__,
                 "vocab_fingerprint": self.vocab_.fingerprint,
@@ -467,10 +491,30 @@ class BayesianLM(LanguageModel):
 
         The directory is written under a temporary name and renamed when complete, so an
         interrupted save leaves nothing half-written. An existing directory is replaced only
-        with ``force=True``. See :func:`bayeslm.core.storage.save_model`.
+        with ``force=True``. A posterior changed after the fit gets its own :attr:`id`
+        first. See :func:`bayeslm.core.storage.save_model`.
         """
         self._check_fitted("save")
+        self._refresh_id()
         return save_model(self, path, force=force)
+
+    def _refresh_id(self) -> None:
+        """The id of the model as it is: a posterior changed since the fit makes another model.
+
+        The posterior fingerprint (and with it :attr:`id`) is computed again; configuration
+        id and data fingerprint stay as the fit recorded them. A model whose id is its
+        configuration's (format 1) keeps it.
+        """
+        attrs = self.idata["posterior"].attrs
+        if "data_fingerprint" in attrs:
+            attrs.update(self._id_attrs(attrs["config_id"], attrs["data_fingerprint"]))
+
+    def _id_attrs(self, configuration: str, training_data: str) -> dict:
+        """The attrs ``config_id`` (``configuration``), ``data_fingerprint`` (``training_data``),
+        ``posterior_fingerprint`` (of the model as it is) and the fitted model's ``id``."""
+        fingerprints = {"config_id": configuration, "data_fingerprint": training_data,
+                        "posterior_fingerprint": posterior_fingerprint(self.idata, self._family_arrays())}
+        return {**fingerprints, "id": model_id(**fingerprints)}
 
     @classmethod
     def load(cls, path: str | Path) -> "BayesianLM":
