@@ -166,7 +166,7 @@ class TokenizerSettings(Section):
     """``[tokenizer]``: how text becomes tokens, and which tokens the vocabulary keeps."""
 
     kind: choice("word", "whitespace", "char", "bpe") = Field("word", description="how lines are split into tokens")
-    min_count: whole(ge=1) = Field(1, description="training tokens seen fewer times become <unk>")
+    min_count: whole(ge=1) = Field(1, description="training tokens seen fewer times become `<unk>`")
     max_size: whole(ge=4, optional=True) = Field(
         None, description="largest vocabulary, the 3 special tokens included (none: no limit)")
     vocab_size: whole(ge=4) = Field(2000, description="bpe only: merges + base symbols, special tokens included")
