@@ -10,7 +10,8 @@ read. :func:`validate_section` turns pydantic's errors into one line:
 ``sampler.draws must be a whole number >= 1 (got 'abc')``.
 """
 
-from typing import Annotated, Any, ClassVar, Literal, Optional
+import json
+from typing import Annotated, Any, Literal, Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
@@ -52,10 +53,10 @@ class Invalid(ValueError):
 
 
 # -- rule-carrying types -------------------------------------------------------------------
-def _typed(inner, rule: str, optional: bool, item: str | None = None):
+def _typed(inner, rule: str, optional: bool):
     if optional:
-        return Annotated[Optional[inner], Rule(f"{rule} or none", item)]
-    return Annotated[inner, Rule(rule, item)]
+        return Annotated[Optional[inner], Rule(f"{rule} or none")]
+    return Annotated[inner, Rule(rule)]
 
 
 def _interval(low, high, low_open: bool, high_open: bool) -> str:
@@ -198,9 +199,9 @@ def options_from_defaults(name: str, defaults: dict) -> type[ModelOptions]:
     """A :class:`ModelOptions` subclass of untyped options (any value) from ``{name: default}``.
 
     For families that declare ``model_options`` as a plain dict: their option names are
-    checked, their values are not.
+    checked, their values are not (``order`` keeps its rule).
     """
-    fields = {key: (Annotated[Any, Rule("any value")], default) for key, default in defaults.items()}
+    fields = {key: (Annotated[Any, Rule("any value")], default) for key, default in defaults.items() if key != "order"}
     return create_model(name, __base__=ModelOptions, **fields)
 
 
@@ -228,7 +229,7 @@ def _one_line(err: ValidationError, model: type[Section], data: dict, section: s
     """Every problem of ``err`` as ``section.key must be RULE (got VALUE)``, joined by '; '."""
     problems: dict[str, str] = {}
     for error in err.errors():
-        loc = [str(part) for part in error["loc"]]
+        loc = [str(part) for part in error["loc"]] or [""]
         cause = (error.get("ctx") or {}).get("error")
         if error["type"] == "extra_forbidden":
             known = ", ".join(model.model_fields)
@@ -262,22 +263,14 @@ def _located(model: type[Section], data: dict, loc: list[str]) -> tuple[str, str
 
 # -- the reference table -------------------------------------------------------------------------
 def _toml(value) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
-    return repr(value)
+    """A value as TOML writes it (JSON's spelling for these), None as ``none`` (the key left out)."""
+    return "none" if value is None else json.dumps(value)
 
 
-def _rows(model: type[Section], defaults: dict | None = None, skip=()) -> list[str]:
+def _rows(model: type[Section]) -> list[str]:
     rows = []
     for key, field in model.model_fields.items():
-        if key in skip:
-            continue
-        default = (defaults or {}).get(key, field.get_default(call_default_factory=True))
-        shown = "required" if field.is_required() else f"`{_toml(default)}`"
+        shown = "required" if field.is_required() else f"`{_toml(field.get_default(call_default_factory=True))}`"
         rows.append(f"| `{key}` | {_rule_text(model, key)} | {shown} | {field.description or ''} |")
     return rows
 

@@ -228,6 +228,8 @@ def test_a_family_with_untyped_options_checks_their_names_only():
     assert Untyped(anything=[1, "x"]).options == {"anything": [1, "x"]}
     with pytest.raises(ConfigError, match="has no option 'other'"):
         Untyped(other=1)
+    with pytest.raises(ConfigError, match=r"model.order must be a whole number >= 1 \(got 0\)"):
+        Untyped(order=0)
 
 
 # -- priors against PyMC --------------------------------------------------------------------
