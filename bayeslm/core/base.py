@@ -127,7 +127,9 @@ class BayesianLM(LanguageModel):
                                     "tokenizer")
         if not isinstance(tokenizer, Tokenizer):
             options = settings.tokenizer_options()
-            tokenizer = tokenizer_from_dict({"kind": settings.kind, **options, **({"model_json": trained} if trained else {})})
+            if trained:
+                options["model_json"] = trained
+            tokenizer = tokenizer_from_dict({"kind": settings.kind, **options})
         return tokenizer, settings.min_count, settings.max_size
 
     def _merge_priors(self, model_config: dict) -> dict[str, Prior]:

@@ -100,7 +100,8 @@ def _problem(distribution: str, parameters: tuple[tuple[str, float], ...]) -> st
         cls = prior._pymc_class()
     except ConfigError:
         near = difflib.get_close_matches(distribution, _distribution_names(), n=1)
-        return f".dist must be a PyMC distribution (got {distribution!r})" + (f"; did you mean {near[0]!r}?" if near else "")
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        return f".dist must be a PyMC distribution (got {distribution!r}){hint}"
     names = _parameter_names(cls)
     unknown = sorted(set(prior.parameters) - set(names)) if names else []
     if unknown:
@@ -111,7 +112,8 @@ def _problem(distribution: str, parameters: tuple[tuple[str, float], ...]) -> st
 def _distribution_names() -> list[str]:
     import pymc as pm
 
-    return [name for name in dir(pm) if isinstance(getattr(pm, name), type) and issubclass(getattr(pm, name), pm.Distribution)]
+    classes = {name: getattr(pm, name) for name in dir(pm)}
+    return [name for name, cls in classes.items() if isinstance(cls, type) and issubclass(cls, pm.Distribution)]
 
 
 def _parameter_names(cls) -> list[str]:

@@ -2,14 +2,15 @@
 
 A model directory holds ``model.nc`` (the InferenceData; the ``posterior`` group's attrs
 carry ``model_type``, ``format_version``, the configuration as JSON, and ``id`` with what it
-is made of: :mod:`bayeslm.core.fingerprint`),
-``vocab.json``, ``tokenizer.json``, for families with arrays ``arrays.npz`` (read with
-``allow_pickle=False``), and ``manifest.json`` (family, format version, size and sha256 of
-every other file). Loading checks the manifest (a changed, missing or added file raises
-:class:`ModelFileError` naming it), the type of every attribute it reads, and that the
-files agree with each other, including the id (:func:`_check_fitted_id`); directories written
-before manifests existed, and format-1 directories whose id was the configuration's, still load. A directory is written all-or-nothing, by one process at a time
-(:mod:`bayeslm.core.files`). Nothing is ever unpickled.
+is made of: :mod:`bayeslm.core.fingerprint`), ``vocab.json``, ``tokenizer.json``, for
+families with arrays ``arrays.npz`` (read with ``allow_pickle=False``), and
+``manifest.json`` (family, format version, size and sha256 of every other file). Loading
+checks the manifest (a changed, missing or added file raises :class:`ModelFileError`
+naming it), the type of every attribute it reads, and that the files agree with each
+other, the id included (:func:`_check_fitted_id`); directories written before manifests
+existed, and format-1 directories whose id was the configuration's, still load. A
+directory is written all-or-nothing, by one process at a time (:mod:`bayeslm.core.files`).
+Nothing is ever unpickled.
 """
 
 from __future__ import annotations

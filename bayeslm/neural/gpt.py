@@ -111,7 +111,8 @@ class GPTOptions(ModelOptions):
         if self.n_embd % self.n_head:
             raise Invalid(f"n_head is {self.n_head}", key="n_embd", rule="a multiple of n_head", value=self.n_embd)
         if self.eval_stride is not None and self.eval_stride > self.block_size:
-            raise Invalid(key="eval_stride", rule=f"in 1..block_size = {self.block_size} or none", value=self.eval_stride)
+            raise Invalid(key="eval_stride", rule=f"in 1..block_size = {self.block_size} or none",
+                          value=self.eval_stride)
         self.order = self.block_size + 1
         return self
 

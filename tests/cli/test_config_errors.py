@@ -76,6 +76,7 @@ def test_a_bad_seed_is_the_parsers_error(cli_files, tmp_path, capsys, nothing_re
 
 def test_a_bad_gpt_setting_is_one_line_before_any_work(cli_files, tmp_path, capsys, nothing_read_or_sampled):
     base = ["fit", "gpt-char-bll", "--train", cli_files["train"], "--out", tmp_path / "m", "--quiet"]
-    fails(capsys, [*base, "--set", "model.n_head=3"], "model.n_embd must be a multiple of n_head (got 128): n_head is 3")
+    fails(capsys, [*base, "--set", "model.n_head=3"],
+          "model.n_embd must be a multiple of n_head (got 128): n_head is 3")
     fails(capsys, [*base, "--set", "model.method=magic"], "model.method must be one of 'laplace'")
     fails(capsys, [*base, "--set", "model.order=5"], "model.order must be block_size + 1 = 129 (got 5)")

@@ -633,7 +633,8 @@ def test_bad_prior_and_settings(train_corpus):
     with pytest.raises(ConfigError):
         Prior("NoSuchDistribution", mu=1).validate()
     with pytest.raises(ConfigError):
-        DirichletLM(model_config={"concentration": {"dist": "Gamma", "kwargs": {"alpha": -1, "beta": 1}}}).fit(train_corpus)
+        bad = {"concentration": {"dist": "Gamma", "kwargs": {"alpha": -1, "beta": 1}}}
+        DirichletLM(model_config=bad).fit(train_corpus)
     with pytest.raises(ConfigError, match="unknown prior"):
         DirichletLM(model_config={"smoothing": {"dist": "Gamma", "kwargs": {"alpha": 1, "beta": 1}}})
     with pytest.raises(ConfigError, match="sampler setting"):
