@@ -17,13 +17,11 @@ from pathlib import Path
 from bayeslm.cli.interrupts import Interrupted
 from bayeslm.cli.output import print_json, print_text, progress_bars
 from bayeslm.core.terminal import printable
-from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError
+from bayeslm.exceptions import CorpusError
+from bayeslm.ngram.base import MAX_NGRAM_ORDER  # the limit of demo --order: every n-gram model's
 
 __all__ = ["cmd_fit", "cmd_evaluate", "cmd_score", "cmd_tokenize", "cmd_demo", "cmd_generate", "cmd_report",
            "cmd_export", "cmd_models", "MAX_NGRAM_ORDER"]
-
-#: the longest n-gram order a configuration may ask for (KenLM's default build: 6)
-MAX_NGRAM_ORDER = 10
 
 
 # -- shared pieces ---------------------------------------------------------------------
@@ -73,14 +71,6 @@ def _model_output(out: Path, force: bool, stack: ExitStack) -> Path:
     return out
 
 
-def _check_order(model) -> None:
-    from bayeslm.ngram.dirichlet import DirichletLM
-    from bayeslm.ngram.pitman_yor.model import PitmanYorLM
-
-    if isinstance(model, (DirichletLM, PitmanYorLM)) and model.order > MAX_NGRAM_ORDER:
-        raise ConfigError(f"model.order must be in 1..{MAX_NGRAM_ORDER} for an n-gram model, got {model.order}")
-
-
 def _read_training(model, paths):
     """Text with its own full vocabulary, tokenised as the model tokenises (a fitted model's
     tokenizer_ holds what training learned, e.g. a trained BPE)."""
@@ -95,13 +85,8 @@ def cmd_fit(args) -> int:
     from bayeslm.core.config import apply_overrides, load_config
 
     config = apply_overrides(load_config(args.config), args.set)
-    try:
-        model = BayesianLM.from_config(config)
-    except (TypeError, ValueError, KeyError, AttributeError) as err:  # a value of the wrong kind
-        if isinstance(err, BayesLMError):
-            raise
-        raise ConfigError(f"invalid configuration ({type(err).__name__}: {err})") from None
-    _check_order(model)
+    model = BayesianLM.from_config(config)  # every setting checked by type and range
+    model.check_priors()  # and the priors against PyMC: all before any text is read
     if args.seed is not None:
         model.sampler_config["random_seed"] = args.seed
     out = Path(args.out)

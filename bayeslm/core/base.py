@@ -16,9 +16,17 @@ import numpy as np
 import pandas as pd
 
 from bayeslm.core.evaluation import Evaluation
+from bayeslm.core.fingerprint import data_fingerprint, model_id, posterior_fingerprint
 from bayeslm.core.priors import Prior
 from bayeslm.core.protocol import LanguageModel
 from bayeslm.core.sampling import prepare_pytensor
+from bayeslm.core.settings import (
+    ModelOptions,
+    SamplerSettings,
+    TokenizerSettings,
+    options_from_defaults,
+    validate_section,
+)
 from bayeslm.core.storage import (
     FORMAT_VERSION,
     config_id,
@@ -30,7 +38,7 @@ from bayeslm.core.storage import (
 from bayeslm.exceptions import ConfigError, NotFittedError, VocabularyMismatchError
 from bayeslm.stats.intervals import HDI_PROB
 from bayeslm.text.corpus import Corpus
-from bayeslm.text.tokenize import Tokenizer, make_tokenizer, tokenizer_from_dict
+from bayeslm.text.tokenize import Tokenizer, tokenizer_from_dict
 from bayeslm.text.vocab import Vocabulary
 
 __all__ = ["BayesianLM", "Evaluation", "load", "FORMAT_VERSION"]
@@ -41,10 +49,14 @@ LN10 = np.log(10.0)
 class BayesianLM(LanguageModel):
     """Base class of bayeslm's language models (see the module docstring for the protocol).
 
+    Every argument is checked by type and range when the model is made
+    (:mod:`bayeslm.core.settings`), before any work; the priors against PyMC when it is
+    fitted (:meth:`check_priors`). A bad value is a :class:`ConfigError` of one line.
+
     Parameters
     ----------
-    order : int
-        Context length plus one (3 for a trigram model).
+    order : int, optional
+        Context length plus one (3 for a trigram model); None: the family's default.
     tokenizer : str, dict or Tokenizer
         How text becomes tokens (``"word"``, ``"whitespace"``, ``"char"``, ``"bpe"``).
     min_count : int
@@ -54,33 +66,29 @@ class BayesianLM(LanguageModel):
     model_config : dict of name -> Prior (or its dict form)
         Priors, merged over :attr:`default_model_config`.
     sampler_config : dict
-        ``pm.sample`` settings (draws, tune, chains, target_accept, nuts_sampler,
-        random_seed), merged over :attr:`default_sampler_config`.
+        ``pm.sample`` settings (:class:`~bayeslm.core.settings.SamplerSettings`), merged
+        over :attr:`default_sampler_config`.
+    **options
+        The family's ``[model]`` options (:attr:`model_options`).
     """
 
     family: ClassVar[str] = ""
     default_model_config: ClassVar[dict] = {}
-    default_sampler_config: ClassVar[dict] = {
-        "draws": 1000,
-        "tune": 1000,
-        "chains": 2,
-        "target_accept": 0.9,
-        "nuts_sampler": "pymc",
-        "random_seed": None,
-        "cores": None,
-        "progressbar": True,
-    }
-    #: model options this family accepts beside the common ones (name -> default)
-    model_options: ClassVar[dict] = {}
+    default_sampler_config: ClassVar[dict] = SamplerSettings().model_dump()
+    #: the ``[model]`` section of this family: a :class:`~bayeslm.core.settings.ModelOptions`
+    #: subclass, one typed field per option (a plain dict ``{name: default}`` declares untyped options)
+    model_options: ClassVar[type[ModelOptions]] = ModelOptions
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if isinstance(cls.__dict__.get("model_options"), dict):
+            cls.model_options = options_from_defaults(f"{cls.__name__}Options", cls.__dict__["model_options"])
         if cls.family:
             register_family(cls)
 
     def __init__(
         self,
-        order: int = 3,
+        order: int | None = None,
         *,
         tokenizer: str | dict | Tokenizer = "word",
         min_count: int = 1,
@@ -89,43 +97,67 @@ class BayesianLM(LanguageModel):
         sampler_config: dict | None = None,
         **options,
     ):
-        if int(order) != order or int(order) < 1:
-            raise ConfigError(f"order must be a whole number >= 1, got {order!r}")
-        self.order = int(order)
-        if isinstance(tokenizer, str):
-            tokenizer = make_tokenizer(tokenizer)
-        elif isinstance(tokenizer, dict):
-            tokenizer = tokenizer_from_dict(tokenizer)
-        self.tokenizer: Tokenizer = tokenizer
-        if int(min_count) < 1:
-            raise ConfigError(f"min_count must be at least 1, got {min_count}")
-        self.min_count = int(min_count)
-        self.max_size = None if max_size is None else int(max_size)
-        unknown = set(options) - set(self.model_options)
-        if unknown:
-            raise ConfigError(f"{type(self).__name__} has no option(s) {sorted(unknown)}; known: {sorted(self.model_options)}")
-        self.options = {**self.model_options, **options}
+        given = options if order is None else {"order": order, **options}
+        owner = f"the {self.family} family" if self.family else type(self).__name__
+        checked = validate_section(self.model_options, given, "model",
+                                   unknown=f"model: {owner} has no option {{key!r}}; known: {{known}}")
+        self.order = int(checked.order)
+        self.options = checked.model_dump(exclude={"order"})
+        self.tokenizer, self.min_count, self.max_size = self._configured_tokenizer(tokenizer, min_count, max_size)
         self.model_config = self._merge_priors(model_config or {})
-        sampler_config = dict(sampler_config or {})
-        unknown = set(sampler_config) - set(self.default_sampler_config)
-        if unknown:
-            raise ConfigError(f"unknown sampler setting(s) {sorted(unknown)}; known: {sorted(self.default_sampler_config)}")
-        self.sampler_config = {**self.default_sampler_config, **sampler_config}
+        self.sampler_config = self._checked_sampler({**self.default_sampler_config, **(sampler_config or {})})
         self.idata = None
         self.vocab_: Vocabulary | None = None
         self.tokenizer_: Tokenizer | None = None  # the trained tokenizer the training text came with
         self.fit_seconds_: float | None = None
         self.is_fitted_ = False
 
+    @staticmethod
+    def _configured_tokenizer(tokenizer, min_count, max_size) -> tuple[Tokenizer, int, int | None]:
+        """The tokenizer and vocabulary limits, checked as the ``[tokenizer]`` section."""
+        given, trained = {}, None
+        if isinstance(tokenizer, str):
+            given = {"kind": tokenizer}
+        elif isinstance(tokenizer, dict):
+            given = dict(tokenizer)
+            trained = given.pop("model_json", None)  # a trained BPE (tokenizer.json), not a setting
+        elif not isinstance(tokenizer, Tokenizer):
+            raise ConfigError(f"tokenizer must be a kind ('word', 'whitespace', 'char', 'bpe'), a table of "
+                              f"[tokenizer] settings or a Tokenizer, got {type(tokenizer).__name__}")
+        settings = validate_section(TokenizerSettings, {**given, "min_count": min_count, "max_size": max_size},
+                                    "tokenizer")
+        if not isinstance(tokenizer, Tokenizer):
+            options = settings.tokenizer_options()
+            if trained:
+                options["model_json"] = trained
+            tokenizer = tokenizer_from_dict({"kind": settings.kind, **options})
+        return tokenizer, settings.min_count, settings.max_size
+
     def _merge_priors(self, model_config: dict) -> dict[str, Prior]:
+        if not isinstance(model_config, dict):
+            raise ConfigError(f"[prior] must be a table of priors (prior.NAME), got {model_config!r}")
         unknown = set(model_config) - set(self.default_model_config)
         if unknown:
-            raise ConfigError(f"unknown prior(s) {sorted(unknown)}; {type(self).__name__} has {sorted(self.default_model_config)}")
+            raise ConfigError(f"prior: unknown prior(s) {sorted(unknown)}; {type(self).__name__} has "
+                              f"{sorted(self.default_model_config)}")
         merged = {}
         for name, default in self.default_model_config.items():
             value = model_config.get(name, default)
-            merged[name] = value if isinstance(value, Prior) else Prior.from_dict(value)
+            merged[name] = value if isinstance(value, Prior) else Prior.from_dict(value, section=f"prior.{name}")
         return merged
+
+    def _checked_sampler(self, settings: dict) -> dict:
+        """``settings`` checked as the ``[sampler]`` section, with every setting."""
+        return validate_section(SamplerSettings, settings, "sampler",
+                                unknown="sampler: unknown sampler setting {key!r}; known: {known}").model_dump()
+
+    def check_priors(self) -> None:
+        """Check every prior against its PyMC distribution (:meth:`Prior.validate`; imports PyMC).
+
+        ``fit`` does this before any work; the command line right after reading a configuration.
+        """
+        for name, prior in self.model_config.items():
+            prior.validate(f"prior.{name}")
 
     # -- configuration ---------------------------------------------------------------
     def get_config(self) -> dict:
@@ -140,9 +172,24 @@ class BayesianLM(LanguageModel):
         }
 
     @property
-    def id(self) -> str:
-        """Short sha256 of configuration, format version and model type."""
+    def config_id(self) -> str:
+        """Short sha256 of the configuration, the format version and the family."""
         return config_id(self.get_config(), self.family)
+
+    @property
+    def id(self) -> str:
+        """The model's id: what identifies this fitted model, or, before fitting, its configuration.
+
+        Fitted, the short sha256 of :attr:`config_id`, the training data's fingerprint and
+        the posterior's (:mod:`bayeslm.core.fingerprint`; all three in the posterior attrs):
+        two fits differ in id unless they share configuration, data and draws (the same
+        seed on the same data gives the same id; ``random_seed = none`` a new one each
+        time), and saving and loading keep it. Not fitted, a model is its configuration,
+        and its id is :attr:`config_id`.
+        """
+        if self.is_fitted_ and self.idata is not None and "id" in self.idata["posterior"].attrs:
+            return str(self.idata["posterior"].attrs["id"])
+        return self.config_id
 
     def _check_fitted(self, what: str = "this method") -> None:
         if not self.is_fitted_:
@@ -225,6 +272,7 @@ class BayesianLM(LanguageModel):
         if "client" in sampler_kwargs:  # fit(client=...) belongs to the families that fit from n-gram counts
             raise ConfigError(f"{type(self).__name__} does not fit from n-gram counts: it cannot count on Dask (client=)")
         sampler = self._sampler_settings(sampler_kwargs)
+        self.check_priors()
         start = time.perf_counter()
         prepare_pytensor()
         try:
@@ -234,7 +282,7 @@ class BayesianLM(LanguageModel):
             self.idata = self._fit(train, valid_enc, sampler)
             self.fit_seconds_ = time.perf_counter() - start
             self.is_fitted_ = True
-            self._set_attrs(training_tokens=n_tokens, training_sentences=n_sentences, sampler=sampler)
+            self._set_attrs(training_tokens=n_tokens, training_sentences=n_sentences, sampler=sampler, train=train)
             self._store_mi_threshold(valid_enc if valid_enc is not None else train,
                                      "valid" if valid_enc is not None else "train")
         except BaseException:
@@ -243,11 +291,8 @@ class BayesianLM(LanguageModel):
         return self.idata
 
     def _sampler_settings(self, sampler_kwargs: dict) -> dict:
-        """The sampler settings of one call: the configuration with the call's overrides."""
-        unknown = set(sampler_kwargs) - set(self.default_sampler_config)
-        if unknown:
-            raise ConfigError(f"unknown sampler setting(s) {sorted(unknown)}; known: {sorted(self.default_sampler_config)}")
-        return {**self.sampler_config, **sampler_kwargs}
+        """The sampler settings of one call: the configuration with the call's overrides, checked."""
+        return self._checked_sampler({**self.sampler_config, **sampler_kwargs})
 
     @property
     def fit_sampler_settings(self) -> dict:
@@ -275,18 +320,26 @@ class BayesianLM(LanguageModel):
         attrs["mi_threshold_nats"] = float(np.quantile(mi, quantile))
         attrs["mi_threshold_source"] = f"{int(quantile * 100)}th percentile of mutual information over {source} positions"
 
-    def _set_attrs(self, *, training_tokens: int, training_sentences: int, sampler: dict) -> None:
+    def _set_attrs(self, *, training_tokens: int, training_sentences: int, sampler: dict,
+                   train: Corpus | None = None) -> None:
+        """The posterior attrs of a fit: configuration, sizes, settings and the fitted model's id.
+
+        ``train``: the training corpus, whose ids and offsets are the data fingerprint of a
+        family without n-gram counts (:attr:`training_counts`; with them, the counts are).
+        """
         from bayeslm.core.idata import set_root_attrs
         from bayeslm.version import __version__
 
         seed = sampler.get("random_seed")
         recorded = {**sampler, "random_seed": int(seed) if isinstance(seed, (int, np.integer)) else None}
+        counts = self.training_counts
+        data = counts.to_arrays() if counts is not None else {"ids": train.ids, "offsets": train.offsets}
         set_root_attrs(
             self.idata,
             {
                 "model_type": self.family,
                 "format_version": FORMAT_VERSION,
-                "id": self.id,
+                **self._id_attrs(self.config_id, data_fingerprint(self.vocab_.fingerprint, data)),
                 "config": self.get_config(),
                 "bayeslm_version": __version__,
                 "vocab_fingerprint": self.vocab_.fingerprint,
@@ -442,10 +495,30 @@ class BayesianLM(LanguageModel):
 
         The directory is written under a temporary name and renamed when complete, so an
         interrupted save leaves nothing half-written. An existing directory is replaced only
-        with ``force=True``. See :func:`bayeslm.core.storage.save_model`.
+        with ``force=True``. A posterior changed after the fit gets its own :attr:`id`
+        first. See :func:`bayeslm.core.storage.save_model`.
         """
         self._check_fitted("save")
+        self._refresh_id()
         return save_model(self, path, force=force)
+
+    def _refresh_id(self) -> None:
+        """The id of the model as it is: a posterior changed since the fit makes another model.
+
+        The posterior fingerprint (and with it :attr:`id`) is computed again; configuration
+        id and data fingerprint stay as the fit recorded them. A model whose id is its
+        configuration's (format 1) keeps it.
+        """
+        attrs = self.idata["posterior"].attrs
+        if "data_fingerprint" in attrs:
+            attrs.update(self._id_attrs(attrs["config_id"], attrs["data_fingerprint"]))
+
+    def _id_attrs(self, configuration: str, training_data: str) -> dict:
+        """The attrs ``config_id`` (``configuration``), ``data_fingerprint`` (``training_data``),
+        ``posterior_fingerprint`` (of the model as it is) and the fitted model's ``id``."""
+        fingerprints = {"config_id": configuration, "data_fingerprint": training_data,
+                        "posterior_fingerprint": posterior_fingerprint(self.idata, self._family_arrays())}
+        return {**fingerprints, "id": model_id(**fingerprints)}
 
     @classmethod
     def load(cls, path: str | Path) -> "BayesianLM":
@@ -454,18 +527,28 @@ class BayesianLM(LanguageModel):
 
     @classmethod
     def from_config(cls, config: dict, tokenizer: Tokenizer | None = None) -> "BayesianLM":
-        """A model from the configuration schema (see ``docs/config.md``)."""
+        """A model from the configuration schema (see ``docs/config.md``); every setting is checked.
+
+        ``tokenizer``: a tokenizer to use instead of building the one ``[tokenizer]`` names
+        (a loaded model's trained one); the section's ``min_count`` and ``max_size`` still apply.
+        """
+        if not isinstance(config, dict):
+            raise ConfigError(f"a configuration must be a table of sections, got {type(config).__name__}")
+        for section in ("model", "tokenizer", "prior", "sampler"):
+            if not isinstance(config.get(section, {}), dict):
+                raise ConfigError(f"[{section}] must be a table of settings, got {config[section]!r}")
         model = dict(config.get("model", {}))
         family = model.pop("family", cls.family)
+        elsewhere = sorted(set(model) & {"tokenizer", "min_count", "max_size", "model_config", "sampler_config"})
+        if elsewhere:
+            raise ConfigError(f"model: {elsewhere[0]!r} is not a [model] option (tokenizer settings go in [tokenizer], "
+                              "priors in [prior.NAME], sampler settings in [sampler])")
         target = family_class(family) if cls is BayesianLM else cls
         tok = dict(config.get("tokenizer", {}))
         min_count = tok.pop("min_count", 1)
         max_size = tok.pop("max_size", None)
-        if tokenizer is None:
-            tokenizer = tokenizer_from_dict({"kind": "word", **tok})
         return target(
-            order=model.pop("order", 3),
-            tokenizer=tokenizer,
+            tokenizer=tokenizer if tokenizer is not None else {"kind": "word", **tok},
             min_count=min_count,
             max_size=max_size,
             model_config=config.get("prior", {}),

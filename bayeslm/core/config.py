@@ -1,13 +1,15 @@
 """Model configurations: TOML files (``models/NAME.toml``) and ``--set`` overrides.
 
-Schema (every section optional; see ``docs/config.md``)::
+Schema (every section optional; each key's type, range and default: ``docs/config.md``,
+checked by :mod:`bayeslm.core.settings` when a model is made from it)::
 
     # one line saying what this configuration is for
     [model]        family = "dirichlet", order = 3, plus family options
     [tokenizer]    kind = "word" | "whitespace" | "char" | "bpe", min_count, max_size,
                    vocab_size and min_frequency (bpe)
     [prior.NAME]   dist = "<PyMC distribution>", kwargs = { ... }
-    [sampler]      draws, tune, chains, target_accept, nuts_sampler, random_seed, cores
+    [sampler]      draws, tune, chains, target_accept, nuts_sampler, random_seed, cores,
+                   progressbar
 
 A value given with ``--set section.key=value`` is parsed as a TOML value (numbers,
 booleans, strings, arrays), or taken as a plain string if it is not one.

@@ -16,7 +16,10 @@ import xarray as xr
 from bayeslm.exceptions import ModelFileError
 
 __all__ = ["add_group", "set_root_attrs", "root_attrs", "netcdf_bytes", "write_netcdf", "read_netcdf", "sample_count",
-           "posterior_draws"]
+           "posterior_draws", "inferred_groups", "SAMPLER_GROUPS"]
+
+#: groups that record how the sampler ran (timings, step sizes), not what it inferred
+SAMPLER_GROUPS = ("sample_stats", "warmup_sample_stats")
 
 
 def _az():
@@ -45,6 +48,11 @@ def set_root_attrs(idata, attrs: dict) -> None:
         ds.attrs["modeling_interface"] = "bayeslm"
         ds.attrs["modeling_interface_version"] = __version__
     idata["posterior"].attrs.update(clean)
+
+
+def inferred_groups(idata) -> dict:
+    """Every group but :data:`SAMPLER_GROUPS`, as Datasets (name -> Dataset)."""
+    return {group: idata[group] for group in idata.groups() if group not in SAMPLER_GROUPS}
 
 
 def root_attrs(idata) -> dict:

@@ -1,16 +1,24 @@
 """Priors as data: a PyMC distribution name, its parameters and dims.
 
-A :class:`Prior` is what every ``model_config`` value holds. It checks its parameters
-against the PyMC distribution when made, creates the random variable inside a model
-context, and round-trips through JSON (``to_dict`` / ``from_dict``), so a fitted model's
-priors are stored in its netCDF attrs.
+A :class:`Prior` is what every ``model_config`` value holds. Made, it checks its form
+(:class:`bayeslm.core.settings.PriorSettings`: a name, finite numbers) without importing
+PyMC, so that constructing a model stays quick; :meth:`Prior.validate` checks it against the
+PyMC distribution (a distribution, parameters of its signature, a finite log density at a
+point of its support), which ``fit`` does before any work. It creates the random variable
+inside a model context, and round-trips through JSON (``to_dict`` / ``from_dict``), so a
+fitted model's priors are stored in its netCDF attrs.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from bayeslm.core.settings import PriorSettings, validate_section
 from bayeslm.exceptions import ConfigError
 
 __all__ = ["Prior"]
@@ -27,7 +35,7 @@ class Prior:
     dims : tuple of str
         Dims of the variable, set when the model knows them.
     **parameters : float
-        The distribution's parameters, as PyMC names them.
+        The distribution's parameters, as PyMC names them: finite numbers.
     """
 
     distribution: str
@@ -35,10 +43,11 @@ class Prior:
     dims: tuple[str, ...] = ()
 
     def __init__(self, distribution: str, *, dims=(), **parameters: Any):
-        object.__setattr__(self, "distribution", str(distribution))
-        object.__setattr__(self, "parameters", {k: float(v) for k, v in parameters.items()})
-        object.__setattr__(self, "dims", tuple(dims))
-        self._check()
+        checked = validate_section(PriorSettings, {"dist": distribution, "kwargs": parameters, "dims": list(dims)},
+                                   "prior")
+        object.__setattr__(self, "distribution", checked.dist)
+        object.__setattr__(self, "parameters", dict(checked.kwargs))
+        object.__setattr__(self, "dims", tuple(checked.dims))
 
     def _pymc_class(self):
         import pymc as pm
@@ -48,20 +57,20 @@ class Prior:
             raise ConfigError(f"{self.distribution!r} is not a PyMC distribution")
         return cls
 
-    def _check(self) -> None:
-        import numpy as np
+    def validate(self, section: str = "prior") -> None:
+        """Check the prior against its PyMC distribution (imports PyMC); ConfigError naming ``section``.
 
-        cls = self._pymc_class()
-        try:
-            rv = cls.dist(**self.parameters)
-            draw = np.asarray(__import__("pymc").draw(rv, random_seed=0))
-        except Exception as err:  # PyMC raises TypeError/ValueError for bad parameters
-            raise ConfigError(f"invalid prior {self}: {err}") from None
-        if not np.all(np.isfinite(draw)):
-            raise ConfigError(f"invalid prior {self}: its parameters give non-finite draws")
+        The name must be a PyMC distribution, every parameter one of its signature, and
+        the log density finite at a point of its support (PyMC's own parameter checks,
+        e.g. ``sigma > 0``, run there). Nothing is sampled; the answer is cached.
+        """
+        problem = _problem(self.distribution, tuple(sorted(self.parameters.items())))
+        if problem is not None:
+            raise ConfigError(f"{section}{problem}")
 
     def create_variable(self, name: str, dims=None, **kwargs):
         """Create the random variable in the current ``pm.Model`` context."""
+        self.validate(f"prior.{name}")
         cls = self._pymc_class()
         return cls(name, **self.parameters, dims=dims if dims is not None else (self.dims or None), **kwargs)
 
@@ -72,14 +81,65 @@ class Prior:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Prior":
-        if not isinstance(data, dict) or "dist" not in data:
-            raise ConfigError(f"a prior needs a 'dist' name, got {data!r}")
-        kwargs = data.get("kwargs", {})
-        if not isinstance(kwargs, dict):
-            raise ConfigError(f"prior parameters must be a table, got {kwargs!r}")
-        return cls(data["dist"], dims=tuple(data.get("dims", ())), **kwargs)
+    def from_dict(cls, data: dict, *, section: str = "prior") -> "Prior":
+        """Inverse of :meth:`to_dict`; ``section`` names the prior in errors (``prior.concentration``)."""
+        checked = validate_section(PriorSettings, data, section)
+        return cls(checked.dist, dims=tuple(checked.dims), **checked.kwargs)
 
     def __str__(self) -> str:
         args = ", ".join(f"{k}={v:g}" for k, v in self.parameters.items())
         return f"{self.distribution}({args})"
+
+
+@functools.lru_cache(maxsize=256)
+def _problem(distribution: str, parameters: tuple[tuple[str, float], ...]) -> str | None:
+    """What is wrong with the prior, or None: the end of a message that starts with its section
+    (``.dist must be ...``, ``.kwargs: ...``, ``: ...``); see :meth:`Prior.validate`."""
+    prior = Prior(distribution, **dict(parameters))
+    try:
+        cls = prior._pymc_class()
+    except ConfigError:
+        near = difflib.get_close_matches(distribution, _distribution_names(), n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        return f".dist must be a PyMC distribution (got {distribution!r}){hint}"
+    names = _parameter_names(cls)
+    unknown = sorted(set(prior.parameters) - set(names)) if names else []
+    if unknown:
+        return f".kwargs: {distribution} has no parameter {', '.join(unknown)}; its parameters: {', '.join(names)}"
+    return _density_problem(prior, cls)
+
+
+def _distribution_names() -> list[str]:
+    import pymc as pm
+
+    classes = {name: getattr(pm, name) for name in dir(pm)}
+    return [name for name, cls in classes.items() if isinstance(cls, type) and issubclass(cls, pm.Distribution)]
+
+
+def _parameter_names(cls) -> list[str]:
+    """The named parameters of ``cls.dist`` (empty for a distribution that takes only ``*args, **kwargs``)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [name for name, p in inspect.signature(cls.dist).parameters.items() if p.kind in kinds and name != "cls"]
+
+
+def _density_problem(prior: Prior, cls) -> str | None:
+    """None if the log density is finite at the distribution's support point, else why not."""
+    import numpy as np
+    import pymc as pm
+    from pymc.distributions.distribution import support_point
+    from pymc.logprob.utils import ParameterValueError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            variable = cls.dist(**prior.parameters)
+            point = support_point(variable)
+            value = float(np.sum(pm.logp(variable, point).eval(mode="FAST_COMPILE")))
+        except ParameterValueError as err:  # PyMC's parameter checks: the first line states the constraint
+            return f": {prior} is not a valid distribution: it needs {str(err).splitlines()[0]}"
+        except Exception as err:  # PyMC raises TypeError, ValueError, ... for parameters it cannot use
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            return f": {prior} is not a valid distribution: {reason}"
+    if not np.isfinite(value):
+        return f": {prior} is not a valid distribution: its log density is {value} at its support point"
+    return None

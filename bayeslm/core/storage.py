@@ -1,14 +1,16 @@
 """Model directories: the family registry, the format version, and saving and loading.
 
 A model directory holds ``model.nc`` (the InferenceData; the ``posterior`` group's attrs
-carry ``model_type``, ``format_version``, ``id`` and the configuration as JSON),
-``vocab.json``, ``tokenizer.json``, for families with arrays ``arrays.npz`` (read with
-``allow_pickle=False``), and ``manifest.json`` (family, format version, size and sha256 of
-every other file). Loading checks the manifest (a changed, missing or added file raises
-:class:`ModelFileError` naming it), the type of every attribute it reads, and that the
-files agree with each other; directories written before manifests existed (format 1)
-still load. A directory is written all-or-nothing, by one process at a time
-(:mod:`bayeslm.core.files`). Nothing is ever unpickled.
+carry ``model_type``, ``format_version``, the configuration as JSON, and ``id`` with what it
+is made of: :mod:`bayeslm.core.fingerprint`), ``vocab.json``, ``tokenizer.json``, for
+families with arrays ``arrays.npz`` (read with ``allow_pickle=False``), and
+``manifest.json`` (family, format version, size and sha256 of every other file). Loading
+checks the manifest (a changed, missing or added file raises :class:`ModelFileError`
+naming it), the type of every attribute it reads, and that the files agree with each
+other, the id included (:func:`_check_fitted_id`); directories written before manifests
+existed, and format-1 directories whose id was the configuration's, still load. A
+directory is written all-or-nothing, by one process at a time (:mod:`bayeslm.core.files`).
+Nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bayeslm.core.files import atomic_directory, atomic_write_bytes, target_lock
+from bayeslm.core.fingerprint import model_id, posterior_fingerprint
 from bayeslm.exceptions import BayesLMError, ConfigError, DifferentModelError, ModelFileError
 from bayeslm.text.tokenize import tokenizer_from_dict
 from bayeslm.text.vocab import Vocabulary
@@ -30,7 +33,9 @@ from bayeslm.text.vocab import Vocabulary
 __all__ = ["FORMAT_VERSION", "MANIFEST", "MODEL_FILES", "register_family", "family_class", "known_families",
            "config_id", "check_target", "save_model", "load_model", "mark_partial_fit", "partial_fit"]
 
-FORMAT_VERSION = 1
+#: 2: ``id`` identifies the fitted model (configuration, training data, posterior; beside it
+#: ``config_id``, ``data_fingerprint``, ``posterior_fingerprint``); 1: ``id`` was ``config_id``
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "bayeslm-model-directory"
 MODEL_FILES = ("model.nc", "vocab.json", "tokenizer.json", "arrays.npz")
@@ -56,9 +61,9 @@ def known_families() -> list[str]:
     return sorted(_FAMILIES)
 
 
-def config_id(config: dict, family: str) -> str:
+def config_id(config: dict, family: str, format_version: int = FORMAT_VERSION) -> str:
     """Short sha256 of a configuration, the format version and the family."""
-    text = json.dumps([config, FORMAT_VERSION, family], sort_keys=True)
+    text = json.dumps([config, format_version, family], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -163,16 +168,47 @@ def load_model(path: str | Path, expected: type | None = None):
         model = target.from_config(config, tokenizer=tokenizer)
     except (ConfigError, TypeError, ValueError, KeyError, AttributeError) as err:
         raise ModelFileError(f"{path / 'model.nc'}: the stored configuration is invalid ({err})") from None
-    if attrs["id"] != config_id(config, attrs["model_type"]):  # the stored config, before new defaults
-        raise DifferentModelError(f"{path}: the model id does not match its configuration (file altered?)")
+    _check_config_id(path, attrs)
     model.vocab_, model.tokenizer_ = _read_vocabulary(path / "vocab.json"), tokenizer
     if attrs["vocab_fingerprint"] != model.vocab_.fingerprint:
         raise ModelFileError(f"{path}: vocab.json does not belong to this model")
     model.idata = idata
     model.fit_seconds_ = attrs.get("fit_seconds", 0.0)
-    _restore_family(model, path / "arrays.npz")
+    arrays = _read_arrays(path / "arrays.npz")
+    _restore_family(model, path / "arrays.npz", arrays)
+    _check_fitted_id(path, attrs, idata, arrays)
     model.is_fitted_ = True
     return model
+
+
+def _check_config_id(path: Path, attrs: dict) -> None:
+    """The stored configuration must give the stored id (format 1) or ``config_id`` (later formats)."""
+    config, family, version = attrs["config"], attrs["model_type"], attrs["format_version"]
+    stored = attrs["id"] if version == 1 else attrs.get("config_id")
+    if version > 1 and stored is None:
+        raise ModelFileError(f"{path / 'model.nc'}: attribute 'config_id' is missing")
+    if stored != config_id(config, family, version):  # the stored config, before new defaults
+        raise DifferentModelError(f"{path}: the model id does not match its configuration (file altered?)")
+
+
+def _check_fitted_id(path: Path, attrs: dict, idata, arrays: dict) -> None:
+    """After format 1, the id must be the fitted model's that the directory's contents give.
+
+    :func:`bayeslm.core.fingerprint.model_id` of the configuration id, the recorded
+    training-data fingerprint and the posterior as read (its values and the family's
+    arrays), so an edited posterior is refused like an edited file.
+    """
+    if attrs["format_version"] == 1:
+        return
+    for name in ("data_fingerprint", "posterior_fingerprint"):
+        if name not in attrs:
+            raise ModelFileError(f"{path / 'model.nc'}: attribute {name!r} is missing")
+    if attrs["posterior_fingerprint"] != posterior_fingerprint(idata, arrays):
+        raise ModelFileError(f"{path}: the posterior (model.nc, arrays.npz) changed since the model was saved (its "
+                             "fingerprint differs from the one its id was made of)")
+    if attrs["id"] != model_id(attrs["config_id"], attrs["data_fingerprint"], attrs["posterior_fingerprint"]):
+        raise DifferentModelError(f"{path}: the model id does not match its configuration, training data and "
+                                  "posterior (file altered?)")
 
 
 def _verified_manifest(path: Path) -> dict | None:
@@ -243,6 +279,9 @@ _ATTRS = {
     "model_type": (lambda v: v if isinstance(v, str) else None, "a string", True),
     "format_version": (lambda v: int(v) if _is_int(v) and v >= 1 else None, "a whole number >= 1", True),
     "id": (lambda v: v if isinstance(v, str) else None, "a string", True),
+    "config_id": (lambda v: v if isinstance(v, str) else None, "a string", False),
+    "data_fingerprint": (lambda v: v if isinstance(v, str) else None, "a string", False),
+    "posterior_fingerprint": (lambda v: v if isinstance(v, str) else None, "a string", False),
     "config": (lambda v: c if (c := _json_object(v)) is not None and _config_shape_ok(c) else None,
                "a JSON object of configuration sections", True),
     "vocab_fingerprint": (lambda v: v if isinstance(v, str) else None, "a string", True),
@@ -320,13 +359,12 @@ def _read_vocabulary(path: Path) -> Vocabulary:
         raise ModelFileError(str(err) if str(path) in str(err) else f"{path}: {err}") from None
 
 
-def _restore_family(model, path: Path) -> None:
-    """The family's arrays (``arrays.npz``; none if absent) given to ``model._restore_family``.
+def _restore_family(model, path: Path, arrays: dict) -> None:
+    """The family's arrays (read from ``path``, ``arrays.npz``; none if absent) given to ``model._restore_family``.
 
     The family checks that they fit the model (ids within the vocabulary, shapes); any
     failure of that check is a ModelFileError naming the file.
     """
-    arrays = _read_arrays(path)
     try:
         model._restore_family(arrays)
     except ModelFileError as err:

@@ -17,18 +17,21 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, model_validator
 
 from bayeslm.core.base import BayesianLM
+from bayeslm.core.settings import Invalid, ModelOptions, choice, flag, number, text, whole
 from bayeslm.exceptions import (
     BayesLMError,
     ConfigError,
     ModelFileError,
     VocabularyMismatchError,
 )
+from bayeslm.neural.last_layer import HESSIANS, METHODS, PRIOR_MEANS
 from bayeslm.text.corpus import Corpus
 from bayeslm.text.vocab import Vocabulary
 
-__all__ = ["GPTLM", "split_holdout"]
+__all__ = ["GPTLM", "GPTOptions", "split_holdout"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,60 @@ _TRAIN = {"train_steps": "max_steps", "train_seconds": "max_seconds", "batch_siz
           "regularization": "regularization", "eval_interval": "eval_interval", "eval_batches": "eval_batches",
           "patience": "patience"}
 _CACHE_SIZE = 4
+
+
+class GPTOptions(ModelOptions):
+    """The ``[model]`` options of :class:`GPTLM` (see its docstring and ``docs/transformer.md``)."""
+
+    order: whole(ge=2, optional=True) = Field(None, description="follows block_size (block_size + 1): leave it out")
+    block_size: whole(ge=1) = Field(128, description="longest context, in tokens")
+    n_layer: whole(ge=1) = Field(4, description="Transformer blocks")
+    n_head: whole(ge=1) = Field(4, description="attention heads per block")
+    n_embd: whole(ge=1) = Field(128, description="width; a multiple of n_head")
+    dropout: number(ge=0.0, lt=1.0) = Field(0.0, description="dropout rate while training")
+    bias: flag() = Field(True, description="biases in Linear layers and LayerNorms")
+    tie_weights: flag() = Field(True, description="the output layer shares the token embedding")
+    train_steps: whole(ge=0) = Field(2000, description="training steps (0: keep the body of init_from)")
+    train_seconds: number(gt=0.0, optional=True) = Field(None, description="time budget of training (none: no limit)")
+    batch_size: whole(ge=1) = Field(32, description="windows per training step")
+    learning_rate: number(gt=0.0) = Field(3e-3, description="peak learning rate")
+    min_lr: number(ge=0.0) = Field(3e-4, description="learning rate at the end of the cosine decay")
+    warmup_steps: whole(ge=0) = Field(100, description="steps of linear warm-up")
+    l2: number(ge=0.0) = Field(1e-6, description="L2 penalty (a Gaussian prior: MAP)")
+    regularization: choice("l2", "adamw") = Field("l2", description="l2 (MAP) or adamw (decoupled decay)")
+    eval_interval: whole(ge=1) = Field(100, description="steps between validation evaluations")
+    eval_batches: whole(ge=1) = Field(8, description="batches per validation evaluation")
+    patience: whole(ge=1, optional=True) = Field(
+        5, description="evaluations without improvement before stopping (none: never stop early)")
+    checkpoint_dir: text(optional=True) = Field(None, description="training checkpoints (resumed from) go here")
+    init_from: text(optional=True) = Field(None, description="a TinyGPT checkpoint or gpt-bll model to fine-tune")
+    method: choice(*METHODS) = Field("laplace", description="the last layer's inference")
+    hessian: choice(*HESSIANS) = Field("auto", description="the Laplace curvature")
+    prior_scale: choice("evidence", "integrate") = Field("evidence", description="how the prior scale is set")
+    prior_mean: choice(*PRIOR_MEANS) = Field("auto", description="centre of the last layer's prior")
+    fit_positions: whole(ge=1) = Field(50000, description="positions the last layer is fitted on")
+    fit_holdout: number(ge=0.0, lt=1.0) = Field(
+        0.05, description="fraction of the training text held out from the body for the last layer")
+    fit_holdout_pieces: whole(ge=1) = Field(100, description="segments the held-out fraction is spread over")
+    valid_positions: whole(ge=1) = Field(20000, description="validation positions for the temperatures")
+    eval_stride: whole(ge=1, optional=True) = Field(
+        None, description="window step when reading long texts, <= block_size (none: block_size // 2)")
+    advi_steps: whole(ge=1) = Field(10000, description="ADVI optimisation steps")
+    advi_batch: whole(ge=1) = Field(512, description="ADVI minibatch size")
+    advi_rank: whole(ge=1) = Field(10, description="rank of advi_lowrank's covariance")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.order is not None and self.order != self.block_size + 1:
+            raise Invalid("a gpt-bll model's order is block_size + 1; leave model.order out", key="order",
+                          rule=f"block_size + 1 = {self.block_size + 1}", value=self.order)
+        if self.n_embd % self.n_head:
+            raise Invalid(f"n_head is {self.n_head}", key="n_embd", rule="a multiple of n_head", value=self.n_embd)
+        if self.eval_stride is not None and self.eval_stride > self.block_size:
+            raise Invalid(key="eval_stride", rule=f"in 1..block_size = {self.block_size} or none",
+                          value=self.eval_stride)
+        self.order = self.block_size + 1
+        return self
 
 
 class GPTLM(BayesianLM):
@@ -90,48 +147,11 @@ class GPTLM(BayesianLM):
     family = "gpt-bll"
     default_model_config = {"weight_scale": {"dist": "LogNormal", "kwargs": {"mu": 0.0, "sigma": 2.0}}}
     default_sampler_config = {**BayesianLM.default_sampler_config, "draws": 200, "tune": 500, "chains": 1}
-    model_options = {
-        "block_size": 128, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0, "bias": True,
-        "tie_weights": True,
-        "train_steps": 2000, "train_seconds": None, "batch_size": 32, "learning_rate": 3e-3, "min_lr": 3e-4,
-        "warmup_steps": 100, "l2": 1e-6, "regularization": "l2", "eval_interval": 100, "eval_batches": 8,
-        "patience": 5, "checkpoint_dir": None, "init_from": None,
-        "method": "laplace", "hessian": "auto", "prior_scale": "evidence", "prior_mean": "auto", "fit_positions": 50000,
-        "fit_holdout": 0.05, "fit_holdout_pieces": 100,
-        "valid_positions": 20000, "eval_stride": None, "advi_steps": 10000, "advi_batch": 512, "advi_rank": 10,
-    }
+    model_options = GPTOptions
 
-    def __init__(self, order: int = 3, **kwargs):
-        options = {k: kwargs[k] for k in list(kwargs) if k in self.model_options}
-        block = int(options.get("block_size", self.model_options["block_size"]))
-        if int(order) not in (3, block + 1):  # 3: BayesianLM.from_config's default, i.e. not given
-            raise ConfigError(f"a gpt-bll model's order is block_size + 1 = {block + 1}; leave model.order out "
-                              f"(got {order})")
+    def __init__(self, order: int | None = None, **kwargs):
         kwargs.setdefault("tokenizer", "char")
-        super().__init__(block + 1, **kwargs)
-        from bayeslm.neural.last_layer import HESSIANS, METHODS, PRIOR_MEANS
-
-        o = self.options
-        if o["method"] not in METHODS:
-            raise ConfigError(f"model.method must be one of {list(METHODS)}, got {o['method']!r}")
-        if o["hessian"] not in HESSIANS:
-            raise ConfigError(f"model.hessian must be one of {list(HESSIANS)}, got {o['hessian']!r}")
-        if o["prior_scale"] not in ("evidence", "integrate"):
-            raise ConfigError(f"model.prior_scale must be 'evidence' or 'integrate', got {o['prior_scale']!r}")
-        if o["prior_mean"] not in PRIOR_MEANS:
-            raise ConfigError(f"model.prior_mean must be one of {list(PRIOR_MEANS)}, got {o['prior_mean']!r}")
-        if not 0.0 <= float(o["fit_holdout"]) < 1.0:
-            raise ConfigError(f"model.fit_holdout must lie in [0, 1), got {o['fit_holdout']}")
-        if int(o["fit_holdout_pieces"]) < 1:
-            raise ConfigError(f"model.fit_holdout_pieces must be at least 1, got {o['fit_holdout_pieces']}")
-        for name in ("block_size", "n_layer", "n_head", "n_embd", "fit_positions", "batch_size"):
-            if int(o[name]) < 1:
-                raise ConfigError(f"model.{name} must be at least 1, got {o[name]}")
-        if int(o["train_steps"]) < 0:
-            raise ConfigError(f"model.train_steps must be >= 0, got {o['train_steps']}")
-        stride = o["eval_stride"]
-        if stride is not None and not 1 <= int(stride) <= block:
-            raise ConfigError(f"model.eval_stride must lie in [1, block_size = {block}], got {stride}")
+        super().__init__(order, **kwargs)
         self.body_ = None  # the TinyGPT
         self.bll_ = None  # the BayesianLastLayer
         self.train_result_ = None

@@ -470,6 +470,8 @@ class BayesianLastLayer:
         """
         start = time.perf_counter()
         prepare_pytensor()
+        for name, prior in self.model_config.items():  # against PyMC, before any work (Prior.validate)
+            prior.validate(f"prior.{name}")
         seed = self.random_seed if random_seed is None else random_seed
         rng = np.random.default_rng(seed)
         X = self.features(X)

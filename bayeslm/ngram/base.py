@@ -14,17 +14,31 @@ from abc import abstractmethod
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from bayeslm.core.base import BayesianLM
 from bayeslm.core.draws import sample_dirichlet_rows
 from bayeslm.core.protocol import ExportsArpa, SamplesSentences
+from bayeslm.core.settings import ModelOptions, whole
 from bayeslm.counting.counts import NgramCounts, count
-from bayeslm.exceptions import BayesLMError, ConfigError, ModelFileError
+from bayeslm.exceptions import BayesLMError, ModelFileError
 from bayeslm.ngram.beta_mixture import beta_mixture_hdi
 from bayeslm.stats.intervals import HDI_PROB
 from bayeslm.text.corpus import Corpus
 
-__all__ = ["NgramLM"]
+__all__ = ["NgramLM", "NgramOptions", "MAX_NGRAM_ORDER"]
+
+#: the longest n-gram order a model may have (KenLM's default build: 6); counts and contexts
+#: grow with the order while the text's longer n-grams are ever fewer repeats
+MAX_NGRAM_ORDER = 10
+
+
+class NgramOptions(ModelOptions):
+    """The ``[model]`` options every n-gram family has; a family's options subclass this."""
+
+    order: whole(ge=1, le=MAX_NGRAM_ORDER) = Field(3, description="context length + 1 (3: a trigram model)")
+    entropy_draws: whole(ge=1) = Field(
+        16, description="posterior draws (spread over the posterior) for entropies and probability intervals")
 
 
 class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
@@ -46,10 +60,10 @@ class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
     ``entropy_draws`` option (draws used for entropies and intervals).
     """
 
-    def __init__(self, order: int = 3, **kwargs):
+    model_options = NgramOptions
+
+    def __init__(self, order: int | None = None, **kwargs):
         super().__init__(order, **kwargs)
-        if int(self.options["entropy_draws"]) < 1:
-            raise ConfigError("entropy_draws must be at least 1")
         self.counts_: NgramCounts | None = None
         self._count_client = None  # the Dask client of the fit in progress
         self._given_counts: NgramCounts | None = None  # counts made on Dask from files

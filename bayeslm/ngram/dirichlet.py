@@ -11,22 +11,24 @@ is in closed form. The model, its fitting and figures: docs/dirichlet.md.
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Iterator
+from typing import Annotated, Iterator, Literal
 
 import numpy as np
+from pydantic import Field, field_validator
 from scipy.special import digamma, gammaln, xlogy
 
 from bayeslm.core.draws import draw_indices
 from bayeslm.core.protocol import Updatable
 from bayeslm.core.sampling import pm_sample_kwargs, prepare_pytensor
+from bayeslm.core.settings import Invalid, Rule
 from bayeslm.counting.counts import count
 from bayeslm.exceptions import BayesLMError, ConfigError, ModelFileError
 from bayeslm.ngram.backoff import Backoff
-from bayeslm.ngram.base import NgramLM
+from bayeslm.ngram.base import NgramLM, NgramOptions
 from bayeslm.ngram.special import lgamma_ratio
 from bayeslm.text.corpus import Corpus
 
-__all__ = ["DirichletLM", "dirichlet_multinomial_evidence"]
+__all__ = ["DirichletLM", "DirichletOptions", "dirichlet_multinomial_evidence"]
 
 
 def _g(y):
@@ -169,6 +171,25 @@ def dirichlet_multinomial_evidence(counts: np.ndarray, alpha: np.ndarray) -> flo
     return float((gammaln(A) - gammaln(A + N) + (gammaln(alpha + counts) - gammaln(alpha)).sum(axis=-1)).sum())
 
 
+class DirichletOptions(NgramOptions):
+    """The ``[model]`` options of :class:`DirichletLM`."""
+
+    buckets: Annotated[Literal["auto"] | list[int], Rule("'auto' or increasing whole numbers >= 3")] = Field(
+        [], description="context-total boundaries of the concentration buckets, or \"auto\" (chosen on --valid); "
+                        "[]: one concentration per order")
+
+    @field_validator("buckets", mode="before")
+    @classmethod
+    def _increasing_from_3(cls, buckets):
+        if buckets == "auto":
+            return buckets
+        whole_numbers = isinstance(buckets, list) and all(type(b) is int for b in buckets)
+        if whole_numbers and all(b >= 3 for b in buckets) and buckets == sorted(set(buckets)):
+            return buckets
+        raise Invalid("a context seen once says nothing about a: its evidence a m / a does not depend on a, so the "
+                      "first bucket must also hold contexts seen twice" if whole_numbers and min(buckets) < 3 else "")
+
+
 class DirichletLM(NgramLM, Updatable):
     """Dirichlet-smoothed n-gram language model with a posterior over concentrations.
 
@@ -203,22 +224,12 @@ class DirichletLM(NgramLM, Updatable):
 
     family = "dirichlet"
     default_model_config = {"concentration": {"dist": "LogNormal", "kwargs": {"mu": 2.0, "sigma": 3.0}}}
-    model_options = {"entropy_draws": 16, "buckets": []}
+    model_options = DirichletOptions
     #: bucket boundaries tried by ``buckets = "auto"`` (chosen by validation perplexity)
     BUCKET_CANDIDATES = ([], [3, 5, 10, 20], [3, 5, 10, 30, 100], [3, 4, 6, 10, 20, 50, 200])
 
-    def __init__(self, order: int = 3, **kwargs):
+    def __init__(self, order: int | None = None, **kwargs):
         super().__init__(order, **kwargs)
-        buckets = self.options["buckets"]
-        if buckets != "auto":
-            if not isinstance(buckets, (list, tuple)) or not all(isinstance(b, int) and b >= 3 for b in buckets) \
-                    or list(buckets) != sorted(set(buckets)):
-                raise ConfigError(
-                    f"model.buckets must be 'auto' or increasing whole numbers >= 3, got {buckets!r} "
-                    "(a context seen once says nothing about a: its evidence a m / a does not depend on a, "
-                    "so the first bucket must also hold contexts seen twice)"
-                )
-            self.options["buckets"] = [int(b) for b in buckets]
         self.buckets_: list[int] | None = None  # boundaries in use (chosen by "auto" on validation text)
         self.plugin_: np.ndarray | None = None  # modes fixing the bases: (order,) or (order, bucket)
         self.bucket_selection_: list[dict] | None = None  # validation perplexity of each candidate

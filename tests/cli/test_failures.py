@@ -237,7 +237,8 @@ def test_out_of_range_arguments_are_one_line(capsys, argv, fragment):
 
 
 def test_the_order_of_an_ngram_model_is_limited(cli_files, tmp_path, capsys, no_fit):
-    fails(capsys, fit_args(cli_files, tmp_path / "m", "--set", "model.order=11"), "model.order must be in 1..10")
+    fails(capsys, fit_args(cli_files, tmp_path / "m", "--set", "model.order=11"),
+          "model.order must be a whole number in 1..10 (got 11)")
 
 
 # ------------------------------------------------------------------------ standard input

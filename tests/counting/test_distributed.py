@@ -204,6 +204,7 @@ def test_fit_from_files_on_dask_matches_fit_in_memory(client, text_dir):
     attrs_l, attrs_r = local.idata["posterior"].attrs, remote.idata["posterior"].attrs
     assert attrs_r["training_tokens"] == attrs_l["training_tokens"]
     assert attrs_r["training_sentences"] == attrs_l["training_sentences"]
+    assert attrs_r["data_fingerprint"] == attrs_l["data_fingerprint"]  # the same data, counted elsewhere
     test = Corpus.from_lines(["the cat sat on the mat", "a dog ran"])
     np.testing.assert_allclose(remote.predictive_log_prob(test), local.predictive_log_prob(test))
 

@@ -626,13 +626,15 @@ def test_bad_order(order):
         DirichletLM(order=order)
 
 
-def test_bad_prior_and_settings():
+def test_bad_prior_and_settings(train_corpus):
+    # priors are checked against PyMC by validate (fit calls it before any work)
     with pytest.raises(ConfigError):
-        Prior("Gamma", alpha=-1, beta=1)
+        Prior("Gamma", alpha=-1, beta=1).validate()
     with pytest.raises(ConfigError):
-        Prior("NoSuchDistribution", mu=1)
+        Prior("NoSuchDistribution", mu=1).validate()
     with pytest.raises(ConfigError):
-        DirichletLM(model_config={"concentration": {"dist": "Gamma", "kwargs": {"alpha": -1, "beta": 1}}})
+        bad = {"concentration": {"dist": "Gamma", "kwargs": {"alpha": -1, "beta": 1}}}
+        DirichletLM(model_config=bad).fit(train_corpus)
     with pytest.raises(ConfigError, match="unknown prior"):
         DirichletLM(model_config={"smoothing": {"dist": "Gamma", "kwargs": {"alpha": 1, "beta": 1}}})
     with pytest.raises(ConfigError, match="sampler setting"):
@@ -670,10 +672,16 @@ def test_string_context_reads_literal_sentence_start(lm3):
     assert as_text == pytest.approx(as_tokens, rel=1e-12)
 
 
-def test_failed_fit_leaves_the_model_unfitted():
+def test_failed_fit_leaves_the_model_unfitted(monkeypatch):
+    import pymc as pm
+
+    def sample(*args, **kwargs):
+        raise RuntimeError("the sampler failed")
+
+    monkeypatch.setattr(pm, "sample", sample)
     train = Corpus.from_texts(["a b c", "a b b", "c a b"], tokenizer=WhitespaceTokenizer())
-    lm = DirichletLM(order=2, tokenizer="whitespace", sampler_config={"nuts_sampler": "no-such-sampler"})
-    with pytest.raises(Exception):
+    lm = DirichletLM(order=2, tokenizer="whitespace")
+    with pytest.raises(RuntimeError, match="the sampler failed"):
         lm.fit(train, valid=train, draws=10, tune=10, progressbar=False)
     assert not lm.is_fitted_
     with pytest.raises(NotFittedError):

@@ -260,25 +260,25 @@ def test_sampled_sentences_are_reproducible(gibbs_lm):
 # ---------------------------------------------------------------------------------- id and fit
 def test_id_does_not_change_across_fit(tmp_path, monkeypatch):
     """Neither buckets = "auto" (chosen on validation text) nor fit's sampler keywords change
-    the configuration: the choice is buckets_, the settings are recorded beside it."""
+    the configuration (nor its id): the choice is buckets_, the settings are recorded beside it."""
     lines = markov_sentences(2, 120)
     train, valid = Corpus.from_texts(lines[:100]), Corpus.from_texts(lines[100:])
     seen_fitted = []
     original = DirichletLM._fit
     monkeypatch.setattr(DirichletLM, "_fit", lambda self, *a: (seen_fitted.append(self.is_fitted_), original(self, *a))[1])
     lm = DirichletLM(order=2, buckets="auto", sampler_config={"draws": 40, "tune": 40, "progressbar": False})
-    before, config = lm.id, lm.get_config()
+    before, config = lm.config_id, lm.get_config()
     lm.fit(train, valid=valid, draws=30, chains=1, random_seed=4)
     assert seen_fitted == [False]  # not marked fitted while validation text is encoded and the model fitted
-    assert lm.id == before and lm.get_config() == config and lm.options["buckets"] == "auto"
+    assert lm.config_id == before and lm.get_config() == config and lm.options["buckets"] == "auto"
     assert lm.sampler_config["draws"] == 40 and lm.fit_sampler_settings["draws"] == 30
-    assert lm.idata["posterior"].sizes["draw"] == 30 and lm.idata["posterior"].attrs["id"] == before
+    assert lm.idata["posterior"].sizes["draw"] == 30 and lm.idata["posterior"].attrs["config_id"] == before
     back = load(lm.save(tmp_path / "dirichlet"))
-    assert back.id == before and back.buckets_ == lm.buckets_ and back.fit_sampler_settings["draws"] == 30
+    assert back.config_id == before and back.buckets_ == lm.buckets_ and back.fit_sampler_settings["draws"] == 30
     py = PitmanYorLM(order=2, inference="ikn", retain=2, sampler_config={"progressbar": False})
-    before = py.id
+    before = py.config_id
     py.fit(train, draws=12, tune=10, chains=1, random_seed=4)
-    assert py.id == before and py.sampler_config["draws"] == 1000 and py.idata["posterior"].sizes["draw"] == 12
+    assert py.config_id == before and py.sampler_config["draws"] == 1000 and py.idata["posterior"].sizes["draw"] == 12
 
 
 def test_a_bpe_tokenizer_the_corpus_brings_is_learned_state(tmp_path):
@@ -286,12 +286,12 @@ def test_a_bpe_tokenizer_the_corpus_brings_is_learned_state(tmp_path):
     model keeps that one (tokenizer_) for encoding and in its directory, and its id as configured."""
     lines = markov_sentences(3, 80)
     lm = DirichletLM(order=2, tokenizer="bpe", sampler_config={**QUICK, "random_seed": 6})
-    before = lm.id
+    before = lm.config_id
     lm.fit(Corpus.from_texts(lines, tokenizer=BPETokenizer()))
-    assert not lm.tokenizer.is_trained and lm.tokenizer_.is_trained and lm.id == before
+    assert not lm.tokenizer.is_trained and lm.tokenizer_.is_trained and lm.config_id == before
     text = ["the cat sat on the mat"]
     back = load(lm.save(tmp_path / "bpe"))
-    assert back.id == before and back.tokenizer_ == lm.tokenizer_
+    assert back.config_id == before and back.id == lm.id and back.tokenizer_ == lm.tokenizer_
     np.testing.assert_array_equal(back.predictive_log_prob(text), lm.predictive_log_prob(text))
     other = DirichletLM(order=2, tokenizer=blm.make_tokenizer("bpe", vocab_size=50))
     with pytest.raises(blm.VocabularyMismatchError, match="tokenised with"):

@@ -475,19 +475,19 @@ def test_save_load_round_trip(gibbs_lm, tmp_path):
 
 # ------------------------------------------------------------------------------- bad input
 def test_bad_hyperparameters_are_rejected():
-    with pytest.raises(ConfigError, match=r"discount must lie in \[0, 1\)"):
+    with pytest.raises(ConfigError, match=r"model.discount must be a number in \[0, 1\)"):
         PitmanYorLM(order=2, discount=1.0)
-    with pytest.raises(ConfigError, match="discount must lie"):
+    with pytest.raises(ConfigError, match=r"model.discount must be a number in \[0, 1\)"):
         PitmanYorLM(order=2, discount=[-0.1, 0.5])
-    with pytest.raises(ConfigError, match="strength must be greater than -discount"):
+    with pytest.raises(ConfigError, match="model.strength must be a number > -discount.*discount is 0.5"):
         PitmanYorLM(order=2, discount=0.5, strength=-0.5)
-    with pytest.raises(ConfigError, match="strength must be greater than -discount"):
+    with pytest.raises(ConfigError, match="model.strength must be a number > -discount.*free discount"):
         PitmanYorLM(order=2, strength=-0.1)
-    with pytest.raises(ConfigError, match="inference must be"):
+    with pytest.raises(ConfigError, match="model.inference must be one of 'gibbs', 'ikn'"):
         PitmanYorLM(order=2, inference="em")
-    with pytest.raises(ConfigError, match="refresh_min must be 0"):
+    with pytest.raises(ConfigError, match="model.refresh_min must be a whole number >= 0"):
         PitmanYorLM(order=2, refresh_min=-1)
-    with pytest.raises(ConfigError, match="table_step must be true or false"):
+    with pytest.raises(ConfigError, match="model.table_step must be true or false"):
         PitmanYorLM(order=2, table_step="yes")
 
 

@@ -10,20 +10,22 @@ retained (seating, d, theta). The model, its inference and figures: docs/pitman_
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Annotated, Iterator
 
 import numpy as np
+from pydantic import Field, model_validator
 from scipy.special import digamma, xlogy
 
 from bayeslm.core.draws import draw_indices
 from bayeslm.core.sampling import pm_sample_kwargs
+from bayeslm.core.settings import Invalid, Rule, choice, flag, whole
 from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError, ModelFileError
-from bayeslm.ngram.base import NgramLM
+from bayeslm.ngram.base import NgramLM, NgramOptions
 from bayeslm.ngram.pitman_yor.hierarchy import Hierarchy
 from bayeslm.ngram.pitman_yor.seating_state import SeatingState
 from bayeslm.text.corpus import Corpus
 
-__all__ = ["PitmanYorLM", "pitman_yor_predictive"]
+__all__ = ["PitmanYorLM", "PitmanYorOptions", "pitman_yor_predictive"]
 
 
 def pitman_yor_predictive(c_w, t_w, c_total, t_total, d, theta, parent):
@@ -38,16 +40,54 @@ def pitman_yor_predictive(c_w, t_w, c_total, t_total, d, theta, parent):
     return (c_w - d * t_w + (theta + d * t_total) * parent) / (theta + c_total)
 
 
-def _per_order(value, n: int, name: str):
-    """None, or a float array of length n from a number or a list."""
+def _per_order(value, n: int):
+    """None, or a float array of length n from one number or one per order."""
     if value is None:
         return None
     arr = np.atleast_1d(np.asarray(value, dtype=float))
-    if arr.size == 1:
-        arr = np.full(n, float(arr[0]))
-    if arr.size != n:
-        raise ConfigError(f"{name} needs one value or one per order ({n}), got {arr.size}")
-    return arr
+    return np.full(n, float(arr[0])) if arr.size == 1 else arr
+
+
+#: the rules of a fixed discount and strength: one value for every order, or one per order
+_DISCOUNT_RULE = "a number in [0, 1) or a list of one per order, or none"
+_STRENGTH_RULE = "a number > -discount or a list of one per order, or none"
+
+
+class PitmanYorOptions(NgramOptions):
+    """The ``[model]`` options of :class:`PitmanYorLM` (see its docstring)."""
+
+    inference: choice("gibbs", "ikn") = Field(
+        "gibbs", description="gibbs: table counts sampled; ikn: one table per observed type (fast)")
+    hyper_step: choice("slice", "nuts", optional=True) = Field(
+        None, description="step of discount and strength (none: slice for gibbs, nuts for ikn)")
+    discount: Annotated[float | list[float] | None, Rule(_DISCOUNT_RULE)] = Field(
+        None, description="fix d_k instead of sampling it")
+    strength: Annotated[float | list[float] | None, Rule(_STRENGTH_RULE)] = Field(
+        None, description="fix theta_k instead of sampling it")
+    retain: whole(ge=1) = Field(10, description="seatings kept per chain for prediction")
+    entropy_draws: whole(ge=1) = Field(8, description="retained samples for entropies and probability intervals")
+    refresh_min: whole(ge=0) = Field(
+        10, description="table sizes of pairs with this many customers drawn afresh after each sweep (0: never)")
+    table_step: flag() = Field(True, description="draw every pair's table count from its full conditional")
+
+    @model_validator(mode="after")
+    def _fixed_hyperparameters(self):
+        d, th = self._per_order("discount"), self._per_order("strength")
+        if d is not None and np.any((d < 0) | (d >= 1)):
+            raise Invalid(key="discount", rule=_DISCOUNT_RULE, value=self.discount)
+        if th is not None and np.any((th < 0) if d is None else (th <= -d)):
+            raise Invalid("with a free discount (which can be near 0) give a strength > 0, or fix the discount"
+                          if d is None else f"discount is {self.discount}", key="strength",
+                          rule=_STRENGTH_RULE, value=self.strength)
+        return self
+
+    def _per_order(self, key: str):
+        value = getattr(self, key)
+        arr = _per_order(value, self.order)
+        if arr is not None and arr.size != self.order:
+            raise Invalid(f"order {self.order} needs one value or {self.order}", key=key,
+                          rule=_DISCOUNT_RULE if key == "discount" else _STRENGTH_RULE, value=value)
+        return arr
 
 
 class PitmanYorLM(NgramLM):
@@ -91,33 +131,12 @@ class PitmanYorLM(NgramLM):
         "strength_plus_discount": {"dist": "Gamma", "kwargs": {"alpha": 1.0, "beta": 0.01}},
     }
     default_sampler_config = {**NgramLM.default_sampler_config, "draws": 1000, "tune": 200}
-    model_options = {"inference": "gibbs", "hyper_step": None, "discount": None, "strength": None, "retain": 10,
-                     "entropy_draws": 8, "refresh_min": 10, "table_step": True}
+    model_options = PitmanYorOptions
 
-    def __init__(self, order: int = 3, **kwargs):
+    def __init__(self, order: int | None = None, **kwargs):
         super().__init__(order, **kwargs)
-        opts = self.options
-        if opts["inference"] not in ("gibbs", "ikn"):
-            raise ConfigError(f"inference must be 'gibbs' or 'ikn', got {opts['inference']!r}")
-        if opts["hyper_step"] not in (None, "slice", "nuts"):
-            raise ConfigError(f"hyper_step must be 'slice' or 'nuts', got {opts['hyper_step']!r}")
-        if int(opts["retain"]) < 1:
-            raise ConfigError("retain must be at least 1")
-        if not isinstance(opts["table_step"], (bool, np.bool_)):
-            raise ConfigError(f"table_step must be true or false, got {opts['table_step']!r}")
-        if int(opts["refresh_min"]) < 0:
-            raise ConfigError(f"refresh_min must be 0 (off) or a number of customers, got {opts['refresh_min']}")
-        d = _per_order(opts["discount"], self.order, "discount")
-        th = _per_order(opts["strength"], self.order, "strength")
-        if d is not None and np.any((d < 0) | (d >= 1)):
-            raise ConfigError(f"discount must lie in [0, 1), got {d.tolist()}")
-        if th is not None:
-            bad = (th < 0) if d is None else (th <= -d)
-            if np.any(bad):
-                raise ConfigError(f"strength must be greater than -discount, got strength {th.tolist()}"
-                                  + (f" with discount {d.tolist()}" if d is not None else
-                                     " (a free discount can be near 0: give a strength > 0, or fix the discount)"))
-        self.fixed_discount_, self.fixed_strength_ = d, th
+        self.fixed_discount_ = _per_order(self.options["discount"], self.order)
+        self.fixed_strength_ = _per_order(self.options["strength"], self.order)
         self._hier = None
         self._samples = None
 
