@@ -93,6 +93,12 @@ HDI_HELP = "probability mass of the credible intervals (highest-density, over po
 QUIET_HELP = "print nothing but the results: no progress bars, no log lines or warnings of the libraries"
 
 
+def _add_json_and_quiet(p: argparse.ArgumentParser, schema: str) -> None:
+    """``--json`` (one JSON object of ``schema``) and ``--quiet``, for a command that prints results."""
+    p.add_argument("--json", action="store_true", help=f"print one JSON object (schema {schema})")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+
+
 def _sub(sub, name: str, text: str, **kwargs) -> argparse.ArgumentParser:
     """A command's parser: ``text`` is its line in ``bayeslm --help`` and the start of its own help."""
     return sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".", **kwargs)
@@ -161,8 +167,7 @@ def _add_fit(sub) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing model directory (or empty folder)")
     p.add_argument("--keep-partial", action="store_true",
                    help="on Ctrl-C or SIGTERM while sampling, save the draws so far (the model is marked partial)")
-    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
-    p.add_argument("--json", action="store_true", help="print one JSON object (schema bayeslm.fit/1)")
+    _add_json_and_quiet(p, "bayeslm.fit/1")
     p.add_argument("--dask", action="store_true",
                    help="n-gram models: read and count --train on a local Dask cluster (pip install 'bayeslm[dask]')")
     p.add_argument("--scheduler", metavar="ADDRESS",
@@ -180,8 +185,7 @@ def _add_evaluate(sub) -> None:
                         "aleatoric_bits, epistemic_bits (default: not written)")
     p.add_argument("--log10", action="store_true",
                    help="add a log10_prob column to --per-token (base-10 log probability, as KenLM prints it)")
-    p.add_argument("--json", action="store_true", help="print one JSON object (schema bayeslm.evaluate/2)")
-    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _add_json_and_quiet(p, "bayeslm.evaluate/2")
     p.set_defaults(func=commands.cmd_evaluate)
 
 
@@ -194,8 +198,7 @@ def _add_score(sub) -> None:
     p.add_argument("--hdi-prob", type=HDI, default=HDI_PROB, help=HDI_HELP)
     p.add_argument("--log10", action="store_true",
                    help="add a log10_prob column (base-10 log probability, to compare with KenLM's query)")
-    p.add_argument("--json", action="store_true", help="print one JSON object (schema bayeslm.score/2)")
-    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _add_json_and_quiet(p, "bayeslm.score/2")
     p.set_defaults(func=commands.cmd_score)
 
 
@@ -227,8 +230,7 @@ def _add_generate(sub) -> None:
                         "else training positions)")
     p.add_argument("--no-color", action="store_true",
                    help="plain text even in a terminal (colours are never written to a pipe or file)")
-    p.add_argument("--json", action="store_true", help="print one JSON object (schema bayeslm.generate/2)")
-    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _add_json_and_quiet(p, "bayeslm.generate/2")
     p.set_defaults(func=commands.cmd_generate)
 
 
