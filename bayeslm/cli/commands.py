@@ -1,6 +1,8 @@
 """The commands of ``bayeslm``: fit, evaluate, score, tokenize, demo, generate, report, export, models.
 
-Each takes the parsed arguments and returns the exit status. Everything a command will
+Each takes the parsed arguments and returns the exit status. What they print is in bits
+(log probabilities in base 2); KenLM's base-10 ``log10_prob`` is added only on request
+(``--log10``), for comparison with KenLM. Everything a command will
 write is checked first (the folder exists and takes files, a model directory may be
 replaced, no other process writes it), so an unwritable output fails in a second, not
 after the fit; then every file is written all-or-nothing (:mod:`bayeslm.core.files`).
@@ -15,7 +17,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bayeslm.cli.interrupts import Interrupted
-from bayeslm.cli.output import print_json, print_text, progress_bars
+from bayeslm.cli.output import print_json, print_table, print_text, progress_bars
 from bayeslm.core.terminal import printable
 from bayeslm.exceptions import CorpusError
 from bayeslm.ngram.base import MAX_NGRAM_ORDER  # the limit of demo --order: every n-gram model's
@@ -170,7 +172,8 @@ def cmd_evaluate(args) -> int:
     test = model.read(args.test)
     result = model.evaluate(test, hdi_prob=args.hdi_prob)
     if per_token is not None:
-        atomic_write_text(per_token, model.per_token(test).to_csv(index=False))
+        table = _without_log10(model.per_token(test, units="bits"), args.log10)
+        atomic_write_text(per_token, table.to_csv(index=False))
         args.interrupts.written.append(str(per_token))
     if args.json:
         from bayeslm.core.storage import partial_fit
@@ -204,21 +207,21 @@ def cmd_score(args) -> int:
     lines = [line for line in _read_stdin().splitlines() if line.strip()]
     if not lines:
         raise CorpusError("no sentences on standard input")
-    frame = model.score(lines, per_token=args.per_token)
+    frame = _without_log10(model.score(lines, per_token=args.per_token, units="bits", hdi_prob=args.hdi_prob),
+                           args.log10)
     if args.json:
-        print_json({"schema": "bayeslm.score/1", "per_token": bool(args.per_token),
-                    "rows": json.loads(frame.to_json(orient="records"))})
+        print_json({"schema": "bayeslm.score/2", "per_token": bool(args.per_token), "units": "bits",
+                    "hdi_prob": args.hdi_prob, "rows": json.loads(frame.to_json(orient="records", double_precision=15))})
         return 0
-    if args.per_token:
-        for row in frame.itertuples(index=False):
-            print(f"{row.sentence}\t{printable(row.token, tabs=True)}\t{row.log10_prob:.6f}\t{row.log_prob_nats:.6f}"
-                  + ("\tOOV" if row.oov else ""))
-    else:
-        print("log10_prob\tlog_prob_nats\ttokens\toov\ttext")
-        for row in frame.itertuples(index=False):
-            print(f"{row.log10_prob:.6f}\t{row.log_prob_nats:.6f}\t{row.tokens}\t{row.oov}\t"
-                  f"{printable(row.text, tabs=True)}")
+    if not args.per_token:  # the text, which holds spaces, last
+        frame = frame[[c for c in frame.columns if c != "text"] + ["text"]]
+    print_table(frame)
     return 0
+
+
+def _without_log10(frame, log10: bool):
+    """``frame`` without its ``log10_prob`` column unless ``--log10`` asked for it."""
+    return frame if log10 else frame.drop(columns="log10_prob")
 
 
 def cmd_tokenize(args) -> int:
@@ -302,7 +305,7 @@ def cmd_demo(args) -> int:
         train, test = demo_corpus().split(0.9, random_seed=args.seed)
         print(f"train: {train.n_sentences} sentences, {train.n_tokens} tokens; test: {test.n_sentences} sentences")
         lm = DirichletLM(order=args.order, min_count=2, sampler_config={
-            "draws": args.draws, "tune": args.draws, "progressbar": progress_bars(False)})
+            "draws": args.draws, "tune": args.draws, "progressbar": progress_bars(args.quiet)})
         lm.fit(train, random_seed=args.seed)
         print(f"fitted in {lm.fit_seconds_:.1f} s (vocabulary {len(lm.vocab_)})")
         print(_diagnostics_text(lm))

@@ -15,9 +15,11 @@ import sys
 import warnings
 from contextlib import contextmanager
 
+import numpy as np
+
 from bayeslm.core.terminal import printable
 
-__all__ = ["print_json", "print_text", "library_output", "progress_bars"]
+__all__ = ["print_json", "print_text", "print_table", "library_output", "progress_bars"]
 
 _LIBRARY_LOGGERS = ("pymc", "pytensor", "arviz", "distributed", "numba")
 
@@ -31,6 +33,26 @@ def print_json(obj) -> None:
 def print_text(text: str) -> None:
     """Lines of text that may hold corpus or model text, control characters escaped."""
     print("\n".join(printable(line) for line in str(text).split("\n")))
+
+
+def print_table(frame) -> None:
+    """A DataFrame as tab-separated lines under a header of its column names.
+
+    Numbers with 6 decimals, booleans as 0/1, text escaped (tabs too, so columns stay apart).
+    """
+    print("\t".join(frame.columns))
+    for row in frame.itertuples(index=False):
+        print("\t".join(_cell(value) for value in row))
+
+
+def _cell(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.6f}"
+    if isinstance(value, str):
+        return printable(value, tabs=True)
+    return str(value)
 
 
 def progress_bars(quiet: bool) -> bool:

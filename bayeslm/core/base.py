@@ -36,14 +36,35 @@ from bayeslm.core.storage import (
     save_model,
 )
 from bayeslm.exceptions import ConfigError, NotFittedError, VocabularyMismatchError
-from bayeslm.stats.intervals import HDI_PROB
+from bayeslm.stats.intervals import HDI_PROB, hdi
 from bayeslm.text.corpus import Corpus
 from bayeslm.text.tokenize import Tokenizer, tokenizer_from_dict
 from bayeslm.text.vocab import Vocabulary
 
-__all__ = ["BayesianLM", "Evaluation", "load", "FORMAT_VERSION"]
+__all__ = ["BayesianLM", "Evaluation", "load", "FORMAT_VERSION", "UNITS", "check_units", "in_units"]
 
+LN2 = np.log(2.0)
 LN10 = np.log(10.0)
+#: units of information quantities in the Python API (nats by default); people read bits
+UNITS = ("nats", "bits")
+#: entropy_split's columns and the names per-token and per-sentence tables give them
+_SPLIT_COLUMNS = (("total", "entropy"), ("aleatoric", "aleatoric"), ("epistemic", "epistemic"))
+
+
+def check_units(units: str) -> str:
+    """``units`` if it is one of :data:`UNITS`, else a :class:`~bayeslm.exceptions.ConfigError`."""
+    if units not in UNITS:
+        raise ConfigError(f"units must be 'nats' or 'bits', got {units!r}")
+    return units
+
+
+def in_units(nats, units: str):
+    """An information quantity given in nats (number, array, Series or DataFrame) in ``units``.
+
+    ``units``: ``"nats"`` (returned unchanged) or ``"bits"`` (divided by ln 2); anything
+    else is a :class:`~bayeslm.exceptions.ConfigError`.
+    """
+    return nats if check_units(units) == "nats" else nats / LN2
 
 
 class BayesianLM(LanguageModel):
@@ -351,15 +372,18 @@ class BayesianLM(LanguageModel):
         )
 
     # -- derived from the protocol ----------------------------------------------------
-    def entropy_split(self, data) -> pd.DataFrame:
-        """Per scored position: ``total``, ``aleatoric``, ``epistemic`` predictive entropy (nats).
+    def entropy_split(self, data, *, units: str = "nats") -> pd.DataFrame:
+        """Per scored position: ``total``, ``aleatoric``, ``epistemic`` predictive entropy.
 
         ``total`` is the entropy of the posterior-predictive next-token distribution,
         ``aleatoric`` its expected entropy under the posterior, ``epistemic`` their
         difference (the mutual information between the next token and the parameters).
+        In ``units``: ``"nats"`` (default) or ``"bits"``. A family that replaces this
+        method keeps the ``units`` argument (:func:`in_units` converts).
         """
+        check_units(units)
         contexts, _ = self.encode(data).context_windows(self.context_length)
-        return self.context_entropy_split(contexts)
+        return in_units(self.context_entropy_split(contexts), units)
 
     @property
     def context_length(self) -> int:
@@ -436,37 +460,96 @@ class BayesianLM(LanguageModel):
         bits = self.evaluate(data).cross_entropy_bits
         return bits if units == "bits" else bits * np.log(2)
 
-    def score(self, sentences, *, per_token: bool = False) -> pd.DataFrame:
-        """Log probability of each sentence under the posterior predictive (like KenLM's query).
+    def score(self, sentences, *, per_token: bool = False, units: str = "nats",
+              hdi_prob: float = HDI_PROB) -> pd.DataFrame:
+        """Each sentence's log probability, its credible interval and its entropy split.
 
-        Returns a DataFrame with one row per sentence (``sentence``, ``text``,
-        ``log10_prob``, ``log_prob_nats``, ``tokens``, ``oov``), or with ``per_token=True``
-        one row per scored token.
+        One row per sentence, information quantities in ``units`` (``"nats"`` by default, or
+        ``"bits"``; the suffix ``<u>`` of the column names says which):
+
+        - ``log_prob_<u>``: the sum over the sentence's scored positions (its tokens and
+          ``</s>``) of the log posterior-predictive probability (what :meth:`evaluate`'s
+          predictive cross-entropy averages);
+        - ``log_prob_per_draw_mean_<u>``, ``log_prob_hdi_low_<u>``, ``log_prob_hdi_high_<u>``:
+          the sentence's log probability under each posterior draw, its mean and its
+          ``hdi_prob`` highest-density interval over the draws;
+        - ``mean_entropy_<u>``, ``mean_aleatoric_<u>``, ``mean_epistemic_<u>``: the
+          predictive entropy and its split (:meth:`entropy_split`) averaged over the
+          sentence's scored positions;
+        - ``log10_prob``: ``log_prob`` in base 10, as KenLM's ``query`` prints it;
+        - ``sentence``, ``text`` (as the model reads it), ``tokens`` (scored positions:
+          tokens and one ``</s>``), ``oov`` (tokens read as ``<unk>``).
+
+        With ``per_token=True``, :meth:`per_token`'s rows instead.
         """
+        check_units(units)
         corpus = self.encode(sentences)
         if per_token:
-            return self.per_token(corpus, entropies=False)
-        lp = self.predictive_log_prob(corpus)
+            return self.per_token(corpus, units=units)
         n_scored = corpus.sentence_lengths + 1
+        per_draw = self._sentence_intervals(corpus, hdi_prob)  # before predictive_log_prob: a family may cache it
         sentence_of = np.repeat(np.arange(corpus.n_sentences), n_scored)
-        sums = np.bincount(sentence_of, weights=lp, minlength=corpus.n_sentences)
+        sums = np.bincount(sentence_of, weights=self.predictive_log_prob(corpus), minlength=corpus.n_sentences)
+        split = self.entropy_split(corpus, units=units)
         oov = np.bincount(np.repeat(np.arange(corpus.n_sentences), corpus.sentence_lengths),
                           weights=(corpus.ids == self.vocab_.unk_id), minlength=corpus.n_sentences)
         return pd.DataFrame({
             "sentence": np.arange(corpus.n_sentences),
             "text": corpus.decode_lines(),
+            f"log_prob_{units}": in_units(sums, units),
+            **{f"log_prob_{name}_{units}": in_units(values, units) for name, values in per_draw.items()},
+            **{f"mean_{column}_{units}": np.bincount(sentence_of, weights=split[name].to_numpy(),
+                                                     minlength=corpus.n_sentences) / n_scored
+               for name, column in _SPLIT_COLUMNS},
             "log10_prob": sums / LN10,
-            "log_prob_nats": sums,
             "tokens": n_scored,
             "oov": oov.astype(int),
         })
 
-    def per_token(self, data, *, entropies: bool = True) -> pd.DataFrame:
+    def _sentence_intervals(self, corpus: Corpus, hdi_prob: float) -> dict[str, np.ndarray]:
+        """Per sentence, over posterior draws of its log probability: ``per_draw_mean``, ``hdi_low``, ``hdi_high`` (nats)."""
+        out = {name: np.empty(corpus.n_sentences) for name in ("per_draw_mean", "hdi_low", "hdi_high")}
+        for sentence, draws in self._sentence_log_prob_draws(corpus):
+            out["per_draw_mean"][sentence] = draws.mean()
+            out["hdi_low"][sentence], out["hdi_high"][sentence] = hdi(draws, hdi_prob=hdi_prob)
+        return out
+
+    def _sentence_log_prob_draws(self, corpus: Corpus):
+        """Yield ``(sentence, log_prob)`` with the sentence's log probability per posterior draw, shape (draw,), nats.
+
+        Sums the protocol's :meth:`_log_prob_draws` chunks per sentence and yields a
+        sentence once all its scored positions have streamed by: only the sentences a
+        chunk leaves open are held (draws x open sentences), never draws x positions.
+        """
+        n_scored = corpus.sentence_lengths + 1
+        sentence_of = np.repeat(np.arange(corpus.n_sentences), n_scored)
+        remaining = n_scored.copy()
+        open_sums: dict[int, np.ndarray] = {}
+        for positions, lp in self._log_prob_draws(corpus):
+            sentences = sentence_of[positions]
+            if sentences.size == 0:
+                continue
+            order = np.argsort(sentences, kind="stable")
+            sentences = sentences[order]
+            starts = np.flatnonzero(np.concatenate([[True], sentences[1:] != sentences[:-1]]))
+            partial = np.add.reduceat(np.asarray(lp)[:, order], starts, axis=1)  # (draw, sentences in the chunk)
+            counts = np.diff(np.append(starts, sentences.size))
+            for j, sentence in enumerate(sentences[starts].tolist()):
+                open_sums[sentence] = open_sums.get(sentence, 0.0) + partial[:, j]
+                remaining[sentence] -= counts[j]
+                if remaining[sentence] == 0:
+                    yield sentence, open_sums.pop(sentence)
+
+    def per_token(self, data, *, entropies: bool = True, units: str = "nats") -> pd.DataFrame:
         """One row per scored position: token, its log probability and (optionally) entropies.
 
-        Columns carry units: ``log_prob_nats``, ``log10_prob``, ``entropy_bits``,
-        ``aleatoric_bits``, ``epistemic_bits``.
+        Columns: ``sentence``, ``index`` (position in the sentence; its length for ``</s>``),
+        ``token`` (as the model reads it), ``oov``, ``log_prob_<u>`` (log posterior-predictive
+        probability), ``log10_prob`` (the same in base 10, as KenLM prints it) and with
+        ``entropies`` the :meth:`entropy_split` as ``entropy_<u>``, ``aleatoric_<u>``,
+        ``epistemic_<u>``. ``<u>`` is ``units``: ``"nats"`` (default) or ``"bits"``.
         """
+        check_units(units)
         corpus = self.encode(data)
         stream, targets = corpus.padded(self.order)
         lengths = corpus.sentence_lengths + 1
@@ -479,14 +562,13 @@ class BayesianLM(LanguageModel):
             "index": index,
             "token": tokens,
             "oov": stream[targets] == self.vocab_.unk_id,
-            "log_prob_nats": lp,
+            f"log_prob_{units}": in_units(lp, units),
             "log10_prob": lp / LN10,
         })
         if entropies:
-            split = self.entropy_split(corpus)
-            for name in ("total", "aleatoric", "epistemic"):
-                column = "entropy_bits" if name == "total" else f"{name}_bits"
-                frame[column] = split[name].to_numpy() / np.log(2)
+            split = self.entropy_split(corpus, units=units)
+            for name, column in _SPLIT_COLUMNS:
+                frame[f"{column}_{units}"] = split[name].to_numpy()
         return frame
 
     # -- files -----------------------------------------------------------------------

@@ -8,7 +8,8 @@ continuations therefore shows the model's epistemic uncertainty. With
 
 Every generated token carries its probability under the held draw and under the
 posterior predictive, the predictive entropy in bits with its split into expected entropy
-(aleatoric) and mutual information (epistemic), and the top alternatives. Works for any
+(aleatoric) and mutual information (epistemic), and the top alternatives; a continuation's
+log probabilities are in bits too (base 2), like everything a person reads. Works for any
 model answering the protocol of :mod:`bayeslm.core.protocol` (``predictive_probs``,
 ``context_entropy_split``, ``sample_distribution``, ``context_length``, ``n_samples``).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -27,6 +29,7 @@ __all__ = ["TokenInfo", "Continuation", "generate", "transform_probs", "format_t
 
 LN2 = np.log(2.0)
 MAX_PROMPT_TOKENS = 10_000
+_SHADES = (231, 224, 217, 210, 203, 196)  # xterm-256 backgrounds: white .. red
 
 
 @dataclass
@@ -58,14 +61,27 @@ class Continuation:
     separator: str = " "  # between tokens when shown one by one
 
     @property
+    def log_prob_bits(self) -> float:
+        """log2 probability of the generated tokens under the posterior predictive (bits, <= 0)."""
+        return float(sum(np.log2(t.prob_predictive) for t in self.tokens))
+
+    @property
+    def log_prob_draw_bits(self) -> float:
+        """log2 probability of the generated tokens under the held posterior draw (bits, <= 0)."""
+        return float(sum(np.log2(max(t.prob_draw, 1e-300)) for t in self.tokens))
+
+    @property
     def log_prob_nats(self) -> float:
-        """log probability of the generated tokens under the posterior predictive."""
-        return float(sum(np.log(t.prob_predictive) for t in self.tokens))
+        """Deprecated: ``log_prob_bits * ln 2`` (a continuation's numbers are all in bits now)."""
+        warnings.warn("Continuation.log_prob_nats is deprecated; use log_prob_bits", FutureWarning, stacklevel=2)
+        return self.log_prob_bits * LN2
 
     @property
     def log_prob_draw_nats(self) -> float:
-        """log probability of the generated tokens under the held posterior draw."""
-        return float(sum(np.log(max(t.prob_draw, 1e-300)) for t in self.tokens))
+        """Deprecated: ``log_prob_draw_bits * ln 2``."""
+        warnings.warn("Continuation.log_prob_draw_nats is deprecated; use log_prob_draw_bits", FutureWarning,
+                      stacklevel=2)
+        return self.log_prob_draw_bits * LN2
 
     @property
     def mean_entropy_bits(self) -> float:
@@ -79,9 +95,9 @@ class Continuation:
         data = asdict(self)
         data["tokens"] = [{**asdict(t), "top": [{"token": w, "prob": p} for w, p in t.top]} for t in self.tokens]
         data.update(
-            schema="bayeslm.continuation/1",
-            log_prob_nats=self.log_prob_nats,
-            log_prob_draw_nats=self.log_prob_draw_nats,
+            schema="bayeslm.continuation/2",
+            log_prob_bits=self.log_prob_bits,
+            log_prob_draw_bits=self.log_prob_draw_bits,
             mean_entropy_bits=self.mean_entropy_bits,
             mean_epistemic_bits=self.mean_epistemic_bits,
             flagged_tokens=int(sum(t.flagged for t in self.tokens)),
@@ -278,43 +294,62 @@ def model_mi_threshold_bits(model) -> float:
 def format_terminal(continuations: list[Continuation], color: bool | None = None) -> str:
     """Continuations as text; in a terminal each token's background shows its uncertainty.
 
-    Shade: mutual information (epistemic) relative to the flag threshold, from white (none)
-    to red (at or above it); flagged tokens are underlined. Plain text when ``color`` is
-    False or, by default, when standard output is not a terminal. Control characters in
-    the prompt and the tokens are shown escaped (:func:`bayeslm.core.terminal.printable`).
+    Per continuation a header ``[i] draw D  log p L bits  mean H E bits  mean MI M bits
+    F flagged  (stop reason)``, then the prompt and the text. Shade: mutual information
+    (epistemic) relative to the flag threshold, from white (none) to red (at or above it);
+    flagged tokens (above it) are underlined, and a last line says so. Plain text when
+    ``color`` is False or, by default, when standard output is not a terminal; flagged
+    tokens are then listed under the text. Control characters in the prompt and the tokens
+    are shown escaped (:func:`bayeslm.core.terminal.printable`). ``docs/cli.md`` explains
+    every number.
     """
     from bayeslm.core.terminal import printable
 
     if color is None:
         color = sys.stdout.isatty()
     lines = []
-    sep = continuations[0].separator if continuations else " "
     for i, c in enumerate(continuations, start=1):
-        header = (f"[{i}] draw {c.draw if c.draw is not None else '-'}  log p {c.log_prob_nats:.2f} nats  "
-                  f"mean H {c.mean_entropy_bits:.2f} bits  mean MI {c.mean_epistemic_bits:.3f} bits  "
-                  f"({c.stop_reason})")
-        lines.append(header)
-        if not color:
-            lines.append("    " + printable(c.prompt + (" " if c.prompt else "") + c.text))
-            flagged = [printable(t.token) for t in c.tokens if t.flagged]
-            if flagged:
-                lines.append(f"    unsure (MI above {c.mi_threshold_bits:.3f} bits): {' '.join(flagged)}")
+        lines.append(f"[{i}] draw {c.draw if c.draw is not None else '-'}  log p {c.log_prob_bits:.2f} bits  "
+                     f"mean H {c.mean_entropy_bits:.2f} bits  mean MI {c.mean_epistemic_bits:.3f} bits  "
+                     f"{sum(t.flagged for t in c.tokens)} flagged  ({c.stop_reason})")
+        if color:
+            lines.append("    " + printable(c.prompt + (" " if c.prompt else "")) + _shaded(c))
             continue
-        threshold = c.mi_threshold_bits if np.isfinite(c.mi_threshold_bits) and c.mi_threshold_bits > 0 else 1.0
-        parts = []
-        for t in c.tokens:
-            if t.token == "</s>":
-                continue
-            level = min(t.epistemic_bits / threshold, 1.0)
-            shade = (231, 224, 217, 210, 203, 196)[int(round(level * 5))]  # xterm-256: white .. red
-            style = f"\x1b[48;5;{shade}m\x1b[30m" + ("\x1b[4m" if t.flagged else "")
-            parts.append(f"{style}{printable(t.token)}\x1b[0m")
-        lines.append("    " + printable(c.prompt + (" " if c.prompt else "")) + printable(sep).join(parts))
+        lines.append("    " + printable(c.prompt + (" " if c.prompt else "") + c.text))
+        flagged = [printable(t.token) for t in c.tokens if t.flagged]
+        if flagged:
+            lines.append(f"    unsure (MI above {c.mi_threshold_bits:.3f} bits): {' '.join(flagged)}")
+    if color and continuations:
+        threshold = continuations[0].mi_threshold_bits
+        red = (f"the flag threshold, {threshold:.3f} bits); underlined: above it (flagged)"
+               if _shade_scale(threshold) == threshold else "1 bit; the model stores no flag threshold)")
+        lines.append(f"colours: mutual information from white (0 bits) to red (at or above {red}")
     if unknown := (continuations[0].unknown_prompt_tokens if continuations else []):
         lines.append(f"note: prompt words not in the vocabulary (read as <unk>): {printable(' '.join(unknown))}")
     return "\n".join(lines)
 
 
+def _shade_scale(threshold: float) -> float:
+    """Mutual information (bits) shown in full red: the flag threshold, or 1 bit if there is none."""
+    return threshold if np.isfinite(threshold) and threshold > 0 else 1.0
+
+
+def _shaded(c: Continuation) -> str:
+    """The continuation's tokens, each on a background from white (no MI) to red (MI at the threshold)."""
+    from bayeslm.core.terminal import printable
+
+    threshold = _shade_scale(c.mi_threshold_bits)
+    parts = []
+    for t in c.tokens:
+        if t.token == "</s>":
+            continue
+        level = min(t.epistemic_bits / threshold, 1.0)
+        shade = _SHADES[int(round(level * (len(_SHADES) - 1)))]
+        style = f"\x1b[48;5;{shade}m\x1b[30m" + ("\x1b[4m" if t.flagged else "")
+        parts.append(f"{style}{printable(t.token)}\x1b[0m")
+    return printable(c.separator).join(parts)
+
+
 def to_json(continuations: list[Continuation]) -> str:
-    return json.dumps({"schema": "bayeslm.generate/1", "continuations": [c.to_dict() for c in continuations]},
+    return json.dumps({"schema": "bayeslm.generate/2", "continuations": [c.to_dict() for c in continuations]},
                       indent=2)

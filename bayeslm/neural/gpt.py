@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from bayeslm.core.base import BayesianLM
+from bayeslm.core.base import BayesianLM, check_units, in_units
 from bayeslm.core.settings import Invalid, ModelOptions, choice, flag, number, text, whole
 from bayeslm.exceptions import (
     BayesLMError,
@@ -384,11 +384,12 @@ class GPTLM(BayesianLM):
         self._remember_predictive(stream, pred)
         return pred
 
-    def entropy_split(self, data) -> pd.DataFrame:
+    def entropy_split(self, data, *, units: str = "nats") -> pd.DataFrame:
         """Per scored position: predictive entropy ``total``, expected entropy ``aleatoric``,
-        mutual information ``epistemic`` (nats), by Monte Carlo over the last layer's draws."""
+        mutual information ``epistemic`` (``units``: nats or bits), by Monte Carlo over the last layer's draws."""
+        check_units(units)
         corpus = self.encode(data)
-        return self.bll_.entropy_split(self.stream_features(_stream_of(corpus)))
+        return in_units(self.bll_.entropy_split(self.stream_features(_stream_of(corpus))), units)
 
     def next_token_probs(self, contexts, draws=None) -> np.ndarray:
         """softmax(W_s h + b_s) after each context, for each posterior draw: (draw, context, token).

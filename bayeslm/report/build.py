@@ -5,7 +5,7 @@ posterior predictive checks), how well does it predict (cross-entropy, perplexit
 calibration, comparison with other models), and where is it unsure (aleatoric / epistemic
 entropy per position, the most surprising tokens, the most uncertain contexts). This module
 checks the input and runs each section (:mod:`bayeslm.report.sections`); the result is a
-:class:`~bayeslm.report.result.Report`, written as JSON (schema ``bayeslm.report/2``,
+:class:`~bayeslm.report.result.Report`, written as JSON (schema ``bayeslm.report/3``,
 ``docs/report.md``) and as a self-contained HTML page (:mod:`bayeslm.report.page`).
 
 The model is used only through the protocol (:mod:`bayeslm.core.protocol`): ``evaluate``,

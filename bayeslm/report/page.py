@@ -9,8 +9,6 @@ come from :mod:`bayeslm.report.plots`; HTML pieces and the style from
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from bayeslm.report import plots
@@ -28,7 +26,6 @@ from bayeslm.report.html import (
 
 __all__ = ["render_page"]
 
-LN2 = math.log(2.0)
 _SHADES = ("#ffffff", "#fde0dc", "#f9bdbb", "#f69988", "#f36c60", "#e84e40")  # white .. red
 _CHAIN_COLUMNS = {"draws": "draws", "divergences": "divergences", "max_treedepth_hits": "max tree depth hits",
                   "bfmi": "E-BFMI"}
@@ -54,8 +51,8 @@ def _section_card(d: dict) -> str:
         ("versions", f"bayeslm {escape(v['bayeslm'])} (fitted with {escape(v['bayeslm_at_fit'])}), PyMC {escape(v['pymc'])}, "
                      f"ArviZ {escape(v['arviz'])}; sampled by {escape(v['inference_library_at_fit'])} {escape(v['inference_library_version_at_fit'])}"),
     ]
-    if "mi_threshold_nats" in card:
-        pairs.append(("epistemic flag threshold", f"{number(card['mi_threshold_nats'] / LN2)} bits (used by generate)"))
+    if "mi_threshold_bits" in card:
+        pairs.append(("epistemic flag threshold", f"{number(card['mi_threshold_bits'])} bits (used by generate)"))
     t = d["test"]
     pairs.append(("held-out text", f"{number(t['tokens'])} tokens in {number(t['sentences'])} sentences ({number(t['positions'])} scored "
                                    f"positions with one &lt;/s&gt; each), {number(t['oov'])} out of vocabulary "
@@ -123,12 +120,12 @@ def _mcmc_figures(names: list[str], idata) -> list[str]:
 
 
 def _approximation_checks(approx: dict) -> list[str]:
-    rows = [("final ELBO", number(approx.get("elbo_final"))),
+    rows = [("final ELBO (bits)", number(approx.get("elbo_final_bits"))),
             ("relative ELBO change over the last 10% of iterations", number(approx.get("elbo_relative_change_last_10pct"))),
             ("PSIS Pareto k (max)", f"{number(approx.get('pareto_k'), 3)} {status_mark(approx.get('pareto_k_ok'))}")]
     parts = ["<h3>Checks of the approximation</h3>" + key_value_table(rows)]
-    if approx.get("elbo"):
-        parts.append(figure(lambda: plots.plot_elbo(approx["elbo"]), "ELBO trace",
+    if approx.get("elbo_bits"):
+        parts.append(figure(lambda: plots.plot_elbo(approx["elbo_bits"]), "ELBO trace",
                             "ELBO per iteration: it should rise and level off."))
     return parts
 
@@ -306,16 +303,16 @@ def _section_comparison(d: dict) -> str:
     rows = []
     for r in cmp_["models"]:
         pp = r["perplexity"]
-        rows.append([str(r["rank"]), escape(r["label"]), escape(r["family"]), escape(r["order"]), number(r["elpd_per_token_nats"]),
-                     number(r["elpd_se_per_token_nats"]), number(r["elpd_diff_per_token_nats"]),
-                     number(r["elpd_diff_se_per_token_nats"]), number(r["predictive_perplexity"], 2),
+        rows.append([str(r["rank"]), escape(r["label"]), escape(r["family"]), escape(r["order"]), number(r["elpd_per_token_bits"]),
+                     number(r["elpd_se_per_token_bits"]), number(r["elpd_diff_per_token_bits"]),
+                     number(r["elpd_diff_se_per_token_bits"]), number(r["predictive_perplexity"], 2),
                      f"{number(pp['mean'], 2)} [{number(pp['hdi_low'], 2)}, {number(pp['hdi_high'], 2)}]",
                      number(r["fit_seconds"], 1)])
     parts = ['<h2 id="comparison">5. Comparison</h2>']
     if len(rows) == 1:
         parts.append("<p>One model was given; pass others with <code>compare=[...]</code> or "
                      "<code>--compare DIR ...</code> to rank them on the same tokens.</p>")
-    parts.append(f"<p>Ranked by held-out expected log predictive density per token (elpd, nats; higher is better) on "
+    parts.append(f"<p>Ranked by held-out expected log predictive density per token (elpd, bits; higher is better) on "
                  f"{number(cmp_['positions'])} scored positions in {number(cmp_['sentences'])} sentences. The difference to the "
                  "best and its standard error are paired over sentences: "
                  f"<small>{escape(cmp_['method'])}</small>.</p>")
@@ -371,7 +368,7 @@ def _continuation_html(prompt: str, c: dict) -> str:
                f"epistemic {t['epistemic_bits']:.3f}; top: {top}")
         style = f"background:{shade}" + (";text-decoration:underline" if t["flagged"] else "")
         spans.append(f'<span class="tok" style="{style}" title="{escape(tip)}">{escape(t["token"])}</span>')
-    summary = (f"draw {c['draw']}, log p {c['log_prob_nats']:.2f} nats, mean entropy "
+    summary = (f"draw {c['draw']}, log p {c['log_prob_bits']:.2f} bits, mean entropy "
                f"{c['mean_entropy_bits']:.2f} bits, mean MI {c['mean_epistemic_bits']:.3f} bits, "
                f"{c['flagged_tokens']} flagged ({escape(c['stop_reason'])})")
     return (f"<li><span class=\"prompt\">{escape(prompt)}</span> {' '.join(spans)}"
@@ -417,7 +414,7 @@ def render_page(data: dict, idata) -> str:
         _section_comparison(d),
         _section_continuations(d),
         f"<footer>Written by bayeslm {escape(card['versions']['bayeslm'])} (schema {escape(d['schema'])}); every number on this "
-        "page is in the JSON file beside it. Units: bits unless marked nats.</footer>",
+        "page is in the JSON file beside it. Units: bits (log probabilities in base 2).</footer>",
     ]
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -127,14 +127,14 @@ def plot_energy(idata):
     return fig
 
 
-def plot_elbo(elbo):
-    """The ELBO per iteration of a variational fit."""
-    elbo = np.asarray(elbo, dtype=float)
+def plot_elbo(elbo_bits):
+    """The ELBO per iteration of a variational fit, in bits."""
+    elbo = np.asarray(elbo_bits, dtype=float)
     fig = _figure(7, 3)
     ax = fig.subplots()
     ax.plot(np.arange(1, elbo.size + 1), elbo, color=ALEATORIC, lw=1)
     ax.set_xlabel("iteration")
-    ax.set_ylabel("ELBO (nats)")
+    ax.set_ylabel("ELBO (bits)")
     ax.set_title("ELBO trace")
     return fig
 
@@ -331,15 +331,15 @@ def plot_comparison(comparison: dict):
     fig = _figure(7, 0.55 * len(rows) + 1.6)
     ax = fig.subplots()
     y = np.arange(len(rows))[::-1]
-    elpd = np.array([r["elpd_per_token_nats"] for r in rows])
-    se = np.array([r["elpd_se_per_token_nats"] for r in rows])
-    dse = np.array([r["elpd_diff_se_per_token_nats"] or 0.0 for r in rows])
+    elpd = np.array([r["elpd_per_token_bits"] for r in rows])
+    se = np.array([r["elpd_se_per_token_bits"] for r in rows])
+    dse = np.array([r["elpd_diff_se_per_token_bits"] or 0.0 for r in rows])
     ax.errorbar(elpd, y, xerr=se, fmt="o", color=OBSERVED, capsize=3, label="elpd per token +- SE")
     ax.errorbar(elpd[1:], y[1:] + 0.18, xerr=dse[1:], fmt="^", color=SURPRISAL, capsize=3, ms=4,
                 label="+- SE of the difference to the best")
     ax.set_yticks(y)
     ax.set_yticklabels([_plain(r["label"]) for r in rows], parse_math=False)
     ax.axvline(elpd[0], color=REPLICATE, ls="--", lw=1)
-    ax.set_xlabel("held-out elpd (nats per token; higher is better)")
+    ax.set_xlabel("held-out elpd (bits per token; higher is better)")
     ax.legend(fontsize=8)
     return fig

@@ -1,6 +1,6 @@
 """``Report``: a computed report, written as JSON for programs and as an HTML page for people.
 
-The JSON (schema ``bayeslm.report/2``, ``docs/report.md``) holds every number; the page
+The JSON (schema ``bayeslm.report/3``, ``docs/report.md``) holds every number; the page
 (:mod:`bayeslm.report.page`) is rendered from it and the InferenceData its MCMC plots need.
 """
 
@@ -18,7 +18,7 @@ from bayeslm.exceptions import ConfigError
 
 __all__ = ["SCHEMA", "Report", "output_paths", "jsonable"]
 
-SCHEMA = "bayeslm.report/2"
+SCHEMA = "bayeslm.report/3"
 
 
 def jsonable(obj):
@@ -76,7 +76,7 @@ class Report:
     idata: object = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
-        """Every figure of the report as plain JSON data (schema ``bayeslm.report/2``)."""
+        """Every figure of the report as plain JSON data (schema ``bayeslm.report/3``)."""
         return json.loads(json.dumps(self.data))
 
     def json_text(self) -> str:

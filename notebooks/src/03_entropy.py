@@ -187,13 +187,15 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# **Per token.** `lm.per_token(text)` gives every scored position: its log probability
-# (surprisal $= -\log_2 p$ in bits) and the entropy of the predicted distribution before
-# the token was seen, split into aleatoric and epistemic parts (section 3.6).
+# **Per token.** `lm.per_token(text, units="bits")` gives every scored position: its log
+# probability (surprisal $= -\log_2 p$ in bits) and the entropy of the predicted distribution
+# before the token was seen, split into aleatoric and epistemic parts (section 3.6). Like
+# every function of the Python API that returns information, it works in nats unless told
+# `units="bits"`, and its column names say which.
 
 # %%
-table = lm.per_token(test)
-table["surprisal_bits"] = -table["log_prob_nats"] / np.log(2)
+table = lm.per_token(test, units="bits")
+table["surprisal_bits"] = -table["log_prob_bits"]
 # a sentence of ordinary words, 8 to 14 tokens long
 lengths = table.groupby("sentence").size()
 wordy = table.groupby("sentence")["token"].apply(lambda t: all(w.isalpha() or w == "</s>" for w in t))

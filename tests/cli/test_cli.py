@@ -19,7 +19,7 @@ import pytest
 
 import bayeslm
 from bayeslm.cli import main
-from cli_support import CONFIG, TEST, TRAIN, fails
+from cli_support import CONFIG, TEST, TRAIN, fails, program
 
 EXE = Path(sys.executable).with_name("bayeslm")
 SMALL = ["--set", "sampler.draws=100", "--set", "sampler.tune=100", "--seed", "3", "--quiet"]
@@ -146,6 +146,30 @@ def run_program(*args) -> subprocess.CompletedProcess:
     return subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, env=env, timeout=120)
 
 
+def test_quiet_prints_nothing_but_results(files, fitted, tmp_path):
+    """fit, report, generate and demo with --quiet: results on standard output, nothing on standard error."""
+    out, _ = fitted
+    runs = {
+        "fit": program("fit", files["config"], "--train", files["train"], "--out", tmp_path / "m", *SMALL),
+        "report": program("report", out, "--test", files["test"], "--out", tmp_path / "r.html", "--replicates", "2",
+                          "--prompt", "the", "--quiet"),
+        "generate": program("generate", out, "--prompt", "the", "--n", "2", "--seed", "1", "--quiet"),
+        "demo": program("demo", "--draws", "20", "--quiet"),
+        "demo, not quiet": program("demo", "--draws", "20"),
+    }
+    done = {name: (*p.communicate(timeout=300), p.returncode) for name, p in runs.items()}
+    first_line = {"fit": "fitted dirichlet order 2", "report": "dirichlet order 2 on", "generate": "[1] draw",
+                  "demo": "bayeslm demo: "}
+    for name, start in first_line.items():
+        stdout, stderr, code = done[name]
+        assert (code, stderr) == (0, ""), f"{name} --quiet wrote to standard error: {stderr!r}"
+        assert stdout.startswith(start), f"{name}: {stdout[:200]!r}"
+    assert done["report"][0].splitlines()[-1].startswith(f"wrote {tmp_path / 'r.html'} and")
+    assert "bits/token per draw" in done["demo"][0].splitlines()[-1]
+    stdout, stderr, code = done["demo, not quiet"]
+    assert code == 0 and "NUTS" in stderr and stdout.splitlines()[0] == done["demo"][0].splitlines()[0]  # the control
+
+
 def test_program_exit_status_and_single_error_line(files, fitted, tmp_path):
     assert EXE.exists()
     result = run_program("fit", "no-such-config", "--train", files["train"], "--out", tmp_path / "m")
@@ -203,8 +227,8 @@ def test_evaluate_per_token_csv(files, fitted, tmp_path, capsys):
     csv = tmp_path / "tokens.csv"
     assert main(["evaluate", str(out), "--test", str(files["test"]), "--per-token", str(csv)]) == 0
     table = pd.read_csv(csv, keep_default_na=False)
-    for column in ("log_prob_nats", "entropy_bits", "aleatoric_bits", "epistemic_bits"):
-        assert column in table.columns
+    assert list(table.columns) == ["sentence", "index", "token", "oov", "log_prob_bits", "entropy_bits",
+                                   "aleatoric_bits", "epistemic_bits"]  # bits only; log10 on request
     sentences = words_of(TEST)
     assert len(table) == sum(len(s) + 1 for s in sentences)
     assert table["token"].tolist() == [t for s in sentences for t in
@@ -213,16 +237,27 @@ def test_evaluate_per_token_csv(files, fitted, tmp_path, capsys):
                                      [w if w in KNOWN else "<unk>" for w in s] + ["</s>"]]
     model = bayeslm.load(out)
     test = model.read(files["test"])
-    np.testing.assert_allclose(table["log_prob_nats"], model.predictive_log_prob(test), rtol=1e-12)
+    lp = model.predictive_log_prob(test)
+    np.testing.assert_allclose(table["log_prob_bits"], lp / math.log(2), rtol=1e-12)
     split = model.entropy_split(test)
     np.testing.assert_allclose(table["entropy_bits"], split["total"] / math.log(2), rtol=1e-12)
     np.testing.assert_allclose(table["aleatoric_bits"], split["aleatoric"] / math.log(2), rtol=1e-12)
     np.testing.assert_allclose(table["epistemic_bits"], table["entropy_bits"] - table["aleatoric_bits"], atol=1e-9)
     assert (table["epistemic_bits"] >= 0).all()
+    assert main(["evaluate", str(out), "--test", str(files["test"]), "--per-token", str(csv), "--log10"]) == 0
+    with_log10 = pd.read_csv(csv, keep_default_na=False)
+    np.testing.assert_allclose(with_log10["log10_prob"], lp / math.log(10), rtol=1e-12)
+    assert with_log10.drop(columns="log10_prob").equals(table)
 
 
 # -------------------------------------------------------------------------- score
 SCORE_INPUT = "the cat sat on the mat\n\na zebra sat\nthe big dog ran\n"
+SCORE_LINES = [line for line in SCORE_INPUT.splitlines() if line.strip()]
+SENTENCE_COLUMNS = ["sentence", "log_prob_bits", "log_prob_per_draw_mean_bits", "log_prob_hdi_low_bits",
+                    "log_prob_hdi_high_bits", "mean_entropy_bits", "mean_aleatoric_bits", "mean_epistemic_bits",
+                    "tokens", "oov", "text"]
+TOKEN_COLUMNS = ["sentence", "index", "token", "oov", "log_prob_bits", "entropy_bits", "aleatoric_bits",
+                 "epistemic_bits"]
 
 
 def run_score(monkeypatch, capsys, out, *flags) -> str:
@@ -232,50 +267,97 @@ def run_score(monkeypatch, capsys, out, *flags) -> str:
     return capsys.readouterr().out
 
 
+def brute_force_scores(model, hdi_prob: float) -> list[dict]:
+    """Per sentence, from the full (draw, position) array of token_log_prob: bits and HDI by arviz."""
+    import arviz as az
+
+    draws = model.token_log_prob(SCORE_LINES).values.reshape(model.n_samples, -1) / math.log(2)
+    predictive = model.predictive_log_prob(SCORE_LINES) / math.log(2)
+    split = model.entropy_split(SCORE_LINES) / math.log(2)
+    rows, start = [], 0
+    for words in words_of(SCORE_INPUT):
+        stop = start + len(words) + 1
+        per_draw = draws[:, start:stop].sum(axis=1)
+        low, high = az.hdi(per_draw, hdi_prob=hdi_prob)
+        rows.append({"log_prob_bits": predictive[start:stop].sum(), "log_prob_per_draw_mean_bits": per_draw.mean(),
+                     "log_prob_hdi_low_bits": low, "log_prob_hdi_high_bits": high,
+                     "mean_entropy_bits": split["total"][start:stop].mean(),
+                     "mean_aleatoric_bits": split["aleatoric"][start:stop].mean(),
+                     "mean_epistemic_bits": split["epistemic"][start:stop].mean()})
+        start = stop
+    return rows
+
+
 def test_score_text(fitted, monkeypatch, capsys):
     out, _ = fitted
     lines = run_score(monkeypatch, capsys, out).splitlines()
-    assert lines[0] == "log10_prob\tlog_prob_nats\ttokens\toov\ttext"
-    rows = [line.split("\t") for line in lines[1:]]
+    assert lines[0].split("\t") == SENTENCE_COLUMNS
+    rows = [dict(zip(SENTENCE_COLUMNS, line.split("\t"))) for line in lines[1:]]
     sentences = words_of(SCORE_INPUT)
     assert len(rows) == len(sentences) == 3
-    for row, words in zip(rows, sentences):
-        log10, ln = float(row[0]), float(row[1])
-        assert log10 == pytest.approx(ln / math.log(10), abs=2e-6)
-        assert int(row[2]) == len(words) + 1
-        assert int(row[3]) == sum(w not in KNOWN for w in words)
-        assert row[4] == " ".join(w if w in KNOWN else "<unk>" for w in words)
+    expected = brute_force_scores(bayeslm.load(out), 0.94)
+    for row, words, want in zip(rows, sentences, expected):
+        assert int(row["tokens"]) == len(words) + 1
+        assert int(row["oov"]) == sum(w not in KNOWN for w in words)
+        assert row["text"] == " ".join(w if w in KNOWN else "<unk>" for w in words)
+        for column, value in want.items():
+            assert float(row[column]) == pytest.approx(value, abs=1e-6), column
+        assert float(row["log_prob_hdi_low_bits"]) < float(row["log_prob_hdi_high_bits"])
     # per token: one row per scored token; they add up to the sentence's score
-    per_token = [line.split("\t") for line in run_score(monkeypatch, capsys, out, "--per-token").splitlines()]
+    lines = run_score(monkeypatch, capsys, out, "--per-token").splitlines()
+    assert lines[0].split("\t") == TOKEN_COLUMNS
+    per_token = [dict(zip(TOKEN_COLUMNS, line.split("\t"))) for line in lines[1:]]
     assert len(per_token) == sum(len(s) + 1 for s in sentences)
-    assert [r[1] for r in per_token if r[0] == "0"] == sentences[0] + ["</s>"]
-    assert [r for r in per_token if r[1] == "<unk>"][0][-1] == "OOV"
+    assert [r["token"] for r in per_token if r["sentence"] == "0"] == sentences[0] + ["</s>"]
+    assert {r["oov"] for r in per_token if r["token"] == "<unk>"} == {"1"}
     for i, row in enumerate(rows):
-        mine = [r for r in per_token if int(r[0]) == i]
-        assert sum(float(r[2]) for r in mine) == pytest.approx(float(row[0]), abs=1e-6 * (len(mine) + 1))
-        assert sum(float(r[3]) for r in mine) == pytest.approx(float(row[1]), abs=1e-6 * (len(mine) + 1))
+        mine = [r for r in per_token if int(r["sentence"]) == i]
+        assert sum(float(r["log_prob_bits"]) for r in mine) == pytest.approx(float(row["log_prob_bits"]),
+                                                                             abs=1e-6 * (len(mine) + 1))
+        assert np.mean([float(r["epistemic_bits"]) for r in mine]) == pytest.approx(
+            float(row["mean_epistemic_bits"]), abs=1e-6)
+
+
+def test_score_hdi_prob_and_log10(fitted, monkeypatch, capsys):
+    out, _ = fitted
+    narrow = json.loads(run_score(monkeypatch, capsys, out, "--json", "--hdi-prob", "0.5"))
+    assert narrow["hdi_prob"] == 0.5
+    for row, want in zip(narrow["rows"], brute_force_scores(bayeslm.load(out), 0.5)):
+        assert row["log_prob_hdi_low_bits"] == pytest.approx(want["log_prob_hdi_low_bits"], abs=1e-9)
+        assert row["log_prob_hdi_high_bits"] == pytest.approx(want["log_prob_hdi_high_bits"], abs=1e-9)
+    lines = run_score(monkeypatch, capsys, out, "--log10").splitlines()
+    header = lines[0].split("\t")
+    assert header == SENTENCE_COLUMNS[:8] + ["log10_prob"] + SENTENCE_COLUMNS[8:]
+    for line in lines[1:]:
+        row = dict(zip(header, line.split("\t")))
+        assert float(row["log10_prob"]) == pytest.approx(float(row["log_prob_bits"]) * math.log10(2), abs=2e-6)
+    lines = run_score(monkeypatch, capsys, out, "--per-token", "--log10").splitlines()
+    assert lines[0].split("\t") == TOKEN_COLUMNS[:5] + ["log10_prob"] + TOKEN_COLUMNS[5:]
 
 
 def test_score_json(fitted, monkeypatch, capsys):
     out, _ = fitted
     report = json.loads(run_score(monkeypatch, capsys, out, "--json"))
-    assert report["schema"] == "bayeslm.score/1" and report["per_token"] is False
+    assert report["schema"] == "bayeslm.score/2" and report["per_token"] is False
+    assert report["units"] == "bits" and report["hdi_prob"] == 0.94
     sentences = report["rows"]
-    tokens = json.loads(run_score(monkeypatch, capsys, out, "--json", "--per-token"))["rows"]
+    assert list(sentences[0]) == SENTENCE_COLUMNS[:1] + ["text"] + SENTENCE_COLUMNS[1:-1]
+    tokens_report = json.loads(run_score(monkeypatch, capsys, out, "--json", "--per-token"))
+    tokens = tokens_report["rows"]
+    assert tokens_report["per_token"] is True and list(tokens[0]) == TOKEN_COLUMNS
     assert len(tokens) == sum(r["tokens"] for r in sentences)
-    # pandas writes JSON floats with 10 decimals
     for i, row in enumerate(sentences):
-        assert row["log10_prob"] == pytest.approx(row["log_prob_nats"] / math.log(10), abs=1e-9)
         mine = [t for t in tokens if t["sentence"] == i]
         assert len(mine) == row["tokens"]
-        assert sum(t["log_prob_nats"] for t in mine) == pytest.approx(row["log_prob_nats"], abs=1e-9 * len(mine))
-        assert sum(t["log10_prob"] for t in mine) == pytest.approx(row["log10_prob"], abs=1e-9 * len(mine))
-    # the same numbers as the Python API's predictive log probabilities
+        assert sum(t["log_prob_bits"] for t in mine) == pytest.approx(row["log_prob_bits"], abs=1e-12 * len(mine))
+    # the same numbers as the Python API's predictive log probabilities, and the brute force over draws
     model = bayeslm.load(out)
-    lp = model.predictive_log_prob([line for line in SCORE_INPUT.splitlines() if line.strip()])
-    np.testing.assert_allclose([t["log_prob_nats"] for t in tokens], lp, rtol=0, atol=1e-9)
-    np.testing.assert_allclose([r["log_prob_nats"] for r in sentences],
-                               [lp[:7].sum(), lp[7:11].sum(), lp[11:].sum()], rtol=0, atol=1e-9)
+    lp = model.predictive_log_prob(SCORE_LINES) / math.log(2)
+    np.testing.assert_allclose([t["log_prob_bits"] for t in tokens], lp, rtol=1e-13)
+    for row, want in zip(sentences, brute_force_scores(model, 0.94)):
+        for column, value in want.items():
+            assert row[column] == pytest.approx(value, rel=1e-12, abs=1e-12), column
+    assert "log10_prob" not in sentences[0]
 
 
 def test_score_empty_input(fitted, monkeypatch, capsys):

@@ -144,7 +144,10 @@ def test_text_and_corpus_inputs_agree(lm):
 def test_score_sums_per_sentence(lm):
     lp = lm.predictive_log_prob(TEST)
     frame = lm.score(TEST)
-    assert list(frame.columns) == ["sentence", "text", "log10_prob", "log_prob_nats", "tokens", "oov"]
+    assert list(frame.columns) == [
+        "sentence", "text", "log_prob_nats", "log_prob_per_draw_mean_nats", "log_prob_hdi_low_nats",
+        "log_prob_hdi_high_nats", "mean_entropy_nats", "mean_aleatoric_nats", "mean_epistemic_nats", "log10_prob",
+        "tokens", "oov"]
     bounds = np.cumsum([0] + [len(s.split()) + 1 for s in TEST])
     expected = [lp[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])]
     np.testing.assert_allclose(frame["log_prob_nats"], expected, rtol=1e-12)
@@ -152,15 +155,78 @@ def test_score_sums_per_sentence(lm):
     assert frame["tokens"].tolist() == [len(s.split()) + 1 for s in TEST]
     assert frame["oov"].tolist() == [0, 1, 2, 0]
     assert frame["text"].tolist()[1] == "a <unk> ran"
+    bits = lm.score(TEST, units="bits")
+    np.testing.assert_allclose(bits["log_prob_bits"], np.array(expected) / math.log(2), rtol=1e-12)
+    np.testing.assert_array_equal(bits["log10_prob"], frame["log10_prob"])
+    with pytest.raises(ConfigError, match="units must be 'nats' or 'bits'"):
+        lm.score(TEST, units="log10")
+
+
+def brute_force_sentences(lm, texts, hdi_prob):
+    """Per sentence from the full (draw, position) array: per-draw sums, their mean and HDI (arviz), nats."""
+    import arviz as az
+
+    draws = lm.token_log_prob(texts).values.reshape(lm.n_samples, -1)
+    bounds = np.cumsum([0] + [len(s.split()) + 1 for s in texts])
+    sums = [draws[:, a:b].sum(axis=1) for a, b in zip(bounds[:-1], bounds[1:])]
+    return np.array([s.mean() for s in sums]), np.array([az.hdi(s, hdi_prob=hdi_prob) for s in sums])
+
+
+def test_score_interval_over_draws_matches_a_brute_force_sum(lm):
+    mean, interval = brute_force_sentences(lm, TEST, 0.8)
+    frame = lm.score(TEST, hdi_prob=0.8)
+    np.testing.assert_allclose(frame["log_prob_per_draw_mean_nats"], mean, rtol=1e-12)
+    np.testing.assert_allclose(frame["log_prob_hdi_low_nats"], interval[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(frame["log_prob_hdi_high_nats"], interval[:, 1], rtol=1e-12)
+    assert (frame["log_prob_hdi_low_nats"] < frame["log_prob_hdi_high_nats"]).all()
+    # log of the mean is at least the mean of the log, position by position (Jensen)
+    assert (frame["log_prob_nats"] >= frame["log_prob_per_draw_mean_nats"] - 1e-12).all()
+    wider = lm.score(TEST, hdi_prob=0.99)
+    assert (wider["log_prob_hdi_low_nats"] <= frame["log_prob_hdi_low_nats"]).all()
+    assert (wider["log_prob_hdi_high_nats"] >= frame["log_prob_hdi_high_nats"]).all()
+
+
+def test_score_streams_chunks_that_cut_sentences_in_any_order(lm, monkeypatch):
+    """Per-draw sentence sums do not depend on how _log_prob_draws cuts or orders its chunks."""
+    texts = TEST * 3
+    mean, interval = brute_force_sentences(lm, texts, 0.94)
+    stream = DirichletLM._log_prob_draws
+    for chunk, backwards in ((3, False), (2, True), (1000, False)):
+        def chunks(self, corpus, chunk=chunk, backwards=backwards):
+            parts = list(stream(self, corpus, chunk=chunk))
+            return iter(parts[::-1] if backwards else parts)
+
+        monkeypatch.setattr(DirichletLM, "_log_prob_draws", chunks)
+        frame = lm.score(texts)
+        np.testing.assert_allclose(frame["log_prob_per_draw_mean_nats"], mean, rtol=1e-12)
+        np.testing.assert_allclose(frame[["log_prob_hdi_low_nats", "log_prob_hdi_high_nats"]], interval, rtol=1e-12)
+
+
+def test_score_entropy_split_is_the_mean_over_positions(lm):
+    split = lm.entropy_split(TEST)
+    frame = lm.score(TEST, units="bits")
+    bounds = np.cumsum([0] + [len(s.split()) + 1 for s in TEST])
+    for name, column in (("total", "mean_entropy_bits"), ("aleatoric", "mean_aleatoric_bits"),
+                         ("epistemic", "mean_epistemic_bits")):
+        expected = [split[name][a:b].mean() / math.log(2) for a, b in zip(bounds[:-1], bounds[1:])]
+        np.testing.assert_allclose(frame[column], expected, rtol=1e-12)
+    np.testing.assert_allclose(frame["mean_entropy_bits"], frame["mean_aleatoric_bits"] + frame["mean_epistemic_bits"],
+                               rtol=1e-9)
+
+
+def test_entropy_split_units(lm):
+    nats, bits = lm.entropy_split(TEST), lm.entropy_split(TEST, units="bits")
+    np.testing.assert_allclose(bits.to_numpy(), nats.to_numpy() / math.log(2), rtol=1e-15)
+    with pytest.raises(ConfigError, match="units must be 'nats' or 'bits'"):
+        lm.entropy_split(TEST, units="bit")
 
 
 def test_per_token_table(lm):
     table = lm.per_token(TEST)
     n_pos = sum(len(s.split()) + 1 for s in TEST)
     assert len(table) == n_pos
-    for column in ("sentence", "index", "token", "oov", "log_prob_nats", "log10_prob",
-                   "entropy_bits", "aleatoric_bits", "epistemic_bits"):
-        assert column in table
+    assert list(table.columns) == ["sentence", "index", "token", "oov", "log_prob_nats", "log10_prob",
+                                   "entropy_nats", "aleatoric_nats", "epistemic_nats"]
     expected_tokens = [w if w in lm.vocab_ else "<unk>" for s in TEST for w in s.split() + ["</s>"]]
     assert table["token"].tolist() == expected_tokens
     assert table["oov"].tolist() == [t == "<unk>" for t in expected_tokens]
@@ -168,12 +234,15 @@ def test_per_token_table(lm):
     assert table["index"].tolist() == [j for s in TEST for j in range(len(s.split()) + 1)]
     np.testing.assert_allclose(table["log_prob_nats"], lm.predictive_log_prob(TEST), rtol=1e-12)
     split = lm.entropy_split(TEST)
-    np.testing.assert_allclose(table["entropy_bits"], split["total"] / math.log(2), rtol=1e-12)
-    np.testing.assert_allclose(table["aleatoric_bits"], split["aleatoric"] / math.log(2), rtol=1e-12)
-    np.testing.assert_allclose(table["epistemic_bits"], split["epistemic"] / math.log(2), rtol=1e-12)
-    per_token_score = lm.score(TEST, per_token=True)
-    np.testing.assert_allclose(per_token_score["log_prob_nats"], table["log_prob_nats"])
-    assert "entropy_bits" not in per_token_score
+    np.testing.assert_allclose(table["entropy_nats"], split["total"], rtol=1e-12)
+    bits = lm.per_token(TEST, units="bits")
+    np.testing.assert_allclose(bits["log_prob_bits"], table["log_prob_nats"] / math.log(2), rtol=1e-12)
+    np.testing.assert_allclose(bits["entropy_bits"], split["total"] / math.log(2), rtol=1e-12)
+    np.testing.assert_allclose(bits["aleatoric_bits"], split["aleatoric"] / math.log(2), rtol=1e-12)
+    np.testing.assert_allclose(bits["epistemic_bits"], split["epistemic"] / math.log(2), rtol=1e-12)
+    per_token_score = lm.score(TEST, per_token=True, units="bits")
+    assert per_token_score.equals(bits)
+    assert "entropy_nats" not in lm.per_token(TEST, entropies=False)
 
 
 # ------------------------------------------------------------------- input errors

@@ -163,7 +163,10 @@ def test_dirichlet_figures_agree_with_the_model(demo_lm):
             assert t.epistemic_bits == pytest.approx(split["epistemic"] / np.log(2))
             assert t.prob_predictive == pytest.approx(demo_lm.predictive_probs(ctx)[0, t.id])
             assert t.top[0][1] == pytest.approx(demo_lm.predictive_probs(ctx)[0].max())
-        assert c.log_prob_nats == pytest.approx(sum(np.log(t.prob_predictive) for t in c.tokens))
+        assert c.log_prob_bits == pytest.approx(sum(np.log2(t.prob_predictive) for t in c.tokens))
+        assert c.log_prob_draw_bits == pytest.approx(sum(np.log2(t.prob_draw) for t in c.tokens))
+        with pytest.warns(FutureWarning, match="use log_prob_bits"):
+            assert c.log_prob_nats == pytest.approx(sum(np.log(t.prob_predictive) for t in c.tokens))
     # the stored flag threshold is the 90th percentile of training-position MI (no valid given)
     assert np.isfinite(conts[0].mi_threshold_bits) and conts[0].mi_threshold_bits > 0
 
@@ -236,13 +239,45 @@ def test_overlong_prompt_raises(demo_lm):
 def test_outputs_for_people_and_programs(demo_lm):
     conts = demo_lm.generate("the", n=2, max_tokens=5, random_seed=3)
     data = json.loads(to_json(conts))
-    assert data["schema"] == "bayeslm.generate/1" and len(data["continuations"]) == 2
-    tok = data["continuations"][0]["tokens"][0]
+    assert data["schema"] == "bayeslm.generate/2" and len(data["continuations"]) == 2
+    first = data["continuations"][0]
+    assert first["schema"] == "bayeslm.continuation/2"
+    assert first["log_prob_bits"] == pytest.approx(conts[0].log_prob_bits)
+    assert first["log_prob_draw_bits"] == pytest.approx(conts[0].log_prob_draw_bits)
+    assert '_nats"' not in to_json(conts)  # one unit: no key in nats
+    tok = first["tokens"][0]
     assert {"token", "prob_draw", "prob_predictive", "entropy_bits", "aleatoric_bits", "epistemic_bits", "top", "flagged"} <= set(tok)
     plain = format_terminal(conts, color=False)
     assert "\x1b[" not in plain and conts[0].text in plain
     colored = format_terminal(conts, color=True)
     assert "\x1b[48;5;" in colored
+
+
+def test_terminal_lines_say_their_units(demo_lm):
+    """The header of every continuation: draw, log p in bits, mean entropy and MI in bits, flagged count, stop."""
+    conts = demo_lm.generate("the", n=3, max_tokens=8, random_seed=5, mi_threshold_bits=0.5)
+    plain = format_terminal(conts, color=False).splitlines()
+    headers = [line for line in plain if line.startswith("[")]
+    assert len(headers) == 3
+    for i, (c, line) in enumerate(zip(conts, headers), start=1):
+        flagged = sum(t.flagged for t in c.tokens)
+        assert line == (f"[{i}] draw {c.draw}  log p {c.log_prob_bits:.2f} bits  "
+                        f"mean H {c.mean_entropy_bits:.2f} bits  mean MI {c.mean_epistemic_bits:.3f} bits  "
+                        f"{flagged} flagged  ({c.stop_reason})")
+    unsure = [line for line in plain if line.startswith("    unsure (MI above 0.500 bits): ")]
+    assert len(unsure) == sum(any(t.flagged for t in c.tokens) for c in conts) > 0
+    assert "nats" not in "\n".join(plain)
+    # colours: one shade per token from white to red at the threshold, underlined when flagged, and a legend
+    colored = format_terminal(conts, color=True).splitlines()
+    assert colored[-1] == ("colours: mutual information from white (0 bits) to red (at or above the flag threshold, "
+                           "0.500 bits); underlined: above it (flagged)")
+    tokens = [t for c in conts for t in c.tokens if t.token != "</s>"]
+    shown = "\n".join(colored)
+    assert shown.count("\x1b[48;5;") == len(tokens)
+    assert shown.count("\x1b[4m") == sum(t.flagged for t in tokens)
+    assert any(t.epistemic_bits >= 0.5 for t in tokens) and "\x1b[48;5;196m" in shown  # full red at the threshold
+    (none,) = demo_lm.generate("the", n=1, max_tokens=3, random_seed=5, mi_threshold_bits=float("inf"))
+    assert format_terminal([none], color=True).splitlines()[-1].endswith("1 bit; the model stores no flag threshold)")
 
 
 def test_cli_generate(demo_lm, tmp_path, capsys):

@@ -258,7 +258,7 @@ def test_report_json_agrees_with_the_closed_form(lm, test_corpus, toy_report, cl
     assert means == pytest.approx({f"p[{w}]": a / A for w, a in closed_form.items()}, abs=3e-3)
     # comparison: both toys ranked by elpd = sum of log mean_s p_s(token)
     rows = {r["label"]: r for r in data["comparison"]["models"]}
-    assert rows["alpha 0.5"]["elpd_sum_nats"] == pytest.approx(sum(np.log(p_bar[w]) for w in names), rel=1e-12)
+    assert rows["alpha 0.5"]["elpd_sum_bits"] == pytest.approx(sum(np.log2(p_bar[w]) for w in names), rel=1e-12)
     assert {r["rank"] for r in rows.values()} == {1, 2} and data["comparison"]["positions"] == len(names)
 
 

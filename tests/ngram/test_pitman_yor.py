@@ -455,7 +455,7 @@ def test_prob_interval_and_entropy(gibbs_lm):
     split = lm.entropy_split(TEST)
     assert len(split) == len(events(lm, TEST))
     assert np.all(split["total"] >= split["aleatoric"] - 1e-9) and np.all(split["epistemic"] >= 0)
-    table = lm.per_token(TEST)
+    table = lm.per_token(TEST, units="bits")
     assert {"entropy_bits", "epistemic_bits"} <= set(table.columns)
     draw = lm.sample_distribution(np.array([[BOS, BOS]]), 0, np.random.default_rng(0))
     assert draw.shape == (1, len(lm.vocab_)) and draw.sum() == pytest.approx(1.0)

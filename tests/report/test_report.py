@@ -30,6 +30,7 @@ from bayeslm.exceptions import (
     VocabularyMismatchError,
 )
 from bayeslm.report.build import Report, report
+from bayeslm.report.html import number
 from bayeslm.stats.calibration import expected_calibration_error, reliability_bins
 from bayeslm.stats.intervals import HDI_PROB
 
@@ -116,16 +117,28 @@ def test_json_is_strict_and_documented_units(written, data):
     _, json_path = written
     text = json_path.read_text(encoding="utf-8")
     loaded = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
-    assert loaded["schema"] == "bayeslm.report/2"
+    assert loaded["schema"] == "bayeslm.report/3"
     assert set(loaded) >= {"model", "test", "diagnostics", "ppc", "entropy", "comparison", "timing_seconds"}
     assert loaded == data
     ent = loaded["entropy"]
     assert set(ent["per_position_bits"]) == {"total", "aleatoric", "epistemic", "surprisal"}
     assert "predictive_cross_entropy_bits" in ent["evaluation"]
-    assert all(k.endswith("_nats") for k in loaded["comparison"]["models"][0] if k.startswith("elpd_"))
+    assert all(k.endswith("_bits") for k in loaded["comparison"]["models"][0] if k.startswith("elpd_"))
+    # one unit for people: bits; no key in nats or base 10
+    assert not [k for k in _keys(loaded) if k.endswith("_nats") or "log10" in k]
     card = loaded["model"]
     assert card["family"] == "dirichlet" and card["order"] == 3 and card["training_sentences"] == len(TRAIN)
     assert card["versions"]["pymc"] and card["versions"]["arviz"] and card["sampler"]["draws"] == 100
+
+
+def test_flag_threshold_is_shown_in_bits(rep, data, lm3):
+    """The model directory keeps mi_threshold_nats (Python-API state); the report shows bits."""
+    nats = lm3.idata["posterior"].attrs["mi_threshold_nats"]
+    assert data["model"]["mi_threshold_bits"] == pytest.approx(nats / math.log(2), rel=1e-12)
+    assert data["continuations"][0]["continuations"][0]["mi_threshold_bits"] == data["model"]["mi_threshold_bits"]
+    page = rep.render_html()
+    assert f"{number(data['model']['mi_threshold_bits'])} bits (used by generate)" in page
+    assert "nats" not in page
 
 
 def _keys(obj):
@@ -161,8 +174,10 @@ def test_elpd_matches_log_mean_exp_of_token_log_prob(lm3, lm2, test_corpus, data
         elpd_i = logsumexp(lp.reshape(-1, lp.shape[-1]), axis=0) - math.log(lp.shape[0] * lp.shape[1])
         n = elpd_i.size
         assert rows[label]["positions"] == n
-        assert rows[label]["elpd_sum_nats"] == pytest.approx(elpd_i.sum(), rel=1e-9)
-        assert rows[label]["elpd_per_token_nats"] == pytest.approx(elpd_i.sum() / n, rel=1e-9)
+        elpd_i = elpd_i / math.log(2)  # bits
+        assert rows[label]["elpd_sum_bits"] == pytest.approx(elpd_i.sum(), rel=1e-9)
+        assert rows[label]["elpd_per_token_bits"] == pytest.approx(elpd_i.sum() / n, rel=1e-9)
+        assert rows[label]["elpd_per_token_bits"] == pytest.approx(-rows[label]["predictive_cross_entropy_bits"], rel=1e-12)
         sums = Counter()
         for (_, _, s), value in zip(positions(lm, test_corpus), elpd_i):
             sums[s] += value
@@ -170,10 +185,10 @@ def test_elpd_matches_log_mean_exp_of_token_log_prob(lm3, lm2, test_corpus, data
     best, other = ("tri", "bi") if rows["tri"]["rank"] == 1 else ("bi", "tri")
     d = per_sentence[best] - per_sentence[other]
     n = rows[best]["positions"]
-    assert rows[other]["elpd_diff_per_token_nats"] == pytest.approx(d.sum() / n, rel=1e-9)
+    assert rows[other]["elpd_diff_per_token_bits"] == pytest.approx(d.sum() / n, rel=1e-9)
     se = math.sqrt(len(d) * sum((x - d.mean()) ** 2 for x in d) / len(d)) / n
-    assert rows[other]["elpd_diff_se_per_token_nats"] == pytest.approx(se, rel=1e-9)
-    assert rows[best]["elpd_diff_se_per_token_nats"] is None and rows[best]["elpd_diff_per_token_nats"] == 0.0
+    assert rows[other]["elpd_diff_se_per_token_bits"] == pytest.approx(se, rel=1e-9)
+    assert rows[best]["elpd_diff_se_per_token_bits"] is None and rows[best]["elpd_diff_per_token_bits"] == 0.0
     assert [r["rank"] for r in data["comparison"]["models"]] == [1, 2]
 
 
@@ -236,7 +251,6 @@ def test_entropy_split_equals_dense_computation(lm3, test_corpus, data):
     # most surprising: lowest log probability, with the token as written (OOV kept)
     lp = lm3.predictive_log_prob(test_corpus)
     worst = data["entropy"]["most_surprising"][0]
-    assert worst["log_prob_nats"] == pytest.approx(lp.min())
     assert worst["surprisal_bits"] == pytest.approx(-lp.min() / math.log(2))
 
 
@@ -377,7 +391,10 @@ def test_non_mcmc_branch_shows_its_own_checks(lm3, test_corpus):
     assert d["method"] == "advi" and "not MCMC" in d["message"]
     assert all(p["ok"] is None for p in d["parameters"])  # no R-hat / ESS verdicts without chains
     assert d["approximation"]["pareto_k"] == 0.9 and d["approximation"]["pareto_k_ok"] is False
-    assert len(d["approximation"]["elbo"]) == 200 and d["ok"] is False
+    elbo_nats = approx.idata["approximation"]["elbo"].values
+    assert d["approximation"]["elbo_bits"] == pytest.approx((elbo_nats / math.log(2)).tolist(), rel=1e-12)
+    assert d["approximation"]["elbo_final_bits"] == pytest.approx(elbo_nats[-1] / math.log(2), rel=1e-12)
+    assert "elbo" not in d["approximation"] and d["ok"] is False
     page = rep.render_html()
     assert "not MCMC" in page and 'alt="ELBO trace"' in page and 'alt="rank plots"' not in page
 
@@ -545,7 +562,9 @@ def test_continuations_section(rep, data, lm3):
     assert [c["text"] for c in got] == [c.text for c in expected]
     for c, e in zip(got, expected):
         assert [t["epistemic_bits"] for t in c["tokens"]] == pytest.approx([t.epistemic_bits for t in e.tokens])
-        assert c["log_prob_nats"] == pytest.approx(e.log_prob_nats)
+        assert c["schema"] == "bayeslm.continuation/2"
+        assert c["log_prob_bits"] == pytest.approx(e.log_prob_bits)
+        assert c["log_prob_bits"] == pytest.approx(sum(math.log2(t.prob_predictive) for t in e.tokens))
     page = rep.render_html()
     shown = sum(1 for g in groups for c in g["continuations"] for t in c["tokens"] if t["token"] != "</s>")
     assert page.count('<span class="tok"') == shown

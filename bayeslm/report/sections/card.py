@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from bayeslm.core.generation import model_mi_threshold_bits
+
 __all__ = ["model_card"]
 
 
@@ -61,6 +63,6 @@ def model_card(model, report_seed) -> dict:
                                                                 attrs.get("inference_library_version")),
         },
     }
-    if "mi_threshold_nats" in attrs:
-        card["mi_threshold_nats"] = attrs["mi_threshold_nats"]
+    if "mi_threshold_nats" in attrs:  # stored in nats (Python-API state); people read bits
+        card["mi_threshold_bits"] = model_mi_threshold_bits(model)
     return card

@@ -9,9 +9,15 @@ checked are the model's ``diagnostic_var_names``
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from bayeslm.stats import diagnostics as dg
 
 __all__ = ["diagnostics_section"]
+
+LN2 = math.log(2.0)
 
 _SUMMARY_COLUMNS = ("mean", "sd", "hdi_low", "hdi_high", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat")
 _VERDICT_COLUMNS = ("r_hat_ok", "ess_bulk_ok", "ess_tail_ok", "ok")
@@ -104,9 +110,14 @@ def _check_chains(idata, out: dict) -> None:
 
 
 def _check_approximation(idata, method: str, out: dict) -> None:
-    """A fit without chains: ELBO and Pareto k into ``out``, and what the missing diagnostics mean."""
+    """A fit without chains: ELBO (in bits) and Pareto k into ``out``, and what the missing diagnostics mean."""
     approx = dg.approximation_checks(idata)
-    out["approximation"] = dict(approx)
+    elbo, final = approx["elbo"], approx["elbo_final"]
+    out["approximation"] = {
+        "elbo_bits": None if elbo is None else np.asarray(elbo, dtype=float) / LN2,
+        "elbo_final_bits": None if final is None else final / LN2,
+        **{k: approx[k] for k in ("elbo_relative_change_last_10pct", "pareto_k", "pareto_k_ok")},
+    }
     if approx["pareto_k_ok"] is False:
         out["problems"].append(f"Pareto k {approx['pareto_k']:.2f} > {dg.PARETO_K_MAX}: the approximation is far from the posterior")
     what = _METHOD_NAMES.get(method)

@@ -129,7 +129,7 @@ def _most_surprising(scores: HeldOutScores, text: TextView, top_k: int) -> list[
     """The ``top_k`` positions of lowest predictive probability (ties: earlier first)."""
     lp, surprisal = scores.log_prob, scores.surprisal_bits
     worst = np.argsort(lp, kind="stable")[: int(min(top_k, lp.size))]
-    return [{**text.where(int(p)), "log_prob_nats": float(lp[p]), "surprisal_bits": float(surprisal[p]),
+    return [{**text.where(int(p)), "surprisal_bits": float(surprisal[p]),
              "entropy_bits": float(scores.total_bits[p]), "epistemic_bits": float(scores.epistemic_bits[p])}
             for p in worst]
 
