@@ -228,9 +228,7 @@ class GPTLM(BayesianLM):
             if body.config.vocab_size != len(self.vocab_):
                 raise VocabularyMismatchError(f"{o['init_from']}: the body has {body.config.vocab_size} tokens, "
                                               f"the vocabulary {len(self.vocab_)}")
-            for k in _BODY:  # the loaded body's settings are the model's
-                o[k] = getattr(body.config, k)
-            self.order = body.config.block_size + 1
+            _check_body_settings(o, body.config, o["init_from"])
             if not body.config.causal:
                 raise ConfigError(f"{o['init_from']}: a masked-token (bidirectional) body cannot predict the next token")
         else:
@@ -575,6 +573,20 @@ def sampled_features(body, stream: np.ndarray, n: int, seed: int, batch: int = 6
             feats.append(h.reshape(-1, h.shape[-1]).numpy())
     targets = np.stack([stream[s + keep + 1] for s in chosen]).reshape(-1)
     return np.concatenate(feats, axis=0)[:n], targets[:n]
+
+
+def _check_body_settings(options: dict, body_config, source) -> None:
+    """ConfigError unless the configuration describes the body it fine-tunes (``init_from``).
+
+    The configuration is the model's description and its id: it is not rewritten to match
+    the checkpoint, so the body settings must be given as the checkpoint has them.
+    """
+    differ = [k for k in _BODY if getattr(body_config, k) != options[k]]
+    if differ:
+        wanted = ", ".join(f"model.{k} = {getattr(body_config, k)!r}" for k in differ)
+        given = ", ".join(f"{k} = {options[k]!r}" for k in differ)
+        raise ConfigError(f"{source}: its body has other settings than the configuration ({given}); "
+                          f"fine-tuning keeps the body's, so set {wanted}")
 
 
 def _read_body_meta(path) -> dict:

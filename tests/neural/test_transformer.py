@@ -362,6 +362,10 @@ def test_fine_tuning_a_gpt_bll_model_on_another_text(fitted, tmp_path):
     words = blm.Corpus.from_lines(["a cat"] * 40, tokenizer=blm.WordTokenizer())
     with pytest.raises(VocabularyMismatchError):
         blm.GPTLM(**{**SMALL, "init_from": str(tmp_path / "base")}, tokenizer="word").fit(words)
+    assert tuned.get_config()["model"]["block_size"] == SMALL["block_size"] and tuned.id != tuned.config_id
+    with pytest.raises(ConfigError, match=r"block_size = 32.*set model.block_size = 16"):  # never rewritten to match
+        blm.GPTLM(**{**SMALL, "block_size": 32, "init_from": str(tmp_path / "base")},
+                  sampler_config={"draws": 10, "random_seed": 1, "progressbar": False}).fit(other)
 
 
 def test_gpt_bll_options_are_checked():
