@@ -331,7 +331,7 @@ def test_gpt_bll_save_and_load_give_identical_logits(fitted, tmp_path):
 
 def test_gpt_bll_rejects_a_foreign_tokenizer_and_a_broken_directory(fitted, tmp_path):
     words = blm.Corpus.from_lines(["the cat"], tokenizer=blm.WordTokenizer())
-    with pytest.raises(VocabularyMismatchError):
+    with pytest.raises(VocabularyMismatchError, match=r"tokenised with WordTokenizer\(\) but the model uses CharTokenizer"):
         fitted.evaluate(words)
     fitted.save(tmp_path / "m")
     arrays = tmp_path / "m" / "arrays.npz"
@@ -360,7 +360,7 @@ def test_fine_tuning_a_gpt_bll_model_on_another_text(fitted, tmp_path):
     assert tuned.evaluate(["a cat sat on a log"]).predictive_cross_entropy_bits < \
         fitted.evaluate(["a cat sat on a log"]).predictive_cross_entropy_bits
     words = blm.Corpus.from_lines(["a cat"] * 40, tokenizer=blm.WordTokenizer())
-    with pytest.raises(VocabularyMismatchError):
+    with pytest.raises(VocabularyMismatchError, match="base was trained with a 'char' tokenizer, this model uses 'word'"):
         blm.GPTLM(**{**SMALL, "init_from": str(tmp_path / "base")}, tokenizer="word").fit(words)
 
 

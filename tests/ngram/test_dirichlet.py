@@ -14,8 +14,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from ngram_samples import WORDS, markov_sentences, shortest_interval
-from scipy.special import digamma, entr, gammaln
+from corpora import NGRAM_TRAIN
+from ngram_samples import WORDS, expected_entropy, markov_sentences, shortest_interval
+from sampling import CALIBRATION, QUICK, RECOVERY
+from scipy.special import entr, gammaln
 
 from bayeslm import Corpus, DirichletLM, Prior, WhitespaceTokenizer, count
 from bayeslm.exceptions import BayesLMError, ConfigError, NotFittedError
@@ -23,11 +25,10 @@ from bayeslm.ngram.dirichlet import _OrderEvidence, dirichlet_multinomial_eviden
 from bayeslm.text.vocab import Vocabulary
 
 UNK, BOS, EOS = 0, 1, 2
-SAMPLER = {"draws": 200, "tune": 200, "chains": 2, "progressbar": False, "cores": 1}
 
 
 # ----------------------------------------------------------------- data and references
-TRAIN = markov_sentences(0, 50)
+TRAIN = NGRAM_TRAIN  # the shared Dirichlet trigram's (tests/conftest.py)
 TEST = markov_sentences(1, 8) + ["the zebra sat on the mat", "red red red", "qux"]
 
 
@@ -107,13 +108,6 @@ def entropy_draw_index(S: int, k: int) -> np.ndarray:
     return np.linspace(0, S - 1, min(k, S)).round().astype(int)
 
 
-def expected_entropy(A: np.ndarray) -> np.ndarray:
-    """E[H(p)] of p ~ Dirichlet(A) over the last axis; zero parameters are absent categories."""
-    total = A.sum(axis=-1)
-    terms = np.where(A > 0, A / total[..., None] * digamma(A + 1), 0.0)
-    return digamma(total + 1) - terms.sum(axis=-1)
-
-
 # -------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def train_corpus():
@@ -122,16 +116,16 @@ def train_corpus():
 
 @pytest.fixture(scope="module")
 def lm1(train_corpus):
-    lm = DirichletLM(order=1, sampler_config={**SAMPLER, "random_seed": 11})
+    """A unigram model (its own fit: the order whose predictive has the plainest closed form)."""
+    lm = DirichletLM(order=1, sampler_config={**QUICK, "random_seed": 11})
     lm.fit(train_corpus)
     return lm
 
 
 @pytest.fixture(scope="module")
-def lm3(train_corpus):
-    lm = DirichletLM(order=3, sampler_config={**SAMPLER, "random_seed": 13})
-    lm.fit(train_corpus)
-    return lm
+def lm3(dirichlet_lm):
+    """The shared Dirichlet trigram of TRAIN (tests/conftest.py)."""
+    return dirichlet_lm
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +161,7 @@ def test_unigram_posterior_predictive_closed_form(lm1, ref1):
     N = c.sum()
     assert N == sum(len(s.split()) + 1 for s in TRAIN)
     a = top_draws(lm1)
-    assert a.size == 2 * 200
+    assert a.size == QUICK["chains"] * QUICK["draws"]
     expected = ((c[None, :] + a[:, None] / V1) / (N + a[:, None])).mean(axis=0)
     expected[BOS] = 0.0
 
@@ -200,7 +194,7 @@ def test_next_token_probs_equal_dense_recursion(which, request):
 
 
 def test_order2_model_matches_recursion(train_corpus):
-    lm = DirichletLM(order=2, sampler_config={**SAMPLER, "draws": 100, "tune": 100, "random_seed": 5})
+    lm = DirichletLM(order=2, sampler_config={**QUICK, "random_seed": 5})
     lm.fit(train_corpus)
     ref = Ref(lm.vocab_, TRAIN, 2)
     a = top_draws(lm)
@@ -278,7 +272,7 @@ def test_estimate_errors(lm3, ref3):
     assert lm3.estimate("the", unseen, kind="map", add_k=2) == pytest.approx(1 / (len(vocab) - 1))
     with pytest.raises(BayesLMError, match="add_k"):
         lm3.estimate("the", ["the", "cat"], kind="map", add_k=0.5)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="kind must be 'mle', 'map' or 'mean', got 'median'"):
         lm3.estimate("the", ["the", "cat"], kind="median")
 
 
@@ -305,7 +299,7 @@ def test_estimate_map_of_fitted_dirichlet(lm3, ref3):
 def test_estimate_map_without_interior_mode():
     """Deterministic text: a small top concentration, so a m_w < 1 for unseen tokens."""
     text = ["a b c d e"] * 12 + ["e d c b a"] * 12
-    lm = DirichletLM(order=2, sampler_config={**SAMPLER, "draws": 100, "tune": 100, "random_seed": 8})
+    lm = DirichletLM(order=2, sampler_config={**QUICK, "random_seed": 8})
     lm.fit(Corpus.from_texts(text))
     ref = Ref(lm.vocab_, text, 2)
     a0 = top_draws(lm)[:1]
@@ -536,7 +530,7 @@ def test_recovers_unigram_concentration():
     a_true = 50.0
     corpus, all_seen = simulate_unigram(np.random.default_rng(20240601), a_true)
     assert all_seen and corpus.n_tokens >= 2900
-    lm = DirichletLM(order=1, sampler_config={**SAMPLER, "draws": 300, "tune": 300, "random_seed": 2})
+    lm = DirichletLM(order=1, sampler_config={**RECOVERY, "random_seed": 2})
     lm.fit(corpus)
     assert len(lm.vocab_) == 33
     draws = top_draws(lm)
@@ -587,7 +581,7 @@ def test_simulation_based_calibration():
 def test_update_counts_equal_concatenated_corpus():
     first = markov_sentences(4, 30)
     second = markov_sentences(5, 20) + ["zebra the cat", "qux qux"]
-    lm = DirichletLM(order=2, sampler_config={**SAMPLER, "draws": 100, "tune": 100, "random_seed": 3})
+    lm = DirichletLM(order=2, sampler_config={**QUICK, "random_seed": 3})
     lm.fit(Corpus.from_texts(first))
     vocab_before = list(lm.vocab_.tokens)
     old_posterior = lm.idata["posterior"]["concentration"].values.copy()
@@ -627,11 +621,11 @@ def test_bad_order(order):
 
 
 def test_bad_prior_and_settings():
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"invalid prior Gamma\(alpha=-1, beta=1\): shape < 0"):
         Prior("Gamma", alpha=-1, beta=1)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="'NoSuchDistribution' is not a PyMC distribution"):
         Prior("NoSuchDistribution", mu=1)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"invalid prior Gamma\(alpha=-1, beta=1\): shape < 0"):
         DirichletLM(model_config={"concentration": {"dist": "Gamma", "kwargs": {"alpha": -1, "beta": 1}}})
     with pytest.raises(ConfigError, match="unknown prior"):
         DirichletLM(model_config={"smoothing": {"dist": "Gamma", "kwargs": {"alpha": 1, "beta": 1}}})
@@ -670,11 +664,17 @@ def test_string_context_reads_literal_sentence_start(lm3):
     assert as_text == pytest.approx(as_tokens, rel=1e-12)
 
 
-def test_failed_fit_leaves_the_model_unfitted():
+def test_failed_fit_leaves_the_model_unfitted(monkeypatch):
+    import pymc as pm
+
+    def crashes(*args, **kwargs):
+        raise RuntimeError("the sampler crashed")
+
+    monkeypatch.setattr(pm, "sample", crashes)
     train = Corpus.from_texts(["a b c", "a b b", "c a b"], tokenizer=WhitespaceTokenizer())
-    lm = DirichletLM(order=2, tokenizer="whitespace", sampler_config={"nuts_sampler": "no-such-sampler"})
-    with pytest.raises(Exception):
-        lm.fit(train, valid=train, draws=10, tune=10, progressbar=False)
+    lm = DirichletLM(order=2, tokenizer="whitespace", sampler_config=QUICK)
+    with pytest.raises(RuntimeError, match="the sampler crashed"):
+        lm.fit(train, valid=train)
     assert not lm.is_fitted_
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="DirichletLM instance is not fitted yet: call fit"):
         lm.evaluate(train)
