@@ -23,6 +23,10 @@ RECOVERY = {"draws": 300, "tune": 300, "chains": 2, "cores": 1, "progressbar": F
 #: one chain per replicate, thinned to nearly independent draws for the rank statistic
 CALIBRATION = {"draws": 200, "tune": 200, "chains": 1, "cores": 1, "progressbar": False}
 
+#: a NUTS posterior that approximations are compared with (tests/neural/test_last_layer.py):
+#: long enough that its standard deviations are within about 5%
+NUTS_REFERENCE = {"draws": 1000, "tune": 500, "chains": 2, "cores": 1}
+
 #: exact posterior draws (a conjugate toy family, no Markov chain): the number of draws
 #: sets the Monte Carlo error of the comparisons with the closed form
 MONTE_CARLO = {"draws": 1000, "chains": 2, "progressbar": False}

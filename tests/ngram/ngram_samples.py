@@ -1,9 +1,8 @@
-"""Small texts and a sample statistic shared by the n-gram tests."""
+"""Sample statistics and closed forms shared by the n-gram tests (their texts: tests/corpora.py)."""
 
 from __future__ import annotations
 
 import numpy as np
-from corpora import WORDS, markov_sentences  # noqa: F401  (the n-gram tests' texts)
 from scipy.special import digamma
 
 

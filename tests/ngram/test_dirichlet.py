@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from corpora import NGRAM_TRAIN
-from ngram_samples import WORDS, expected_entropy, markov_sentences, shortest_interval
+from corpora import NGRAM_TRAIN, WORDS, markov_sentences
+from ngram_samples import expected_entropy, shortest_interval
 from sampling import CALIBRATION, QUICK, RECOVERY
 from scipy.special import entr, gammaln
 

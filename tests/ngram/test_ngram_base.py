@@ -14,7 +14,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from ngram_samples import markov_sentences, shortest_interval
+from corpora import markov_sentences
+from ngram_samples import shortest_interval
 from sampling import QUICK
 from scipy import stats
 from scipy.special import betainc, betaincinv

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from corpora import NGRAM_TRAIN
-from ngram_samples import expected_entropy, markov_sentences, shortest_interval
+from corpora import NGRAM_TRAIN, markov_sentences
+from ngram_samples import expected_entropy, shortest_interval
 from sampling import QUICK, RECOVERY
 from scipy.special import entr
 
