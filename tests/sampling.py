@@ -16,12 +16,13 @@ QUICK = {"draws": 20, "tune": 10, "chains": 2, "cores": 1, "progressbar": False}
 SMALL = {"draws": 100, "tune": 100, "chains": 2, "cores": 1, "progressbar": False}
 
 #: inference under test on one data set: the posterior must centre on the truth that
-#: generated the data (tuned chains, enough draws for the posterior's mean and sd)
-RECOVERY = {"draws": 300, "tune": 300, "chains": 2, "cores": 1, "progressbar": False}
+#: generated the data (tuned chains, enough draws for the posterior's mean and sd; the
+#: chains run in parallel where there are cores)
+RECOVERY = {"draws": 200, "tune": 100, "chains": 2, "progressbar": False}
 
 #: inference under test over many simulated data sets (simulation-based calibration):
-#: one chain per replicate, thinned to nearly independent draws for the rank statistic
-CALIBRATION = {"draws": 200, "tune": 200, "chains": 1, "cores": 1, "progressbar": False}
+#: one short chain per replicate, thinned to nearly independent draws for the ranks
+CALIBRATION = {"draws": 100, "tune": 100, "chains": 1, "cores": 1, "progressbar": False}
 
 #: a NUTS posterior that approximations are compared with (tests/neural/test_last_layer.py):
 #: long enough that its standard deviations are within about 5%

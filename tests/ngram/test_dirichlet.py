@@ -550,31 +550,74 @@ def test_recovers_unigram_concentration():
     assert lm.estimate("w00", kind="map") == pytest.approx(expected, rel=1e-10)
 
 
-@pytest.mark.slow
-def test_simulation_based_calibration():
-    """Central posterior intervals of a cover the a drawn from the prior at their nominal rate."""
-    from scipy.stats import binom
+def calibration_replicates(replicates: int, seed: int, thin: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Simulation-based calibration of the unigram concentration: a drawn from its prior,
+    data from the model given a, the posterior of a from that data; ``replicates`` times.
 
+    Returns the true a of each replicate (replicate,) and its posterior draws, thinned to
+    nearly independent ones (replicate, CALIBRATION draws / thin).
+    """
     mu, sigma = math.log(100.0), 0.4
     prior = Prior("LogNormal", mu=mu, sigma=sigma)
-    rng = np.random.default_rng(99)
-    replicates, covered = 50, {0.5: 0, 0.9: 0}
-    done = 0
-    while done < replicates:
+    rng = np.random.default_rng(seed)
+    truths, draws = [], []
+    while len(truths) < replicates:
         a_true = float(rng.lognormal(mu, sigma))
         corpus, all_seen = simulate_unigram(rng, a_true)
         if not all_seen:
             continue  # rare at these concentrations; the model's vocabulary would differ
         lm = DirichletLM(order=1, model_config={"concentration": prior},
-                         sampler_config={**SAMPLER, "draws": 250, "tune": 250, "random_seed": done})
+                         sampler_config={**CALIBRATION, "random_seed": len(truths)})
         lm.fit(corpus)
-        draws = top_draws(lm)
-        for level in covered:
-            lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
-            covered[level] += lo <= a_true <= hi
-        done += 1
-    for level, hits in covered.items():
-        assert binom.ppf(0.0005, replicates, level) <= hits <= binom.ppf(0.9995, replicates, level), (level, hits)
+        truths.append(a_true)
+        draws.append(top_draws(lm)[::thin])
+    return np.array(truths), np.array(draws)
+
+
+def normalised_ranks(truths: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """(rank + 1/2) / (L + 1) of each truth among its L draws: uniform on (0, 1) (on L + 1
+    values) when the posterior is calibrated."""
+    return ((draws < truths[:, None]).sum(axis=1) + 0.5) / (draws.shape[1] + 1)
+
+
+def rank_z_scores(truths: np.ndarray, draws: np.ndarray) -> tuple[float, float]:
+    """z-scores of the normalised ranks' mean (1/2; off for a shifted posterior) and of their
+    mean distance from 1/2 (1/4; above for too narrow a posterior, below for too wide)."""
+    u, n = normalised_ranks(truths, draws), truths.size
+    return (u.mean() - 0.5) / math.sqrt(1 / 12 / n), (np.abs(u - 0.5).mean() - 0.25) / math.sqrt(1 / 48 / n)
+
+
+def assert_calibrated(truths: np.ndarray, draws: np.ndarray) -> None:
+    """Ranks uniform (both z-scores within 3), and central posterior intervals covering the
+    truths at their rate (read from the ranks: the truth lies inside the central interval of
+    mass ``level`` of the draws)."""
+    from scipy.stats import binom
+
+    z_shift, z_spread = rank_z_scores(truths, draws)
+    assert abs(z_shift) < 3 and abs(z_spread) < 3, (z_shift, z_spread)
+    u, n = normalised_ranks(truths, draws), truths.size
+    grid = (np.arange(draws.shape[1] + 1) + 0.5) / (draws.shape[1] + 1)  # the values u takes, equally likely
+    for level in (0.5, 0.9):
+        inside = lambda v: np.abs(v - 0.5) <= level / 2
+        rate, hits = inside(grid).mean(), int(inside(u).sum())
+        assert binom.ppf(0.0005, n, rate) <= hits <= binom.ppf(0.9995, n, rate), (level, rate, hits)
+
+
+def test_simulation_based_calibration():
+    """100 replicates: the posterior of a is calibrated, and the check has power at this size:
+    a concentration 15% off either way, or a posterior half as wide, fails it."""
+    truths, draws = calibration_replicates(100, seed=99)
+    assert_calibrated(truths, draws)
+    for wrong in (draws * 1.15, draws / 1.15):
+        assert abs(rank_z_scores(truths, wrong)[0]) > 3
+    centre = draws.mean(axis=1, keepdims=True)
+    assert rank_z_scores(truths, centre + 0.5 * (draws - centre))[1] > 3
+
+
+@pytest.mark.slow
+def test_simulation_based_calibration_at_scale():
+    """400 replicates (a few minutes): a miscalibration of a few per cent shows."""
+    assert_calibrated(*calibration_replicates(400, seed=7))
 
 
 # ------------------------------------------------------------------------ 9. update
