@@ -11,11 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from corpora import CAT_LINES, NGRAM_TRAIN
+from corpora import CAT_LINES, NGRAM_TRAIN, shared_data
 from sampling import GPT_DRAWS, QUICK, TINY_GPT
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 def pytest_addoption(parser):
@@ -34,14 +31,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
-
-
-def shared_data(name: str, root: Path = SHARED_DATA) -> Path:
-    """``root / name`` (by default in ../shared/data), or skip, saying what is missing, where it is absent."""
-    path = root / name
-    if not path.is_dir():
-        pytest.skip(f"needs {path} (the shared data beside the repository); absent here")
-    return path
 
 
 @pytest.fixture(scope="session")

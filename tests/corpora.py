@@ -1,10 +1,16 @@
-"""Small texts and random corpora shared by the tests (counting, the n-gram families, the GPT)."""
+"""Small texts and random corpora shared by the tests (counting, the n-gram families, the GPT),
+and the way to the shared real data."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from bayeslm import Corpus
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 WORDS = ["the", "cat", "dog", "sat", "ran", "on", "mat", "log", "big", "red"]
 
@@ -44,3 +50,12 @@ def random_corpus(seed, vocab, n_sentences=200, max_len=12):
     choices = np.array([0] + list(range(3, len(vocab))))
     ids = rng.choice(choices, size=int(lengths.sum()))
     return Corpus(ids, np.concatenate([[0], np.cumsum(lengths)]), vocab)
+
+
+def shared_data(name: str, root: Path = SHARED_DATA) -> Path:
+    """``root / name`` (by default in ../shared/data, beside the repository), or skip the test,
+    saying what is missing, where it is absent."""
+    path = root / name
+    if not path.is_dir():
+        pytest.skip(f"needs {path} (the shared data beside the repository); absent here")
+    return path
