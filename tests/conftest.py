@@ -40,36 +40,33 @@ def shakespeare_dir() -> Path:
 
 
 # -- one fitted model per family, for the whole run ----------------------------------------------
+def _ngram_trigram(family: str, seed: int, **options):
+    """A trigram of ``corpora.NGRAM_TRAIN`` of the class ``bayeslm.<family>`` (QUICK draws)."""
+    import bayeslm
+
+    lm = getattr(bayeslm, family)(order=3, sampler_config={**QUICK, "random_seed": seed}, **options)
+    lm.fit(bayeslm.Corpus.from_texts(NGRAM_TRAIN))
+    return lm
+
+
 @pytest.fixture(scope="session")
 def dirichlet_lm():
     """A Dirichlet trigram of ``corpora.NGRAM_TRAIN`` (QUICK draws, seed 13). Never modify it."""
-    from bayeslm import Corpus, DirichletLM
-
-    lm = DirichletLM(order=3, sampler_config={**QUICK, "random_seed": 13})
-    lm.fit(Corpus.from_texts(NGRAM_TRAIN))
-    return lm
+    return _ngram_trigram("DirichletLM", 13)
 
 
 @pytest.fixture(scope="session")
 def pitman_yor_lm():
     """A Pitman-Yor trigram of ``corpora.NGRAM_TRAIN`` by Gibbs sweeps over the seating (3 retained
     seatings per chain, QUICK draws, seed 3). Never modify it."""
-    from bayeslm import Corpus, PitmanYorLM
-
-    lm = PitmanYorLM(order=3, retain=3, sampler_config={**QUICK, "random_seed": 3})
-    lm.fit(Corpus.from_texts(NGRAM_TRAIN))
-    return lm
+    return _ngram_trigram("PitmanYorLM", 3, retain=3)
 
 
 @pytest.fixture(scope="session")
 def ikn_lm():
     """A Pitman-Yor trigram of ``corpora.NGRAM_TRAIN`` in the ikn mode (one table per type; 4
     retained samples per chain, QUICK draws, seed 4). Never modify it."""
-    from bayeslm import Corpus, PitmanYorLM
-
-    lm = PitmanYorLM(order=3, inference="ikn", retain=4, sampler_config={**QUICK, "random_seed": 4})
-    lm.fit(Corpus.from_texts(NGRAM_TRAIN))
-    return lm
+    return _ngram_trigram("PitmanYorLM", 4, inference="ikn", retain=4)
 
 
 @pytest.fixture(scope="session")
@@ -86,29 +83,17 @@ def gpt_lm():
     return lm
 
 
-def _saved(lm, tmp_path_factory, name: str) -> Path:
-    return lm.save(tmp_path_factory.mktemp(name) / "model")
+def _directory_of(family: str):
+    """A session fixture ``<family>_dir``: the saved model directory of ``<family>_lm``."""
+
+    def directory(request, tmp_path_factory) -> Path:
+        return request.getfixturevalue(f"{family}_lm").save(tmp_path_factory.mktemp(family) / "model")
+
+    directory.__doc__ = f"The model directory of ``{family}_lm``. Never modify it."
+    return pytest.fixture(scope="session", name=f"{family}_dir")(directory)
 
 
-@pytest.fixture(scope="session")
-def dirichlet_dir(dirichlet_lm, tmp_path_factory) -> Path:
-    """The model directory of ``dirichlet_lm``. Never modify it."""
-    return _saved(dirichlet_lm, tmp_path_factory, "dirichlet")
-
-
-@pytest.fixture(scope="session")
-def pitman_yor_dir(pitman_yor_lm, tmp_path_factory) -> Path:
-    """The model directory of ``pitman_yor_lm``. Never modify it."""
-    return _saved(pitman_yor_lm, tmp_path_factory, "pitman-yor")
-
-
-@pytest.fixture(scope="session")
-def ikn_dir(ikn_lm, tmp_path_factory) -> Path:
-    """The model directory of ``ikn_lm``. Never modify it."""
-    return _saved(ikn_lm, tmp_path_factory, "ikn")
-
-
-@pytest.fixture(scope="session")
-def gpt_dir(gpt_lm, tmp_path_factory) -> Path:
-    """The model directory of ``gpt_lm``. Never modify it."""
-    return _saved(gpt_lm, tmp_path_factory, "gpt")
+dirichlet_dir = _directory_of("dirichlet")
+pitman_yor_dir = _directory_of("pitman_yor")
+ikn_dir = _directory_of("ikn")
+gpt_dir = _directory_of("gpt")

@@ -257,6 +257,7 @@ ESCAPES = ["the \x1b]0;pwned\x07 cat sat", "a \x1b[2J dog ran", "the \u202eevil\
 
 @pytest.fixture(scope="module")
 def escape_model(tmp_path_factory) -> Path:
+    """Its own fit: a vocabulary of tokens holding terminal control sequences."""
     root = tmp_path_factory.mktemp("escapes")
     (root / "train.txt").write_text("\n".join(ESCAPES * 3) + "\n")
     out = root / "model"

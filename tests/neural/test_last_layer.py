@@ -63,6 +63,7 @@ def nuts(data):
 
 @pytest.fixture(scope="module")
 def laplace(data):
+    """Its own fit: the Laplace approximation under test, with 4,000 draws for its Monte Carlo figures."""
     X, y, _ = data
     bll = BayesianLastLayer(method="laplace", draws=4000, random_seed=2)
     bll.fit(X, y)
