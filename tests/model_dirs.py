@@ -1,12 +1,19 @@
-"""Altering saved model directories in tests: attrs rewritten, manifest brought in line with the files."""
+"""Altering saved model directories in tests: writable copies, attrs rewritten, manifest brought
+in line with the files."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 from bayeslm.core.idata import netcdf_bytes
+
+
+def writable_copy(model_dir: Path, folder: Path, name: str = "copy") -> Path:
+    """A copy of a (shared, never modified) model directory as ``folder / name``, to alter or replace."""
+    return Path(shutil.copytree(model_dir, folder / name))
 
 
 def reseal(model_dir: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from bayeslm.cli import main
 from cli_support import CONFIG, TEST, TRAIN
+from sampling import SMALL, cli_sets
 
 
 @pytest.fixture(scope="session")
@@ -23,10 +24,18 @@ def cli_files(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(cli_files) -> Path:
-    """A model directory written by ``bayeslm fit`` (100 draws per chain); never modify it."""
+def tiny_fit(cli_files) -> tuple[Path, str]:
+    """A model directory written by ``bayeslm fit`` (SMALL sampler settings, seed 3) and what
+    the command printed; never modify the directory."""
     out = cli_files["root"] / "tiny-model"
-    with contextlib.redirect_stdout(io.StringIO()):
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
         assert main(["fit", str(cli_files["config"]), "--train", str(cli_files["train"]), "--out", str(out),
-                     "--set", "sampler.draws=100", "--set", "sampler.tune=100", "--seed", "3", "--quiet"]) == 0
-    return out
+                     *cli_sets(SMALL), "--seed", "3", "--quiet"]) == 0
+    return out, printed.getvalue()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_fit) -> Path:
+    """The model directory of ``tiny_fit``; never modify it."""
+    return tiny_fit[0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import math
@@ -20,9 +19,11 @@ import pytest
 import bayeslm
 from bayeslm.cli import main
 from cli_support import CONFIG, TEST, TRAIN, fails, program
+from sampling import SMALL as SMALL_SAMPLER
+from sampling import cli_sets
 
 EXE = Path(sys.executable).with_name("bayeslm")
-SMALL = ["--set", "sampler.draws=100", "--set", "sampler.tune=100", "--seed", "3", "--quiet"]
+SMALL = [*cli_sets(SMALL_SAMPLER), "--seed", "3", "--quiet"]  # as tiny_fit (tests/cli/conftest.py)
 
 
 def words_of(text: str) -> list[list[str]]:
@@ -40,14 +41,9 @@ def files(cli_files) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def fitted(files) -> tuple[Path, str]:
-    """A model directory written by ``bayeslm fit`` and what the command printed."""
-    out = files["root"] / "model"
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        code = main(["fit", str(files["config"]), "--train", str(files["train"]), "--out", str(out), *SMALL])
-    assert code == 0
-    return out, buffer.getvalue()
+def fitted(tiny_fit) -> tuple[Path, str]:
+    """A model directory written by ``bayeslm fit`` and what the command printed (tests/cli/conftest.py)."""
+    return tiny_fit
 
 
 # ---------------------------------------------------------------------------- fit

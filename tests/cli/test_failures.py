@@ -27,13 +27,14 @@ from bayeslm.core import files
 from bayeslm.core.base import BayesianLM
 from cli_support import fails
 from model_dirs import reseal, rewrite_attrs
+from sampling import QUICK, cli_sets
 
 RAW_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def fit_args(cli_files, out, *extra):
     return ["fit", cli_files["config"], "--train", cli_files["train"], "--out", out, "--quiet",
-            "--set", "sampler.draws=30", "--set", "sampler.tune=30", *extra]
+            *cli_sets(QUICK), *extra]
 
 
 @pytest.fixture
@@ -114,7 +115,7 @@ def test_force_replaces_a_model_directory(cli_files, tiny_model, tmp_path, capsy
     before = (out / "model.nc").read_bytes()
     assert main([str(a) for a in fit_args(cli_files, out, "--force", "--seed", "9")]) == 0
     assert (out / "model.nc").read_bytes() != before
-    assert bayeslm.load(out).idata["posterior"].sizes["draw"] == 30
+    assert bayeslm.load(out).idata["posterior"].sizes["draw"] == QUICK["draws"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
@@ -257,12 +258,13 @@ ESCAPES = ["the \x1b]0;pwned\x07 cat sat", "a \x1b[2J dog ran", "the \u202eevil\
 
 @pytest.fixture(scope="module")
 def escape_model(tmp_path_factory) -> Path:
+    """Its own fit: a vocabulary of tokens holding terminal control sequences."""
     root = tmp_path_factory.mktemp("escapes")
     (root / "train.txt").write_text("\n".join(ESCAPES * 3) + "\n")
     out = root / "model"
     assert main(["fit", "dirichlet-bigram", "--train", str(root / "train.txt"), "--out", str(out), "--quiet",
                  "--set", "tokenizer.kind=whitespace", "--set", "tokenizer.min_count=1",
-                 "--set", "sampler.draws=30", "--set", "sampler.tune=30", "--set", "sampler.chains=1"]) == 0
+                 *cli_sets(QUICK)]) == 0
     return out
 
 

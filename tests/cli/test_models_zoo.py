@@ -12,14 +12,13 @@ from bayeslm.cli import main
 from bayeslm.core.base import BayesianLM
 from bayeslm.core.config import apply_overrides, list_configs, load_config
 from bayeslm.core.storage import known_families
+from sampling import QUICK, TINY_GPT, overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "models").glob("*.toml"))
-SMALL = ["sampler.draws=50", "sampler.tune=50", "sampler.chains=1", "sampler.cores=1", "sampler.progressbar=false"]
+SMALL = overrides(QUICK)
 # families that train a network: a tiny one, a few steps
-FAMILY_SMALL = {"gpt-bll": ["model.train_steps=30", "model.n_layer=1", "model.n_head=2", "model.n_embd=16",
-                            "model.block_size=16", "model.batch_size=8", "model.eval_interval=10",
-                            "model.eval_batches=1", "model.fit_positions=2000", "model.valid_positions=500"]}
+FAMILY_SMALL = {"gpt-bll": overrides({**TINY_GPT, "train_steps": 30, "eval_interval": 10, "eval_batches": 1}, "model")}
 
 
 def _ids(paths):
@@ -67,7 +66,7 @@ def test_config_fits_a_tiny_corpus(path, tiny_lines):
     train = blm.Corpus.from_lines(train_lines, tokenizer=model.tokenizer)
     idata = model.fit(train, random_seed=0)
     assert model.is_fitted_ and idata is model.idata
-    assert idata["posterior"].sizes["draw"] == 50
+    assert idata["posterior"].sizes["draw"] == QUICK["draws"]
     result = model.evaluate(test_lines)
     assert np.isfinite(result.predictive_perplexity) and result.predictive_perplexity > 1
 

@@ -19,10 +19,10 @@ import pytest
 
 import bayeslm
 from cli_support import error_line, program
+from sampling import ENDLESS, QUICK, cli_sets
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; PR_SET_PDEATHSIG is Linux")
-LONG = ["--set", "sampler.draws=200000", "--set", "sampler.tune=10", "--set", "sampler.chains=2",
-        "--set", "sampler.cores=2", "--quiet"]
+LONG = [*cli_sets(ENDLESS), "--quiet"]
 
 
 def fit(cli_files, out, *extra, prefix=()):
@@ -121,7 +121,7 @@ def test_workers_die_with_a_killed_parent(cli_files, tmp_path):
     process.wait()
     assert all_gone(pids), "chain workers outlived their parent"
     assert list(tmp_path.iterdir()) == [tmp_path / ".model.lock"]  # the kernel released the lock
-    done = fit(cli_files, tmp_path / "model", "--set", "sampler.draws=20", "--set", "sampler.tune=20", "--quiet")
+    done = fit(cli_files, tmp_path / "model", *cli_sets(QUICK), "--quiet")
     code, stdout, stderr = finish(done)
     assert code == 0 and stderr == ""  # --quiet: nothing but the result (no PyMC log lines, no bars)
     assert stdout.startswith("fitted dirichlet order 2 on 44 tokens")

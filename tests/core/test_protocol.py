@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from model_dirs import reseal
+from sampling import MONTE_CARLO
 from scipy import stats
 from scipy.special import digamma, entr
 
@@ -39,7 +40,6 @@ from bayeslm.text.corpus import Corpus
 
 LN2 = math.log(2.0)
 ALPHA = 0.5
-SAMPLER = {"draws": 1000, "chains": 2, "random_seed": 7, "progressbar": False}
 WORDS = ["the", "a", "cat", "dog", "sat", "ran", "on", "mat", "big", "red", "slowly", "away"]
 
 
@@ -129,7 +129,7 @@ class SamplingUnigramDirichletLM(UnigramDirichletLM, SamplesSentences):
 
 
 def fit(cls=UnigramDirichletLM, **options):
-    lm = cls(order=1, tokenizer="whitespace", sampler_config=SAMPLER, **options)
+    lm = cls(order=1, tokenizer="whitespace", sampler_config={**MONTE_CARLO, "random_seed": 7}, **options)
     lm.fit(blm.Corpus.from_texts(TRAIN, tokenizer=blm.make_tokenizer("whitespace")))
     return lm
 

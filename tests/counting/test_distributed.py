@@ -10,6 +10,7 @@ import sys
 import corpora
 import numpy as np
 import pytest
+from sampling import QUICK
 
 pytest.importorskip("dask", reason="counting on Dask needs the dask extra: pip install 'bayeslm[dask]'")
 distributed = pytest.importorskip("distributed", reason="counting on Dask needs the dask extra: pip install 'bayeslm[dask]'")
@@ -188,13 +189,12 @@ def test_missing_dask_names_the_extra(monkeypatch):
 
 
 # -- fitting ----------------------------------------------------------------------------
-QUICK = {"draws": 20, "tune": 10, "chains": 2, "progressbar": False, "cores": 1, "random_seed": 3}
 
 
 def test_fit_from_files_on_dask_matches_fit_in_memory(client, text_dir):
     def model():
         return bayeslm.PitmanYorLM(order=3, inference="ikn", discount=0.6, strength=0.5, min_count=2,
-                                   sampler_config=QUICK)
+                                   sampler_config={**QUICK, "random_seed": 3})
 
     local, remote = model(), model()
     local.fit(Corpus.from_paths(text_dir))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sampling import NUTS_REFERENCE
 
 from bayeslm import BayesianLastLayer, Prior
 from bayeslm.exceptions import BayesLMError, ConfigError, NotFittedError
@@ -52,15 +53,17 @@ def data():
 
 @pytest.fixture(scope="module")
 def nuts(data):
+    """The reference posterior (inference under test: real NUTS)."""
     X, y, _ = data
-    bll = BayesianLastLayer(method="nuts", draws=1000, random_seed=1,
-                            sampler_config={"tune": 500, "chains": 2, "cores": 1})
+    bll = BayesianLastLayer(method="nuts", draws=NUTS_REFERENCE["draws"], random_seed=1,
+                            sampler_config={k: v for k, v in NUTS_REFERENCE.items() if k != "draws"})
     bll.fit(X, y)
     return bll
 
 
 @pytest.fixture(scope="module")
 def laplace(data):
+    """Its own fit: the Laplace approximation under test, with 4,000 draws for its Monte Carlo figures."""
     X, y, _ = data
     bll = BayesianLastLayer(method="laplace", draws=4000, random_seed=2)
     bll.fit(X, y)

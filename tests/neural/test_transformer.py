@@ -13,6 +13,9 @@ import sys
 
 import numpy as np
 import pytest
+from corpora import CAT_LINES as LINES
+from model_dirs import writable_copy
+from sampling import GPT_DRAWS, TINY_GPT as SMALL
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)  # tiny models: one thread is as fast, and far faster on a shared machine
@@ -38,14 +41,6 @@ def pattern_stream(n=3000, seed=0) -> np.ndarray:
     noise = rng.random(n) < 0.05
     base[noise] = rng.integers(3, 12, noise.sum())
     return base
-
-
-LINES = [
-    "the cat sat on the mat",
-    "a dog ran to the log",
-    "the cat and the dog sat",
-    "on the mat a cat ran",
-] * 30
 
 
 # ------------------------------------------------------------------------ the model
@@ -239,16 +234,10 @@ def test_truncated_or_foreign_checkpoints_give_one_line_errors(tmp_path):
 
 
 # ------------------------------------------------------------------------ the gpt-bll family
-SMALL = dict(block_size=16, n_layer=1, n_head=2, n_embd=24, train_steps=150, batch_size=16, learning_rate=1e-2,
-             eval_interval=50, eval_batches=2, fit_positions=2000, valid_positions=500)
-
-
 @pytest.fixture(scope="module")
-def fitted():
-    train = blm.Corpus.from_lines(LINES, tokenizer=blm.CharTokenizer())
-    lm = blm.GPTLM(**SMALL, sampler_config={"draws": 30, "random_seed": 0, "progressbar": False})
-    lm.fit(train, valid=LINES[:10])
-    return lm
+def fitted(gpt_lm):
+    """The shared character GPT of LINES (tests/conftest.py); never modify it."""
+    return gpt_lm
 
 
 def test_the_stream_scores_every_token_and_line_break_with_context_across_lines(fitted):
@@ -279,22 +268,37 @@ def test_window_features_equal_one_pass_within_the_block(fitted):
 
 
 def test_gpt_bll_answers_the_protocol(fitted):
+    """Scores and entropies equal a dense softmax of the body's features under each draw of
+    the last layer's weights (computed here; float32 features: to 1e-6), and the protocol's
+    methods agree with them."""
     test = ["the dog sat on the mat", "a cat ran"]
     ev = fitted.evaluate(test)
     assert ev.positions == sum(len(t) + 1 for t in test) and ev.tokens == sum(len(t) for t in test)
-    assert 0 < ev.predictive_cross_entropy_bits < np.log2(len(fitted.vocab_))
-    assert fitted.idata["posterior"].sizes["draw"] == 30
+    assert fitted.idata["posterior"].sizes["draw"] == GPT_DRAWS["draws"]
     assert set(fitted.idata["posterior"].data_vars) >= {"W", "b", "weight_scale"}
+    stream = fitted.stream(test)
+    features = np.hstack([fitted.stream_features(stream), np.ones((len(stream) - 1, 1))])
+    logits = np.einsum("svd,nd->snv", fitted.bll_.theta_draws(), features)  # (draw, position, token)
+    p = np.exp(logits - logits.max(axis=2, keepdims=True))
+    p /= p.sum(axis=2, keepdims=True)
+    p_bar = p.mean(axis=0)
+    target = stream[1:]
+    predictive = np.log(p_bar[np.arange(target.size), target])
+    assert ev.predictive_cross_entropy_bits == pytest.approx(-predictive.mean() / np.log(2), rel=1e-6)
+    assert ev.predictive_cross_entropy_bits < np.log2(len(fitted.vocab_))  # better than uniform
+    per_draw = np.log(p[:, np.arange(target.size), target]).mean(axis=1) / -np.log(2)
+    np.testing.assert_allclose(ev.cross_entropy_bits.values.ravel(), per_draw, rtol=1e-6)
     split = fitted.entropy_split(test)
+    np.testing.assert_allclose(split["total"], -(p_bar * np.log(p_bar)).sum(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(split["aleatoric"], -(p * np.log(p)).sum(axis=2).mean(axis=0), rtol=1e-6)
     assert np.allclose(split["total"], split["aleatoric"] + split["epistemic"])
-    assert (split["epistemic"] >= 0).all()
     frame = fitted.per_token(test)
     assert len(frame) == ev.positions and "".join(frame["token"][:3]) == "the"
     scores = fitted.score(test)
     assert np.isclose(scores["log_prob_nats"].sum(), fitted.predictive_log_prob(test).sum())
     ctx = fitted.encode(["the ca"]).ids[None, :]
     p = fitted.next_token_probs(ctx)
-    assert p.shape == (30, 1, len(fitted.vocab_)) and np.allclose(p.sum(-1), 1)
+    assert p.shape == (GPT_DRAWS["draws"], 1, len(fitted.vocab_)) and np.allclose(p.sum(-1), 1)
     assert np.allclose(fitted.predictive_probs(ctx), p.mean(0))
     conts = fitted.generate("the ", n=2, max_tokens=6, random_seed=0)
     assert len(conts) == 2 and all(len(c.tokens) <= 6 for c in conts)
@@ -317,32 +321,30 @@ def test_contexts_longer_than_the_block_are_truncated_with_a_warning(fitted):
     assert np.allclose(p_long, fitted.next_token_probs(long[:, -16:]))
 
 
-def test_gpt_bll_save_and_load_give_identical_logits(fitted, tmp_path):
-    fitted.save(tmp_path / "m")
-    loaded = blm.load(tmp_path / "m")
+def test_gpt_bll_save_and_load_give_identical_logits(fitted, gpt_dir):
+    loaded = blm.load(gpt_dir)
     assert isinstance(loaded, blm.GPTLM)
     x = torch.from_numpy(_stream_of(fitted.encode(LINES[:2]))[:16])[None]
     assert torch.equal(fitted.body_(x)[0], loaded.body_(x)[0])
     test = ["the cat sat"]
     assert np.array_equal(fitted.predictive_log_prob(test), loaded.predictive_log_prob(test))
     assert np.allclose(fitted.entropy_split(test), loaded.entropy_split(test))
-    assert not list((tmp_path / "m").rglob("*.pkl"))
+    assert not list(gpt_dir.rglob("*.pkl"))
 
 
-def test_gpt_bll_rejects_a_foreign_tokenizer_and_a_broken_directory(fitted, tmp_path):
+def test_gpt_bll_rejects_a_foreign_tokenizer_and_a_broken_directory(fitted, gpt_dir, tmp_path):
     words = blm.Corpus.from_lines(["the cat"], tokenizer=blm.WordTokenizer())
-    with pytest.raises(VocabularyMismatchError):
+    with pytest.raises(VocabularyMismatchError, match=r"tokenised with WordTokenizer\(\) but the model uses CharTokenizer"):
         fitted.evaluate(words)
-    fitted.save(tmp_path / "m")
-    arrays = tmp_path / "m" / "arrays.npz"
+    broken = writable_copy(gpt_dir, tmp_path)
+    arrays = broken / "arrays.npz"
     arrays.write_bytes(arrays.read_bytes()[:200])
     with pytest.raises(ModelFileError, match="corrupt or truncated"):
-        blm.load(tmp_path / "m")
+        blm.load(broken)
 
 
-def test_gpt_bll_nan_body_features_are_a_clear_error(fitted, tmp_path):
-    fitted.save(tmp_path / "m")
-    broken = blm.load(tmp_path / "m")
+def test_gpt_bll_nan_body_features_are_a_clear_error(gpt_dir):
+    broken = blm.load(gpt_dir)
     with torch.no_grad():
         broken.body_.transformer.ln_f.weight.fill_(float("nan"))
     broken._set_body(broken.body_)  # weights changed: forget cached features
@@ -350,22 +352,21 @@ def test_gpt_bll_nan_body_features_are_a_clear_error(fitted, tmp_path):
         broken.predictive_log_prob(["the cat"])
 
 
-def test_fine_tuning_a_gpt_bll_model_on_another_text(fitted, tmp_path):
-    fitted.save(tmp_path / "base")
+def test_fine_tuning_a_gpt_bll_model_on_another_text(fitted, gpt_dir):
     other = blm.Corpus.from_lines(["a cat sat on a log"] * 40, tokenizer=blm.CharTokenizer())
-    tuned = blm.GPTLM(**{**SMALL, "train_steps": 40, "init_from": str(tmp_path / "base")},
-                      sampler_config={"draws": 10, "random_seed": 1, "progressbar": False})
+    tuned = blm.GPTLM(**{**SMALL, "train_steps": 40, "init_from": str(gpt_dir)},
+                      sampler_config={**GPT_DRAWS, "random_seed": 1})
     tuned.fit(other)
     assert tuned.vocab_.tokens == fitted.vocab_.tokens  # the base model's vocabulary
     assert tuned.evaluate(["a cat sat on a log"]).predictive_cross_entropy_bits < \
         fitted.evaluate(["a cat sat on a log"]).predictive_cross_entropy_bits
     words = blm.Corpus.from_lines(["a cat"] * 40, tokenizer=blm.WordTokenizer())
-    with pytest.raises(VocabularyMismatchError):
-        blm.GPTLM(**{**SMALL, "init_from": str(tmp_path / "base")}, tokenizer="word").fit(words)
+    with pytest.raises(VocabularyMismatchError, match="was trained with a 'char' tokenizer, this model uses 'word'"):
+        blm.GPTLM(**{**SMALL, "init_from": str(gpt_dir)}, tokenizer="word").fit(words)
     assert tuned.get_config()["model"]["block_size"] == SMALL["block_size"] and tuned.id != tuned.config_id
     with pytest.raises(ConfigError, match=r"block_size = 32.*set model.block_size = 16"):  # never rewritten to match
-        blm.GPTLM(**{**SMALL, "block_size": 32, "init_from": str(tmp_path / "base")},
-                  sampler_config={"draws": 10, "random_seed": 1, "progressbar": False}).fit(other)
+        blm.GPTLM(**{**SMALL, "block_size": 32, "init_from": str(gpt_dir)},
+                  sampler_config={**GPT_DRAWS, "random_seed": 1}).fit(other)
 
 
 def test_gpt_bll_options_are_checked():
@@ -453,7 +454,7 @@ def test_the_body_never_trains_on_the_positions_the_last_layer_is_fitted_on(monk
     lines = LINES[:60] + ["zzz qqq zzz"] * 12
     train = blm.Corpus.from_lines(lines, tokenizer=blm.CharTokenizer())
     lm = blm.GPTLM(**{**SMALL, "train_steps": 20, "fit_holdout": 0.1, "fit_holdout_pieces": 1},
-                   sampler_config={"draws": 5, "random_seed": 0, "progressbar": False})
+                   sampler_config={**GPT_DRAWS, "random_seed": 0})
     lm.fit(train, valid=LINES[:10])
     stream = _stream_of(lm.encode(lines))
     body, fit_stream = seen["body"], seen["sampled"][0]
@@ -468,7 +469,7 @@ def test_the_body_never_trains_on_the_positions_the_last_layer_is_fitted_on(monk
     # fit_holdout = 0: the last layer is fitted on the body's own training text
     seen.clear()
     lm0 = blm.GPTLM(**{**SMALL, "train_steps": 5, "fit_holdout": 0.0},
-                    sampler_config={"draws": 5, "random_seed": 0, "progressbar": False})
+                    sampler_config={**GPT_DRAWS, "random_seed": 0})
     lm0.fit(train)
     assert np.array_equal(seen["body"], stream) and np.array_equal(seen["sampled"][0], stream)
     assert lm0.fit_split_["holdout_positions"] == 0

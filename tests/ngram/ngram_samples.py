@@ -1,25 +1,9 @@
-"""Small texts and a sample statistic shared by the n-gram tests."""
+"""Sample statistics and closed forms shared by the n-gram tests (their texts: tests/corpora.py)."""
 
 from __future__ import annotations
 
 import numpy as np
-
-WORDS = ["the", "cat", "dog", "sat", "ran", "on", "mat", "log", "big", "red"]
-
-
-def markov_sentences(seed: int, n: int, words=WORDS) -> list[str]:
-    """Lower-case sentences from a random first-order Markov chain (so contexts repeat)."""
-    rng = np.random.default_rng(seed)
-    trans = rng.dirichlet(np.full(len(words), 0.3), size=len(words))
-    out = []
-    for _ in range(n):
-        w = int(rng.integers(len(words)))
-        sentence = [words[w]]
-        for _ in range(int(rng.integers(0, 6))):
-            w = int(rng.choice(len(words), p=trans[w]))
-            sentence.append(words[w])
-        out.append(" ".join(sentence))
-    return out
+from scipy.special import digamma
 
 
 def shortest_interval(samples: np.ndarray, mass: float) -> tuple[float, float]:
@@ -28,3 +12,11 @@ def shortest_interval(samples: np.ndarray, mass: float) -> tuple[float, float]:
     k = int(np.floor(mass * x.size))
     i = int(np.argmin(x[k:] - x[: x.size - k]))
     return float(x[i]), float(x[i + k])
+
+
+def expected_entropy(A: np.ndarray) -> np.ndarray:
+    """E[H(p)] of p ~ Dirichlet(A) over the last axis, in closed form (nats): digamma(A. + 1)
+    - sum_w A_w / A. digamma(A_w + 1); zero parameters are absent categories."""
+    total = A.sum(axis=-1)
+    terms = np.where(A > 0, A / total[..., None] * digamma(A + 1), 0.0)
+    return digamma(total + 1) - terms.sum(axis=-1)

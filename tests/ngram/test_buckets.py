@@ -6,12 +6,12 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from sampling import QUICK
 
 import bayeslm as blm
 from bayeslm.exceptions import ConfigError
 from bayeslm.ngram.dirichlet import _OrderEvidence
 
-SAMPLER = dict(draws=100, tune=100, chains=2, progressbar=False)
 
 
 def _markov_corpus(seed: int, n_sentences: int = 300):
@@ -36,9 +36,10 @@ def corpora():
 
 @pytest.fixture(scope="module")
 def bucketed(corpora):
+    """Its own fit: a bigram with three context-frequency buckets."""
     train, _, _ = corpora
     lm = blm.DirichletLM(order=2, tokenizer="whitespace", buckets=[3, 10])
-    lm.fit(train, random_seed=1, **SAMPLER)
+    lm.fit(train, random_seed=1, **QUICK)
     return lm
 
 
@@ -50,7 +51,7 @@ def test_bad_boundaries_raise():
 
 def test_auto_without_validation_text_keeps_one_concentration_per_order(corpora):
     lm = blm.DirichletLM(order=2, tokenizer="whitespace", buckets="auto")
-    lm.fit(corpora[0], **SAMPLER)
+    lm.fit(corpora[0], **QUICK)
     assert lm.buckets_ == [] and "no validation text" in lm.bucket_selection_[0]["note"]
     assert lm.options["buckets"] == "auto"  # the configuration stays as given
     assert lm.idata["posterior"]["concentration"].dims == ("chain", "draw", "order")
@@ -107,7 +108,7 @@ def test_predictions_use_each_contexts_bucket(bucketed, corpora):
 def test_auto_picks_the_best_validation_candidate(corpora, tmp_path):
     train, valid, test = corpora
     lm = blm.DirichletLM(order=2, tokenizer="whitespace", buckets="auto")
-    lm.fit(train, valid=valid, random_seed=2, **SAMPLER)
+    lm.fit(train, valid=valid, random_seed=2, **QUICK)
     table = lm.bucket_selection_
     assert [row["buckets"] for row in table] == [list(c) for c in blm.DirichletLM.BUCKET_CANDIDATES]
     best = min(table, key=lambda row: row["valid_perplexity"])
@@ -128,4 +129,8 @@ def test_round_trip_and_generation(bucketed, corpora, tmp_path):
     np.testing.assert_array_equal(loaded.entropy_split(test).to_numpy(), bucketed.entropy_split(test).to_numpy())
     assert loaded.evaluate(test).predictive_perplexity == pytest.approx(bucketed.evaluate(test).predictive_perplexity)
     conts = loaded.generate("w1", n=2, max_tokens=5, random_seed=0)
-    assert len(conts) == 2 and all(0 < t.prob_predictive <= 1 for c in conts for t in c.tokens)
+    assert len(conts) == 2
+    for c in conts:  # each token's predictive probability given the token before it (a bigram)
+        history = [loaded.vocab_.id("w1")] + [t.id for t in c.tokens]
+        expected = [bucketed.predictive_probs(np.array([[before]]))[0, t.id] for before, t in zip(history, c.tokens)]
+        assert [t.prob_predictive for t in c.tokens] == pytest.approx(expected, rel=1e-12)

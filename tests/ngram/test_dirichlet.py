@@ -14,8 +14,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from ngram_samples import WORDS, markov_sentences, shortest_interval
-from scipy.special import digamma, entr, gammaln
+from corpora import NGRAM_TRAIN, WORDS, markov_sentences
+from ngram_samples import expected_entropy, shortest_interval
+from sampling import CALIBRATION, QUICK, RECOVERY
+from scipy.special import entr, gammaln
 
 from bayeslm import Corpus, DirichletLM, Prior, WhitespaceTokenizer, count
 from bayeslm.exceptions import BayesLMError, ConfigError, NotFittedError
@@ -23,11 +25,10 @@ from bayeslm.ngram.dirichlet import _OrderEvidence, dirichlet_multinomial_eviden
 from bayeslm.text.vocab import Vocabulary
 
 UNK, BOS, EOS = 0, 1, 2
-SAMPLER = {"draws": 200, "tune": 200, "chains": 2, "progressbar": False, "cores": 1}
 
 
 # ----------------------------------------------------------------- data and references
-TRAIN = markov_sentences(0, 50)
+TRAIN = NGRAM_TRAIN  # the shared Dirichlet trigram's (tests/conftest.py)
 TEST = markov_sentences(1, 8) + ["the zebra sat on the mat", "red red red", "qux"]
 
 
@@ -107,13 +108,6 @@ def entropy_draw_index(S: int, k: int) -> np.ndarray:
     return np.linspace(0, S - 1, min(k, S)).round().astype(int)
 
 
-def expected_entropy(A: np.ndarray) -> np.ndarray:
-    """E[H(p)] of p ~ Dirichlet(A) over the last axis; zero parameters are absent categories."""
-    total = A.sum(axis=-1)
-    terms = np.where(A > 0, A / total[..., None] * digamma(A + 1), 0.0)
-    return digamma(total + 1) - terms.sum(axis=-1)
-
-
 # -------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def train_corpus():
@@ -122,16 +116,16 @@ def train_corpus():
 
 @pytest.fixture(scope="module")
 def lm1(train_corpus):
-    lm = DirichletLM(order=1, sampler_config={**SAMPLER, "random_seed": 11})
+    """A unigram model (its own fit: the order whose predictive has the plainest closed form)."""
+    lm = DirichletLM(order=1, sampler_config={**QUICK, "random_seed": 11})
     lm.fit(train_corpus)
     return lm
 
 
 @pytest.fixture(scope="module")
-def lm3(train_corpus):
-    lm = DirichletLM(order=3, sampler_config={**SAMPLER, "random_seed": 13})
-    lm.fit(train_corpus)
-    return lm
+def lm3(dirichlet_lm):
+    """The shared Dirichlet trigram of TRAIN (tests/conftest.py)."""
+    return dirichlet_lm
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +161,7 @@ def test_unigram_posterior_predictive_closed_form(lm1, ref1):
     N = c.sum()
     assert N == sum(len(s.split()) + 1 for s in TRAIN)
     a = top_draws(lm1)
-    assert a.size == 2 * 200
+    assert a.size == QUICK["chains"] * QUICK["draws"]
     expected = ((c[None, :] + a[:, None] / V1) / (N + a[:, None])).mean(axis=0)
     expected[BOS] = 0.0
 
@@ -200,7 +194,7 @@ def test_next_token_probs_equal_dense_recursion(which, request):
 
 
 def test_order2_model_matches_recursion(train_corpus):
-    lm = DirichletLM(order=2, sampler_config={**SAMPLER, "draws": 100, "tune": 100, "random_seed": 5})
+    lm = DirichletLM(order=2, sampler_config={**QUICK, "random_seed": 5})
     lm.fit(train_corpus)
     ref = Ref(lm.vocab_, TRAIN, 2)
     a = top_draws(lm)
@@ -278,7 +272,7 @@ def test_estimate_errors(lm3, ref3):
     assert lm3.estimate("the", unseen, kind="map", add_k=2) == pytest.approx(1 / (len(vocab) - 1))
     with pytest.raises(BayesLMError, match="add_k"):
         lm3.estimate("the", ["the", "cat"], kind="map", add_k=0.5)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="kind must be 'mle', 'map' or 'mean', got 'median'"):
         lm3.estimate("the", ["the", "cat"], kind="median")
 
 
@@ -305,7 +299,7 @@ def test_estimate_map_of_fitted_dirichlet(lm3, ref3):
 def test_estimate_map_without_interior_mode():
     """Deterministic text: a small top concentration, so a m_w < 1 for unseen tokens."""
     text = ["a b c d e"] * 12 + ["e d c b a"] * 12
-    lm = DirichletLM(order=2, sampler_config={**SAMPLER, "draws": 100, "tune": 100, "random_seed": 8})
+    lm = DirichletLM(order=2, sampler_config={**QUICK, "random_seed": 8})
     lm.fit(Corpus.from_texts(text))
     ref = Ref(lm.vocab_, text, 2)
     a0 = top_draws(lm)[:1]
@@ -536,7 +530,7 @@ def test_recovers_unigram_concentration():
     a_true = 50.0
     corpus, all_seen = simulate_unigram(np.random.default_rng(20240601), a_true)
     assert all_seen and corpus.n_tokens >= 2900
-    lm = DirichletLM(order=1, sampler_config={**SAMPLER, "draws": 300, "tune": 300, "random_seed": 2})
+    lm = DirichletLM(order=1, sampler_config={**RECOVERY, "random_seed": 2})
     lm.fit(corpus)
     assert len(lm.vocab_) == 33
     draws = top_draws(lm)
@@ -556,38 +550,81 @@ def test_recovers_unigram_concentration():
     assert lm.estimate("w00", kind="map") == pytest.approx(expected, rel=1e-10)
 
 
-@pytest.mark.slow
-def test_simulation_based_calibration():
-    """Central posterior intervals of a cover the a drawn from the prior at their nominal rate."""
-    from scipy.stats import binom
+def calibration_replicates(replicates: int, seed: int, thin: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Simulation-based calibration of the unigram concentration: a drawn from its prior,
+    data from the model given a, the posterior of a from that data; ``replicates`` times.
 
+    Returns the true a of each replicate (replicate,) and its posterior draws, thinned to
+    nearly independent ones (replicate, CALIBRATION draws / thin).
+    """
     mu, sigma = math.log(100.0), 0.4
     prior = Prior("LogNormal", mu=mu, sigma=sigma)
-    rng = np.random.default_rng(99)
-    replicates, covered = 50, {0.5: 0, 0.9: 0}
-    done = 0
-    while done < replicates:
+    rng = np.random.default_rng(seed)
+    truths, draws = [], []
+    while len(truths) < replicates:
         a_true = float(rng.lognormal(mu, sigma))
         corpus, all_seen = simulate_unigram(rng, a_true)
         if not all_seen:
             continue  # rare at these concentrations; the model's vocabulary would differ
         lm = DirichletLM(order=1, model_config={"concentration": prior},
-                         sampler_config={**SAMPLER, "draws": 250, "tune": 250, "random_seed": done})
+                         sampler_config={**CALIBRATION, "random_seed": len(truths)})
         lm.fit(corpus)
-        draws = top_draws(lm)
-        for level in covered:
-            lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
-            covered[level] += lo <= a_true <= hi
-        done += 1
-    for level, hits in covered.items():
-        assert binom.ppf(0.0005, replicates, level) <= hits <= binom.ppf(0.9995, replicates, level), (level, hits)
+        truths.append(a_true)
+        draws.append(top_draws(lm)[::thin])
+    return np.array(truths), np.array(draws)
+
+
+def normalised_ranks(truths: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """(rank + 1/2) / (L + 1) of each truth among its L draws: uniform on (0, 1) (on L + 1
+    values) when the posterior is calibrated."""
+    return ((draws < truths[:, None]).sum(axis=1) + 0.5) / (draws.shape[1] + 1)
+
+
+def rank_z_scores(truths: np.ndarray, draws: np.ndarray) -> tuple[float, float]:
+    """z-scores of the normalised ranks' mean (1/2; off for a shifted posterior) and of their
+    mean distance from 1/2 (1/4; above for too narrow a posterior, below for too wide)."""
+    u, n = normalised_ranks(truths, draws), truths.size
+    return (u.mean() - 0.5) / math.sqrt(1 / 12 / n), (np.abs(u - 0.5).mean() - 0.25) / math.sqrt(1 / 48 / n)
+
+
+def assert_calibrated(truths: np.ndarray, draws: np.ndarray) -> None:
+    """Ranks uniform (both z-scores within 3), and central posterior intervals covering the
+    truths at their rate (read from the ranks: the truth lies inside the central interval of
+    mass ``level`` of the draws)."""
+    from scipy.stats import binom
+
+    z_shift, z_spread = rank_z_scores(truths, draws)
+    assert abs(z_shift) < 3 and abs(z_spread) < 3, (z_shift, z_spread)
+    u, n = normalised_ranks(truths, draws), truths.size
+    grid = (np.arange(draws.shape[1] + 1) + 0.5) / (draws.shape[1] + 1)  # the values u takes, equally likely
+    for level in (0.5, 0.9):
+        inside = lambda v: np.abs(v - 0.5) <= level / 2
+        rate, hits = inside(grid).mean(), int(inside(u).sum())
+        assert binom.ppf(0.0005, n, rate) <= hits <= binom.ppf(0.9995, n, rate), (level, rate, hits)
+
+
+def test_simulation_based_calibration():
+    """100 replicates: the posterior of a is calibrated, and the check has power at this size:
+    a concentration 15% off either way, or a posterior half as wide, fails it."""
+    truths, draws = calibration_replicates(100, seed=99)
+    assert_calibrated(truths, draws)
+    for wrong in (draws * 1.15, draws / 1.15):
+        assert abs(rank_z_scores(truths, wrong)[0]) > 3
+    centre = draws.mean(axis=1, keepdims=True)
+    assert rank_z_scores(truths, centre + 0.5 * (draws - centre))[1] > 3
+
+
+@pytest.mark.slow
+def test_simulation_based_calibration_at_scale():
+    """400 replicates (a few minutes): a miscalibration of a few per cent shows."""
+    assert_calibrated(*calibration_replicates(400, seed=7))
 
 
 # ------------------------------------------------------------------------ 9. update
 def test_update_counts_equal_concatenated_corpus():
     first = markov_sentences(4, 30)
     second = markov_sentences(5, 20) + ["zebra the cat", "qux qux"]
-    lm = DirichletLM(order=2, sampler_config={**SAMPLER, "draws": 100, "tune": 100, "random_seed": 3})
+    lm = DirichletLM(order=2, sampler_config={**QUICK, "random_seed": 3})
     lm.fit(Corpus.from_texts(first))
     vocab_before = list(lm.vocab_.tokens)
     old_posterior = lm.idata["posterior"]["concentration"].values.copy()
@@ -628,11 +665,11 @@ def test_bad_order(order):
 
 def test_bad_prior_and_settings(train_corpus):
     # priors are checked against PyMC by validate (fit calls it before any work)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"Gamma\(alpha=-1, beta=1\) is not a valid distribution: it needs alpha > 0"):
         Prior("Gamma", alpha=-1, beta=1).validate()
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="prior.dist must be a PyMC distribution \(got 'NoSuchDistribution'\)"):
         Prior("NoSuchDistribution", mu=1).validate()
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"Gamma\(alpha=-1, beta=1\) is not a valid distribution"):
         bad = {"concentration": {"dist": "Gamma", "kwargs": {"alpha": -1, "beta": 1}}}
         DirichletLM(model_config=bad).fit(train_corpus)
     with pytest.raises(ConfigError, match="unknown prior"):
@@ -675,14 +712,14 @@ def test_string_context_reads_literal_sentence_start(lm3):
 def test_failed_fit_leaves_the_model_unfitted(monkeypatch):
     import pymc as pm
 
-    def sample(*args, **kwargs):
-        raise RuntimeError("the sampler failed")
+    def crashes(*args, **kwargs):
+        raise RuntimeError("the sampler crashed")
 
-    monkeypatch.setattr(pm, "sample", sample)
+    monkeypatch.setattr(pm, "sample", crashes)
     train = Corpus.from_texts(["a b c", "a b b", "c a b"], tokenizer=WhitespaceTokenizer())
     lm = DirichletLM(order=2, tokenizer="whitespace")
-    with pytest.raises(RuntimeError, match="the sampler failed"):
-        lm.fit(train, valid=train, draws=10, tune=10, progressbar=False)
+    with pytest.raises(RuntimeError, match="the sampler crashed"):
+        lm.fit(train, valid=train, **QUICK)
     assert not lm.is_fitted_
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="DirichletLM instance is not fitted yet: call fit"):
         lm.evaluate(train)

@@ -14,7 +14,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from ngram_samples import markov_sentences, shortest_interval
+from corpora import markov_sentences
+from ngram_samples import shortest_interval
+from sampling import QUICK
 from scipy import stats
 from scipy.special import betainc, betaincinv
 
@@ -24,7 +26,6 @@ from bayeslm.core.protocol import ExportsArpa, SamplesSentences
 from bayeslm.exceptions import BayesLMError
 from bayeslm.ngram.beta_mixture import beta_mixture_hdi
 
-QUICK = {"draws": 20, "tune": 10, "chains": 2, "progressbar": False, "cores": 1}
 A3 = 0.8  # the top concentration / strength both families share below
 
 
@@ -91,7 +92,9 @@ def context_ids(vocab, text: str) -> tuple:
 
 @pytest.fixture(scope="module")
 def dirichlet(tmp_path_factory):
-    """A Dirichlet trigram whose top concentration draws are all A3 (its lower orders are points)."""
+    """A Dirichlet trigram whose top concentration draws are all A3 (its lower orders are points).
+
+    Its own fit: a corpus in which every bigram type occurs once, and draws set by hand."""
     lm = DirichletLM(order=3, sampler_config={**QUICK, "random_seed": 1})
     lm.fit(Corpus.from_texts(LINES))
     assert lm.counts_[2].ngram_count.max() == 1  # the corpus is what the comparison needs
@@ -101,7 +104,7 @@ def dirichlet(tmp_path_factory):
 
 @pytest.fixture(scope="module", params=["ikn", "gibbs"])
 def pitman_yor(request, dirichlet):
-    """Pitman-Yor with d = 0 and strengths (a1, a2, A3): every bigram type once, so every
+    """Pitman-Yor with d = 0 and strengths (a1, a2, A3) (its own fit, of dirichlet's corpus): every bigram type once, so every
     restaurant below the top seats one customer per dish at one table, the unigram's customers
     are the raw counts, and (d = 0) the table counts do not enter the predictive."""
     a1, a2 = dirichlet.plugin_[:2]
@@ -208,19 +211,12 @@ def test_beta_mixture_hdi_refuses_bad_input():
 
 
 # ---------------------------------------------------------------------------------- sentences
-@pytest.fixture(scope="module")
-def gibbs_lm():
-    lm = PitmanYorLM(order=3, retain=3, sampler_config={**QUICK, "random_seed": 3})
-    lm.fit(Corpus.from_texts(markov_sentences(0, 60)))
-    return lm
-
-
 def total_variation(counts: np.ndarray, p: np.ndarray) -> float:
     return 0.5 * float(np.abs(counts / counts.sum() - p).sum())
 
 
-def test_pitman_yor_sentences_follow_the_held_draws_next_token_distribution(gibbs_lm):
-    lm, draw, n = gibbs_lm, 4, 20_000
+def test_pitman_yor_sentences_follow_the_held_draws_next_token_distribution(pitman_yor_lm):
+    lm, draw, n = pitman_yor_lm, 4, 20_000
     assert isinstance(lm, SamplesSentences) and isinstance(lm, ExportsArpa)
     V, bos, eos = len(lm.vocab_), lm.vocab_.bos_id, lm.vocab_.eos_id
     corpus = lm.sample_sentences(n, random_seed=5, draw=draw, max_tokens=2)
@@ -245,16 +241,16 @@ def test_pitman_yor_sentences_follow_the_held_draws_next_token_distribution(gibb
     assert total_variation(counts, other) > total_variation(counts, p_first)
 
 
-def test_sampled_sentences_are_reproducible(gibbs_lm):
-    one = gibbs_lm.sample_sentences(50, random_seed=11)
-    again = gibbs_lm.sample_sentences(50, random_seed=11)
-    other = gibbs_lm.sample_sentences(50, random_seed=12)
+def test_sampled_sentences_are_reproducible(pitman_yor_lm):
+    one = pitman_yor_lm.sample_sentences(50, random_seed=11)
+    again = pitman_yor_lm.sample_sentences(50, random_seed=11)
+    other = pitman_yor_lm.sample_sentences(50, random_seed=12)
     np.testing.assert_array_equal(one.ids, again.ids)
     np.testing.assert_array_equal(one.offsets, again.offsets)
     assert not (one.ids.size == other.ids.size and np.array_equal(one.ids, other.ids))
-    assert one.n_sentences == 50 and one.vocab == gibbs_lm.vocab_
+    assert one.n_sentences == 50 and one.vocab == pitman_yor_lm.vocab_
     with pytest.raises(BayesLMError, match="draw must be in"):
-        gibbs_lm.sample_sentences(2, draw=gibbs_lm.n_samples)
+        pitman_yor_lm.sample_sentences(2, draw=pitman_yor_lm.n_samples)
 
 
 # ---------------------------------------------------------------------------------- id and fit
@@ -266,7 +262,7 @@ def test_id_does_not_change_across_fit(tmp_path, monkeypatch):
     seen_fitted = []
     original = DirichletLM._fit
     monkeypatch.setattr(DirichletLM, "_fit", lambda self, *a: (seen_fitted.append(self.is_fitted_), original(self, *a))[1])
-    lm = DirichletLM(order=2, buckets="auto", sampler_config={"draws": 40, "tune": 40, "progressbar": False})
+    lm = DirichletLM(order=2, buckets="auto", sampler_config={**QUICK, "draws": 40})
     before, config = lm.config_id, lm.get_config()
     lm.fit(train, valid=valid, draws=30, chains=1, random_seed=4)
     assert seen_fitted == [False]  # not marked fitted while validation text is encoded and the model fitted
@@ -336,14 +332,14 @@ def zipf_sentences(seed: int, n: int) -> list[str]:
 
 
 @pytest.mark.parametrize("family", ["dirichlet-buckets", "pitman-yor"])
-def test_arpa_file_scores_as_the_model(family, tmp_path, gibbs_lm):
+def test_arpa_file_scores_as_the_model(family, tmp_path, pitman_yor_lm):
     """One interpolated model (a Dirichlet LM with context buckets; one retained Pitman-Yor
     sample) is exported exactly: the file's back-off arithmetic gives the model's probabilities."""
     from bayeslm.ngram.arpa import write_arpa
 
     test = markov_sentences(7, 30) + zipf_sentences(9, 30) + ["the zebra sat", "big big big dog"]
     if family == "pitman-yor":
-        lm, sample = gibbs_lm, 1
+        lm, sample = pitman_yor_lm, 1
         corpus = lm.encode(test)
         expected = float(lm.token_log_prob(corpus).values.reshape(lm.n_samples, -1)[sample].sum())
     else:

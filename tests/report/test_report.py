@@ -33,8 +33,9 @@ from bayeslm.report.build import Report, report
 from bayeslm.report.html import number
 from bayeslm.stats.calibration import expected_calibration_error, reliability_bins
 from bayeslm.stats.intervals import HDI_PROB
+from sampling import SMALL
 
-SAMPLER = {"draws": 100, "tune": 100, "chains": 2, "progressbar": False}
+SAMPLER = SMALL  # tests/sampling.py: the draws are summarised (intervals, ESS flags, calibration)
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
 WORDS = [f"w{i}" for i in range(40)] + [SCRIPT]
@@ -74,6 +75,7 @@ def test_corpus():
 
 @pytest.fixture(scope="module")
 def lm3():
+    """Its own fit (as lm2): a vocabulary holding markup, which the page must escape."""
     return fit(3)
 
 

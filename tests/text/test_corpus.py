@@ -80,15 +80,15 @@ def test_no_tokens_errors():
 
 def test_constructor_validates():
     v = Vocabulary(["a"])
-    with pytest.raises(CorpusError):
+    with pytest.raises(CorpusError, match="offsets must rise from 0 to the number of tokens"):
         Corpus([3, 3], [0, 1], v)  # offsets do not end at n_tokens
-    with pytest.raises(CorpusError):
+    with pytest.raises(CorpusError, match="offsets must rise from 0 to the number of tokens"):
         Corpus([3, 3], [0, 2, 1, 2], v)  # offsets fall
-    with pytest.raises(CorpusError):
+    with pytest.raises(CorpusError, match="needs 1-d ids and at least one offset"):
         Corpus([3], [], v)
-    with pytest.raises(VocabularyMismatchError):
+    with pytest.raises(VocabularyMismatchError, match="token ids run up to 4 but the vocabulary has 4 tokens"):
         Corpus([3, 4], [0, 2], v)
-    with pytest.raises(VocabularyMismatchError):
+    with pytest.raises(VocabularyMismatchError, match="token ids run up to -1 but the vocabulary has 4 tokens"):
         Corpus([-1], [0, 1], v)
 
 
@@ -235,7 +235,7 @@ def test_with_vocabulary_remaps_by_token_string():
 
 def test_with_vocabulary_checks_tokenizer():
     c = Corpus.from_texts(TEXT_A)
-    with pytest.raises(VocabularyMismatchError):
+    with pytest.raises(VocabularyMismatchError, match=r"tokenised with WordTokenizer\(\) but the model uses CharTokenizer"):
         c.with_vocabulary(c.vocab, tokenizer=CharTokenizer())
     assert c.with_vocabulary(c.vocab, tokenizer=WordTokenizer()) is c
 

@@ -140,7 +140,7 @@ def test_bpe_round_trips_through_dict(bpe):
 
 
 def test_bpe_bad_options():
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="tokenizer.vocab_size must be at least 2, got 1"):
         BPETokenizer(vocab_size=1)
     with pytest.raises(ConfigError, match="invalid BPE"):
         BPETokenizer(model_json="{not json")
@@ -165,9 +165,9 @@ def test_unknown_kind_raises_config_error():
         make_tokenizer("sentencepiece")
     with pytest.raises(ConfigError, match="unknown tokenizer kind"):
         tokenizer_from_dict({"kind": "nope"})
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="a tokenizer definition needs a 'kind'"):
         tokenizer_from_dict({"vocab_size": 3})
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="a tokenizer definition needs a 'kind'"):
         tokenizer_from_dict(["word"])
 
 
@@ -177,5 +177,5 @@ def test_options_for_optionless_kind_raise():
 
 
 def test_tokenizer_is_abstract():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="abstract class Tokenizer"):
         Tokenizer()

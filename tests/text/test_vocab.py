@@ -37,7 +37,7 @@ def test_specials_first():
 
 
 def test_duplicate_tokens_rejected():
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="cannot list the same token twice"):
         Vocabulary(["a", "b", "a"])
 
 
@@ -86,9 +86,9 @@ def test_build_ignores_special_counts():
 
 
 def test_build_bad_limits():
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="tokenizer.min_count must be at least 1, got 0"):
         Vocabulary.build({"a": 1}, min_count=0)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="tokenizer.max_size must be at least 4, got 3"):
         Vocabulary.build({"a": 1}, max_size=3)
 
 
@@ -142,22 +142,22 @@ def _tamper(tmp_path, change):
 
 
 @pytest.mark.parametrize(
-    "change",
+    "change, match",
     [
-        lambda d: d["tokens"].__setitem__(3, "ALPHA"),  # changed token
-        lambda d: d["tokens"].append("delta"),  # added token
-        lambda d: d["tokens"].reverse(),  # specials not in front
-        lambda d: d["tokens"].append("beta"),  # duplicated token
-        lambda d: d["tokens"].append(5),  # not a string
-        lambda d: d.__setitem__("tokens", "alpha beta"),  # not a list
-        lambda d: d.__setitem__("format", "something-else"),  # wrong format
-        lambda d: d.pop("format"),  # no format
+        (lambda d: d["tokens"].__setitem__(3, "ALPHA"), r"fingerprint does not match its tokens \(file altered\?\)"),
+        (lambda d: d["tokens"].append("delta"), r"fingerprint does not match its tokens \(file altered\?\)"),
+        (lambda d: d["tokens"].reverse(), "tokens must be a list starting with <unk>, <s>, </s>"),  # specials not in front
+        (lambda d: d["tokens"].append("beta"), "invalid vocabulary file: a vocabulary cannot list the same token twice"),
+        (lambda d: d["tokens"].append(5), "tokens must all be strings"),
+        (lambda d: d.__setitem__("tokens", "alpha beta"), "tokens must be a list starting with <unk>"),
+        (lambda d: d.__setitem__("format", "something-else"), r"not a bayeslm vocabulary \(missing or wrong 'format'\)"),
+        (lambda d: d.pop("format"), r"not a bayeslm vocabulary \(missing or wrong 'format'\)"),
     ],
     ids=["changed", "added", "reordered", "duplicate", "non-string", "not-list", "wrong-format", "no-format"],
 )
-def test_tampered_file_raises(tmp_path, change):
+def test_tampered_file_raises(tmp_path, change, match):
     path = _tamper(tmp_path, change)
-    with pytest.raises(ModelFileError):
+    with pytest.raises(ModelFileError, match=match):
         Vocabulary.load(path)
 
 
@@ -168,7 +168,7 @@ def test_invalid_json_raises(tmp_path):
     with pytest.raises(ModelFileError, match="corrupt"):
         Vocabulary.load(path)
     path.write_bytes(b"\xff\xfe{}")
-    with pytest.raises(ModelFileError):
+    with pytest.raises(ModelFileError, match=r"vocab.json: corrupt vocabulary file \('utf-8' codec can't decode"):
         Vocabulary.load(path)
     path.write_text("[1, 2, 3]", encoding="utf-8")
     with pytest.raises(ModelFileError, match="format"):
