@@ -477,8 +477,9 @@ class BayesianLM(LanguageModel):
           predictive entropy and its split (:meth:`entropy_split`) averaged over the
           sentence's scored positions;
         - ``log10_prob``: ``log_prob`` in base 10, as KenLM's ``query`` prints it;
-        - ``sentence``, ``text`` (as the model reads it), ``tokens`` (scored positions:
-          tokens and one ``</s>``), ``oov`` (tokens read as ``<unk>``).
+        - ``sentence``, ``text`` (as the model reads it), ``tokens`` (the text's tokens, as
+          :attr:`Evaluation.tokens`), ``positions`` (scored positions: the tokens and one
+          ``</s>``, as :attr:`Evaluation.positions`), ``oov`` (tokens read as ``<unk>``).
 
         With ``per_token=True``, :meth:`per_token`'s rows instead.
         """
@@ -502,7 +503,8 @@ class BayesianLM(LanguageModel):
                                                      minlength=corpus.n_sentences) / n_scored
                for name, column in _SPLIT_COLUMNS},
             "log10_prob": sums / LN10,
-            "tokens": n_scored,
+            "tokens": corpus.sentence_lengths,
+            "positions": n_scored,
             "oov": oov.astype(int),
         })
 

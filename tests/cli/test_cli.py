@@ -251,7 +251,7 @@ SCORE_INPUT = "the cat sat on the mat\n\na zebra sat\nthe big dog ran\n"
 SCORE_LINES = [line for line in SCORE_INPUT.splitlines() if line.strip()]
 SENTENCE_COLUMNS = ["sentence", "log_prob_bits", "log_prob_per_draw_mean_bits", "log_prob_hdi_low_bits",
                     "log_prob_hdi_high_bits", "mean_entropy_bits", "mean_aleatoric_bits", "mean_epistemic_bits",
-                    "tokens", "oov", "text"]
+                    "tokens", "positions", "oov", "text"]
 TOKEN_COLUMNS = ["sentence", "index", "token", "oov", "log_prob_bits", "entropy_bits", "aleatoric_bits",
                  "epistemic_bits"]
 
@@ -293,7 +293,7 @@ def test_score_text(fitted, monkeypatch, capsys):
     assert len(rows) == len(sentences) == 3
     expected = brute_force_scores(bayeslm.load(out), 0.94)
     for row, words, want in zip(rows, sentences, expected):
-        assert int(row["tokens"]) == len(words) + 1
+        assert (int(row["tokens"]), int(row["positions"])) == (len(words), len(words) + 1)
         assert int(row["oov"]) == sum(w not in KNOWN for w in words)
         assert row["text"] == " ".join(w if w in KNOWN else "<unk>" for w in words)
         for column, value in want.items():
@@ -341,10 +341,10 @@ def test_score_json(fitted, monkeypatch, capsys):
     tokens_report = json.loads(run_score(monkeypatch, capsys, out, "--json", "--per-token"))
     tokens = tokens_report["rows"]
     assert tokens_report["per_token"] is True and list(tokens[0]) == TOKEN_COLUMNS
-    assert len(tokens) == sum(r["tokens"] for r in sentences)
+    assert len(tokens) == sum(r["positions"] for r in sentences)
     for i, row in enumerate(sentences):
         mine = [t for t in tokens if t["sentence"] == i]
-        assert len(mine) == row["tokens"]
+        assert len(mine) == row["positions"]
         assert sum(t["log_prob_bits"] for t in mine) == pytest.approx(row["log_prob_bits"], abs=1e-12 * len(mine))
     # the same numbers as the Python API's predictive log probabilities, and the brute force over draws
     model = bayeslm.load(out)

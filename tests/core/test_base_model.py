@@ -154,12 +154,13 @@ def test_score_sums_per_sentence(lm):
     assert list(frame.columns) == [
         "sentence", "text", "log_prob_nats", "log_prob_per_draw_mean_nats", "log_prob_hdi_low_nats",
         "log_prob_hdi_high_nats", "mean_entropy_nats", "mean_aleatoric_nats", "mean_epistemic_nats", "log10_prob",
-        "tokens", "oov"]
+        "tokens", "positions", "oov"]
     bounds = np.cumsum([0] + [len(s.split()) + 1 for s in TEST])
     expected = [lp[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])]
     np.testing.assert_allclose(frame["log_prob_nats"], expected, rtol=1e-12)
     np.testing.assert_allclose(frame["log10_prob"], np.array(expected) / math.log(10), rtol=1e-12)
-    assert frame["tokens"].tolist() == [len(s.split()) + 1 for s in TEST]
+    assert frame["tokens"].tolist() == [len(s.split()) for s in TEST]  # as Evaluation.tokens
+    assert frame["positions"].tolist() == [len(s.split()) + 1 for s in TEST]  # and </s>
     assert frame["oov"].tolist() == [0, 1, 2, 0]
     assert frame["text"].tolist()[1] == "a <unk> ran"
     bits = lm.score(TEST, units="bits")
