@@ -336,5 +336,5 @@ def test_an_unforeseen_error_is_one_line_too(tiny_model, capsys, monkeypatch):
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("bayeslm: error: internal error (TypeError: unsupported operand)")
     monkeypatch.setenv("BAYESLM_TRACEBACK", "1")
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="unsupported operand"):
         main(["evaluate", str(tiny_model), "--test", str(tiny_model / "vocab.json")])

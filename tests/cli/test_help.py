@@ -91,8 +91,9 @@ def test_units_are_named_in_the_help_of_what_prints_numbers():
 
 def test_top_level_help_and_readme_list_every_command():
     buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer), pytest.raises(SystemExit):
+    with contextlib.redirect_stdout(buffer), pytest.raises(SystemExit) as exit_info:
         main(["--help"])
+    assert exit_info.value.code == 0
     top = buffer.getvalue()
     readme = README.read_text(encoding="utf-8")
     for name, parser in commands().items():

@@ -429,7 +429,7 @@ def test_report_writes_both_or_neither(rep, tmp_path, monkeypatch):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(Report, "render_html", broken)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="disk full"):
         rep.write(tmp_path / "r.html")
     assert list(tmp_path.iterdir()) == []
 
