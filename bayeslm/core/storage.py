@@ -132,8 +132,10 @@ def _directory_contents(model) -> dict[str, bytes]:
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
         files["arrays.npz"] = buffer.getvalue()
+    # the format of the model.nc written here: a loaded format-1 model keeps its format-1 ids
+    version = int(model.idata["posterior"].attrs.get("format_version", FORMAT_VERSION))
     manifest = {
-        "format": MANIFEST_FORMAT, "format_version": FORMAT_VERSION, "family": model.family, "id": model.id,
+        "format": MANIFEST_FORMAT, "format_version": version, "family": model.family, "id": model.id,
         "files": {name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()} for name, data in files.items()},
     }
     files[MANIFEST] = (json.dumps(manifest, indent=1) + "\n").encode("utf-8")

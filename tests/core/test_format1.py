@@ -30,3 +30,14 @@ def test_a_format1_directory_loads_and_scores_as_when_it_was_written(name):
     split = lm.entropy_split(TEST)
     np.testing.assert_allclose(split["total"], expected["entropy_total"], rtol=max(rtol, 1e-9), atol=1e-12)
     np.testing.assert_allclose(split["epistemic"], expected["entropy_epistemic"], rtol=max(rtol, 1e-9), atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["dirichlet", "pitman-yor"])
+def test_a_format1_model_saved_again_says_format_1_and_loads(name, tmp_path):
+    """Re-saving keeps the format-1 ids, and the manifest names the format model.nc is in."""
+    lm = blm.load(HERE / name)
+    lm.save(tmp_path / "again")
+    manifest = json.loads((tmp_path / "again" / "manifest.json").read_text())
+    assert manifest["format_version"] == 1 and manifest["id"] == lm.id
+    back = blm.load(tmp_path / "again")
+    np.testing.assert_array_equal(back.predictive_log_prob(TEST), lm.predictive_log_prob(TEST))
