@@ -208,7 +208,7 @@ def test_score_sums_the_predictive_log_probabilities(lm):
     frame = lm.score(TEST)
     for row, text in zip(frame.itertuples(), TEST):
         names = scored([text], set(WORDS))
-        assert row.tokens == len(names)
+        assert row.positions == len(names) and row.tokens == len(names) - 1
         assert row.log_prob_nats == pytest.approx(sum(np.log(p[w].mean()) for w in names), rel=1e-12)
         assert row.log10_prob == pytest.approx(row.log_prob_nats / math.log(10), rel=1e-12)
 
