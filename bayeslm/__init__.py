@@ -18,6 +18,7 @@ from bayeslm.exceptions import (
     NotFittedError,
     VocabularyMismatchError,
 )
+from bayeslm.mixture.model import MixtureLM
 from bayeslm.neural.gpt import GPTLM  # imports torch only inside its methods
 from bayeslm.neural.last_layer import BayesianLastLayer
 from bayeslm.ngram.dirichlet import DirichletLM
@@ -58,6 +59,7 @@ __all__ = [
     "BayesLMError",
     "DifferentModelError",
     "DirichletLM",
+    "MixtureLM",
     "Evaluation",
     "GPTConfig",
     "GPTLM",

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from bayeslm.exceptions import ConfigError
 
-__all__ = ["Rule", "Invalid", "whole", "number", "choice", "flag", "text", "Section", "ModelOptions",
+__all__ = ["Rule", "Invalid", "whole", "number", "choice", "flag", "text", "texts", "Section", "ModelOptions",
            "SamplerSettings", "TokenizerSettings", "PriorSettings", "MAX_SEED", "options_from_defaults",
            "validate_section", "settings_reference"]
 
@@ -100,6 +100,11 @@ def flag():
 def text(*, optional: bool = False):
     """A string."""
     return _typed(str, "a string", optional)
+
+
+def texts():
+    """A list of strings."""
+    return _typed(list[str], "a list of strings", False)
 
 
 def _plain(value):

@@ -34,7 +34,7 @@ from bayeslm.text.tokenize import Tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "config.md"
-FAMILIES = [blm.DirichletLM, blm.PitmanYorLM, blm.GPTLM]
+FAMILIES = [blm.DirichletLM, blm.PitmanYorLM, blm.GPTLM, blm.MixtureLM]
 QUICK = {"draws": 30, "tune": 30, "chains": 2, "cores": 1, "progressbar": False}
 LINES_A = [f"the {a} {b} on the {c}" for a in ("cat", "dog", "bird") for b in ("sat", "ran", "slept")
            for c in ("mat", "log", "rug")]
@@ -88,6 +88,7 @@ CUSTOM = {
     ("gpt-bll", "order"): (["abc", 2.5, 1, 2, 129 + 1], [None, 129], {}),
     ("gpt-bll", "n_embd"): (["abc", 0, 6], [4, 8], {"n_head": 4}),
     ("gpt-bll", "eval_stride"): (["abc", 0, 129], [None, 1, 128], {}),
+    ("mixture", "components"): (["abc", [3], [True], 3, None], [[], ["0123456789abcdef", "fedcba9876543210"]], {}),
 }
 
 

@@ -1,0 +1,1 @@
+"""Mixtures of fitted language models that share a tokenizer: weights with a posterior, fitted on held-out text."""
