@@ -10,6 +10,7 @@ costs: docs/pitman_yor.md ("The fast mode").
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -19,12 +20,15 @@ from bayeslm.ngram.special import lgamma_ratio
 
 __all__ = ["OrderStatistics", "seating_statistics", "order_log_likelihood", "HyperPosterior", "prior_log_density"]
 
-#: grid points per free coordinate, and the half-width of the first grid in posterior sd
+#: grid points per free coordinate (half of them in the first, coarse grid), and the half-width
+#: of the coarse grid in sd of the Gaussian at the mode
 GRID_POINTS = 40
 GRID_HALF_WIDTH = 6.0
 #: a grid is wide enough when its border is this far (in log density) below its peak (a
 #: Gaussian's is 18 nats at 6 sd)
 BORDER_DROP = 15.0
+#: nats added to the largest corner value of a grid cell to bound the density inside it
+ENVELOPE_MARGIN = 0.1
 #: the most elements a batch of log likelihood terms holds at once (8 bytes each)
 BATCH_ELEMENTS = 2_000_000
 
@@ -192,28 +196,52 @@ class HyperPosterior:
         return z, cov
 
     def draw(self, n: int, rng: np.random.Generator, d0: float, theta0: float) -> tuple[np.ndarray, np.ndarray]:
-        """n independent draws of (d, theta): from the density on a grid around the mode.
+        """n independent draws of (d, theta), by rejection from an envelope on a grid.
 
-        The grid (40 points per coordinate) spans +-6 sd of the Gaussian at the mode along
-        its axes and is widened until its border lies 15 nats below the peak; each draw
-        picks a grid point by its density and a uniform point of its cell.
+        In the axes of the Gaussian at the mode (unit: its sd), a coarse grid of +-6 is
+        widened until its border lies 15 nats below the peak; a fine grid (40 points per
+        coordinate) then spans the cells within 20 nats of the peak. On each fine cell the
+        envelope is the largest log density at its corners plus 0.1 nats (over a cell of
+        ~0.3 sd a smooth log density bends by ~0.01); a draw picks a cell by its envelope,
+        a uniform point in it, and keeps it with probability density / envelope.
         """
         if self.free == 0:
             return np.full(n, self.fixed_d), np.full(n, self.fixed_theta)
         center, cov = self.mode(d0, theta0)
         eig, vec = np.linalg.eigh(cov)
         scale = vec * np.sqrt(np.maximum(eig, 1e-300))
+        to_z = lambda u: center + u @ scale.T
         half = GRID_HALF_WIDTH
-        for _ in range(6):
-            axis = np.linspace(-half, half, GRID_POINTS)
-            u = np.stack(np.meshgrid(*[axis] * self.free, indexing="ij"), axis=-1).reshape(-1, self.free)
-            logp = self.log_density(center + u @ scale.T)
+        for _ in range(8):
+            u, axes = _grid([(-half, half)] * self.free, GRID_POINTS // 2)
+            logp = self.log_density(to_z(u))
             border = np.any(np.abs(u) == half, axis=1)
             if np.max(logp[border], initial=-np.inf) < np.max(logp) - BORDER_DROP:
                 break
             half *= 2.0
-        p = np.exp(logp - np.max(logp))
-        cell = rng.choice(p.size, size=n, p=p / p.sum())
-        width = axis[1] - axis[0]
-        u_draw = u[cell] + rng.uniform(-width / 2, width / 2, size=(n, self.free))
-        return self.values(center + u_draw @ scale.T)
+        step = axes[0][1] - axes[0][0]
+        inside = u[logp > np.max(logp) - BORDER_DROP - 5.0]
+        u, axes = _grid(list(zip(inside.min(axis=0) - step, inside.max(axis=0) + step)), GRID_POINTS)
+        corners = self.log_density(to_z(u)).reshape((GRID_POINTS,) * self.free)
+        envelope = np.full((GRID_POINTS - 1,) * self.free, -np.inf)
+        for offset in itertools.product((0, 1), repeat=self.free):
+            envelope = np.maximum(envelope, corners[tuple(slice(o, GRID_POINTS - 1 + o) for o in offset)])
+        envelope = envelope.ravel() + ENVELOPE_MARGIN
+        p = np.exp(envelope - envelope.max())
+        low = np.stack(np.meshgrid(*[a[:-1] for a in axes], indexing="ij"), axis=-1).reshape(-1, self.free)
+        width = np.array([a[1] - a[0] for a in axes])
+        kept: list[np.ndarray] = []
+        while sum(k.shape[0] for k in kept) < n:
+            cell = rng.choice(p.size, size=n, p=p / p.sum())
+            u_try = low[cell] + rng.uniform(size=(n, self.free)) * width
+            accept = np.log(rng.uniform(size=n)) < self.log_density(to_z(u_try)) - envelope[cell]
+            kept.append(u_try[accept])
+        return self.values(to_z(np.concatenate(kept)[:n]))
+
+
+def _grid(bounds: list[tuple[float, float]], points: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The points of a regular grid over ``bounds`` (one (low, high) per coordinate), shape
+    (points ** len(bounds), len(bounds)), and its axes."""
+    axes = [np.linspace(lo, hi, points) for lo, hi in bounds]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack(mesh, axis=-1).reshape(-1, len(bounds)), axes
