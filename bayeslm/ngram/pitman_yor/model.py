@@ -424,15 +424,20 @@ class PitmanYorLM(NgramLM):
             self._hier = Hierarchy(self.counts_)
         return self._hier
 
+    def _seating_key(self, s: int) -> int:
+        """The stored seating of sample s: its own (gibbs), the one its draw was made with
+        (fast), none (ikn: 0, one table per type)."""
+        inference = self.options["inference"]
+        if inference == "fast":
+            return int(self.idata["table_counts"]["sample_seating"].values[s])
+        return s if inference == "gibbs" else 0
+
     def _seating(self, s: int):
         """(customers, tables) per pair and (customers, tables) per restaurant of sample s."""
         self._sample_params()
         cache = self._samples[2]
         inference, tc = self.options["inference"], self.idata["table_counts"]
-        if inference == "fast":
-            key = int(tc["sample_seating"].values[s])
-        else:
-            key = s if inference == "gibbs" else 0
+        key = self._seating_key(s)
         if key not in cache:
             h = self._hierarchy()
             if inference == "ikn":
@@ -469,32 +474,47 @@ class PitmanYorLM(NgramLM):
             gpair.append(np.where(local >= 0, local + h.po[k - 1], -1))
         return gctx, gpair
 
-    def _probs(self, s: int, index, tokens) -> np.ndarray:
+    def _gathered(self, s: int, index) -> list[tuple[np.ndarray, ...]]:
+        """Per order, at every position: (context seen and with customers, c_uw, t_uw, c_u., t_u.)
+        under sample s's seating."""
         gctx, gpair = index
-        d, th = self._sample_params()
         cust, tabs, C, T = self._seating(s)
-        V1 = self.counts_.vocab_size - 1
-        p = np.where(tokens == self.vocab_.bos_id, 0.0, 1.0 / V1)
+        out = []
         for k in range(1, self.order + 1):
             ctx, pair = gctx[k - 1], gpair[k - 1]
-            has = ctx >= 0
-            ci = np.maximum(ctx, 0)
-            pi = np.maximum(pair, 0)
-            c = np.where(pair >= 0, cust[pi], 0.0)
-            t = np.where(pair >= 0, tabs[pi], 0.0)
+            ci, pi = np.maximum(ctx, 0), np.maximum(pair, 0)
             Cu, Tu = C[ci], T[ci]
+            out.append(((ctx >= 0) & (Cu > 0), np.where(pair >= 0, cust[pi], 0.0), np.where(pair >= 0, tabs[pi], 0.0), Cu, Tu))
+        return out
+
+    def _probs(self, s: int, index, tokens, gathered=None) -> np.ndarray:
+        """P_n(token | context) of sample s at every position (``gathered``: :meth:`_gathered`
+        of a sample with the same seating, if at hand)."""
+        d, th = self._sample_params()
+        V1 = self.counts_.vocab_size - 1
+        p = np.where(tokens == self.vocab_.bos_id, 0.0, 1.0 / V1)
+        for k, (live, c, t, Cu, Tu) in enumerate(gathered or self._gathered(s, index), start=1):
             dk, tk = d[s, k - 1], th[s, k - 1]
             with np.errstate(divide="ignore", invalid="ignore"):
                 new = (c - dk * t + (tk + dk * Tu) * p) / (tk + Cu)
-            p = np.where(has & (Cu > 0), new, p)
+            p = np.where(live, new, p)
         return p
+
+    def _sample_probs(self, index, tokens) -> Iterator[np.ndarray]:
+        """:meth:`_probs` of every retained sample in turn; samples that share a seating (the
+        fast mode's) share its gathered counts."""
+        gathered: dict = {}
+        for s in range(self.n_samples):
+            key = self._seating_key(s)
+            if key not in gathered:
+                gathered = {key: self._gathered(s, index)}
+            yield self._probs(s, index, tokens, gathered[key])
 
     def _log_prob_draws(self, corpus: Corpus, chunk: int = 2048) -> Iterator[tuple[slice, np.ndarray]]:
         index, tokens = self._position_index(corpus)
-        S = self.n_samples
-        out = np.empty((S, tokens.size))
-        for s in range(S):
-            out[s] = np.log(self._probs(s, index, tokens))
+        out = np.empty((self.n_samples, tokens.size))
+        for s, p in enumerate(self._sample_probs(index, tokens)):
+            out[s] = np.log(p)
         for start in range(0, tokens.size, chunk):
             sl = slice(start, min(start + chunk, tokens.size))
             yield sl, out[:, sl]
@@ -504,8 +524,8 @@ class PitmanYorLM(NgramLM):
         corpus = self.encode(data)
         index, tokens = self._position_index(corpus)
         total = np.zeros(tokens.size)
-        for s in range(self.n_samples):
-            total += self._probs(s, index, tokens)
+        for p in self._sample_probs(index, tokens):
+            total += p
         return np.log(total / self.n_samples)
 
     # -- dense next-token distributions --------------------------------------------------------
