@@ -231,11 +231,14 @@ class HyperPosterior:
         low = np.stack(np.meshgrid(*[a[:-1] for a in axes], indexing="ij"), axis=-1).reshape(-1, self.free)
         width = np.array([a[1] - a[0] for a in axes])
         kept: list[np.ndarray] = []
-        while sum(k.shape[0] for k in kept) < n:
-            cell = rng.choice(p.size, size=n, p=p / p.sum())
-            u_try = low[cell] + rng.uniform(size=(n, self.free)) * width
-            accept = np.log(rng.uniform(size=n)) < self.log_density(to_z(u_try)) - envelope[cell]
+        missing = n
+        while missing > 0:
+            m = int(1.25 * missing) + 8  # most candidates are kept: about one batch
+            cell = rng.choice(p.size, size=m, p=p / p.sum())
+            u_try = low[cell] + rng.uniform(size=(m, self.free)) * width
+            accept = np.log(rng.uniform(size=m)) < self.log_density(to_z(u_try)) - envelope[cell]
             kept.append(u_try[accept])
+            missing -= int(accept.sum())
         return self.values(to_z(np.concatenate(kept)[:n]))
 
 
