@@ -28,8 +28,8 @@ For each order N (3 and 5 by default), on a directory with train/ valid/ test/ (
    Scored positions per second, best of 3.
 5. ``bayeslm export DIR --arpa`` of retained sample 0 and of the mean model: KenLM's
    perplexity of each file vs bayeslm's (sample 0: must agree to 1e-4 relative).
-6. The ``ikn`` mode (``--set model.inference="ikn"``; ``--no-ikn`` skips it): whole-process
-   fit time and test perplexity.
+6. The ``ikn`` mode (the full-posterior configuration with ``--set model.inference="ikn"``;
+   ``--no-ikn`` skips it): whole-process fit time and test perplexity.
 
 Targets printed as PASS/FAIL (issue #17): fast mode: test perplexity <= KenLM's, whole
 fit <= 20x lmplz, peak tree PSS < 1.5 GB; full posterior: perplexity <= 0.985x KenLM's,
@@ -154,10 +154,11 @@ def kenlm_log10(arpa: Path, lines: list[str]) -> float:
 
 
 def fit_ikn(n: int, args, bayeslm_cmd: str, work: Path) -> dict:
-    """The ikn mode of the same configuration: whole-process fit (timed) and test perplexity."""
+    """The ikn mode of the full-posterior configuration (its sampler settings: NUTS tunes):
+    whole-process fit (timed) and test perplexity."""
     print("ikn mode ...", flush=True)
     ikn_dir = work / f"py{n}.ikn.model"
-    ikn_fit = run([bayeslm_cmd, "fit", CONFIGS[args.mode][n], "--train", str(args.data / "train"), "--out", str(ikn_dir),
+    ikn_fit = run([bayeslm_cmd, "fit", CONFIGS["gibbs"][n], "--train", str(args.data / "train"), "--out", str(ikn_dir),
                    "--seed", str(args.seed), "--quiet", "--json", "--force", "--set", 'model.inference="ikn"'])
     ikn_json = parse_json(ikn_fit["stdout"])
     ikn_ev = parse_json(run([bayeslm_cmd, "evaluate", str(ikn_dir), "--test", str(args.data / "test"), "--json"])["stdout"])
@@ -216,7 +217,7 @@ def scoring_throughput(model, test: Path, arpa: Path, lines: list[str], position
 
 def ikn_only(n: int, args, bayeslm_cmd: str, lmplz: Path, work: Path) -> dict:
     """Steps 3 and 6 alone: the ikn fit beside lmplz on the same tokens."""
-    print(f"\n== order {n}: {CONFIGS[args.mode][n]} in ikn mode (seed {args.seed}) ...", flush=True)
+    print(f"\n== order {n}: {CONFIGS['gibbs'][n]} in ikn mode (seed {args.seed}) ...", flush=True)
     load_before = os.getloadavg()[0]
     ik = fit_ikn(n, args, bayeslm_cmd, work)
     ken = kenlm_side(n, args, bayeslm_cmd, lmplz, work, Path(ik["dir"]))
