@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from bayeslm.exceptions import BayesLMError
 from bayeslm.ngram.special import lgamma_ratio
 
 __all__ = ["OrderStatistics", "seating_statistics", "order_log_likelihood", "HyperPosterior", "prior_log_density"]
@@ -219,6 +220,9 @@ class HyperPosterior:
             if np.max(logp[border], initial=-np.inf) < np.max(logp) - BORDER_DROP:
                 break
             half *= 2.0
+        if not np.isfinite(np.max(logp)):
+            raise BayesLMError("the posterior of (d, theta) given the seating has no finite density near its mode "
+                               f"(found at d = {self.values(center)[0][0]:.4g}); fix the discount or strength")
         step = axes[0][1] - axes[0][0]
         inside = u[logp > np.max(logp) - BORDER_DROP - 5.0]
         u, axes = _grid(list(zip(inside.min(axis=0) - step, inside.max(axis=0) + step)), GRID_POINTS)
