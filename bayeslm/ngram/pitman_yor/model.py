@@ -103,8 +103,8 @@ class PitmanYorLM(NgramLM):
     inference : {"fast", "gibbs", "ikn"}
         ``"fast"`` (default): the customers seated once by the Chinese restaurant rule, then
         independent draws of (d, theta) given that seating; seconds on a million tokens
-        (about 10-20x KenLM's ``lmplz``), and on Shakespeare a lower test perplexity than
-        KenLM's. Its (d, theta) intervals are conditional on that one seating, which pins
+        (the whole ``bayeslm fit`` process about 10x KenLM's ``lmplz``), and on Shakespeare
+        a lower test perplexity than KenLM's. Its (d, theta) intervals are conditional on that one seating, which pins
         the discounts near the Kneser-Ney starting values: far narrower than their
         posterior, and not centred on it (docs/pitman_yor.md, "The fast mode").
         ``"gibbs"``: the full posterior, table counts sampled (compound step: seating sweep
