@@ -171,3 +171,25 @@ def test_fast_mode_recovers_the_discount_from_simulated_data(simulated):
     lm.fit(simulated)
     d = lm.idata["posterior"]["discount"].sel(order=2).values.ravel()
     assert abs(d.mean() - TRUTH_D[1]) < 3 * d.std()
+
+
+def test_fast_model_samples_sentences_generates_and_reports(fast_lm):
+    """The abilities a report needs: sentences drawn under a retained sample start with the
+    token distribution of that sample's ``P(. | <s> <s>)`` (total variation within sampling
+    error), ``generate`` continues a prompt, and the report runs its posterior predictive
+    checks and lists every free hyperparameter's diagnostics."""
+    from bayeslm.report.build import report
+
+    lm, n = fast_lm, 20_000
+    bos, eos = lm.vocab_.bos_id, lm.vocab_.eos_id
+    corpus = lm.sample_sentences(n, random_seed=3, draw=1, max_tokens=1)
+    first = np.where(corpus.sentence_lengths > 0, corpus.ids[np.minimum(corpus.offsets[:-1], corpus.ids.size - 1)], eos)
+    p_first = lm.next_token_probs(np.array([[bos, bos]]), draws=[1])[0, 0]
+    counts = np.bincount(first, minlength=len(lm.vocab_))
+    assert 0.5 * np.abs(counts / n - p_first).sum() < 2 * np.sqrt(len(lm.vocab_) / n)
+    (continuation,) = lm.generate("the cat", n=1, max_tokens=4, random_seed=1)
+    assert continuation.text
+    data = report(lm, TRAIN[:20], replicates=3, random_seed=1).to_dict()
+    assert data["ppc"]["available"] and data["ppc"]["replicates"] == 3
+    rows = {row["name"] for row in data["diagnostics"]["parameters"]}
+    assert {f"discount[{k}]" for k in (1, 2, 3)} <= rows and {f"strength[{k}]" for k in (1, 2, 3)} <= rows
