@@ -193,3 +193,16 @@ def test_fast_model_samples_sentences_generates_and_reports(fast_lm):
     assert data["ppc"]["available"] and data["ppc"]["replicates"] == 3
     rows = {row["name"] for row in data["diagnostics"]["parameters"]}
     assert {f"discount[{k}]" for k in (1, 2, 3)} <= rows and {f"strength[{k}]" for k in (1, 2, 3)} <= rows
+
+
+def test_fast_trigram_of_shakespeare_scores_the_documented_perplexity(shakespeare_dir):
+    """Real data (../shared/data): the pitman-yor-trigram-fast configuration fitted on the
+    training plays (seed 1, as bench/compare_kenlm_py.py) scores the test plays at the
+    perplexity docs/pitman_yor.md reports, 101.91, below KenLM's 102.46."""
+    from bayeslm.core.base import BayesianLM
+    from bayeslm.core.config import load_config
+
+    model = BayesianLM.from_config(load_config("pitman-yor-trigram-fast"))
+    model.fit(Corpus.from_paths(shakespeare_dir / "train", tokenizer=model.tokenizer), random_seed=1, progressbar=False)
+    result = model.evaluate(Corpus.from_paths(shakespeare_dir / "test", tokenizer=model.tokenizer))
+    assert result.predictive_perplexity == pytest.approx(101.91, abs=0.01)
