@@ -104,9 +104,10 @@ class PitmanYorLM(NgramLM):
         ``"fast"`` (default): the customers seated once by the Chinese restaurant rule, then
         independent draws of (d, theta) given that seating; seconds on a million tokens
         (the whole ``bayeslm fit`` process about 10x KenLM's ``lmplz``), and on Shakespeare
-        a lower test perplexity than KenLM's. Its (d, theta) intervals are conditional on that one seating, which pins
-        the discounts near the Kneser-Ney starting values: far narrower than their
-        posterior, and not centred on it (docs/pitman_yor.md, "The fast mode").
+        a lower test perplexity than KenLM's. Its (d, theta) intervals are conditional on
+        that one seating, which pins the discounts near the Kneser-Ney starting values: far
+        narrower than their posterior, and not centred on it (docs/pitman_yor.md, "The fast
+        mode").
         ``"gibbs"``: the full posterior, table counts sampled (compound step: seating sweep
         + slice sampling); predicts a little better and its (d, theta) are the posterior's,
         but it takes about 100x the fast mode's time (22 minutes for the Shakespeare
