@@ -59,7 +59,7 @@ def dirichlet_lm():
 def pitman_yor_lm():
     """A Pitman-Yor trigram of ``corpora.NGRAM_TRAIN`` by Gibbs sweeps over the seating (3 retained
     seatings per chain, QUICK draws, seed 3). Never modify it."""
-    return _ngram_trigram("PitmanYorLM", 3, retain=3)
+    return _ngram_trigram("PitmanYorLM", 3, inference="gibbs", retain=3)
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +67,13 @@ def ikn_lm():
     """A Pitman-Yor trigram of ``corpora.NGRAM_TRAIN`` in the ikn mode (one table per type; 4
     retained samples per chain, QUICK draws, seed 4). Never modify it."""
     return _ngram_trigram("PitmanYorLM", 4, inference="ikn", retain=4)
+
+
+@pytest.fixture(scope="session")
+def fast_lm():
+    """A Pitman-Yor trigram of ``corpora.NGRAM_TRAIN`` in the fast mode (one seating; 4 retained
+    samples per chain, QUICK draws, seed 5). Never modify it."""
+    return _ngram_trigram("PitmanYorLM", 5, inference="fast", retain=4)
 
 
 @pytest.fixture(scope="session")
@@ -96,4 +103,5 @@ def _directory_of(family: str):
 dirichlet_dir = _directory_of("dirichlet")
 pitman_yor_dir = _directory_of("pitman_yor")
 ikn_dir = _directory_of("ikn")
+fast_dir = _directory_of("fast")
 gpt_dir = _directory_of("gpt")

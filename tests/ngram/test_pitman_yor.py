@@ -32,7 +32,7 @@ from model_dirs import writable_copy
 
 BOS = 1
 
-# the shared models (tests/conftest.py: pitman_yor_lm by Gibbs sweeps, ikn_lm) are fitted on TRAIN
+# the shared models (tests/conftest.py: pitman_yor_lm by Gibbs sweeps, ikn_lm, fast_lm) are fitted on TRAIN
 TRAIN = NGRAM_TRAIN
 TEST = markov_sentences(1, 10) + ["the zebra sat on the mat", "red red red"]
 
@@ -55,13 +55,16 @@ def suffix(u: tuple, length: int) -> tuple:
 def reference_seating(lm, sample: int) -> tuple[collections.Counter, dict]:
     """(customers, tables) of every (context, token) pair in one retained sample: the top
     order's customers are Counter counts of the padded training sentences, a lower order's
-    the tables of its children; the tables are the stored table counts (one per pair in ikn)."""
+    the tables of its children; the tables are the stored table counts (one per pair in ikn;
+    in the fast mode the one seating's, which ``sample_seating`` names for every sample)."""
     tc = lm.idata["table_counts"]
     tables = {}
     for k in range(1, lm.order + 1):
         rows = lm.counts_.ngram_tokens(k)
         if lm.options["inference"] == "gibbs":
             t_k = tc[f"tables_o{k}"].values[sample]
+        elif lm.options["inference"] == "fast":
+            t_k = tc[f"tables_o{k}"].values[int(tc["sample_seating"].values[sample])]
         else:
             t_k = np.ones(rows.shape[0], dtype=int)
         for row, t in zip(rows, t_k):
@@ -108,7 +111,7 @@ def reference_predictive(lm, sample: int, u: tuple, w: int) -> float:
 
 
 # ------------------------------------------------------------------------------- predictive
-@pytest.mark.parametrize("fixture", ["pitman_yor_lm", "ikn_lm"])
+@pytest.mark.parametrize("fixture", ["pitman_yor_lm", "ikn_lm", "fast_lm"])
 def test_predictive_matches_rule_and_sums_to_one(fixture, request):
     lm = request.getfixturevalue(fixture)
     ids = lm.vocab_.encode(["the", "cat"])
@@ -145,7 +148,7 @@ def test_scoring_paths_agree(pitman_yor_lm):
 def test_dirichlet_limit_one_level():
     """Order 1, d = 0, fixed strength: (c_w + theta / V') / (N + theta), any seating."""
     theta = 2.5
-    for inference in ("gibbs", "ikn"):
+    for inference in ("fast", "gibbs", "ikn"):
         lm = PitmanYorLM(order=1, inference=inference, discount=0.0, strength=theta, retain=2, sampler_config=QUICK)
         lm.fit(Corpus.from_texts(TRAIN), random_seed=0)
         counts = collections.Counter(w for _, w in events(lm, TRAIN))
@@ -451,7 +454,7 @@ def test_customer_sweep_only_fit_keeps_a_valid_seating():
     """The default fit (pitman_yor_lm) runs the table-count step; without it (a fit of its
     own), the customer sweep and the size refresh alone leave a valid seating whose
     predictive is the rule's."""
-    lm = PitmanYorLM(order=3, retain=2, table_step=False, sampler_config=QUICK)
+    lm = PitmanYorLM(order=3, inference="gibbs", retain=2, table_step=False, sampler_config=QUICK)
     lm.fit(Corpus.from_texts(TRAIN), random_seed=5)
     _assert_tables_within_customers(lm)
     contexts = [u for u, _ in events(lm, TEST)[:20]]
@@ -463,12 +466,13 @@ def test_customer_sweep_only_fit_keeps_a_valid_seating():
     assert np.all(np.delete(dense, BOS, axis=1) > 0)
 
 
-def test_prob_interval_and_entropy(pitman_yor_lm):
+@pytest.mark.parametrize("fixture", ["pitman_yor_lm", "fast_lm"])
+def test_prob_interval_and_entropy(fixture, request):
     """``prob``: the mean is the rule's predictive averaged over the retained samples, the
     interval the HDI of the mixture of Beta(A p_w, A (1 - p_w)) (u's Dirichlet in each sample),
     here the shortest interval of Monte Carlo draws of that mixture. The entropy split: the
     entropy of the mean predictive, and the mean closed-form expected entropy of the Dirichlets."""
-    lm = pitman_yor_lm
+    lm = request.getfixturevalue(fixture)
     S = lm.n_samples
     assert S <= lm.options["entropy_draws"]  # every retained sample enters the interval and the entropies
     seatings = [reference_seating(lm, s) for s in range(S)]
@@ -499,7 +503,7 @@ def test_prob_interval_and_entropy(pitman_yor_lm):
     assert draw.shape == (1, len(lm.vocab_)) and draw.sum() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("name", ["pitman_yor", "ikn"])
+@pytest.mark.parametrize("name", ["pitman_yor", "ikn", "fast"])
 def test_save_load_round_trip(name, tmp_path, request):
     lm, saved = request.getfixturevalue(f"{name}_lm"), request.getfixturevalue(f"{name}_dir")
     back = load(saved)
@@ -523,7 +527,7 @@ def test_bad_hyperparameters_are_rejected():
         PitmanYorLM(order=2, discount=0.5, strength=-0.5)
     with pytest.raises(ConfigError, match="model.strength must be a number > -discount.*free discount"):
         PitmanYorLM(order=2, strength=-0.1)
-    with pytest.raises(ConfigError, match="model.inference must be one of 'gibbs', 'ikn'"):
+    with pytest.raises(ConfigError, match="model.inference must be one of 'fast', 'gibbs', 'ikn'"):
         PitmanYorLM(order=2, inference="em")
     with pytest.raises(ConfigError, match="model.refresh_min must be a whole number >= 0"):
         PitmanYorLM(order=2, refresh_min=-1)
@@ -559,10 +563,11 @@ def _kenlm_log_prob(arpa: Path, lines: list[str]) -> float:
     return sum(model.score(line, bos=True, eos=True) for line in lines) * math.log(10)
 
 
-def test_arpa_export_reproduces_perplexity(pitman_yor_lm, tmp_path):
+@pytest.mark.parametrize("fixture", ["pitman_yor_lm", "fast_lm"])
+def test_arpa_export_reproduces_perplexity(fixture, tmp_path, request):
     from bayeslm.ngram.arpa import write_arpa
 
-    lm = pitman_yor_lm
+    lm = request.getfixturevalue(fixture)
     corpus = lm.encode(TEST)
     lines = corpus.decode_lines()
     index, tokens = lm._position_index(corpus)
@@ -637,7 +642,7 @@ def recovery_z_scores(d, theta, n_words: int, min_tokens: int, sampler: dict, le
     strengths ``theta``, fitted by Gibbs sweeps: (posterior mean - truth) / posterior sd of
     each parameter at each level, and that sd, by name (``discount1``, ``strength2``, ...)."""
     corpus = simulate_hpy_bigram(np.random.default_rng(7), d, theta, n_words=n_words, min_tokens=min_tokens)
-    lm = PitmanYorLM(order=2, sampler_config={**sampler, "random_seed": 2})
+    lm = PitmanYorLM(order=2, inference="gibbs", sampler_config={**sampler, "random_seed": 2})
     lm.fit(corpus)
     if 1 in levels:  # the unigram level matches the simulation only when every word was seen
         assert len(lm.vocab_) == n_words + 3
