@@ -64,9 +64,9 @@ def _section_card(d: dict) -> str:
 def _diagnostics_verdict(dg: dict) -> list[str]:
     th = dg["thresholds"]
     if dg["ok"]:
+        hamiltonian = f', no divergences, E-BFMI &ge; {th["bfmi_min"]} in every chain' if dg["method"] == "mcmc" else ""
         parts = [f'<p class="pass">&#10003; All checks pass: R-hat &le; {th["r_hat_max"]}, bulk and tail ESS &ge; '
-                 f'{th["ess_min"]}, no divergences, E-BFMI &ge; {th["bfmi_min"]} in every chain.</p>'
-                 if dg["method"] == "mcmc" else '<p>No failed check.</p>']
+                 f'{th["ess_min"]}{hamiltonian}.</p>' if dg["has_chains"] else '<p>No failed check.</p>']
     else:
         parts = ['<div class="alert"><b>&#10007; Do not trust this fit yet.</b><ul>'
                  + "".join(f"<li>{escape(p)}</li>" for p in dg["problems"]) + "</ul></div>"]
@@ -135,7 +135,7 @@ def _section_diagnostics(d: dict, idata) -> str:
     parts = ['<h2 id="diagnostics">2. Posterior diagnostics</h2>', *_diagnostics_verdict(dg), _parameter_table(dg)]
     if dg["chains"]:
         parts.append(_chain_table(dg["chains"]))
-    if dg["method"] == "mcmc" and dg["var_names"]:
+    if dg["has_chains"] and dg["var_names"]:
         parts += _mcmc_figures(dg["var_names"], idata)
     if dg.get("approximation"):
         parts += _approximation_checks(dg["approximation"])

@@ -25,13 +25,17 @@ from bayeslm.stats.intervals import HDI_PROB
 
 __all__ = [
     "RHAT_MAX", "ESS_MIN", "BFMI_MIN", "PARETO_K_MAX", "summary", "sampler_problems",
-    "variables_to_check", "hyperparameter_names", "parameter_table", "chain_table", "inference_method", "approximation_checks",
+    "variables_to_check", "hyperparameter_names", "parameter_table", "chain_table", "inference_method", "CHAIN_METHODS",
+    "approximation_checks",
 ]
 
 RHAT_MAX = 1.01
 ESS_MIN = 400
 BFMI_MIN = 0.3
 PARETO_K_MAX = 0.7
+#: methods whose draws come in chains, so that R-hat and ESS apply: NUTS ("mcmc"), Gibbs sweeps
+#: with slice steps ("gibbs"), independent exact draws given a fixed state ("exact")
+CHAIN_METHODS = ("mcmc", "gibbs", "exact")
 _MAX_HYPER_SIZE = 64  # posterior variables with more elements are parameters, not hyperparameters
 
 

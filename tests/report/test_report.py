@@ -33,6 +33,7 @@ from bayeslm.report.build import Report, report
 from bayeslm.report.html import number
 from bayeslm.stats.calibration import expected_calibration_error, reliability_bins
 from bayeslm.stats.intervals import HDI_PROB
+from corpora import markov_sentences
 from sampling import SMALL
 
 SAMPLER = SMALL  # tests/sampling.py: the draws are summarised (intervals, ESS flags, calibration)
@@ -572,3 +573,29 @@ def test_continuations_section(rep, data, lm3):
     assert page.count('<span class="tok"') == shown
     assert 'id="continuations"' in page and "p(predictive)" in page
     assert SCRIPT not in page  # the prompt (and any generated script token) appear escaped
+
+
+# -- diagnostics of samplers other than NUTS --------------------------------------------------------
+PY_TEST = markov_sentences(5, 20)  # text of the session Pitman-Yor models' Markov chain (tests/corpora.py)
+
+@pytest.mark.parametrize("fixture, method", [("pitman_yor_lm", "gibbs"), ("fast_lm", "exact")])
+def test_pitman_yor_fits_get_chain_verdicts(fixture, method, request):
+    """Gibbs sweeps and the fast mode's exact draws come in chains: R-hat and ESS verdicts apply."""
+    lm = request.getfixturevalue(fixture)
+    dg = report(lm, PY_TEST, replicates=2).data["diagnostics"]
+    assert dg["method"] == method and dg["has_chains"] is True and dg["message"]
+    assert dg["parameters"] and all(row["r_hat_ok"] is not None for row in dg["parameters"])
+
+
+def test_a_hyperparameter_that_did_not_converge_is_named(pitman_yor_lm):
+    """Discount draws replaced by chains that agree except on the top order's: only it gets an R-hat problem."""
+    lm = copy.copy(pitman_yor_lm)
+    lm.idata = pitman_yor_lm.idata.copy()
+    discount = lm.idata["posterior"]["discount"]  # (chain, draw, order)
+    draws = np.random.default_rng(0).normal(0.5, 0.01, size=discount.shape)
+    draws[1, :, -1] += 0.2  # chain 1's top-order discount far from chain 0's
+    lm.idata["posterior"]["discount"] = discount.copy(data=draws)
+    dg = report(lm, PY_TEST, replicates=2).data["diagnostics"]
+    named = {p.split(":")[0] for p in dg["problems"] if "R-hat" in p}
+    top = f"discount[{discount['order'].values[-1]}]"
+    assert top in named and not {n for n in named if n.startswith("discount[")} - {top} and dg["ok"] is False

@@ -200,6 +200,8 @@ class PitmanYorLM(NgramLM):
         add_group(idata, "constant_data", constant)
         add_group(idata, "table_counts", self._table_group(idata, kept, inference, retain))
         idata["posterior"].attrs["inference"] = self.options["inference"]
+        if self.options["inference"] != "ikn":  # ikn's NUTS records its own sampler statistics
+            idata["posterior"].attrs["inference_method"] = {"gibbs": "gibbs", "fast": "exact"}[self.options["inference"]]
         self._samples = None
         return idata
 

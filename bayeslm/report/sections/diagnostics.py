@@ -22,6 +22,14 @@ LN2 = math.log(2.0)
 _SUMMARY_COLUMNS = ("mean", "sd", "hdi_low", "hdi_high", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat")
 _VERDICT_COLUMNS = ("r_hat_ok", "ess_bulk_ok", "ess_tail_ok", "ok")
 _METHOD_NAMES = {"advi": "variational inference (ADVI)", "laplace": "a Laplace approximation"}
+#: what R-hat and ESS check for chain methods other than NUTS (which has its own statistics too)
+_CHAIN_NOTES = {
+    "gibbs": ("Gibbs sweeps over the seating with slice steps on each order's (d, theta): R-hat and ESS "
+              "apply; divergences and E-BFMI belong to Hamiltonian samplers and do not exist here."),
+    "exact": ("Independent exact draws of each order's (d, theta) given one seating of the customers (the "
+              "fast mode): R-hat and ESS check the draws; the seating is fixed, so the intervals leave out "
+              "its uncertainty, and d stays near the value the seating was made with (docs/pitman_yor.md)."),
+}
 _NO_SAMPLER_STATISTICS = (
     "No MCMC sampler statistics were recorded (no divergences or energy in sample_stats), so R-hat, "
     "ESS, divergences and E-BFMI cannot show whether the posterior was explored. Treat the intervals "
@@ -46,6 +54,7 @@ def diagnostics_section(idata, var_names: list[str] | None, hdi_prob: float) -> 
     names = dg.variables_to_check(idata, var_names)
     out = {
         "method": method,
+        "has_chains": method in dg.CHAIN_METHODS,
         "thresholds": {"r_hat_max": dg.RHAT_MAX, "ess_min": dg.ESS_MIN, "bfmi_min": dg.BFMI_MIN,
                        "pareto_k_max": dg.PARETO_K_MAX, "divergences_max": 0},
         "hdi_prob": hdi_prob,
@@ -59,26 +68,27 @@ def diagnostics_section(idata, var_names: list[str] | None, hdi_prob: float) -> 
         "problems": [],
         "warnings": [],
     }
-    mcmc = method == "mcmc"
+    chains = method in dg.CHAIN_METHODS
     if names:
         table = dg.parameter_table(idata, var_names=names, hdi_prob=hdi_prob)
-        out["parameters"] = _parameter_rows(table, mcmc, out["problems"])
-    if mcmc:
+        out["parameters"] = _parameter_rows(table, chains, out["problems"])
+    if chains:
         _check_chains(idata, out)
+        out["message"] = _CHAIN_NOTES.get(method)
     else:
         _check_approximation(idata, method, out)
     out["ok"] = not out["problems"]
     return out
 
 
-def _parameter_rows(table, mcmc: bool, problems: list) -> list[dict]:
-    """One row per scalar parameter; verdicts only for MCMC (None without chains)."""
+def _parameter_rows(table, chains: bool, problems: list) -> list[dict]:
+    """One row per scalar parameter; verdicts only for draws in chains (None without)."""
     rows = []
     for name, row in table.iterrows():
         entry = {"name": str(name)}
         for col in _SUMMARY_COLUMNS:
             entry[col] = float(row[col])
-        if mcmc:
+        if chains:
             for col in _VERDICT_COLUMNS:
                 entry[col] = bool(row[col])
             entry["problems"] = row["problems"]
