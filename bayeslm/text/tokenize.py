@@ -38,6 +38,8 @@ __all__ = [
 # Letters are word characters that are neither digits nor the underscore.
 _LETTERS = r"[^\W\d_]+"
 WORD_PATTERN = re.compile(rf"{_LETTERS}(?:'{_LETTERS})?|\d+|\S")
+#: the word-start marker of the BPE's Metaspace pre-tokenizer (a space in the text)
+METASPACE = "\u2581"
 
 
 class Tokenizer(ABC):
@@ -46,6 +48,8 @@ class Tokenizer(ABC):
     kind: str = ""
     #: string placed between tokens by :meth:`detokenize`
     separator: str = " "
+    #: what :meth:`detokenize` of the tokens changes in a line ("" when nothing: the text is exact)
+    normalisation: str = ""
 
     @abstractmethod
     def tokenize(self, line: str) -> list[str]:
@@ -58,6 +62,10 @@ class Tokenizer(ABC):
     def detokenize(self, tokens: Iterable[str]) -> str:
         """Text of a token sequence, as close to the original as the tokenizer allows."""
         return self.separator.join(tokens)
+
+    def surface(self, token: str) -> str:
+        """The text one token stands for in :meth:`detokenize` (itself, but for BPE's word marker)."""
+        return token
 
     @property
     def is_trained(self) -> bool:
@@ -84,6 +92,7 @@ class WordTokenizer(Tokenizer):
     """Lowercased words, digit runs and single punctuation characters."""
 
     kind = "word"
+    normalisation = "lowercased (NFC), one space between tokens"
 
     def tokenize(self, line: str) -> list[str]:
         if not line.isascii():
@@ -95,6 +104,7 @@ class WhitespaceTokenizer(Tokenizer):
     """Splits pre-tokenised text on white space; keeps case."""
 
     kind = "whitespace"
+    normalisation = "one space between tokens"
 
     def tokenize(self, line: str) -> list[str]:
         return line.split()
@@ -123,6 +133,7 @@ class BPETokenizer(Tokenizer):
 
     kind = "bpe"
     separator = ""
+    normalisation = "characters the BPE does not know become <unk>"
 
     def __init__(self, vocab_size: int = 2000, min_frequency: int = 2, model_json: str | None = None):
         if int(vocab_size) < 2:
@@ -174,6 +185,9 @@ class BPETokenizer(Tokenizer):
     def detokenize(self, tokens: Iterable[str]) -> str:
         self._check_trained()
         return self._backend.decoder.decode(list(tokens))
+
+    def surface(self, token: str) -> str:
+        return token.replace(METASPACE, " ")
 
     def to_dict(self) -> dict:
         return {
