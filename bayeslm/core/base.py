@@ -456,6 +456,10 @@ class BayesianLM(LanguageModel):
             oov_priced=self.open_vocabulary or oov == 0,
         )
 
+    def token_text(self, token_id: int, rng) -> str:
+        """The text of a drawn token: its vocabulary string (a family with an open vocabulary spells ``<unk>``)."""
+        return self.vocab_.tokens[int(token_id)]
+
     @property
     def open_vocabulary(self) -> bool:
         """Whether the model prices every string (a spelling model under the vocabulary); else OOV words are ``<unk>``."""
