@@ -12,7 +12,9 @@ Four kinds, all serialisable to a JSON-ready dict (``to_dict`` / ``tokenizer_fro
 - ``bpe``: byte-pair encoding trained with the ``tokenizers`` library (imported lazily).
 
 Tokenizers never see sentence boundaries: a corpus is one sentence per non-empty line,
-and the n-gram models add ``<s>`` / ``</s>`` themselves.
+and the n-gram models add ``<s>`` / ``</s>`` themselves. ``normalisation`` says what
+:meth:`Tokenizer.detokenize` of a line's tokens changes in it (the text whose characters
+bits per character counts; :mod:`bayeslm.text.surface`).
 """
 
 from __future__ import annotations
