@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from bayeslm.stats.intervals import HDI_PROB, interval_summary
 
 __all__ = ["Evaluation"]
@@ -55,22 +57,22 @@ class Evaluation:
 
     @property
     def bits_per_character(self):
-        """Bits per character of the priced text, per draw (chain, draw)."""
-        return self.total_bits / self.characters
+        """Bits per character of the priced text, per draw (chain, draw); NaN if no characters were counted."""
+        return self.total_bits / (self.characters or np.nan)
 
     @property
     def bits_per_byte(self):
-        """Bits per UTF-8 byte of the priced text, per draw (chain, draw)."""
-        return self.total_bits / self.bytes
+        """Bits per UTF-8 byte of the priced text, per draw (chain, draw); NaN if no bytes were counted."""
+        return self.total_bits / (self.bytes or np.nan)
 
     @property
     def predictive_bits_per_character(self) -> float:
         """Total bits under the posterior predictive over the characters of the priced text."""
-        return float(self.predictive_cross_entropy_bits * self.positions / self.characters)
+        return float(self.predictive_cross_entropy_bits * self.positions / (self.characters or np.nan))
 
     @property
     def predictive_bits_per_byte(self) -> float:
-        return float(self.predictive_cross_entropy_bits * self.positions / self.bytes)
+        return float(self.predictive_cross_entropy_bits * self.positions / (self.bytes or np.nan))
 
     @property
     def oov_rate(self) -> float:

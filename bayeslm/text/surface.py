@@ -101,20 +101,21 @@ def _with_separators(tokenizer, ids, offsets, vocab) -> tuple[np.ndarray, np.nda
 def surface_of_lines(lines, token_lists, tokenizer, ids, offsets, vocab) -> SurfaceText:
     """The surface of a corpus just read: ``token_lists[i]`` are the tokens of ``lines[i]``.
 
-    Sentence totals are those of ``tokenizer.detokenize(tokens)``; where a tokenizer's
-    detokenization is not the sum of its tokens' surfaces (BPE drops the first token's
-    leading space), the difference goes to the sentence's first token.
+    Sentence totals are those of ``tokenizer.detokenize(tokens)``: the tokens' surfaces and
+    separators (:meth:`Tokenizer.spelled_lengths` where a tokenizer's detokenization is not
+    their sum, as BPE drops the first token's leading space; the difference goes to the
+    sentence's first token).
     """
-    chars, nbytes, first = _with_separators(tokenizer, ids, offsets, vocab)
-    texts = [tokenizer.detokenize(tokens) for tokens in token_lists]
-    exact = np.fromiter((text == line for text, line in zip(texts, lines)), dtype=bool, count=len(texts))
-    want_chars = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-    want_bytes = np.fromiter((len(t.encode("utf-8")) for t in texts), dtype=np.int64, count=len(texts))
-    n = offsets.size - 1
-    sentence_of = np.repeat(np.arange(n), np.diff(offsets))
-    first_of = offsets[:-1]
-    chars[first_of] += want_chars - np.bincount(sentence_of, weights=chars, minlength=n).astype(np.int64)
-    nbytes[first_of] += want_bytes - np.bincount(sentence_of, weights=nbytes, minlength=n).astype(np.int64)
+    chars, nbytes, _ = _with_separators(tokenizer, ids, offsets, vocab)
+    exact = np.fromiter((tokenizer.spells(line, tokens) for line, tokens in zip(lines, token_lists)), dtype=bool,
+                        count=len(lines))
+    spelled = tokenizer.spelled_lengths(token_lists)
+    if spelled is not None:
+        n = offsets.size - 1
+        sentence_of = np.repeat(np.arange(n), np.diff(offsets))
+        first_of = offsets[:-1]
+        chars[first_of] += spelled[0] - np.bincount(sentence_of, weights=chars, minlength=n).astype(np.int64)
+        nbytes[first_of] += spelled[1] - np.bincount(sentence_of, weights=nbytes, minlength=n).astype(np.int64)
     return SurfaceText(chars, nbytes, exact)
 
 

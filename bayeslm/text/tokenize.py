@@ -25,6 +25,8 @@ import unicodedata
 from abc import ABC, abstractmethod
 from typing import Iterable
 
+import numpy as np
+
 from bayeslm.exceptions import ConfigError
 
 __all__ = [
@@ -68,6 +70,15 @@ class Tokenizer(ABC):
     def surface(self, token: str) -> str:
         """The text one token stands for in :meth:`detokenize` (itself, but for BPE's word marker)."""
         return token
+
+    def spells(self, line: str, tokens: list[str]) -> bool:
+        """Whether :meth:`detokenize` of ``tokens`` (the tokens of ``line``) gives ``line`` back exactly."""
+        return self.detokenize(tokens) == line
+
+    def spelled_lengths(self, token_lists: list[list[str]]):
+        """(characters, bytes) of :meth:`detokenize` per token list, int64 arrays; None when they are the
+        sums of the tokens' :meth:`surface` and separators (every tokenizer but BPE)."""
+        return None
 
     @property
     def is_trained(self) -> bool:
@@ -120,6 +131,9 @@ class CharTokenizer(Tokenizer):
 
     def tokenize(self, line: str) -> list[str]:
         return list(line)
+
+    def spells(self, line: str, tokens: list[str]) -> bool:
+        return True  # every character is a token
 
 
 class BPETokenizer(Tokenizer):
@@ -190,6 +204,12 @@ class BPETokenizer(Tokenizer):
 
     def surface(self, token: str) -> str:
         return token.replace(METASPACE, " ")
+
+    def spelled_lengths(self, token_lists: list[list[str]]):
+        texts = [self.detokenize(tokens) for tokens in token_lists]
+        chars = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+        nbytes = np.fromiter((len(t.encode("utf-8")) for t in texts), dtype=np.int64, count=len(texts))
+        return chars, nbytes
 
     def to_dict(self) -> dict:
         return {
