@@ -53,7 +53,7 @@ def characters(lines: list[str]) -> int:
 
 
 def fit_named(name: str, lines: dict, seed: int, **model) -> tuple[object, dict]:
-    """A named configuration (``[model]`` overrides in ``model``) fitted on the train lines; its figures on valid and test."""
+    """A named configuration (``[model]`` overrides in ``model``) fitted on the train lines; figures on valid, test."""
     from bayeslm.core.base import BayesianLM
     from bayeslm.core.config import load_config
     from bayeslm.text.corpus import Corpus
@@ -66,8 +66,9 @@ def fit_named(name: str, lines: dict, seed: int, **model) -> tuple[object, dict]
     out = {"config": name, "order": lm.order, **model, "fit_seconds": lm.fit_seconds_}
     for split in ("valid", "test"):
         ev = lm.evaluate(lines[split])
-        out[split] = {"bits_per_character": ev.predictive_bits_per_character, "bits_per_byte": ev.predictive_bits_per_byte,
-                      "characters": ev.characters, "text": ev.text, "oov": ev.oov, "oov_priced": ev.oov_priced,
+        out[split] = {"bits_per_character": ev.predictive_bits_per_character,
+                      "bits_per_byte": ev.predictive_bits_per_byte, "characters": ev.characters, "text": ev.text,
+                      "oov": ev.oov, "oov_priced": ev.oov_priced,
                       "bits_per_token": ev.predictive_cross_entropy_bits}
     return lm, out
 

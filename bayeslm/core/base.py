@@ -462,7 +462,7 @@ class BayesianLM(LanguageModel):
 
     @property
     def open_vocabulary(self) -> bool:
-        """Whether the model prices every string (a spelling model under the vocabulary); else OOV words are ``<unk>``."""
+        """Whether the model prices every string (a spelling model below its words); else OOV words are ``<unk>``."""
         return False
 
     def _priced_text(self, corpus: Corpus) -> str:

@@ -1,7 +1,8 @@
 """Interpolated (Dirichlet-smoothed) predictives over sparse counts, without dense tables.
 
 ``P_j(w | u) = (c_j(u, w) + a_j P_{j-1}(w | u')) / (c_j(u) + a_j)`` down to ``P_0``, the
-base measure (uniform over the vocabulary without ``<s>``, or a spelling model's); sums over the vocabulary such as entropies recurse to the unigram level through
+base measure (uniform over the vocabulary without ``<s>``, or a spelling model's); sums
+over the vocabulary such as entropies recurse to the unigram level through
 the sparse counts (docs/dirichlet.md, "Sums over the vocabulary without dense tables").
 """
 

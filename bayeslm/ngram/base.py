@@ -258,8 +258,9 @@ class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
         Returns
         -------
         dict
-            ``token`` (as the vocabulary has it), ``mean``, ``low``, ``high``,
-            ``interval_prob`` (= ``hdi_prob``).
+            ``token`` (as the vocabulary has it; with a spelling model an unknown word is
+            itself, its probability ``<unk>``'s times its share of ``<unk>``'s base), ``mean``,
+            ``low``, ``high``, ``interval_prob`` (= ``hdi_prob``).
         """
         self._check_fitted("prob")
         ctx = self._encode_context(context)
@@ -268,6 +269,11 @@ class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
         a_w = A[:, w]
         low, high = beta_mixture_hdi(a_w, np.maximum(A.sum(axis=1) - a_w, 0.0), hdi_prob)
         mean = float(self.predictive_probs(ctx)[0, w])
+        if self.spelling_ is not None and w == self.vocab_.unk_id and token != self.vocab_.tokens[w]:
+            # an unknown word: <unk>'s probability times its share of <unk>'s base, under every draw
+            share = float(np.exp(self.spelling_.log_base([token])[0]) / self.base_probs()[w])
+            return {"token": token, "mean": mean * share, "low": low * share, "high": high * share,
+                    "interval_prob": float(hdi_prob)}
         return {"token": self.vocab_.tokens[w], "mean": mean, "low": low, "high": high,
                 "interval_prob": float(hdi_prob)}
 
@@ -354,7 +360,8 @@ class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
             return corpus
         words = corpus.words().copy()
         words[unknown] = self.spelling_.sample(unknown.size, rng, avoid=self.vocab_)
-        return Corpus(corpus.ids, corpus.offsets, self.vocab_, self.tokenizer_, surface=corpus.surface.with_words(words))
+        return Corpus(corpus.ids, corpus.offsets, self.vocab_, self.tokenizer_,
+                      surface=corpus.surface.with_words(words))
 
     # -- files ------------------------------------------------------------------------------------
     def _family_arrays(self) -> dict[str, np.ndarray]:

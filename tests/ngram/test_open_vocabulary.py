@@ -145,3 +145,13 @@ def test_an_open_vocabulary_model_is_not_exported_as_arpa(open_lm, tmp_path):
 
     with pytest.raises(BayesLMError, match="an ARPA file is a closed vocabulary"):
         write_arpa(open_lm, tmp_path / "open.arpa")
+
+
+def test_the_probability_of_an_unknown_word_is_its_share_of_unk(open_lm):
+    unk = open_lm.prob("<unk>", "ab")
+    zebra = open_lm.prob("zebra", "ab")
+    assert zebra["token"] == "zebra"
+    predictive = math.exp(open_lm.predictive_log_prob(["ab zebra"])[1])
+    assert zebra["mean"] == pytest.approx(predictive, rel=1e-10)
+    share = zebra["mean"] / unk["mean"]
+    assert zebra["high"] == pytest.approx(unk["high"] * share, rel=1e-12) and 0 < share < 1
