@@ -319,7 +319,8 @@ def test_model_nc_attrs(lm, saved):
     assert int(attrs["format_version"]) == FORMAT_VERSION
     assert attrs["id"] == lm.id and len(lm.id) == 16
     assert json.loads(attrs["config"]) == json.loads(json.dumps(lm.get_config()))
-    assert json.loads(attrs["config"])["model"] == {"family": "dirichlet", "order": 2, "entropy_draws": 16, "buckets": []}
+    assert json.loads(attrs["config"])["model"] == {"family": "dirichlet", "order": 2, "entropy_draws": 16, "spelling": 0,
+                                                    "buckets": []}
     assert int(attrs["training_tokens"]) == sum(len(s.split()) for s in TRAIN)
 
 
