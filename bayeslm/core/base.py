@@ -440,16 +440,34 @@ class BayesianLM(LanguageModel):
         bits = xr.DataArray((-total / n_pos / np.log(2)).reshape(chains, draws), dims=("chain", "draw"),
                             coords={"chain": np.arange(chains), "draw": np.arange(draws)})
         predictive_bits = float(-self.predictive_log_prob(corpus).sum() / n_pos / np.log(2))
+        oov = int(np.count_nonzero(corpus.ids == self.vocab_.unk_id))
         return Evaluation(
             positions=int(n_pos),
             tokens=corpus.n_tokens,
             sentences=corpus.n_sentences,
-            oov=int(np.count_nonzero(corpus.ids == self.vocab_.unk_id)),
+            oov=oov,
             cross_entropy_bits=bits,
             predictive_cross_entropy_bits=predictive_bits,
             hdi_prob=hdi_prob,
             model={"family": self.family, "order": self.order, "id": self.id},
+            characters=corpus.n_chars,
+            bytes=corpus.n_bytes,
+            text=self._priced_text(corpus),
+            oov_priced=self.open_vocabulary or oov == 0,
         )
+
+    def token_text(self, token_id: int, rng) -> str:
+        """The text of a drawn token: its vocabulary string (a family with an open vocabulary spells ``<unk>``)."""
+        return self.vocab_.tokens[int(token_id)]
+
+    @property
+    def open_vocabulary(self) -> bool:
+        """Whether the model prices every string (a spelling model below its words); else OOV words are ``<unk>``."""
+        return False
+
+    def _priced_text(self, corpus: Corpus) -> str:
+        """``"exact"`` if the tokens spell every line of ``corpus`` exactly, else what the tokenizer normalised."""
+        return "exact" if corpus.exact else (self.tokenizer_.normalisation or "normalised by the tokenizer")
 
     def perplexity(self, data):
         """Perplexity per posterior draw: DataArray (chain, draw)."""
@@ -477,6 +495,9 @@ class BayesianLM(LanguageModel):
           predictive entropy and its split (:meth:`entropy_split`) averaged over the
           sentence's scored positions;
         - ``log10_prob``: ``log_prob`` in base 10, as KenLM's ``query`` prints it;
+        - ``characters``, ``bytes``: of the text the sentence's tokens spell, its newline
+          included (:attr:`Evaluation.characters`); ``bits_per_character``,
+          ``bits_per_byte``: ``-log_prob`` in bits over them;
         - ``sentence``, ``text`` (as the model reads it), ``tokens`` (the text's tokens, as
           :attr:`Evaluation.tokens`), ``positions`` (scored positions: the tokens and one
           ``</s>``, as :attr:`Evaluation.positions`), ``oov`` (tokens read as ``<unk>``).
@@ -494,6 +515,7 @@ class BayesianLM(LanguageModel):
         split = self.entropy_split(corpus, units=units)
         oov = np.bincount(np.repeat(np.arange(corpus.n_sentences), corpus.sentence_lengths),
                           weights=(corpus.ids == self.vocab_.unk_id), minlength=corpus.n_sentences)
+        chars, nbytes = corpus.surface.sentence_totals(corpus.offsets)
         return pd.DataFrame({
             "sentence": np.arange(corpus.n_sentences),
             "text": corpus.decode_lines(),
@@ -506,6 +528,10 @@ class BayesianLM(LanguageModel):
             "tokens": corpus.sentence_lengths,
             "positions": n_scored,
             "oov": oov.astype(int),
+            "characters": chars,
+            "bytes": nbytes,
+            "bits_per_character": -sums / LN2 / chars,
+            "bits_per_byte": -sums / LN2 / nbytes,
         })
 
     def _sentence_intervals(self, corpus: Corpus, hdi_prob: float) -> dict[str, np.ndarray]:
@@ -547,7 +573,9 @@ class BayesianLM(LanguageModel):
 
         Columns: ``sentence``, ``index`` (position in the sentence; its length for ``</s>``),
         ``token`` (as the model reads it), ``oov``, ``log_prob_<u>`` (log posterior-predictive
-        probability), ``log10_prob`` (the same in base 10, as KenLM prints it) and with
+        probability), ``log10_prob`` (the same in base 10, as KenLM prints it), ``characters``
+        and ``bytes`` (of the text the token spells with the separator before it; ``</s>``:
+        the newline; summed over any span they divide its bits into bits per character) and with
         ``entropies`` the :meth:`entropy_split` as ``entropy_<u>``, ``aleatoric_<u>``,
         ``epistemic_<u>``. ``<u>`` is ``units``: ``"nats"`` (default) or ``"bits"``.
         """
@@ -571,6 +599,7 @@ class BayesianLM(LanguageModel):
             split = self.entropy_split(corpus, units=units)
             for name, column in _SPLIT_COLUMNS:
                 frame[f"{column}_{units}"] = split[name].to_numpy()
+        frame["characters"], frame["bytes"] = corpus.surface.position_lengths(corpus.offsets)
         return frame
 
     # -- files -----------------------------------------------------------------------

@@ -178,13 +178,17 @@ def _prompt_ids(model, prompt: str) -> tuple[list[int], list[str]]:
 
 
 def _token_info(model, ctx: np.ndarray, token_id: int, sampled_from: np.ndarray, predictive: np.ndarray,
-                decoding: _Decoding) -> TokenInfo:
-    """The drawn token with its probabilities and the entropy split of its context ``ctx`` (1, context_length)."""
+                decoding: _Decoding, rng: np.random.Generator) -> TokenInfo:
+    """The drawn token with its probabilities and the entropy split of its context ``ctx`` (1, context_length).
+
+    The token's text is :meth:`~bayeslm.core.base.BayesianLM.token_text` (an open
+    vocabulary spells a new word where it drew ``<unk>``).
+    """
     vocab = model.vocabulary
     split = model.context_entropy_split(ctx).iloc[0]
     top_ids = np.argsort(-predictive, kind="stable")[: decoding.n_top]
     return TokenInfo(
-        token=vocab.tokens[token_id],
+        token=model.token_text(token_id, rng),
         id=token_id,
         prob_draw=float(sampled_from[token_id]),
         prob_predictive=float(predictive[token_id]),
@@ -218,7 +222,7 @@ def _continue(model, history: list[int], held: int | None, rng: np.random.Genera
             sampled_from = held_cache[key]
         probs = transform_probs(sampled_from, decoding.temperature, decoding.top_k, decoding.top_p)
         token_id = int(rng.choice(probs.size, p=probs))
-        infos.append(_token_info(model, ctx, token_id, sampled_from, predictive, decoding))
+        infos.append(_token_info(model, ctx, token_id, sampled_from, predictive, decoding, rng))
         if token_id == model.vocabulary.eos_id and decoding.stop_at_eos:
             return infos, "eos"
         history.append(token_id)

@@ -25,6 +25,9 @@ def interpolation_of(model, sample: int | None = None) -> list[np.ndarray]:
     """P_k(w | u) at every seen n-gram of every order, aligned with ``model.counts_[k]``."""
     if not isinstance(model, ExportsArpa):
         raise BayesLMError(f"ARPA export needs an n-gram model; {type(model).__name__} has no interpolation")
+    if model.open_vocabulary:
+        raise BayesLMError("an ARPA file is a closed vocabulary (unknown words are <unk>): a model with a spelling "
+                           "model cannot be exported; fit it with [model] spelling = 0")
     return model.interpolation(sample)
 
 

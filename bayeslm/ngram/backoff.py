@@ -1,7 +1,8 @@
 """Interpolated (Dirichlet-smoothed) predictives over sparse counts, without dense tables.
 
-``P_j(w | u) = (c_j(u, w) + a_j P_{j-1}(w | u')) / (c_j(u) + a_j)`` down to the uniform
-``P_0``; sums over the vocabulary such as entropies recurse to the unigram level through
+``P_j(w | u) = (c_j(u, w) + a_j P_{j-1}(w | u')) / (c_j(u) + a_j)`` down to ``P_0``, the
+base measure (uniform over the vocabulary without ``<s>``, or a spelling model's); sums
+over the vocabulary such as entropies recurse to the unigram level through
 the sparse counts (docs/dirichlet.md, "Sums over the vocabulary without dense tables").
 """
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from bayeslm.counting.counts import NgramCounts
 
-__all__ = ["Backoff"]
+__all__ = ["Backoff", "sample_base"]
 
 
 class Backoff:
@@ -29,24 +30,31 @@ class Backoff:
     bounds : int array, shape (buckets - 1,)
         Bucket boundaries on context totals: a context seen ``c`` times is in bucket
         ``searchsorted(bounds, c, side="right")`` (an unseen one, c = 0, in bucket 0).
+    base : float array, shape (V,), optional
+        ``P_0``, summing to 1 with 0 at ``<s>``; None: uniform over the other V - 1 tokens.
     """
 
-    def __init__(self, counts: NgramCounts, concentrations, bos_id: int = 1, bounds=()):
+    def __init__(self, counts: NgramCounts, concentrations, bos_id: int = 1, bounds=(), base=None):
         self.counts = counts
         a = np.asarray(concentrations, dtype=float)
         self.a = a if a.ndim == 2 else a[:, None]  # (order, bucket)
         self.bounds = np.asarray(bounds, dtype=np.int64)
         self.V = counts.vocab_size
         self.bos_id = bos_id
+        self.base = None if base is None else np.asarray(base, dtype=float)
         uni = counts[1]
         self.unigram_counts = np.zeros(self.V, dtype=np.int64)
         self.unigram_counts[uni.ngram_token] = uni.ngram_count
         self.n_events = int(uni.ngram_count.sum())
-        # distinct unigram counts among predictable tokens (all but <s>): value -> multiplicity
+        self.a1 = float(self.a[0, self.bucket(np.array([self.n_events]))[0]])
+        # a_1 P_0(w) per token (a_1 / (V - 1) when uniform, as the closed vocabulary always computed it)
+        self.base_mass = np.full(self.V, self.a1 / (self.V - 1)) if base is None else self.a1 * self.base
+        # distinct (unigram count, base mass) among predictable tokens (all but <s>): value -> multiplicity
         predictable = np.ones(self.V, dtype=bool)
         predictable[bos_id] = False
-        self.group_count, self.group_size = np.unique(self.unigram_counts[predictable], return_counts=True)
-        self.a1 = float(self.a[0, self.bucket(np.array([self.n_events]))[0]])
+        pairs = np.stack([self.unigram_counts[predictable].astype(float), self.base_mass[predictable]], axis=1)
+        groups, self.group_size = np.unique(pairs, axis=0, return_counts=True)
+        self.group_count, self.group_mass = groups[:, 0], groups[:, 1]
 
     def bucket(self, totals) -> np.ndarray:
         """Bucket of contexts with these totals."""
@@ -62,13 +70,12 @@ class Backoff:
     def unigram(self, tokens) -> np.ndarray:
         """P_1(w) for token ids."""
         tokens = np.asarray(tokens)
-        a1, V1 = self.a1, self.V - 1
-        p = (self.unigram_counts[tokens] + a1 / V1) / (self.n_events + a1)
+        p = (self.unigram_counts[tokens] + self.base_mass[tokens]) / (self.n_events + self.a1)
         return np.where(tokens == self.bos_id, 0.0, p)
 
-    def _unigram_of_count(self, c) -> np.ndarray:
-        a1, V1 = self.a1, self.V - 1
-        return (c + a1 / V1) / (self.n_events + a1)
+    def group_probs(self) -> np.ndarray:
+        """P_1(w) of each group of tokens sharing a unigram count and base (``group_size`` tokens each)."""
+        return (self.group_count + self.group_mass) / (self.n_events + self.a1)
 
     def level_stats(self, j: int, ctx: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(c_j(u, w), c_j(u)) for context ids of order j (-1: unseen, both 0)."""
@@ -136,7 +143,7 @@ class Backoff:
 
     def unigram_sum(self, f: Callable, x: np.ndarray) -> np.ndarray:
         """``sum_w f(x P_1(w))`` exactly, over the distinct unigram counts."""
-        p = self._unigram_of_count(self.group_count)
+        p = self.group_probs()
         x = np.asarray(x, dtype=float)
         out = np.empty(x.shape)
         for block in range(0, x.size, 4096):
@@ -164,7 +171,8 @@ class Backoff:
 
         The predictive is a mixture: with probability ``c_j(u) / (c_j(u) + a_j)`` the token
         is one of the tokens counted after ``u`` (chosen in proportion to its count), else it
-        comes from the order below; order 0 is uniform over the vocabulary without ``<s>``.
+        comes from the order below; order 0 is the base (uniform over the vocabulary without
+        ``<s>`` unless given).
         ``top`` (array of shape (rows,)) replaces ``a_upto`` per row, e.g. a posterior draw.
         """
         m = chain[0].size
@@ -187,10 +195,13 @@ class Backoff:
                 out[rows] = oc.ngram_token[np.searchsorted(cum, pick, side="right")]
                 pending[rows] = False
         rows = np.flatnonzero(pending)
-        if rows.size:  # uniform over all tokens but <s>
-            draw = rng.integers(0, self.V - 1, size=rows.size)
-            out[rows] = draw + (draw >= self.bos_id)
+        if rows.size:
+            out[rows] = self.sample_base(rows.size, rng)
         return out
+
+    def sample_base(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """``size`` tokens drawn from ``P_0``."""
+        return sample_base(self.base, self.V, self.bos_id, size, rng)
 
     def dense(self, chain: list[np.ndarray], upto: int) -> np.ndarray:
         """P_upto(. | u) over the whole vocabulary, shape (contexts, V). For small batches."""
@@ -205,3 +216,12 @@ class Backoff:
             a_j = self.conc(j, ctx)[:, None]
             p = (dense_c + a_j * p) / (total[:, None] + a_j)
         return p
+
+
+def sample_base(base: np.ndarray | None, V: int, bos_id: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``size`` token ids drawn from the base measure ``base`` (V,); None: uniform over all tokens but ``<s>``."""
+    if base is None:
+        draw = rng.integers(0, V - 1, size=size)
+        return draw + (draw >= bos_id)
+    cum = np.cumsum(base)
+    return np.minimum(np.searchsorted(cum, rng.random(size) * cum[-1], side="right"), V - 1)

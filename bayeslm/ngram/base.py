@@ -22,7 +22,9 @@ from bayeslm.core.protocol import ExportsArpa, SamplesSentences
 from bayeslm.core.settings import ModelOptions, whole
 from bayeslm.counting.counts import NgramCounts, count
 from bayeslm.exceptions import BayesLMError, ModelFileError
+from bayeslm.ngram.backoff import sample_base
 from bayeslm.ngram.beta_mixture import beta_mixture_hdi
+from bayeslm.ngram.spelling import SpellingModel
 from bayeslm.stats.intervals import HDI_PROB
 from bayeslm.text.corpus import Corpus
 
@@ -39,6 +41,9 @@ class NgramOptions(ModelOptions):
     order: whole(ge=1, le=MAX_NGRAM_ORDER) = Field(3, description="context length + 1 (3: a trigram model)")
     entropy_draws: whole(ge=1) = Field(
         16, description="posterior draws (spread over the posterior) for entropies and probability intervals")
+    spelling: whole(ge=0, le=MAX_NGRAM_ORDER) = Field(
+        0, description="order of the character n-gram that spells words below the unigram (open vocabulary: "
+                       "every string has a probability); 0: closed vocabulary, unknown words are <unk>")
 
 
 class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
@@ -57,7 +62,10 @@ class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
 
     and in ``_fit`` takes its counts from :meth:`_count_training`, and in
     ``_restore_family`` restores them with :meth:`_restore_counts`. Every family has the
-    ``entropy_draws`` option (draws used for entropies and intervals).
+    ``entropy_draws`` option (draws used for entropies and intervals) and ``spelling``: the
+    order-0 distribution its unigram level backs off to is :meth:`base_probs` (the family
+    reads it through :meth:`_base_times`), and its log probabilities of a corpus add
+    :meth:`_spelling_log_ratio` (an unknown word's spelling, with a spelling model).
     """
 
     model_options = NgramOptions
@@ -67,6 +75,8 @@ class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
         self.counts_: NgramCounts | None = None
         self._count_client = None  # the Dask client of the fit in progress
         self._given_counts: NgramCounts | None = None  # counts made on Dask from files
+        self.spelling_: SpellingModel | None = None  # the base measure of an open vocabulary
+        self._base_cache = None
 
     # -- counting --------------------------------------------------------------------------
     def fit(self, corpus, valid: Corpus | None = None, *, client=None, **sampler_kwargs):
@@ -111,9 +121,77 @@ class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
         Counts already made on Dask from files, else ``count(train)``, on the Dask client
         ``fit`` was given if any.
         """
+        self._fit_spelling()
         if self._given_counts is not None:
             return self._given_counts
         return count(train, self.order, progress=bool(sampler.get("progressbar", True)), client=self._count_client)
+
+    # -- the base measure ---------------------------------------------------------------------
+    def _fit_spelling(self) -> None:
+        """With ``spelling`` > 0, the spelling model of the vocabulary's words (``spelling_``); it is a
+        function of the vocabulary, so a loaded model rebuilds it the same."""
+        self._base_cache = None
+        order = int(self.options.get("spelling", 0))
+        self.spelling_ = SpellingModel(order).fit(self.vocab_) if order else None
+
+    @property
+    def open_vocabulary(self) -> bool:
+        """Whether a spelling model prices every string (else unknown words are ``<unk>``)."""
+        return self.spelling_ is not None
+
+    def token_text(self, token_id: int, rng) -> str:
+        """A drawn token's text; with a spelling model, ``<unk>`` is a new word it spells (not in the vocabulary)."""
+        if self.spelling_ is not None and int(token_id) == self.vocab_.unk_id:
+            return self.spelling_.sample(1, rng, avoid=self.vocab_)[0]
+        return super().token_text(token_id, rng)
+
+    def base_probs(self) -> np.ndarray:
+        """P_0 over the vocabulary, (token,): what the unigram level backs off to; sums to 1, 0 at ``<s>``.
+
+        Closed vocabulary: uniform over the V - 1 other tokens. Open: the spelling model's
+        :meth:`~bayeslm.ngram.spelling.SpellingModel.base_probs` (each word's spelling, ``</s>``,
+        and on ``<unk>`` every other string).
+        """
+        if self._base_cache is None:
+            V = len(self.vocab_)
+            if self.spelling_ is None:
+                base = np.full(V, 1.0 / (V - 1))
+                base[self.vocab_.bos_id] = 0.0
+            else:
+                base = self.spelling_.base_probs(self.vocab_)
+            self._base_cache = base
+        return self._base_cache
+
+    def _base_times(self, scale, tokens) -> np.ndarray:
+        """``scale * P_0(token)``, broadcast; in closed vocabulary computed as ``scale / (V - 1)``
+        (0 at ``<s>``), as it always was, so that closed models give the same numbers to the last digit."""
+        tokens = np.asarray(tokens)
+        if self.spelling_ is None:
+            return np.where(tokens == self.vocab_.bos_id, 0.0, np.asarray(scale, dtype=float) / (len(self.vocab_) - 1))
+        return scale * self.base_probs()[tokens]
+
+    def _sample_base(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """``size`` tokens drawn from :meth:`base_probs` (closed vocabulary: uniform, as always drawn)."""
+        base = self.base_probs() if self.spelling_ is not None else None
+        return sample_base(base, len(self.vocab_), self.vocab_.bos_id, size, rng)
+
+    def _spelling_log_ratio(self, corpus: Corpus) -> np.ndarray | float:
+        """Per scored position, what an unknown word's spelling adds to log p(<unk> | u) (nats; 0 elsewhere).
+
+        log P_0(word) - log P_0(<unk>): ``<unk>``'s mass spread over the strings it stands
+        for by the spelling model, so the probabilities of all strings sum to 1. Closed
+        vocabulary: 0.
+        """
+        if self.spelling_ is None:
+            return 0.0
+        unknown = np.flatnonzero(corpus.ids == self.vocab_.unk_id)
+        words = corpus.words()[unknown]
+        spelled = words != self.vocab_.tokens[self.vocab_.unk_id]  # a literal <unk> has no spelling
+        ratio = np.zeros(corpus.n_tokens + corpus.n_sentences)
+        sentence_of = np.searchsorted(corpus.offsets, unknown[spelled], side="right") - 1
+        log_unk = np.log(self.base_probs()[self.vocab_.unk_id])
+        ratio[unknown[spelled] + sentence_of] = self.spelling_.log_base(list(words[spelled])) - log_unk
+        return ratio
 
     # -- contexts -------------------------------------------------------------------------
     def _encode_context(self, context) -> np.ndarray:
@@ -180,8 +258,9 @@ class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
         Returns
         -------
         dict
-            ``token`` (as the vocabulary has it), ``mean``, ``low``, ``high``,
-            ``interval_prob`` (= ``hdi_prob``).
+            ``token`` (as the vocabulary has it; with a spelling model an unknown word is
+            itself, its probability ``<unk>``'s times its share of ``<unk>``'s base), ``mean``,
+            ``low``, ``high``, ``interval_prob`` (= ``hdi_prob``).
         """
         self._check_fitted("prob")
         ctx = self._encode_context(context)
@@ -190,6 +269,11 @@ class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
         a_w = A[:, w]
         low, high = beta_mixture_hdi(a_w, np.maximum(A.sum(axis=1) - a_w, 0.0), hdi_prob)
         mean = float(self.predictive_probs(ctx)[0, w])
+        if self.spelling_ is not None and w == self.vocab_.unk_id and token != self.vocab_.tokens[w]:
+            # an unknown word: <unk>'s probability times its share of <unk>'s base, under every draw
+            share = float(np.exp(self.spelling_.log_base([token])[0]) / self.base_probs()[w])
+            return {"token": token, "mean": mean * share, "low": low * share, "high": high * share,
+                    "interval_prob": float(hdi_prob)}
         return {"token": self.vocab_.tokens[w], "mean": mean, "low": low, "high": high,
                 "interval_prob": float(hdi_prob)}
 
@@ -265,8 +349,19 @@ class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
             active = active[nxt != eos]
         lengths = np.where((tokens == eos).any(axis=1), (tokens == eos).argmax(axis=1), (tokens >= 0).sum(axis=1))
         keep = np.arange(max_tokens)[None, :] < lengths[:, None]
-        return Corpus(tokens[keep].astype(np.int32), np.concatenate([[0], np.cumsum(lengths)]), self.vocab_,
-                      self.tokenizer_)
+        sampled = Corpus(tokens[keep].astype(np.int32), np.concatenate([[0], np.cumsum(lengths)]), self.vocab_,
+                         self.tokenizer_)
+        return self._spell_unknown(sampled, rng)
+
+    def _spell_unknown(self, corpus: Corpus, rng: np.random.Generator) -> Corpus:
+        """With a spelling model, the sampled ``<unk>`` tokens of ``corpus`` spelled as new words (its ``words()``)."""
+        unknown = np.flatnonzero(corpus.ids == self.vocab_.unk_id)
+        if self.spelling_ is None or unknown.size == 0:
+            return corpus
+        words = corpus.words().copy()
+        words[unknown] = self.spelling_.sample(unknown.size, rng, avoid=self.vocab_)
+        return Corpus(corpus.ids, corpus.offsets, self.vocab_, self.tokenizer_,
+                      surface=corpus.surface.with_words(words))
 
     # -- files ------------------------------------------------------------------------------------
     def _family_arrays(self) -> dict[str, np.ndarray]:
@@ -279,3 +374,4 @@ class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
         self.counts_ = NgramCounts.from_arrays(arrays)
         if self.counts_.order != self.order or self.counts_.vocab_size != len(self.vocab_):
             raise ModelFileError("the counts do not match the model's order or vocabulary")
+        self._fit_spelling()

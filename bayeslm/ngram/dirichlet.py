@@ -3,7 +3,7 @@
 ``p(. | u) ~ Dirichlet(a_k m_u)`` for a context u of order k, the base ``m_u`` being the
 fitted order k - 1 predictive held at its mode (stagewise empirical Bayes). p(. | u) is
 integrated out: each order's likelihood is the Dirichlet-multinomial evidence of its
-sparse counts (:class:`_OrderEvidence`), and one NUTS run samples every order's
+sparse counts (:class:`~bayeslm.ngram.evidence.OrderEvidence`), and one NUTS run samples every order's
 concentration. A posterior draw is a draw of the concentrations; uncertainty of p(. | u)
 is in closed form. The model, its fitting and figures: docs/dirichlet.md.
 """
@@ -25,7 +25,9 @@ from bayeslm.counting.counts import count
 from bayeslm.exceptions import BayesLMError, ConfigError, ModelFileError
 from bayeslm.ngram.backoff import Backoff
 from bayeslm.ngram.base import NgramLM, NgramOptions
-from bayeslm.ngram.special import lgamma_ratio
+from bayeslm.ngram.evidence import JointEvidence as _JointEvidence
+from bayeslm.ngram.evidence import OrderEvidence as _OrderEvidence
+from bayeslm.ngram.evidence import concentration_mode, fixed_base
 from bayeslm.text.corpus import Corpus
 
 __all__ = ["DirichletLM", "DirichletOptions", "dirichlet_multinomial_evidence"]
@@ -39,126 +41,6 @@ def _g(y):
 def _h(y):
     """-y log y, 0 at 0."""
     return -xlogy(y, y)
-
-
-class _OrderEvidence:
-    """The sufficient statistics of one order's evidence given its fixed base.
-
-    Contexts with equal totals share one ``lgamma(a) - lgamma(a + c_u)`` term. For an
-    n-gram seen ``c <= small_max`` times, ``lgamma(a m + c) - lgamma(a m)`` is written as
-    ``log(a m) + sum_{j=1}^{c-1} log(a m + j)`` (singletons need no term but ``log a``),
-    which is several times cheaper to evaluate and differentiate than two lgammas; rarer
-    large counts keep the lgamma form.
-
-    Sampling uses :meth:`logp_and_grad`, which after :meth:`tabulate` answers from a
-    Chebyshev table in log a around the mode (checked against the exact sums to round-off,
-    see :mod:`bayeslm.core.tabulate`) and falls back to the exact sums outside it; ``logp`` is
-    always exact.
-    """
-
-    small_max = 8
-
-    def __init__(self, counts_k, base: np.ndarray):
-        self.total_value, self.total_mult = np.unique(counts_k.context_total, return_counts=True)
-        c = counts_k.ngram_count
-        small = c <= self.small_max
-        self.n_small = int(small.sum())
-        self.n_single = int((c == 1).sum())
-        self.small_const = float(np.log(base[small]).sum())
-        c_small, m_small = c[small], base[small]
-        reps = c_small - 1  # log(a m + j) for j = 1..c-1
-        self.pair_base = np.repeat(m_small, reps)
-        self.pair_shift = (np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps) + 1).astype(float)
-        self.large_base = base[~small]
-        self.large_count = c[~small].astype(float)
-        self._last = None
-        self._table = None
-
-    def tabulate(self, a_center: float) -> bool:
-        """Tabulate the log evidence in log a around ``a_center`` (the mode); True if kept."""
-        from bayeslm.core.tabulate import tabulate
-
-        def in_log_a(t: float) -> tuple[float, float]:
-            a = float(np.exp(t))
-            value, grad = self.exact_logp_and_grad(a)
-            return value, grad * a
-
-        self._table = tabulate(in_log_a, float(np.log(a_center)))
-        self._last = None
-        return self._table is not None
-
-    def logp_and_grad(self, a: float) -> tuple[float, float]:
-        """Log evidence at concentration ``a`` and its derivative d/da, for the sampler.
-
-        From the table where :meth:`tabulate` made one and ``log a`` lies inside it, else
-        :meth:`exact_logp_and_grad`. The last result is cached: PyMC asks for the value
-        and the gradient at the same point one after the other.
-        """
-        if self._last is not None and self._last[0] == a:
-            return self._last[1]
-        if self._table is not None and a > 0 and self._table.covers(np.log(a)):
-            value, d_log_a = self._table(float(np.log(a)))
-            result = (value, d_log_a / a)
-        else:
-            result = self.exact_logp_and_grad(a)
-        self._last = (a, result)
-        return result
-
-    def exact_logp_and_grad(self, a: float) -> tuple[float, float]:
-        """Log evidence at concentration ``a`` and its derivative d/da (numpy, vectorised)."""
-        if not (a > 0 and np.isfinite(a)):  # outside the support: reject the proposal
-            return -np.inf, 0.0
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            result = self._logp_and_grad(a)
-        if not (np.isfinite(result[0]) and np.isfinite(result[1])):
-            result = (-np.inf, 0.0)  # a numerically out of reach: reject the proposal
-        return result
-
-    def _logp_and_grad(self, a: float) -> tuple[float, float]:
-        ratio, d_ratio = lgamma_ratio(a, self.total_value)
-        ctx, g_ctx = -float((self.total_mult * ratio).sum()), -float((self.total_mult * d_ratio).sum())
-        shifted = a * self.pair_base
-        shifted += self.pair_shift
-        pairs, g_pairs = float(np.log(shifted).sum()), float((self.pair_base / shifted).sum())
-        am = a * self.large_base
-        ratio, d_ratio = lgamma_ratio(am, self.large_count)
-        large, g_large = float(ratio.sum()), float((self.large_base * d_ratio).sum())
-        logp = ctx + self.n_small * np.log(a) + self.small_const + pairs + large
-        return logp, g_ctx + self.n_small / a + g_pairs + g_large
-
-    def logp(self, a) -> np.ndarray:
-        """Log evidence for concentration value(s) ``a``, shape of ``np.atleast_1d(a)``."""
-        return np.array([self.exact_logp_and_grad(float(ai))[0] for ai in np.atleast_1d(a)])
-
-    def logp_tensor(self, a):
-        """The log evidence as a PyTensor expression of a scalar ``a`` (gradient included).
-
-        A small Op over the numpy kernel: numpy's vectorised log and scipy's special
-        functions evaluate these few hundred thousand terms faster than the compiled
-        elementwise graph, and NUTS spends nearly all its time here.
-        """
-        import pytensor.tensor as pt
-
-        return _JointEvidence([self]).logp_tensor(pt.stack([a]))
-
-
-class _JointEvidence:
-    """The evidences of several (order, bucket) cells as one function of their concentrations.
-
-    One Op call per gradient instead of one per cell: NUTS evaluates it thousands of times.
-    """
-
-    def __init__(self, evidences: list["_OrderEvidence"]):
-        self.evidences = evidences
-
-    def logp_and_grad(self, a: np.ndarray) -> tuple[float, np.ndarray]:
-        values = [ev.logp_and_grad(float(ai)) for ev, ai in zip(self.evidences, a)]
-        return float(sum(v for v, _ in values)), np.array([g for _, g in values])
-
-    def logp_tensor(self, a):
-        from bayeslm.core.ops import VectorLogpOp
-
-        return VectorLogpOp(self)(a)
 
 
 def dirichlet_multinomial_evidence(counts: np.ndarray, alpha: np.ndarray) -> float:
@@ -245,13 +127,9 @@ class DirichletLM(NgramLM, Updatable):
     # -- fitting -------------------------------------------------------------------------
     def _base_of(self, k: int, plugin: np.ndarray) -> np.ndarray:
         """Fixed base m_uw of order k at every order-k n-gram (u, w) with c_uw > 0."""
-        oc = self.counts_[k]
-        V1 = self.counts_.vocab_size - 1
         if k == 1:
-            return np.full(oc.n_ngrams, 1.0 / V1)
-        backoff = Backoff(self.counts_, plugin, self.vocab_.bos_id, self.bounds)
-        parent = oc.context_parent[oc.ngram_context]
-        return backoff.prob(backoff.ancestors(k - 1, parent), oc.ngram_token, k - 1)
+            return self._base_times(1.0, self.counts_[1].ngram_token)
+        return fixed_base(self._backoff_of(plugin), k)
 
     def _prior_logp(self):
         """Compiled log density of the concentration prior (numpy in, numpy out)."""
@@ -262,19 +140,6 @@ class DirichletLM(NgramLM, Updatable):
         value = pt.dvector("a")
         dist = self.model_config["concentration"]._pymc_class().dist(**self.model_config["concentration"].parameters)
         return pytensor.function([value], pm.logp(dist, value))
-
-    def _mode(self, evidence: _OrderEvidence, prior_logp) -> float:
-        """Mode of log a under prior x evidence (grid, then golden-section refinement)."""
-        from scipy.optimize import minimize_scalar
-
-        def neg(log_a):
-            a = np.exp(np.atleast_1d(log_a))
-            return -(evidence.logp(a) + prior_logp(a) + np.log(a))
-
-        grid = np.linspace(-9.0, 16.0, 101)
-        best = grid[np.argmin(neg(grid))]
-        res = minimize_scalar(lambda t: float(neg(t)[0]), bracket=(best - 0.25, best, best + 0.25))
-        return float(np.exp(res.x))
 
     @property
     def bounds(self) -> np.ndarray:
@@ -320,7 +185,7 @@ class DirichletLM(NgramLM, Updatable):
         evidences = {}
         for k in range(1, self.order + 1):
             for b, ev in self._evidences(k, plugin).items():
-                plugin[k - 1, b] = self._mode(ev, prior_logp)
+                plugin[k - 1, b] = concentration_mode(ev, prior_logp)
                 evidences[(k, b)] = ev
             empty = [b for b in range(self.n_buckets) if (k, b) not in evidences]
             if empty:  # no contexts there (e.g. the unigram's lower buckets): never used
@@ -433,7 +298,7 @@ class DirichletLM(NgramLM, Updatable):
             self.buckets_ = list(candidate)
             self._fit_bases()
             chain, tokens, _, _, _ = self._position_stats(valid)
-            backoff = Backoff(self.counts_, self.plugin_, self.vocab_.bos_id, self.bounds)
+            backoff = self._backoff_of(self.plugin_)
             log_p = np.log(backoff.prob(chain, tokens, self.order))
             results.append((float(np.exp(-log_p.mean())), list(candidate)))
         best = min(results)
@@ -524,10 +389,15 @@ class DirichletLM(NgramLM, Updatable):
         """Bucket of the highest order's contexts with these totals (0 also for unseen)."""
         return np.searchsorted(self.bounds, np.asarray(total), side="right")
 
+    def _backoff_of(self, plugin: np.ndarray) -> Backoff:
+        """The plug-in predictives at concentrations ``plugin`` over ``counts_``, down to :meth:`base_probs`."""
+        base = self.base_probs() if self.open_vocabulary else None  # None: uniform, computed as it always was
+        return Backoff(self.counts_, plugin, self.vocab_.bos_id, self.bounds, base=base)
+
     def _backoff(self) -> Backoff:
-        key = (id(self.counts_), self.plugin_.tobytes(), self.bounds.tobytes())
+        key = (id(self.counts_), id(self.spelling_), self.plugin_.tobytes(), self.bounds.tobytes())
         if getattr(self, "_backoff_key", None) != key:
-            self._backoff_obj = Backoff(self.counts_, self.plugin_, self.vocab_.bos_id, self.bounds)
+            self._backoff_obj = self._backoff_of(self.plugin_)
             self._backoff_key = key
         return self._backoff_obj
 
@@ -539,7 +409,7 @@ class DirichletLM(NgramLM, Updatable):
         backoff = self._backoff()
         c, total = backoff.level_stats(n, chain[n - 1], tokens)
         if n == 1:
-            m = np.full(tokens.size, 1.0 / (self.counts_.vocab_size - 1))
+            m = self._base_times(1.0, tokens)
         else:
             m = backoff.prob(chain, tokens, n - 1)
         return chain, tokens, c, total, m
@@ -547,10 +417,11 @@ class DirichletLM(NgramLM, Updatable):
     def _log_prob_draws(self, corpus: Corpus, chunk: int = 2048) -> Iterator[tuple[slice, np.ndarray]]:
         _, _, c, total, m = self._position_stats(corpus)
         draws, bucket = self._top_draws(), self._top_bucket(total)
+        spelled = np.broadcast_to(self._spelling_log_ratio(corpus), c.shape)
         for start in range(0, c.size, chunk):
             sl = slice(start, min(start + chunk, c.size))
             a = draws[:, bucket[sl]]  # (samples, chunk)
-            yield sl, np.log(c[sl] + a * m[sl]) - np.log(total[sl] + a)
+            yield sl, np.log(c[sl] + a * m[sl]) - np.log(total[sl] + a) + spelled[sl]
 
     def _mixture_weights(self, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """E_a[1 / (C + a)] and E_a[a / (C + a)] per position, over all draws.
@@ -581,7 +452,7 @@ class DirichletLM(NgramLM, Updatable):
         corpus = self.encode(data)
         _, _, c, total, m = self._position_stats(corpus)
         alpha, beta = self._mixture_weights(total)
-        return np.log(c * alpha + m * beta)
+        return np.log(c * alpha + m * beta) + self._spelling_log_ratio(corpus)
 
     # -- uncertainty of p(. | u) -----------------------------------------------------------
     def _entropy_draws(self) -> np.ndarray:
@@ -603,17 +474,17 @@ class DirichletLM(NgramLM, Updatable):
         backoff = self._backoff()
         draws_s = self._entropy_draws()
         S, m = draws_s.shape[0], ctx.size
-        V1 = self.counts_.vocab_size - 1
-        if n == 1:  # one context: A_w = c_w + a / V'
-            c = backoff.unigram_counts[np.arange(self.counts_.vocab_size) != self.vocab_.bos_id].astype(float)
+        if n == 1:  # one context: A_w = c_w + a P_0(w)
+            predictable = np.flatnonzero(np.arange(self.counts_.vocab_size) != self.vocab_.bos_id)
+            c = backoff.unigram_counts[predictable].astype(float)
             N = c.sum()
             b = int(self._top_bucket(N))
             a_all, a_s = self._top_draws()[:, b], draws_s[:, b]
-            p_bar = c * np.mean(1 / (N + a_all)) + np.mean(a_all / (N + a_all)) / V1
-            A = c[None, :] + a_s[:, None] / V1
+            p_bar = c * np.mean(1 / (N + a_all)) + self._base_times(np.mean(a_all / (N + a_all)), predictable)
+            A = c[None, :] + self._base_times(a_s[:, None], predictable[None, :])
             expected = digamma(N + a_s + 1) - (_g(A)).sum(axis=1) / (N + a_s)
             return np.full(m, _h(p_bar).sum()), np.full(m, expected.mean())
-        H1 = float((_h(backoff._unigram_of_count(backoff.group_count)) * backoff.group_size).sum())
+        H1 = float((_h(backoff.group_probs()) * backoff.group_size).sum())
         level_one_h = lambda x: x * H1 - xlogy(x, x)  # sum_w h(x P_1(w)), exact since sum P_1 = 1
         level_one_g = lambda x: backoff.unigram_sum_spline(_g, x)
 
@@ -671,9 +542,10 @@ class DirichletLM(NgramLM, Updatable):
         n = self.order
         backoff = self._backoff()
         m_ctx = chain[0].size
-        base = backoff.dense(chain, n - 1) if n > 1 else np.full((m_ctx, self.counts_.vocab_size), 1.0 / (self.counts_.vocab_size - 1))
-        if n == 1:
-            base[:, self.vocab_.bos_id] = 0.0
+        if n > 1:
+            base = backoff.dense(chain, n - 1)
+        else:
+            base = np.repeat(self._base_times(1.0, np.arange(self.counts_.vocab_size))[None, :], m_ctx, axis=0)
         rows, tokens, c = backoff.seen(n, chain[n - 1])
         dense_c = np.zeros_like(base)
         dense_c[rows, tokens] = c
@@ -688,9 +560,7 @@ class DirichletLM(NgramLM, Updatable):
         n, V = self.order, self.counts_.vocab_size
         backoff = self._backoff()
         if n == 1:
-            base = np.full((1, V), 1.0 / (V - 1))
-            base[:, self.vocab_.bos_id] = 0.0
-            base = np.repeat(base, chain[0].size, axis=0)
+            base = np.repeat(self._base_times(1.0, np.arange(V))[None, :], chain[0].size, axis=0)
         else:
             base = backoff.dense(chain, n - 1)
         rows, tokens, c = backoff.seen(n, chain[n - 1])
@@ -789,7 +659,7 @@ class DirichletLM(NgramLM, Updatable):
         for k in range(1, n + 1):
             oc = counts[k]
             if k == 1:
-                base = np.full(oc.n_ngrams, 1.0 / (counts.vocab_size - 1))
+                base = self._base_times(1.0, oc.ngram_token)
             else:
                 base = probs[k - 2][counts[k - 1].lookup(oc.context_parent[oc.ngram_context], oc.ngram_token)]
             c = oc.ngram_count.astype(float)

@@ -20,6 +20,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from bayeslm.exceptions import CorpusError, VocabularyMismatchError
+from bayeslm.text.surface import SurfaceText, surface_of_ids, surface_of_lines
 from bayeslm.text.tokenize import Tokenizer, WordTokenizer
 from bayeslm.text.vocab import Vocabulary
 
@@ -96,9 +97,13 @@ class Corpus:
         What the ids mean.
     tokenizer : Tokenizer
         How the text was split (a model checks it matches its own).
+    surface : SurfaceText, optional
+        Characters and bytes behind each token (:mod:`bayeslm.text.surface`); corpora read
+        from text have it, one made from ids gets its tokens' own text.
     """
 
-    def __init__(self, ids, offsets, vocab: Vocabulary, tokenizer: Tokenizer | None = None, sources=()):
+    def __init__(self, ids, offsets, vocab: Vocabulary, tokenizer: Tokenizer | None = None, sources=(),
+                 surface: SurfaceText | None = None):
         ids = np.ascontiguousarray(ids, dtype=np.int32)
         offsets = np.ascontiguousarray(offsets, dtype=np.int64)
         if ids.ndim != 1 or offsets.ndim != 1 or offsets.size < 1:
@@ -114,6 +119,7 @@ class Corpus:
         self.vocab = vocab
         self.tokenizer = tokenizer if tokenizer is not None else WordTokenizer()
         self.sources = tuple(str(s) for s in sources)
+        self._surface = surface
 
     # -- construction --------------------------------------------------------------
     @classmethod
@@ -132,15 +138,18 @@ class Corpus:
         tokenizer = tokenizer if tokenizer is not None else WordTokenizer()
         if not tokenizer.is_trained:
             tokenizer.train(lines)
-        token_lists = [toks for toks in tokenizer.tokenize_lines(lines) if toks]
+        tokenized = [(line, toks) for line, toks in zip(lines, tokenizer.tokenize_lines(lines)) if toks]
+        token_lists = [toks for _, toks in tokenized]
         if not token_lists:
             raise CorpusError("the corpus has no tokens" + (f" ({', '.join(map(str, sources))})" if sources else ""))
         lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         flat = list(chain.from_iterable(token_lists))
-        if vocab is None:
-            vocab = Vocabulary.build(Counter(flat), min_count=1)
-        return cls(vocab.encode(flat), offsets, vocab, tokenizer, sources)
+        own = Vocabulary.build(Counter(flat), min_count=1)
+        ids = own.encode(flat)
+        surface = surface_of_lines([line for line, _ in tokenized], token_lists, tokenizer, ids, offsets, own)
+        corpus = cls(ids, offsets, own, tokenizer, sources, surface)
+        return corpus if vocab is None else corpus.with_vocabulary(vocab)
 
     @classmethod
     def from_texts(cls, texts: str | Iterable[str], tokenizer=None, vocab=None) -> "Corpus":
@@ -191,7 +200,8 @@ class Corpus:
         starts, lengths = self.offsets[idx], self.sentence_lengths[idx]
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         token_idx = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
-        return Corpus(self.ids[token_idx], offsets, self.vocab, self.tokenizer, self.sources)
+        return Corpus(self.ids[token_idx], offsets, self.vocab, self.tokenizer, self.sources,
+                      self.surface.select(token_idx, idx))
 
     def split(self, fraction: float = 0.9, random_seed: int | None = 0) -> tuple["Corpus", "Corpus"]:
         """Random split by sentences: (first part with ``fraction`` of them, the rest).
@@ -212,7 +222,11 @@ class Corpus:
         other = other.with_vocabulary(self.vocab, tokenizer=self.tokenizer)
         ids = np.concatenate([self.ids, other.ids])
         offsets = np.concatenate([self.offsets, other.offsets[1:] + self.offsets[-1]])
-        return Corpus(ids, offsets, self.vocab, self.tokenizer, self.sources + other.sources)
+        words = None
+        if self.surface.words is not None or other.surface.words is not None:
+            words = (self.words(), other.words())
+        return Corpus(ids, offsets, self.vocab, self.tokenizer, self.sources + other.sources,
+                      self.surface.concat(other.surface, words))
 
     def with_vocabulary(self, vocab: Vocabulary, tokenizer: Tokenizer | None = None) -> "Corpus":
         """The same sentences as ids of another vocabulary (unknown tokens become ``<unk>``).
@@ -226,7 +240,39 @@ class Corpus:
         if vocab == self.vocab:
             return self
         ids = vocab.remap_from(self.vocab)[self.ids]
-        return Corpus(ids, self.offsets, vocab, self.tokenizer, self.sources)
+        surface = self.surface
+        if surface.words is None and np.any((ids == vocab.unk_id) & (self.ids != self.vocab.unk_id)):
+            surface = surface.with_words(self.words())  # the words the new vocabulary does not know
+        return Corpus(ids, self.offsets, vocab, self.tokenizer, self.sources, surface)
+
+    # -- the text behind the tokens --------------------------------------------------------
+    @property
+    def surface(self) -> SurfaceText:
+        """Characters and bytes behind each token and which sentences are exact (:mod:`bayeslm.text.surface`)."""
+        if self._surface is None:
+            self._surface = surface_of_ids(self.tokenizer, self.ids, self.offsets, self.vocab)
+        return self._surface
+
+    def words(self) -> np.ndarray:
+        """Each token's string as the text had it: object array (token,); ``<unk>`` only where the text is unknown."""
+        if self.surface.words is not None:
+            return self.surface.words
+        return np.asarray(self.vocab.tokens, dtype=object)[self.ids]
+
+    @property
+    def n_chars(self) -> int:
+        """Characters of the text the tokens spell, one newline per sentence included."""
+        return int(self.surface.chars.sum()) + self.n_sentences
+
+    @property
+    def n_bytes(self) -> int:
+        """UTF-8 bytes of the text the tokens spell, one newline per sentence included."""
+        return int(self.surface.bytes.sum()) + self.n_sentences
+
+    @property
+    def exact(self) -> bool:
+        """Every sentence's tokens spell its line exactly (nothing lowercased, respaced or unknown)."""
+        return bool(self.surface.exact.all())
 
     def type_counts(self) -> dict[str, int]:
         """How often each token type occurs (for building a model's vocabulary)."""

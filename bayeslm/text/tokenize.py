@@ -12,7 +12,9 @@ Four kinds, all serialisable to a JSON-ready dict (``to_dict`` / ``tokenizer_fro
 - ``bpe``: byte-pair encoding trained with the ``tokenizers`` library (imported lazily).
 
 Tokenizers never see sentence boundaries: a corpus is one sentence per non-empty line,
-and the n-gram models add ``<s>`` / ``</s>`` themselves.
+and the n-gram models add ``<s>`` / ``</s>`` themselves. ``normalisation`` says what
+:meth:`Tokenizer.detokenize` of a line's tokens changes in it (the text whose characters
+bits per character counts; :mod:`bayeslm.text.surface`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import re
 import unicodedata
 from abc import ABC, abstractmethod
 from typing import Iterable
+
+import numpy as np
 
 from bayeslm.exceptions import ConfigError
 
@@ -38,6 +42,8 @@ __all__ = [
 # Letters are word characters that are neither digits nor the underscore.
 _LETTERS = r"[^\W\d_]+"
 WORD_PATTERN = re.compile(rf"{_LETTERS}(?:'{_LETTERS})?|\d+|\S")
+#: the word-start marker of the BPE's Metaspace pre-tokenizer (a space in the text)
+METASPACE = "\u2581"
 
 
 class Tokenizer(ABC):
@@ -46,6 +52,8 @@ class Tokenizer(ABC):
     kind: str = ""
     #: string placed between tokens by :meth:`detokenize`
     separator: str = " "
+    #: what :meth:`detokenize` of the tokens changes in a line ("" when nothing: the text is exact)
+    normalisation: str = ""
 
     @abstractmethod
     def tokenize(self, line: str) -> list[str]:
@@ -58,6 +66,19 @@ class Tokenizer(ABC):
     def detokenize(self, tokens: Iterable[str]) -> str:
         """Text of a token sequence, as close to the original as the tokenizer allows."""
         return self.separator.join(tokens)
+
+    def surface(self, token: str) -> str:
+        """The text one token stands for in :meth:`detokenize` (itself, but for BPE's word marker)."""
+        return token
+
+    def spells(self, line: str, tokens: list[str]) -> bool:
+        """Whether :meth:`detokenize` of ``tokens`` (the tokens of ``line``) gives ``line`` back exactly."""
+        return self.detokenize(tokens) == line
+
+    def spelled_lengths(self, token_lists: list[list[str]]):
+        """(characters, bytes) of :meth:`detokenize` per token list, int64 arrays; None when they are the
+        sums of the tokens' :meth:`surface` and separators (every tokenizer but BPE)."""
+        return None
 
     @property
     def is_trained(self) -> bool:
@@ -84,6 +105,7 @@ class WordTokenizer(Tokenizer):
     """Lowercased words, digit runs and single punctuation characters."""
 
     kind = "word"
+    normalisation = "lowercased (NFC), one space between tokens"
 
     def tokenize(self, line: str) -> list[str]:
         if not line.isascii():
@@ -95,6 +117,7 @@ class WhitespaceTokenizer(Tokenizer):
     """Splits pre-tokenised text on white space; keeps case."""
 
     kind = "whitespace"
+    normalisation = "one space between tokens"
 
     def tokenize(self, line: str) -> list[str]:
         return line.split()
@@ -108,6 +131,9 @@ class CharTokenizer(Tokenizer):
 
     def tokenize(self, line: str) -> list[str]:
         return list(line)
+
+    def spells(self, line: str, tokens: list[str]) -> bool:
+        return True  # every character is a token
 
 
 class BPETokenizer(Tokenizer):
@@ -123,6 +149,7 @@ class BPETokenizer(Tokenizer):
 
     kind = "bpe"
     separator = ""
+    normalisation = "characters the BPE does not know become <unk>"
 
     def __init__(self, vocab_size: int = 2000, min_frequency: int = 2, model_json: str | None = None):
         if int(vocab_size) < 2:
@@ -174,6 +201,15 @@ class BPETokenizer(Tokenizer):
     def detokenize(self, tokens: Iterable[str]) -> str:
         self._check_trained()
         return self._backend.decoder.decode(list(tokens))
+
+    def surface(self, token: str) -> str:
+        return token.replace(METASPACE, " ")
+
+    def spelled_lengths(self, token_lists: list[list[str]]):
+        texts = [self.detokenize(tokens) for tokens in token_lists]
+        chars = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+        nbytes = np.fromiter((len(t.encode("utf-8")) for t in texts), dtype=np.int64, count=len(texts))
+        return chars, nbytes
 
     def to_dict(self) -> dict:
         return {

@@ -161,7 +161,8 @@ def test_quiet_prints_nothing_but_results(files, fitted, tmp_path):
         assert (code, stderr) == (0, ""), f"{name} --quiet wrote to standard error: {stderr!r}"
         assert stdout.startswith(start), f"{name}: {stdout[:200]!r}"
     assert done["report"][0].splitlines()[-1].startswith(f"wrote {tmp_path / 'r.html'} and")
-    assert "bits/token per draw" in done["demo"][0].splitlines()[-1]
+    assert "bits/token per draw" in done["demo"][0]
+    assert done["demo"][0].splitlines()[-1].startswith("bits/character per draw")
     stdout, stderr, code = done["demo, not quiet"]
     assert code == 0 and "NUTS" in stderr and stdout.splitlines()[0] == done["demo"][0].splitlines()[0]  # the control
 
@@ -224,7 +225,8 @@ def test_evaluate_per_token_csv(files, fitted, tmp_path, capsys):
     assert main(["evaluate", str(out), "--test", str(files["test"]), "--per-token", str(csv)]) == 0
     table = pd.read_csv(csv, keep_default_na=False)
     assert list(table.columns) == ["sentence", "index", "token", "oov", "log_prob_bits", "entropy_bits",
-                                   "aleatoric_bits", "epistemic_bits"]  # bits only; log10 on request
+                                   "aleatoric_bits", "epistemic_bits", "characters",
+                                   "bytes"]  # bits only; log10 on request
     sentences = words_of(TEST)
     assert len(table) == sum(len(s) + 1 for s in sentences)
     assert table["token"].tolist() == [t for s in sentences for t in
@@ -251,9 +253,10 @@ SCORE_INPUT = "the cat sat on the mat\n\na zebra sat\nthe big dog ran\n"
 SCORE_LINES = [line for line in SCORE_INPUT.splitlines() if line.strip()]
 SENTENCE_COLUMNS = ["sentence", "log_prob_bits", "log_prob_per_draw_mean_bits", "log_prob_hdi_low_bits",
                     "log_prob_hdi_high_bits", "mean_entropy_bits", "mean_aleatoric_bits", "mean_epistemic_bits",
-                    "tokens", "positions", "oov", "text"]
+                    "tokens", "positions", "oov", "characters", "bytes", "bits_per_character", "bits_per_byte",
+                    "text"]
 TOKEN_COLUMNS = ["sentence", "index", "token", "oov", "log_prob_bits", "entropy_bits", "aleatoric_bits",
-                 "epistemic_bits"]
+                 "epistemic_bits", "characters", "bytes"]
 
 
 def run_score(monkeypatch, capsys, out, *flags) -> str:
@@ -346,6 +349,8 @@ def test_score_json(fitted, monkeypatch, capsys):
         mine = [t for t in tokens if t["sentence"] == i]
         assert len(mine) == row["positions"]
         assert sum(t["log_prob_bits"] for t in mine) == pytest.approx(row["log_prob_bits"], abs=1e-12 * len(mine))
+        assert sum(t["characters"] for t in mine) == row["characters"]
+        assert row["bits_per_character"] == pytest.approx(-row["log_prob_bits"] / row["characters"], rel=1e-12)
     # the same numbers as the Python API's predictive log probabilities, and the brute force over draws
     model = bayeslm.load(out)
     lp = model.predictive_log_prob(SCORE_LINES) / math.log(2)

@@ -154,7 +154,7 @@ def test_score_sums_per_sentence(lm):
     assert list(frame.columns) == [
         "sentence", "text", "log_prob_nats", "log_prob_per_draw_mean_nats", "log_prob_hdi_low_nats",
         "log_prob_hdi_high_nats", "mean_entropy_nats", "mean_aleatoric_nats", "mean_epistemic_nats", "log10_prob",
-        "tokens", "positions", "oov"]
+        "tokens", "positions", "oov", "characters", "bytes", "bits_per_character", "bits_per_byte"]
     bounds = np.cumsum([0] + [len(s.split()) + 1 for s in TEST])
     expected = [lp[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])]
     np.testing.assert_allclose(frame["log_prob_nats"], expected, rtol=1e-12)
@@ -234,7 +234,7 @@ def test_per_token_table(lm):
     n_pos = sum(len(s.split()) + 1 for s in TEST)
     assert len(table) == n_pos
     assert list(table.columns) == ["sentence", "index", "token", "oov", "log_prob_nats", "log10_prob",
-                                   "entropy_nats", "aleatoric_nats", "epistemic_nats"]
+                                   "entropy_nats", "aleatoric_nats", "epistemic_nats", "characters", "bytes"]
     expected_tokens = [w if w in lm.vocab_ else "<unk>" for s in TEST for w in s.split() + ["</s>"]]
     assert table["token"].tolist() == expected_tokens
     assert table["oov"].tolist() == [t == "<unk>" for t in expected_tokens]
@@ -319,7 +319,8 @@ def test_model_nc_attrs(lm, saved):
     assert int(attrs["format_version"]) == FORMAT_VERSION
     assert attrs["id"] == lm.id and len(lm.id) == 16
     assert json.loads(attrs["config"]) == json.loads(json.dumps(lm.get_config()))
-    assert json.loads(attrs["config"])["model"] == {"family": "dirichlet", "order": 2, "entropy_draws": 16, "buckets": []}
+    assert json.loads(attrs["config"])["model"] == {"family": "dirichlet", "order": 2, "entropy_draws": 16, "spelling": 0,
+                                                    "buckets": []}
     assert int(attrs["training_tokens"]) == sum(len(s.split()) for s in TRAIN)
 
 
@@ -475,3 +476,53 @@ def test_failed_save_leaves_nothing(lm, tmp_path, monkeypatch):
         lm.save(tmp_path / "model", force=True)
     assert {p.name: p.read_bytes() for p in (tmp_path / "model").iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+# --------------------------------------------------------------- bits per character
+def test_bits_per_character_is_total_bits_over_the_characters_of_the_exact_text(lm):
+    # these lines are lowercase and single-spaced: the word tokenizer's tokens spell them exactly
+    lines = ["the cat sat on the log", "a zebra ran"]
+    characters = sum(len(line) + 1 for line in lines)  # 22 + 1 and 11 + 1: each line and its newline
+    assert characters == 35
+    total_bits = -lm.predictive_log_prob(lines).sum() / math.log(2)
+    ev = lm.evaluate(lines)
+    assert (ev.characters, ev.bytes, ev.text) == (35, 35, "exact")
+    assert ev.predictive_bits_per_character == pytest.approx(total_bits / 35, rel=1e-12)
+    assert ev.predictive_bits_per_byte == pytest.approx(total_bits / 35, rel=1e-12)
+    per_draw = -lm.token_log_prob(lines).sum("position") / math.log(2)
+    np.testing.assert_allclose(ev.bits_per_character.values, per_draw.values / 35, rtol=1e-12)
+    d = ev.to_dict()
+    assert d["characters"] == 35 and d["text"] == "exact" and d["bits_per_character"]["mean"] > 0
+    # "zebra" is <unk>: the closed vocabulary pays for <unk>, not for the spelling z-e-b-r-a
+    assert ev.oov == 1 and ev.oov_priced is False and "spellings unpriced" in str(ev)
+    assert lm.evaluate(lines[:1]).oov_priced is True
+
+
+def test_bytes_count_utf8_and_the_sentence_table_divides_by_its_own_characters(lm):
+    lines = ["the café sat", "a cat ran"]  # é: one character, two bytes
+    frame = lm.score(lines, units="bits")
+    assert frame["characters"].tolist() == [13, 10] and frame["bytes"].tolist() == [14, 10]
+    np.testing.assert_allclose(frame["bits_per_character"], -frame["log_prob_bits"] / [13, 10], rtol=1e-12)
+    np.testing.assert_allclose(frame["bits_per_byte"], -frame["log_prob_bits"] / [14, 10], rtol=1e-12)
+    # per position: a token's characters with the space before it, the newline on </s>
+    rows = lm.per_token(lines, entropies=False)
+    assert rows["characters"].tolist() == [3, 5, 4, 1, 1, 4, 4, 1]
+    assert rows["bytes"].tolist() == [3, 6, 4, 1, 1, 4, 4, 1]
+    assert rows.groupby("sentence")["characters"].sum().tolist() == [13, 10]
+
+
+def test_a_lowercasing_tokenizer_is_scored_on_its_normalised_text_and_says_so(lm):
+    ev = lm.evaluate(["The Cat sat."])  # the word tokenizer reads "the cat sat ." (13 characters)
+    assert ev.text == "lowercased (NFC), one space between tokens"
+    assert ev.characters == len("the cat sat .") + 1  # counted on the text the model priced
+    assert "normalised text: lowercased" in str(ev)
+    assert lm.evaluate(["the cat sat ."]).text == "exact"
+
+
+def test_a_character_model_prices_the_exact_text_one_position_per_character():
+    train = Corpus.from_texts(["The Cat sat.", "A dog ran!"], tokenizer=CharTokenizer())
+    model = DirichletLM(order=2, tokenizer="char", sampler_config={**QUICK, "random_seed": 3})
+    model.fit(train)
+    ev = model.evaluate(["The dog sat."])
+    assert (ev.text, ev.characters, ev.positions) == ("exact", 13, 13)  # 12 characters and the newline
+    assert ev.predictive_bits_per_character == pytest.approx(ev.predictive_cross_entropy_bits, rel=1e-12)

@@ -494,8 +494,7 @@ class PitmanYorLM(NgramLM):
         """P_n(token | context) of sample s at every position (``gathered``: :meth:`_gathered`
         of a sample with the same seating, if at hand)."""
         d, th = self._sample_params()
-        V1 = self.counts_.vocab_size - 1
-        p = np.where(tokens == self.vocab_.bos_id, 0.0, 1.0 / V1)
+        p = self._base_times(1.0, tokens)
         for k, (live, c, t, Cu, Tu) in enumerate(gathered or self._gathered(s, index), start=1):
             dk, tk = d[s, k - 1], th[s, k - 1]
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -518,6 +517,7 @@ class PitmanYorLM(NgramLM):
         out = np.empty((self.n_samples, tokens.size))
         for s, p in enumerate(self._sample_probs(index, tokens)):
             out[s] = np.log(p)
+        out += self._spelling_log_ratio(corpus)
         for start in range(0, tokens.size, chunk):
             sl = slice(start, min(start + chunk, tokens.size))
             yield sl, out[:, sl]
@@ -529,7 +529,7 @@ class PitmanYorLM(NgramLM):
         total = np.zeros(tokens.size)
         for p in self._sample_probs(index, tokens):
             total += p
-        return np.log(total / self.n_samples)
+        return np.log(total / self.n_samples) + self._spelling_log_ratio(corpus)
 
     # -- dense next-token distributions --------------------------------------------------------
     def _dense(self, s: int, chain) -> tuple[np.ndarray, np.ndarray]:
@@ -538,8 +538,7 @@ class PitmanYorLM(NgramLM):
         d, th = self._sample_params()
         cust, tabs, C, T = self._seating(s)
         m, V = chain[0].size, self.counts_.vocab_size
-        p = np.full((m, V), 1.0 / (V - 1))
-        p[:, self.vocab_.bos_id] = 0.0
+        p = np.repeat(self._base_times(1.0, np.arange(V))[None, :], m, axis=0)
         mass = np.zeros(m)
         for k in range(1, self.order + 1):
             oc, ctx = self.counts_[k], chain[k - 1]
@@ -600,8 +599,8 @@ class PitmanYorLM(NgramLM):
         The predictive is a mixture: at order k, with probability
         (c_u. - d t_u.) / (theta + c_u.) the token is one served in restaurant u, chosen in
         proportion to c_uw - d t_uw, else it comes from the order below (a restaurant
-        without customers passes it on); below order 1 it is uniform over the vocabulary
-        without ``<s>``. No dense distribution is built.
+        without customers passes it on); below order 1 it is the base measure
+        (:meth:`base_probs`). No dense distribution is built.
         """
         h = self._hierarchy()
         d, th = (x[draw] for x in self._sample_params())
@@ -624,8 +623,7 @@ class PitmanYorLM(NgramLM):
             pick = np.searchsorted(cum, before + rng.random(rows.size) * served, side="right")
             out[rows] = oc.ngram_token[np.clip(pick, first, first + oc.context_types[local] - 1)]
         rest = np.flatnonzero(out < 0)
-        uniform = rng.integers(0, self.counts_.vocab_size - 1, size=rest.size)
-        out[rest] = uniform + (uniform >= self.vocab_.bos_id)
+        out[rest] = self._sample_base(rest.size, rng)
         return out
 
     # -- entropies -------------------------------------------------------------------------------
@@ -663,7 +661,6 @@ class PitmanYorLM(NgramLM):
         h = self._hierarchy()
         samples = range(self.n_samples) if sample is None else [int(sample)]
         probs = [np.zeros(self.counts_[k].n_ngrams) for k in range(1, self.order + 1)]
-        V1 = self.counts_.vocab_size - 1
         d, th = self._sample_params()
         for s in samples:
             cust, tabs, C, T = self._seating(s)
@@ -671,7 +668,7 @@ class PitmanYorLM(NgramLM):
             for k in range(1, self.order + 1):
                 oc, sl = self.counts_[k], h.level(k)
                 if k == 1:
-                    parent = np.where(oc.ngram_token == self.vocab_.bos_id, 0.0, 1.0 / V1)
+                    parent = self._base_times(1.0, oc.ngram_token)
                 else:
                     idx = self.counts_[k - 1].lookup(oc.context_parent[oc.ngram_context], oc.ngram_token)
                     parent = lower[idx]
