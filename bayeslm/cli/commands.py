@@ -262,7 +262,7 @@ def cmd_report(args) -> int:
     for path in (html_path, json_path):  # before any work
         check_writable_file(path)
     model = load(args.model)
-    test = _read_training(model, args.test)  # the text's own vocabulary: the page shows OOV words as written
+    test = [Path(p) for p in args.test]  # read with the text's own vocabulary: the page shows OOV words as written
     train = _read_training(model, args.train) if args.train else None
     others = [load(path) for path in args.compare or []]
     labels = [Path(path).name or str(path) for path in [args.model, *(args.compare or [])]]

@@ -101,10 +101,12 @@ def _text_summary(raw, encoded, n_oov: int) -> dict:
     }
 
 
-def _sections(models: list, labels: list[str], raw, encoded, train_encoded, settings: dict, timing: dict) -> dict:
+def _sections(models: list, labels: list[str], raw, encoded, train_encoded, settings: dict, timing: dict,
+              lines: list[str] | None) -> dict:
     """The model card and the diagnostics, predictive checks, entropy and comparison sections.
 
-    ``models[0]`` is the reported model; ``settings`` the report's (see :func:`report`).
+    ``models[0]`` is the reported model; ``settings`` the report's (see :func:`report`); ``lines``
+    the held-out sentences as text, for compared models of other tokenizers (None: not kept).
     """
     model, hdi_prob, seed = models[0], settings["hdi_prob"], settings["random_seed"]
     with _timed(timing, "diagnostics"):
@@ -118,7 +120,7 @@ def _sections(models: list, labels: list[str], raw, encoded, train_encoded, sett
     with _timed(timing, "ppc"):
         ppc = predictive_checks_section(model, encoded, train_encoded, settings["replicates"], seed)
     with _timed(timing, "comparison"):
-        comparison = comparison_section(models, labels, raw, encoded, scores, hdi_prob)
+        comparison = comparison_section(models, labels, raw, lines, encoded, scores, hdi_prob)
     return {"model": card, "diagnostics": diagnostics, "ppc": ppc, "entropy": entropy, "comparison": comparison}
 
 
@@ -144,12 +146,15 @@ def report(
     ----------
     model : BayesianLM
         A fitted model (any family answering the protocol of :mod:`bayeslm.core.protocol`).
-    test : Corpus, str or list of str
+    test : Corpus, str, list of str, or paths
         Held-out text. Tokenised by the model (a :class:`Corpus` must have been split by
-        the same tokenizer).
+        the same tokenizer); paths are ``pathlib.Path`` objects (files, directories, globs).
     compare : sequence of BayesianLM
-        Other fitted models scored on the same tokens; ranked with ``model`` by held-out
-        elpd per token with paired standard errors over sentences.
+        Other fitted models of any family and tokenizer, each reading the same sentences
+        with its own tokenizer; ranked with ``model`` by held-out elpd (total, per character
+        and, where they share tokens, per token) with paired standard errors over sentences
+        and stacking weights. Models of another tokenizer need the text as lines: a string,
+        strings or paths, or a Corpus whose tokens spell its lines exactly.
     labels : sequence of str, optional
         Names of ``model`` and each compared model (default: family, order and id).
     train : Corpus, optional
@@ -179,11 +184,11 @@ def report(
     start = time.perf_counter()
     models = _checked_models(model, compare)
     labels = _unique_labels(models, labels)
-    raw, encoded = read_text(model, test)
+    raw, encoded, lines = read_text(model, test)
     n_oov = count_oov(model, encoded)
     train_encoded = None if train is None else read_text(model, train)[1]
     timing: dict = {}
-    sections = _sections(models, labels, raw, encoded, train_encoded, settings, timing)
+    sections = _sections(models, labels, raw, encoded, train_encoded, settings, timing, lines)
     with _timed(timing, "continuations"):
         sampled = continuations_section(model, prompts, continuations, max_tokens, random_seed)
     timing["total"] = time.perf_counter() - start

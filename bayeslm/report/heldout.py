@@ -6,31 +6,54 @@ it with its own vocabulary, so the page names an out-of-vocabulary word as writt
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from bayeslm.exceptions import CorpusError, VocabularyMismatchError
-from bayeslm.text.corpus import Corpus
+from bayeslm.text.corpus import Corpus, read_lines, resolve_paths, sentence_lines
 
 __all__ = ["WINDOW", "read_text", "count_oov", "position_layout", "TextView"]
 
 WINDOW = 6  # tokens shown on each side of a token in the tables
 
 
-def read_text(model, data) -> tuple[Corpus, Corpus]:
-    """(the text with its own full vocabulary, for display; the same in the model's vocabulary).
+def read_text(model, data) -> tuple[Corpus, Corpus, list[str] | None]:
+    """(the text with its own full vocabulary, for display; the same in the model's vocabulary;
+    its sentences as lines, for models of other tokenizers: :func:`text_lines`).
 
-    ``data``: a Corpus, a string or a list of strings (tokenised by the model). Raises
+    ``data``: a Corpus, a string, a list of strings (tokenised by the model) or paths
+    (``pathlib.Path`` objects: files, directories, globs). Raises
     :class:`~bayeslm.exceptions.CorpusError` for anything else or an empty text.
     """
-    if isinstance(data, Corpus):
-        raw = data
-    elif isinstance(data, (str, list, tuple)):
-        raw = Corpus.from_texts(list(data) if not isinstance(data, str) else data, tokenizer=model.tokenizer_)
-    else:
-        raise CorpusError(f"test text must be a Corpus, a string or a list of strings, got {type(data).__name__}")
+    lines = text_lines(data)
+    raw = _raw_corpus(model, data, lines)
     if raw.n_sentences == 0 or raw.n_tokens == 0:
         raise CorpusError("the test corpus is empty (no tokens to score)")
-    return raw, model.encode(raw)
+    return raw, model.encode(raw), lines
+
+
+def text_lines(data) -> list[str] | None:
+    """The sentences of held-out text as lines, for models of other tokenizers to read; None for a
+    Corpus whose tokens do not spell its lines exactly (its lines are not kept)."""
+    if isinstance(data, Corpus):
+        return data.decode_lines() if data.exact else None
+    if isinstance(data, str):
+        return sentence_lines(data)
+    if isinstance(data, Path) or (isinstance(data, (list, tuple)) and data and all(isinstance(d, Path) for d in data)):
+        return read_lines(resolve_paths(data))
+    if isinstance(data, (list, tuple)) and all(isinstance(d, str) for d in data):
+        return [line for text in data for line in sentence_lines(text)]
+    raise CorpusError(f"test text must be a Corpus, a string, a list of strings or paths, got {type(data).__name__}")
+
+
+def _raw_corpus(model, data, lines: list[str] | None) -> Corpus:
+    if isinstance(data, Corpus):
+        return data
+    if not lines:
+        raise CorpusError("the test corpus is empty (no tokens to score)")
+    texts = isinstance(data, str) or all(isinstance(d, str) for d in data)
+    return Corpus.from_lines(lines, tokenizer=model.tokenizer_, sources=("<string>",) if texts else resolve_paths(data))
 
 
 def count_oov(model, encoded: Corpus) -> int:

@@ -88,7 +88,7 @@ h3{margin-top:1.6em}.sub{color:#5a6472;margin:0 0 1em}
 table{border-collapse:collapse;margin:.6em 0 1em;font-size:.9em}th,td{border:1px solid #dde3ea;padding:4px 8px;text-align:right;vertical-align:top}
 th{background:#eef2f6}td:first-child,th:first-child{text-align:left}table.kv th{text-align:left;width:14em}table.kv td{text-align:left}
 table.text td,table.text th{text-align:left}table.cmp td:nth-child(-n+3),table.cmp th:nth-child(-n+3){text-align:left}
-.nowrap{white-space:nowrap}tr.fail td{background:#fde8e8}tr.warn td{background:#fff6dd}
+.nowrap{white-space:nowrap}tr.fail td{background:#fde8e8}tr.warn td{background:#fff6dd}p.warn{background:#fff6dd;padding:.4em .6em}
 .pass{color:#1a7f37;font-weight:600}.failmark{color:#b42318;font-weight:700}.na{color:#7a8491}
 .cards{display:grid;grid-template-columns:repeat(3,1fr);gap:14px;margin:1em 0}
 .card{border:1px solid #dde3ea;border-radius:8px;padding:10px 14px;background:#fbfcfd}.card h3{margin:.1em 0 .4em;font-size:1.02em}

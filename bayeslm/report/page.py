@@ -302,25 +302,31 @@ def _section_comparison(d: dict) -> str:
     cmp_ = d["comparison"]
     rows = []
     for r in cmp_["models"]:
-        pp = r["perplexity"]
-        rows.append([str(r["rank"]), escape(r["label"]), escape(r["family"]), escape(r["order"]), number(r["elpd_per_token_bits"]),
-                     number(r["elpd_se_per_token_bits"]), number(r["elpd_diff_per_token_bits"]),
-                     number(r["elpd_diff_se_per_token_bits"]), number(r["predictive_perplexity"], 2),
-                     f"{number(pp['mean'], 2)} [{number(pp['hdi_low'], 2)}, {number(pp['hdi_high'], 2)}]",
-                     number(r["fit_seconds"], 1)])
+        rows.append([str(r["rank"]), escape(r["label"]), escape(r["family"]), escape(r["order"]), escape(r["tokenizer"]),
+                     number(r["bits_per_character"], 4), number(r["elpd_se_per_char_bits"]),
+                     number(r["elpd_diff_per_char_bits"]), number(r["elpd_diff_se_per_char_bits"]),
+                     number(r["stacking_weight"], 3), number(r["elpd_per_token_bits"]),
+                     number(r["predictive_perplexity"], 2), number(r["fit_seconds"], 1)])
     parts = ['<h2 id="comparison">5. Comparison</h2>']
     if len(rows) == 1:
         parts.append("<p>One model was given; pass others with <code>compare=[...]</code> or "
-                     "<code>--compare DIR ...</code> to rank them on the same tokens.</p>")
-    parts.append(f"<p>Ranked by held-out expected log predictive density per token (elpd, bits; higher is better) on "
-                 f"{number(cmp_['positions'])} scored positions in {number(cmp_['sentences'])} sentences. The difference to the "
-                 "best and its standard error are paired over sentences: "
-                 f"<small>{escape(cmp_['method'])}</small>.</p>")
-    parts.append(table(["rank", "model", "family", "order", "elpd / token", "SE", "diff to best", "SE of diff",
-                        "predictive perplexity", "perplexity per draw [HDI]", "fit s"], rows, cls="cmp"))
+                     "<code>--compare DIR ...</code> (any family or tokenizer) to rank them on the same text.</p>")
+    text = "the exact text" if cmp_["models"][0]["text"] == "exact" else f"text normalised as {cmp_['models'][0]['text']}"
+    parts.append(f"<p>Ranked by held-out expected log predictive density of the same {number(cmp_['sentences'])} "
+                 f"sentences ({number(cmp_['characters'])} characters of {escape(text)}; bits, higher is better), "
+                 "shown per character so that models which cut the text into other tokens compare"
+                 + ("" if cmp_["same_tokens"] else " (they do here: per-token figures are left out)")
+                 + ". The difference to the best and its standard error are paired over sentences; stacking weights "
+                 f"combine the models' predictives best on this text: <small>{escape(cmp_['method'])}</small>.</p>")
+    if not cmp_["fair"]:
+        unfair = ", ".join(escape(r["label"]) for r in cmp_["models"] if not r["oov_priced"] and r["oov"])
+        parts.append(f'<p class="warn">Not a fair comparison: {unfair} read unseen words as &lt;unk&gt; and pay '
+                     "nothing for their spellings (a closed vocabulary); open-vocabulary models price every string.</p>")
+    parts.append(table(["rank", "model", "family", "order", "tokenizer", "bits / char", "SE", "diff to best (elpd / char)",
+                        "SE of diff", "stacking weight", "elpd / token", "predictive perplexity", "fit s"], rows, cls="cmp"))
     if len(rows) > 1:
         parts.append(figure(lambda: plots.plot_comparison(cmp_), "model comparison",
-                            "elpd per token with its standard error (black) and the paired standard error of the "
+                            "elpd per character with its standard error (black) and the paired standard error of the "
                             "difference to the best model (red).", width="700px"))
     return "".join(parts)
 

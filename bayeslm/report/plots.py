@@ -326,20 +326,20 @@ def plot_reliability(calibration: dict):
 
 
 def plot_comparison(comparison: dict):
-    """Held-out elpd per token of each model, with its standard error and the paired SE of the difference."""
+    """Held-out elpd per character of each model, with its standard error and the paired SE of the difference."""
     rows = comparison["models"]
     fig = _figure(7, 0.55 * len(rows) + 1.6)
     ax = fig.subplots()
     y = np.arange(len(rows))[::-1]
-    elpd = np.array([r["elpd_per_token_bits"] for r in rows])
-    se = np.array([r["elpd_se_per_token_bits"] for r in rows])
-    dse = np.array([r["elpd_diff_se_per_token_bits"] or 0.0 for r in rows])
-    ax.errorbar(elpd, y, xerr=se, fmt="o", color=OBSERVED, capsize=3, label="elpd per token +- SE")
+    elpd = np.array([r["elpd_per_char_bits"] for r in rows])
+    se = np.array([r["elpd_se_per_char_bits"] for r in rows])
+    dse = np.array([r["elpd_diff_se_per_char_bits"] or 0.0 for r in rows])
+    ax.errorbar(elpd, y, xerr=se, fmt="o", color=OBSERVED, capsize=3, label="elpd per character +- SE")
     ax.errorbar(elpd[1:], y[1:] + 0.18, xerr=dse[1:], fmt="^", color=SURPRISAL, capsize=3, ms=4,
                 label="+- SE of the difference to the best")
     ax.set_yticks(y)
     ax.set_yticklabels([_plain(r["label"]) for r in rows], parse_math=False)
     ax.axvline(elpd[0], color=REPLICATE, ls="--", lw=1)
-    ax.set_xlabel("held-out elpd (bits per token; higher is better)")
+    ax.set_xlabel("held-out elpd (bits per character; higher is better)")
     ax.legend(fontsize=8)
     return fig
