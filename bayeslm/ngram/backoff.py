@@ -39,9 +39,9 @@ class Backoff:
         self.V = counts.vocab_size
         self.bos_id = bos_id
         uni = counts[1]
-        self.unigram_counts = np.zeros(self.V, dtype=np.int64)
+        self.unigram_counts = np.zeros(self.V, dtype=uni.ngram_count.dtype)  # weighted counts stay float
         self.unigram_counts[uni.ngram_token] = uni.ngram_count
-        self.n_events = int(uni.ngram_count.sum())
+        self.n_events = uni.ngram_count.sum().item()
         # distinct unigram counts among predictable tokens (all but <s>): value -> multiplicity
         predictable = np.ones(self.V, dtype=bool)
         predictable[bos_id] = False
@@ -183,7 +183,7 @@ class Backoff:
             if rows.size:
                 cum = np.cumsum(oc.ngram_count)  # running count over the sorted n-grams
                 before = np.where(oc.context_start[ctx] > 0, cum[oc.context_start[ctx] - 1], 0)
-                pick = before + np.floor(rng.random(rows.size) * oc.context_total[ctx]).astype(np.int64)
+                pick = before + rng.random(rows.size) * oc.context_total[ctx]  # weighted counts need no floor
                 out[rows] = oc.ngram_token[np.searchsorted(cum, pick, side="right")]
                 pending[rows] = False
         rows = np.flatnonzero(pending)

@@ -21,6 +21,7 @@ from bayeslm.core.draws import draw_indices
 from bayeslm.core.protocol import Updatable
 from bayeslm.core.sampling import pm_sample_kwargs, prepare_pytensor
 from bayeslm.core.settings import Invalid, Rule
+from bayeslm.core.storage import family_class
 from bayeslm.counting.counts import count
 from bayeslm.exceptions import BayesLMError, ConfigError, ModelFileError
 from bayeslm.ngram.backoff import Backoff
@@ -510,7 +511,40 @@ class DirichletLM(NgramLM, Updatable):
                 self.idata["posterior"].attrs[key] = attrs[key]
         return self.idata
 
+    def adapt(self, domain: Corpus, valid: Corpus | None = None, **sampler_kwargs):
+        """A model of ``domain`` text whose prior is this model's posterior predictive.
+
+        Every order's Dirichlet of the domain has this model's predictive as base, with a
+        concentration per order (how far the domain departs) learned on the domain text by
+        NUTS; this model is not refitted and not changed (docs/domain.md).
+
+        Parameters
+        ----------
+        domain : Corpus
+            Domain text, tokenised with this model's tokenizer (``lm.read(paths)``).
+        valid : Corpus, optional
+            Domain validation text: the generator's flag threshold.
+        **sampler_kwargs
+            Sampler settings for this call, as :meth:`fit`'s.
+
+        Returns
+        -------
+        AdaptedDirichletLM
+            A new fitted model (:class:`bayeslm.ngram.adapt.AdaptedDirichletLM`).
+        """
+        self._check_fitted("adapt")
+        return family_class("dirichlet-adapted").from_general(self, domain, valid, **sampler_kwargs)
+
     # -- draws ---------------------------------------------------------------------------
+    @property
+    def top_level(self) -> int:
+        """The back-off level whose counts the top order's concentration draws smooth.
+
+        ``order`` here; an adapted model (:mod:`bayeslm.ngram.adapt`) puts its domain counts
+        one level above the general model's top order.
+        """
+        return self.order
+
     def _top_draws(self) -> np.ndarray:
         """Draws of the highest order's concentration(s), flattened chain-major: (samples, bucket)."""
         if self._draws_cache is None:
@@ -535,7 +569,7 @@ class DirichletLM(NgramLM, Updatable):
     def _position_stats(self, corpus: Corpus):
         """For every scored position: top-order counts c, context totals C and base m."""
         chain, tokens = self._position_chain(corpus)
-        n = self.order
+        n = self.top_level
         backoff = self._backoff()
         c, total = backoff.level_stats(n, chain[n - 1], tokens)
         if n == 1:
@@ -561,7 +595,7 @@ class DirichletLM(NgramLM, Updatable):
         total = np.asarray(total, dtype=float)
         draws = self._top_draws()
         if self._mixture_cache is None or self._mixture_cache[0] is not draws:  # tied to these draws
-            values = np.unique(np.append(self.counts_[self.order].context_total, 0)).astype(float)
+            values = np.unique(np.append(self._backoff().counts[self.top_level].context_total, 0)).astype(float)
             self._mixture_cache = (draws, values, *self._mixture_of(values))
         _, values, alpha, beta = self._mixture_cache
         idx = np.minimum(np.searchsorted(values, total), values.size - 1)
@@ -598,8 +632,8 @@ class DirichletLM(NgramLM, Updatable):
         counts only (see :mod:`bayeslm.ngram.backoff`).
         """
         depth = sum((ids >= 0).astype(int) for ids in chain)  # deepest seen order per context
-        ctx = np.choose(depth - 1, chain) if self.order > 1 else chain[0]
-        n = self.order
+        ctx = np.choose(depth - 1, chain) if len(chain) > 1 else chain[0]
+        n = self.top_level
         backoff = self._backoff()
         draws_s = self._entropy_draws()
         S, m = draws_s.shape[0], ctx.size
@@ -619,14 +653,14 @@ class DirichletLM(NgramLM, Updatable):
 
         top = depth == n
         C = np.zeros(m)
-        C[top] = self.counts_[n].context_total[ctx[top]]
+        C[top] = backoff.counts[n].context_total[ctx[top]]
         alpha, beta = self._mixture_weights(C)  # over all draws, grouped by distinct totals
         a_s = draws_s[:, self._top_bucket(C)].T  # (context, entropy draws)
 
         # the base's context: parent of a seen top context, else the deepest seen one
         base_level = np.where(top, n - 1, depth)
         base_ctx = ctx.copy()
-        base_ctx[top] = self.counts_[n].context_parent[ctx[top]]
+        base_ctx[top] = backoff.counts[n].context_parent[ctx[top]]
 
         sum_h = np.zeros(m)
         sum_g = np.zeros((m, S))
@@ -668,7 +702,7 @@ class DirichletLM(NgramLM, Updatable):
         self._check_fitted("next_token_probs")
         chain = self._context_chain(contexts)
         a = self._select_draws(draws)
-        n = self.order
+        n = self.top_level
         backoff = self._backoff()
         m_ctx = chain[0].size
         base = backoff.dense(chain, n - 1) if n > 1 else np.full((m_ctx, self.counts_.vocab_size), 1.0 / (self.counts_.vocab_size - 1))
@@ -685,7 +719,7 @@ class DirichletLM(NgramLM, Updatable):
         """Posterior-predictive p(w | u) over all draws, shape (context, token); rows sum to 1."""
         self._check_fitted("predictive_probs")
         chain = self._context_chain(contexts)
-        n, V = self.order, self.counts_.vocab_size
+        n, V = self.top_level, self.counts_.vocab_size
         backoff = self._backoff()
         if n == 1:
             base = np.full((1, V), 1.0 / (V - 1))
@@ -704,9 +738,9 @@ class DirichletLM(NgramLM, Updatable):
 
         Drawn from the sparse counts (:meth:`Backoff.sample`), never a dense distribution.
         """
-        n = self.order
+        n = self.top_level
         chain = self._context_chain(history)
-        top_total = np.where(chain[n - 1] >= 0, self.counts_[n].context_total[np.maximum(chain[n - 1], 0)], 0)
+        top_total = np.where(chain[n - 1] >= 0, self._backoff().counts[n].context_total[np.maximum(chain[n - 1], 0)], 0)
         a = self._top_draws()[draw]  # (bucket,)
         return self._backoff().sample(chain, n, rng, top=a[self._top_bucket(top_total)])
 
@@ -723,7 +757,7 @@ class DirichletLM(NgramLM, Updatable):
         self._check_fitted("dirichlet_parameters")
         chain = self._context_chain(contexts)
         a = self._select_draws(draws)
-        _, total = self._backoff().level_stats(self.order, chain[self.order - 1], np.zeros(chain[0].size, np.int64))
+        _, total = self._backoff().level_stats(self.top_level, chain[self.top_level - 1], np.zeros(chain[0].size, np.int64))
         a = a[:, self._top_bucket(total)]  # (draw, context)
         return self.next_token_probs(contexts, draws) * (total[None, :] + a)[:, :, None]
 
@@ -744,7 +778,7 @@ class DirichletLM(NgramLM, Updatable):
         ctx = self._encode_context(context)
         w = self.vocab_.id(token)
         chain = self._context_chain(ctx)
-        c, total = self._backoff().level_stats(self.order, chain[self.order - 1], np.array([w]))
+        c, total = self._backoff().level_stats(self.top_level, chain[self.top_level - 1], np.array([w]))
         c, total = float(c[0]), float(total[0])
         V1 = self.counts_.vocab_size - 1
         if kind == "mle":

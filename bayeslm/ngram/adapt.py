@@ -1,0 +1,303 @@
+"""Domain adaptation of a fitted Dirichlet LM: the general model's predictive as the domain's base.
+
+``general.adapt(domain)`` returns an :class:`AdaptedDirichletLM`: for every order k and
+domain context u, ``p_D(. | u) ~ Dirichlet(b_k Q_k(. | u))`` where ``Q_k`` is the general
+model's order-k predictive at u whose back-off is the adapted order k - 1. The general
+model is not refitted; the concentrations ``b_k`` (how far the domain departs from the
+general model, per order) are learned on the domain text stagewise, as the Dirichlet LM's.
+The adapted model is a Dirichlet LM over weighted back-off levels (:class:`DomainLevels`),
+so evaluation, entropies, generation and files come from :class:`DirichletLM`.
+The model, its files and its figures: docs/domain.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+
+from bayeslm.counting.counts import NgramCounts
+from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError, ModelFileError, VocabularyMismatchError
+from bayeslm.ngram.backoff import Backoff
+from bayeslm.ngram.dirichlet import DirichletLM
+from bayeslm.text.corpus import Corpus
+
+__all__ = ["AdaptedDirichletLM", "AdaptedBackoff", "DomainLevels", "map_contexts", "ADAPTED_FAMILY"]
+
+#: the family name of adapted Dirichlet LMs in configurations and model directories
+ADAPTED_FAMILY = "dirichlet-adapted"
+_UNION = "union_"  # prefix of the union counts in arrays.npz
+_GENERAL_CONC = "general_concentration_o"  # + order: the general model's concentration per union context
+
+
+def map_contexts(source: NgramCounts, target: NgramCounts) -> list[np.ndarray]:
+    """Per order, the id in ``target`` of every context of ``source`` (-1 where ``target`` lacks it).
+
+    Follows the parents order by order: one hash lookup per context of ``source``.
+    """
+    ids = [np.zeros(1, dtype=np.int64)]
+    for k in range(2, source.order + 1):
+        parent = ids[-1][source[k].context_parent]
+        found = target[k].index_of_context(np.maximum(parent, 0) * target.vocab_size + source[k].context_oldest)
+        ids.append(np.where(parent < 0, -1, found))
+    return ids
+
+
+class AdaptedBackoff(Backoff):
+    """:class:`Backoff` over levels with weighted (float) counts and one concentration per context.
+
+    Parameters
+    ----------
+    levels : NgramCounts
+        Level j's counts (``levels[j]``); its contexts' parents are contexts of level j - 1.
+    level_conc : list of float arrays
+        ``level_conc[j - 1][u]``: the concentration of level j at its context u.
+    bos_id : int
+    """
+
+    def __init__(self, levels: NgramCounts, level_conc: list[np.ndarray], bos_id: int):
+        super().__init__(levels, np.ones(levels.order), bos_id)
+        self.level_conc = level_conc
+        self.a1 = float(level_conc[0][0])
+
+    def conc(self, j: int, ctx: np.ndarray) -> np.ndarray:
+        """Concentration of level j at context ids ``ctx`` (-1, an unseen context, passes through: 1)."""
+        ctx = np.asarray(ctx, dtype=np.int64)
+        return np.where(ctx >= 0, self.level_conc[j - 1][np.maximum(ctx, 0)], 1.0)
+
+
+class DomainLevels:
+    """The general and domain counts on one set of contexts, and the adapted back-off levels.
+
+    ``union`` holds every n-gram of either text (the general counts merged with the
+    domain's); per order, ``domain_count[k - 1]`` and ``general_count[k - 1]`` are each
+    text's count of every union n-gram, and ``general_conc[k - 1]`` the general model's
+    concentration at every union context (below the top order its plug-in; at the top
+    order ``E[a / (C + a)] / E[1 / (C + a)]``, so that the level reproduces the general
+    posterior predictive over its draws).
+
+    :meth:`levels` gives, for domain concentrations ``b``, the ``order + 1`` back-off levels
+    of the adapted model: orders k < n collapse the domain Dirichlet and the general one
+    below it into one level with counts ``c_D + s c_G`` and concentration ``s a_G``
+    (``s = b_k / (c_G(u) + a_G)``); level n is the general top order over the adapted
+    order n - 1 (``Q_n``), level n + 1 the domain's top-order counts, whose concentration
+    ``b_n`` is sampled (docs/domain.md, "Levels").
+    """
+
+    def __init__(self, union: NgramCounts, domain: NgramCounts, general_conc: list[np.ndarray], bos_id: int):
+        self.union, self.order, self.V, self.bos_id = union, union.order, union.vocab_size, bos_id
+        for oc in union.orders:  # the hash indexes, built once and shared by the levels' copies
+            oc.index_of_context(np.zeros(0, dtype=np.int64))
+            oc.index_of_ngram(np.zeros(0, dtype=np.int64))
+        self.domain_ngram = []  # per order: the union index of every domain n-gram
+        self.domain_count, self.general_count = [], []
+        for k, context in enumerate(map_contexts(domain, union), start=1):
+            ngram = union[k].lookup(context[domain[k].ngram_context], domain[k].ngram_token)
+            if np.any(ngram < 0):
+                raise ModelFileError("the domain counts are not part of the union counts")
+            c_domain = np.zeros(union[k].n_ngrams)
+            c_domain[ngram] = domain[k].ngram_count
+            self.domain_ngram.append(ngram)
+            self.domain_count.append(c_domain)
+            self.general_count.append(union[k].ngram_count - c_domain)
+        self.general_total = [np.bincount(oc.ngram_context, weights=c, minlength=oc.n_contexts)
+                              for oc, c in zip(union.orders, self.general_count)]
+        if len(general_conc) != self.order or any(
+                np.shape(a) != (oc.n_contexts,) or not np.all(np.asarray(a) > 0) for a, oc in zip(general_conc, union.orders)):
+            raise ModelFileError("the general model's concentrations do not match the union counts")
+        self.general_conc = [np.asarray(a, dtype=float) for a in general_conc]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The union counts and the general concentrations (the domain counts are saved apart)."""
+        arrays = {_UNION + name: value for name, value in self.union.to_arrays().items()}
+        arrays.update({f"{_GENERAL_CONC}{k}": a for k, a in enumerate(self.general_conc, start=1)})
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, domain: NgramCounts, bos_id: int) -> "DomainLevels":
+        union = NgramCounts.from_arrays({name[len(_UNION):]: value for name, value in arrays.items()
+                                         if name.startswith(_UNION)})
+        if union.order != domain.order or union.vocab_size != domain.vocab_size:
+            raise ModelFileError("the union counts do not match the domain counts' order or vocabulary")
+        names = [f"{_GENERAL_CONC}{k}" for k in range(1, union.order + 1)]
+        if any(name not in arrays for name in names):
+            raise ModelFileError("the model directory has no general concentrations (arrays.npz foreign?)")
+        return cls(union, domain, [arrays[name] for name in names], bos_id)
+
+    def levels(self, b: np.ndarray) -> AdaptedBackoff:
+        """The adapted model's back-off for domain concentrations ``b`` (shape (order,))."""
+        n = self.order
+        orders, conc = [], []
+        for k in range(1, n):
+            oc = self.union[k]
+            scale = b[k - 1] / (self.general_total[k - 1] + self.general_conc[k - 1])  # (context,)
+            orders.append(self._weighted(oc, self.domain_count[k - 1] + scale[oc.ngram_context] * self.general_count[k - 1]))
+            conc.append(scale * self.general_conc[k - 1])
+        top = self.union[n]
+        orders.append(self._weighted(top, self.general_count[n - 1]))
+        conc.append(self.general_conc[n - 1])
+        domain_top = self._weighted(top, self.domain_count[n - 1])
+        domain_top.order = n + 1
+        domain_top.context_key = np.arange(top.n_contexts, dtype=np.int64) * self.V  # parent: the same context at level n
+        domain_top._context_index = None  # its context keys are not the union's
+        orders.append(domain_top)
+        conc.append(np.full(top.n_contexts, float(b[n - 1])))
+        return AdaptedBackoff(NgramCounts(orders, self.V), conc, bos_id=self.bos_id)
+
+    @staticmethod
+    def _weighted(oc, counts: np.ndarray):
+        """A copy of ``oc`` (sharing its keys and indexes) with float ``counts``."""
+        level = copy.copy(oc)
+        level.ngram_count = np.asarray(counts, dtype=float)
+        level.context_total = np.bincount(oc.ngram_context, weights=level.ngram_count, minlength=oc.n_contexts)
+        return level
+
+    def context_chain(self, contexts) -> list[np.ndarray]:
+        """Context ids at every level for rows of token ids: the union's, the top one twice."""
+        ids = self.union.context_ids(contexts)
+        return [*ids, ids[-1]]
+
+    def base(self, k: int, backoff: AdaptedBackoff) -> np.ndarray:
+        """Q_k(w | u) at every domain n-gram (u, w) of order k: the general order k over the adapted k - 1.
+
+        ``backoff``: the levels of the domain concentrations of orders below k.
+        """
+        ngram = self.domain_ngram[k - 1]
+        oc = self.union[k]
+        context, tokens = oc.ngram_context[ngram], oc.ngram_token[ngram]
+        if k == 1:
+            lower = np.full(ngram.size, 1.0 / (self.V - 1))
+        else:
+            lower = backoff.prob(backoff.ancestors(k - 1, oc.context_parent[context]), tokens, k - 1)
+        a = self.general_conc[k - 1][context]
+        return (self.general_count[k - 1][ngram] + a * lower) / (self.general_total[k - 1][context] + a)
+
+
+class AdaptedDirichletLM(DirichletLM):
+    """A Dirichlet LM of a domain whose Dirichlets have a fitted general Dirichlet LM's predictive as base.
+
+    Made by :meth:`DirichletLM.adapt` (``general.adapt(domain)``), never fitted alone. The
+    posterior's ``concentration`` (dim ``order``) holds the domain concentrations ``b_k``:
+    small where the domain departs from the general model, large where it follows it.
+    Every method of :class:`DirichletLM` answers as for a Dirichlet LM whose levels are
+    :meth:`DomainLevels.levels`; not available: ARPA export and ``update``.
+
+    Learned state beside the Dirichlet LM's: ``counts_`` (the domain text's counts),
+    ``levels_`` (:class:`DomainLevels`: the union of the general and domain counts and the
+    general model's concentrations, all the model needs of the general model) and
+    ``general_`` (the general model's id, training size and fit time).
+    """
+
+    family = ADAPTED_FAMILY
+
+    def __init__(self, order: int | None = None, **kwargs):
+        super().__init__(order, **kwargs)
+        if self.options["buckets"] != []:
+            raise ConfigError("model: an adapted model has one concentration per order (buckets = [])")
+        self.levels_: DomainLevels | None = None
+        self.general_: dict | None = None
+        self._general: DirichletLM | None = None  # the general model, while adapting only
+        self._levels_backoff = (None, None)
+
+    @classmethod
+    def from_general(cls, general: DirichletLM, domain: Corpus, valid: Corpus | None = None,
+                     **sampler_kwargs) -> "AdaptedDirichletLM":
+        """Adapt the fitted ``general`` model to ``domain`` text; see :meth:`DirichletLM.adapt`."""
+        if type(general) is not DirichletLM:
+            raise BayesLMError(f"only a fitted DirichletLM can be adapted, not a {type(general).__name__} "
+                               f"(family {general.family!r})")
+        general._check_fitted("adapt")
+        config = general.get_config()
+        config["model"] = {**config["model"], "family": ADAPTED_FAMILY, "buckets": []}
+        config["prior"] = {}  # the domain concentrations' own prior, not the general model's
+        lm = cls.from_config(config, tokenizer=general.tokenizer_)
+        lm.vocab_, lm._general = general.vocab_, general
+        try:
+            lm.fit(domain, valid, **sampler_kwargs)
+        finally:
+            lm._general = None
+        return lm
+
+    def adapt(self, domain, valid=None, **sampler_kwargs):
+        raise BayesLMError("adapt the general model to each domain; an adapted model is not adapted again")
+
+    def update(self, corpus, **sampler_kwargs):
+        raise BayesLMError("an adapted model is not updated: adapt the general model to the grown domain text")
+
+    def interpolation(self, sample: int | None = None) -> list[np.ndarray]:
+        raise BayesLMError("ARPA export of an adapted model is not available (docs/domain.md)")
+
+    # -- fitting ---------------------------------------------------------------------------
+    def _prepare_training(self, corpus) -> Corpus:
+        """The domain text in the general model's vocabulary; its tokenizer must be the general model's."""
+        if self._general is None:
+            raise BayesLMError("an adapted model is made by general.adapt(domain), not fitted alone")
+        if not isinstance(corpus, Corpus):
+            raise ConfigError(f"adapt needs the domain text as a Corpus, got {type(corpus).__name__}")
+        if corpus.tokenizer != self._general.tokenizer_:
+            raise VocabularyMismatchError(f"the domain text was tokenised with {corpus.tokenizer!r}, the general "
+                                          f"model with {self._general.tokenizer_!r}")
+        domain = corpus.with_vocabulary(self.vocab_)
+        if domain.n_tokens == 0:
+            raise CorpusError("the domain text has no tokens: nothing to adapt to")
+        return domain
+
+    def _fit(self, train: Corpus, valid: Corpus | None, sampler: dict):
+        general = self._general
+        self.counts_ = self._count_training(train, sampler)
+        self.buckets_ = []
+        union = general.counts_.merge(self.counts_)
+        self.levels_ = DomainLevels(union, self.counts_, self._general_concentrations(general, union),
+                                    self.vocab_.bos_id)
+        attrs = general.idata["posterior"].attrs
+        self.general_ = {"id": general.id, "training_tokens": int(attrs.get("training_tokens", 0)),
+                         "fit_seconds": float(general.fit_seconds_ or 0.0)}
+        idata = self._fit_counts(sampler)
+        idata["posterior"].attrs["general_model"] = json.dumps(self.general_)
+        return idata
+
+    @staticmethod
+    def _general_concentrations(general: DirichletLM, union: NgramCounts) -> list[np.ndarray]:
+        """The general model's concentration at every union context, per order (see :class:`DomainLevels`)."""
+        backoff, top = general._backoff(), general.order
+        out = []
+        for k, ids in enumerate(map_contexts(union, general.counts_), start=1):
+            if k < top:
+                out.append(backoff.conc(k, ids).astype(float))
+                continue
+            total = np.where(ids >= 0, general.counts_[k].context_total[np.maximum(ids, 0)], 0)
+            alpha, beta = general._mixture_weights(total)
+            out.append(np.where(total > 0, beta / np.where(total > 0, alpha, 1.0), 1.0))
+        return out
+
+    def _base_of(self, k: int, plugin: np.ndarray) -> np.ndarray:
+        """Q_k at every domain n-gram of order k, the adapted orders below at ``plugin``'s concentrations."""
+        b = np.asarray(plugin, dtype=float).reshape(self.order, -1)[:, 0]
+        return self.levels_.base(k, self.levels_.levels(b))
+
+    # -- the levels ------------------------------------------------------------------------
+    @property
+    def top_level(self) -> int:
+        """The domain's top-order counts sit above the general model's top order."""
+        return self.order + 1
+
+    def _backoff(self) -> AdaptedBackoff:
+        key, backoff = self._levels_backoff
+        if key != self.plugin_.tobytes():
+            backoff = self.levels_.levels(self.plugin_)
+            self._levels_backoff = (self.plugin_.tobytes(), backoff)
+        return backoff
+
+    def _context_chain(self, contexts) -> list[np.ndarray]:
+        return self.levels_.context_chain(contexts)
+
+    # -- files -----------------------------------------------------------------------------
+    def _family_arrays(self) -> dict[str, np.ndarray]:
+        return {**super()._family_arrays(), **self.levels_.to_arrays()}
+
+    def _restore_family(self, arrays: dict) -> None:
+        super()._restore_family(arrays)
+        self.levels_ = DomainLevels.from_arrays(arrays, self.counts_, self.vocab_.bos_id)
+        recorded = self.idata["posterior"].attrs.get("general_model") if self.idata is not None else None
+        self.general_ = json.loads(recorded) if isinstance(recorded, str) else None
