@@ -75,24 +75,29 @@ class DomainLevels:
     text's count of every union n-gram, and ``general_conc[k - 1]`` the general model's
     concentration at every union context (below the top order its plug-in; at the top
     order ``E[a / (C + a)] / E[1 / (C + a)]``, so that the level reproduces the general
-    posterior predictive over its draws).
+    posterior predictive over its draws); ``general_unseen[k - 1]`` the same at a context
+    the general model never saw. ``T_k(u) = c_G(u) + a_G(u)`` (:meth:`weight`) is the total
+    of the general posterior Dirichlet at u.
 
-    :meth:`levels` gives, for domain concentrations ``b``, the ``order + 1`` back-off levels
-    of the adapted model: orders k < n collapse the domain Dirichlet and the general one
-    below it into one level with counts ``c_D + s c_G`` and concentration ``s a_G``
-    (``s = b_k / (c_G(u) + a_G)``); level n is the general top order over the adapted
-    order n - 1 (``Q_n``), level n + 1 the domain's top-order counts, whose concentration
-    ``b_n`` is sampled (docs/domain.md, "Levels").
+    :meth:`levels` gives, for the domain's powers ``lam``, the ``order + 1`` back-off
+    levels of the adapted model: orders k < n collapse the domain Dirichlet
+    ``Dirichlet(lam_k (c_G(u) + a_G P_{k-1}))`` and the general one into one level with
+    counts ``c_D + lam_k c_G`` and concentration ``lam_k a_G``; level n is the general top
+    order over the adapted order n - 1 (``Q_n``); level n + 1 the domain's top-order counts
+    divided by ``T_n(u)``, whose concentration ``lam_n`` is sampled (its predictive is
+    ``(c_D + lam T Q) / (c_D(u) + lam T)``; docs/domain.md, "Levels").
     """
 
-    def __init__(self, union: NgramCounts, domain: NgramCounts, general_conc: list[np.ndarray], bos_id: int):
+    def __init__(self, union: NgramCounts, domain: NgramCounts, general_conc: list[np.ndarray],
+                 general_unseen: np.ndarray, bos_id: int):
         self.union, self.order, self.V, self.bos_id = union, union.order, union.vocab_size, bos_id
         for oc in union.orders:  # the hash indexes, built once and shared by the levels' copies
             oc.index_of_context(np.zeros(0, dtype=np.int64))
             oc.index_of_ngram(np.zeros(0, dtype=np.int64))
         self.domain_ngram = []  # per order: the union index of every domain n-gram
+        self.domain_context = map_contexts(domain, union)  # per order: the union id of every domain context
         self.domain_count, self.general_count = [], []
-        for k, context in enumerate(map_contexts(domain, union), start=1):
+        for k, context in enumerate(self.domain_context, start=1):
             ngram = union[k].lookup(context[domain[k].ngram_context], domain[k].ngram_token)
             if np.any(ngram < 0):
                 raise ModelFileError("the domain counts are not part of the union counts")
@@ -107,11 +112,17 @@ class DomainLevels:
                 np.shape(a) != (oc.n_contexts,) or not np.all(np.asarray(a) > 0) for a, oc in zip(general_conc, union.orders)):
             raise ModelFileError("the general model's concentrations do not match the union counts")
         self.general_conc = [np.asarray(a, dtype=float) for a in general_conc]
+        self.general_unseen = np.asarray(general_unseen, dtype=float)
+        if self.general_unseen.shape != (self.order,) or not np.all(self.general_unseen > 0):
+            raise ModelFileError("the general model's concentrations at unseen contexts are missing or not positive")
+        self.domain_total = [np.bincount(oc.ngram_context, weights=c, minlength=oc.n_contexts)
+                             for oc, c in zip(union.orders, self.domain_count)]
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The union counts and the general concentrations (the domain counts are saved apart)."""
         arrays = {_UNION + name: value for name, value in self.union.to_arrays().items()}
         arrays.update({f"{_GENERAL_CONC}{k}": a for k, a in enumerate(self.general_conc, start=1)})
+        arrays[f"{_GENERAL_CONC}unseen"] = self.general_unseen
         return arrays
 
     @classmethod
@@ -120,29 +131,34 @@ class DomainLevels:
                                          if name.startswith(_UNION)})
         if union.order != domain.order or union.vocab_size != domain.vocab_size:
             raise ModelFileError("the union counts do not match the domain counts' order or vocabulary")
-        names = [f"{_GENERAL_CONC}{k}" for k in range(1, union.order + 1)]
+        names = [f"{_GENERAL_CONC}{k}" for k in (*range(1, union.order + 1), "unseen")]
         if any(name not in arrays for name in names):
             raise ModelFileError("the model directory has no general concentrations (arrays.npz foreign?)")
-        return cls(union, domain, [arrays[name] for name in names], bos_id)
+        return cls(union, domain, [arrays[name] for name in names[:-1]], arrays[names[-1]], bos_id)
 
-    def levels(self, b: np.ndarray) -> AdaptedBackoff:
-        """The adapted model's back-off for domain concentrations ``b`` (shape (order,))."""
+    def weight(self, k: int, ctx: np.ndarray) -> np.ndarray:
+        """T_k(u) = c_G(u) + a_G(u) at union context ids ``ctx`` of order k (-1: unseen by either text)."""
+        ctx = np.asarray(ctx, dtype=np.int64)
+        at = np.maximum(ctx, 0)
+        return np.where(ctx >= 0, self.general_total[k - 1][at] + self.general_conc[k - 1][at], self.general_unseen[k - 1])
+
+    def levels(self, lam: np.ndarray) -> AdaptedBackoff:
+        """The adapted model's back-off for the domain's powers ``lam`` (shape (order,))."""
         n = self.order
         orders, conc = [], []
         for k in range(1, n):
-            oc = self.union[k]
-            scale = b[k - 1] / (self.general_total[k - 1] + self.general_conc[k - 1])  # (context,)
-            orders.append(self._weighted(oc, self.domain_count[k - 1] + scale[oc.ngram_context] * self.general_count[k - 1]))
-            conc.append(scale * self.general_conc[k - 1])
+            orders.append(self._weighted(self.union[k], self.domain_count[k - 1] + lam[k - 1] * self.general_count[k - 1]))
+            conc.append(lam[k - 1] * self.general_conc[k - 1])
         top = self.union[n]
         orders.append(self._weighted(top, self.general_count[n - 1]))
         conc.append(self.general_conc[n - 1])
-        domain_top = self._weighted(top, self.domain_count[n - 1])
+        weight = self.weight(n, np.arange(top.n_contexts))
+        domain_top = self._weighted(top, self.domain_count[n - 1] / weight[top.ngram_context])
         domain_top.order = n + 1
         domain_top.context_key = np.arange(top.n_contexts, dtype=np.int64) * self.V  # parent: the same context at level n
         domain_top._context_index = None  # its context keys are not the union's
         orders.append(domain_top)
-        conc.append(np.full(top.n_contexts, float(b[n - 1])))
+        conc.append(np.full(top.n_contexts, float(lam[n - 1])))
         return AdaptedBackoff(NgramCounts(orders, self.V), conc, bos_id=self.bos_id)
 
     @staticmethod
@@ -159,19 +175,36 @@ class DomainLevels:
         return [*ids, ids[-1]]
 
     def base(self, k: int, backoff: AdaptedBackoff) -> np.ndarray:
-        """Q_k(w | u) at every domain n-gram (u, w) of order k: the general order k over the adapted k - 1.
-
-        ``backoff``: the levels of the domain concentrations of orders below k.
-        """
-        ngram = self.domain_ngram[k - 1]
+        """T_k(u) Q_k(w | u) at every domain n-gram (u, w) of order k: the general posterior Dirichlet's
+        parameters at u, over the adapted order k - 1 (``backoff``: the levels of the powers below k)."""
         oc = self.union[k]
-        context, tokens = oc.ngram_context[ngram], oc.ngram_token[ngram]
+        ngram = self.domain_ngram[k - 1]
+        context = oc.ngram_context[ngram]
+        return self.weight(k, context) * self.base_at(k, backoff, backoff.ancestors(k, context), oc.ngram_token[ngram])
+
+    def base_at(self, k: int, backoff: AdaptedBackoff, chain: list[np.ndarray], tokens: np.ndarray) -> np.ndarray:
+        """Q_k(w | u) at positions whose union context ids per order are ``chain`` (-1: unseen, passes through)."""
         if k == 1:
-            lower = np.full(ngram.size, 1.0 / (self.V - 1))
+            lower = np.where(tokens == self.bos_id, 0.0, 1.0 / (self.V - 1))
         else:
-            lower = backoff.prob(backoff.ancestors(k - 1, oc.context_parent[context]), tokens, k - 1)
-        a = self.general_conc[k - 1][context]
-        return (self.general_count[k - 1][ngram] + a * lower) / (self.general_total[k - 1][context] + a)
+            lower = backoff.prob(chain, tokens, k - 1)
+        ctx = chain[k - 1]
+        seen = ctx >= 0
+        at = np.maximum(ctx, 0)
+        idx = self.union[k].lookup(ctx, tokens)
+        c_general = np.where(idx >= 0, self.general_count[k - 1][np.maximum(idx, 0)], 0.0)
+        a = np.where(seen, self.general_conc[k - 1][at], 1.0)
+        return (c_general + a * lower) / (np.where(seen, self.general_total[k - 1][at], 0.0) + a)
+
+    def order_stats(self, k: int, backoff: AdaptedBackoff, chain: list[np.ndarray], tokens: np.ndarray):
+        """(c_D(u, w) / T, c_D(u) / T, Q_k(w | u)) of order k at positions (union context ids ``chain``):
+        the predictive at power lam is ``(c + lam Q) / (C + lam)`` in these."""
+        ctx = chain[k - 1]
+        idx = self.union[k].lookup(ctx, tokens)
+        weight = self.weight(k, ctx)
+        count = np.where(idx >= 0, self.domain_count[k - 1][np.maximum(idx, 0)], 0.0) / weight
+        total = np.where(ctx >= 0, self.domain_total[k - 1][np.maximum(ctx, 0)], 0.0) / weight
+        return count, total, self.base_at(k, backoff, chain, tokens)
 
 
 class AdaptedDirichletLM(DirichletLM):
@@ -185,8 +218,10 @@ class AdaptedDirichletLM(DirichletLM):
 
     Learned state beside the Dirichlet LM's: ``counts_`` (the domain text's counts),
     ``levels_`` (:class:`DomainLevels`: the union of the general and domain counts and the
-    general model's concentrations, all the model needs of the general model) and
-    ``general_`` (the general model's id, training size and fit time).
+    general model's concentrations, all the model needs of the general model),
+    ``held_out_`` (the domain validation text, whose predictive probability given the
+    domain counts joins each order's evidence; None without one) and ``general_`` (the
+    general model's id, training size and fit time).
     """
 
     family = ADAPTED_FAMILY
@@ -198,19 +233,30 @@ class AdaptedDirichletLM(DirichletLM):
         self.levels_: DomainLevels | None = None
         self.general_: dict | None = None
         self._general: DirichletLM | None = None  # the general model, while adapting only
+        self.held_out_: Corpus | None = None  # domain validation text: its predictive joins the evidence
         self._levels_backoff = (None, None)
 
     @classmethod
-    def from_general(cls, general: DirichletLM, domain: Corpus, valid: Corpus | None = None,
+    def from_general(cls, general: DirichletLM, domain: Corpus, valid: Corpus | None = None, *,
+                     model_config: dict | None = None, options: dict | None = None,
                      **sampler_kwargs) -> "AdaptedDirichletLM":
-        """Adapt the fitted ``general`` model to ``domain`` text; see :meth:`DirichletLM.adapt`."""
+        """Adapt the fitted ``general`` model to ``domain`` text; see :meth:`DirichletLM.adapt`.
+
+        ``model_config``: the domain concentrations' prior (``{"concentration": Prior}``;
+        default ``LogNormal(mu=2, sigma=3)``); ``options``: ``entropy_draws`` (default the
+        general model's). The order, tokenizer and vocabulary are the general model's.
+        """
         if type(general) is not DirichletLM:
             raise BayesLMError(f"only a fitted DirichletLM can be adapted, not a {type(general).__name__} "
                                f"(family {general.family!r})")
         general._check_fitted("adapt")
+        options = dict(options or {})
+        if set(options) - {"entropy_draws"}:
+            raise ConfigError(f"model: an adapted model takes only entropy_draws, not {sorted(set(options) - {'entropy_draws'})} "
+                              "(its order, tokenizer and vocabulary are the general model's)")
         config = general.get_config()
-        config["model"] = {**config["model"], "family": ADAPTED_FAMILY, "buckets": []}
-        config["prior"] = {}  # the domain concentrations' own prior, not the general model's
+        config["model"] = {**config["model"], **options, "family": ADAPTED_FAMILY, "buckets": []}
+        config["prior"] = dict(model_config or {})  # the domain concentrations' own prior, not the general model's
         lm = cls.from_config(config, tokenizer=general.tokenizer_)
         lm.vocab_, lm._general = general.vocab_, general
         try:
@@ -248,33 +294,49 @@ class AdaptedDirichletLM(DirichletLM):
         self.counts_ = self._count_training(train, sampler)
         self.buckets_ = []
         union = general.counts_.merge(self.counts_)
-        self.levels_ = DomainLevels(union, self.counts_, self._general_concentrations(general, union),
+        self.levels_ = DomainLevels(union, self.counts_, *self._general_concentrations(general, union),
                                     self.vocab_.bos_id)
         attrs = general.idata["posterior"].attrs
         self.general_ = {"id": general.id, "training_tokens": int(attrs.get("training_tokens", 0)),
                          "fit_seconds": float(general.fit_seconds_ or 0.0)}
+        self.held_out_ = valid
         idata = self._fit_counts(sampler)
         idata["posterior"].attrs["general_model"] = json.dumps(self.general_)
         return idata
 
     @staticmethod
-    def _general_concentrations(general: DirichletLM, union: NgramCounts) -> list[np.ndarray]:
-        """The general model's concentration at every union context, per order (see :class:`DomainLevels`)."""
+    def _general_concentrations(general: DirichletLM, union: NgramCounts) -> tuple[list[np.ndarray], np.ndarray]:
+        """The general model's concentration at every union context per order, and at an unseen context
+        (see :class:`DomainLevels`)."""
         backoff, top = general._backoff(), general.order
-        out = []
+        out, unseen = [], np.empty(top)
         for k, ids in enumerate(map_contexts(union, general.counts_), start=1):
             if k < top:
                 out.append(backoff.conc(k, ids).astype(float))
+                unseen[k - 1] = backoff.conc(k, np.array([-1]))[0]
                 continue
             total = np.where(ids >= 0, general.counts_[k].context_total[np.maximum(ids, 0)], 0)
-            alpha, beta = general._mixture_weights(total)
-            out.append(np.where(total > 0, beta / np.where(total > 0, alpha, 1.0), 1.0))
-        return out
+            alpha, beta = general._mixture_weights(np.append(total, 0))
+            out.append(beta[:-1] / alpha[:-1])
+            unseen[k - 1] = beta[-1] / alpha[-1]
+        return out, unseen
 
     def _base_of(self, k: int, plugin: np.ndarray) -> np.ndarray:
-        """Q_k at every domain n-gram of order k, the adapted orders below at ``plugin``'s concentrations."""
-        b = np.asarray(plugin, dtype=float).reshape(self.order, -1)[:, 0]
-        return self.levels_.base(k, self.levels_.levels(b))
+        """T_k(u) Q_k(w | u) at every domain n-gram of order k, the adapted orders below at ``plugin``'s powers."""
+        lam = np.asarray(plugin, dtype=float).reshape(self.order, -1)[:, 0]
+        return self.levels_.base(k, self.levels_.levels(lam))
+
+    def _evidence_options(self, k: int, plugin) -> dict:
+        """Order k's concentration at domain context u is ``lam_k T_k(u)``; with domain validation text,
+        the evidence is its positions' predictive probability given the domain counts (docs/domain.md)."""
+        levels = self.levels_
+        options = {"context_scale": levels.weight(k, levels.domain_context[k - 1])}
+        if self.held_out_ is not None:
+            contexts, tokens = self.held_out_.context_windows(self.context_length)
+            lam = np.asarray(plugin, dtype=float).reshape(self.order, -1)[:, 0]
+            options["held_out"] = levels.order_stats(k, levels.levels(lam), levels.context_chain(contexts), tokens)
+            options["counted"] = False
+        return options
 
     # -- the levels ------------------------------------------------------------------------
     @property
@@ -292,12 +354,23 @@ class AdaptedDirichletLM(DirichletLM):
     def _context_chain(self, contexts) -> list[np.ndarray]:
         return self.levels_.context_chain(contexts)
 
+    def _top_scale(self, ctx: np.ndarray) -> np.ndarray:
+        """T_n(u): the top level holds c_D / T_n(u), so the Dirichlet of p(. | u) is T_n(u) (c + lam m)."""
+        return self.levels_.weight(self.order, ctx)
+
     # -- files -----------------------------------------------------------------------------
     def _family_arrays(self) -> dict[str, np.ndarray]:
-        return {**super()._family_arrays(), **self.levels_.to_arrays()}
+        held_out = {} if self.held_out_ is None else {"held_out_ids": self.held_out_.ids,
+                                                      "held_out_offsets": self.held_out_.offsets}
+        return {**super()._family_arrays(), **self.levels_.to_arrays(), **held_out}
 
     def _restore_family(self, arrays: dict) -> None:
         super()._restore_family(arrays)
         self.levels_ = DomainLevels.from_arrays(arrays, self.counts_, self.vocab_.bos_id)
+        if "held_out_ids" in arrays:
+            ids, offsets = np.asarray(arrays["held_out_ids"]), np.asarray(arrays["held_out_offsets"])
+            if ids.size and (ids.min() < 0 or ids.max() >= len(self.vocab_)):
+                raise ModelFileError("the held-out token ids are outside the vocabulary")
+            self.held_out_ = Corpus(ids.astype(np.int32), offsets.astype(np.int64), self.vocab_, self.tokenizer_)
         recorded = self.idata["posterior"].attrs.get("general_model") if self.idata is not None else None
         self.general_ = json.loads(recorded) if isinstance(recorded, str) else None

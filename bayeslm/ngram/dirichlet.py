@@ -49,7 +49,12 @@ class _OrderEvidence:
     n-gram seen ``c <= small_max`` times, ``lgamma(a m + c) - lgamma(a m)`` is written as
     ``log(a m) + sum_{j=1}^{c-1} log(a m + j)`` (singletons need no term but ``log a``),
     which is several times cheaper to evaluate and differentiate than two lgammas; rarer
-    large counts keep the lgamma form.
+    large counts keep the lgamma form. ``held_out`` adds the log predictive probability
+    ``log((c_uw + a m_uw) / (c_u + a))`` of held-out positions given the counts (an adapted
+    model's domain validation text; with ``counted=False`` they alone are the evidence);
+    ``context_scale`` (per context, shape (contexts,))
+    makes context u's concentration ``a T_u`` (then ``base`` holds ``T_u m_uw``; an adapted
+    model's power prior, :mod:`bayeslm.ngram.adapt`).
 
     Sampling uses :meth:`logp_and_grad`, which after :meth:`tabulate` answers from a
     Chebyshev table in log a around the mode (checked against the exact sums to round-off,
@@ -59,8 +64,14 @@ class _OrderEvidence:
 
     small_max = 8
 
-    def __init__(self, counts_k, base: np.ndarray):
-        self.total_value, self.total_mult = np.unique(counts_k.context_total, return_counts=True)
+    def __init__(self, counts_k, base: np.ndarray, held_out: tuple | None = None, context_scale=None,
+                 counted: bool = True):
+        if context_scale is None:  # contexts with equal totals share a term
+            self.total_value, self.total_mult = np.unique(counts_k.context_total, return_counts=True)
+            self.context_scale = 1.0
+        else:
+            self.total_value, self.total_mult = counts_k.context_total, np.ones(counts_k.context_total.size, np.int64)
+            self.context_scale = np.asarray(context_scale, dtype=float)
         c = counts_k.ngram_count
         small = c <= self.small_max
         self.n_small = int(small.sum())
@@ -72,6 +83,8 @@ class _OrderEvidence:
         self.pair_shift = (np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps) + 1).astype(float)
         self.large_base = base[~small]
         self.large_count = c[~small].astype(float)
+        self.held_out = held_out  # (c_uw, c_u, m_uw) at held-out positions: their predictive log probability
+        self.counted = counted  # False: the held-out positions alone (the counts only condition them)
         self._last = None
         self._table = None
 
@@ -116,8 +129,9 @@ class _OrderEvidence:
         return result
 
     def _logp_and_grad(self, a: float) -> tuple[float, float]:
-        ratio, d_ratio = lgamma_ratio(a, self.total_value)
-        ctx, g_ctx = -float((self.total_mult * ratio).sum()), -float((self.total_mult * d_ratio).sum())
+        ratio, d_ratio = lgamma_ratio(a * self.context_scale, self.total_value)
+        ctx = -float((self.total_mult * ratio).sum())
+        g_ctx = -float((self.total_mult * d_ratio * self.context_scale).sum())
         shifted = a * self.pair_base
         shifted += self.pair_shift
         pairs, g_pairs = float(np.log(shifted).sum()), float((self.pair_base / shifted).sum())
@@ -125,7 +139,15 @@ class _OrderEvidence:
         ratio, d_ratio = lgamma_ratio(am, self.large_count)
         large, g_large = float(ratio.sum()), float((self.large_base * d_ratio).sum())
         logp = ctx + self.n_small * np.log(a) + self.small_const + pairs + large
-        return logp, g_ctx + self.n_small / a + g_pairs + g_large
+        grad = g_ctx + self.n_small / a + g_pairs + g_large
+        if not self.counted:
+            logp = grad = 0.0
+        if self.held_out is not None:  # sum over positions of log((c_uw + a m_uw) / (c_u + a))
+            count, total, m = self.held_out
+            shifted, spread = a * m + count, total + a
+            logp += float(np.log(shifted).sum() - np.log(spread).sum())
+            grad += float((m / shifted).sum() - (1.0 / spread).sum())
+        return logp, grad
 
     def logp(self, a) -> np.ndarray:
         """Log evidence for concentration value(s) ``a``, shape of ``np.atleast_1d(a)``."""
@@ -305,7 +327,7 @@ class DirichletLM(NgramLM, Updatable):
         base = self._base_of(k, plugin)
         bucket = np.searchsorted(self.bounds, oc.context_total, side="right")
         if self.n_buckets == 1:
-            return {0: _OrderEvidence(oc, base)}
+            return {0: _OrderEvidence(oc, base, **self._evidence_options(k, plugin))}
         out = {}
         for b in np.unique(bucket):
             in_b = bucket == b
@@ -313,6 +335,11 @@ class DirichletLM(NgramLM, Updatable):
             stats = SimpleNamespace(context_total=oc.context_total[in_b], ngram_count=oc.ngram_count[ngram_in_b])
             out[int(b)] = _OrderEvidence(stats, base[ngram_in_b])
         return out
+
+    def _evidence_options(self, k: int, plugin) -> dict:
+        """``held_out`` and ``context_scale`` of order k's :class:`_OrderEvidence`: none here
+        (an adapted model's, :mod:`bayeslm.ngram.adapt`)."""
+        return {}
 
     def _fit_bases(self) -> dict[tuple[int, int], _OrderEvidence]:
         """Modes of every (order, bucket) concentration, bottom up; sets ``plugin_``."""
@@ -511,7 +538,7 @@ class DirichletLM(NgramLM, Updatable):
                 self.idata["posterior"].attrs[key] = attrs[key]
         return self.idata
 
-    def adapt(self, domain: Corpus, valid: Corpus | None = None, **sampler_kwargs):
+    def adapt(self, domain: Corpus, valid: Corpus | None = None, **kwargs):
         """A model of ``domain`` text whose prior is this model's posterior predictive.
 
         Every order's Dirichlet of the domain has this model's predictive as base, with a
@@ -524,8 +551,10 @@ class DirichletLM(NgramLM, Updatable):
             Domain text, tokenised with this model's tokenizer (``lm.read(paths)``).
         valid : Corpus, optional
             Domain validation text: the generator's flag threshold.
-        **sampler_kwargs
-            Sampler settings for this call, as :meth:`fit`'s.
+        **kwargs
+            ``model_config`` (the domain concentrations' prior), ``options``
+            (``entropy_draws``) and sampler settings for this call, as :meth:`fit`'s
+            (:meth:`bayeslm.ngram.adapt.AdaptedDirichletLM.from_general`).
 
         Returns
         -------
@@ -533,7 +562,7 @@ class DirichletLM(NgramLM, Updatable):
             A new fitted model (:class:`bayeslm.ngram.adapt.AdaptedDirichletLM`).
         """
         self._check_fitted("adapt")
-        return family_class("dirichlet-adapted").from_general(self, domain, valid, **sampler_kwargs)
+        return family_class("dirichlet-adapted").from_general(self, domain, valid, **kwargs)
 
     # -- draws ---------------------------------------------------------------------------
     @property
@@ -544,6 +573,12 @@ class DirichletLM(NgramLM, Updatable):
         one level above the general model's top order.
         """
         return self.order
+
+    def _top_scale(self, ctx: np.ndarray) -> np.ndarray:
+        """Per top-level context id (-1: unseen), the factor from the top level's (c + a m) to
+        the parameters of the Dirichlet of p(. | u): 1 here (an adapted model's counts are
+        scaled, :mod:`bayeslm.ngram.adapt`)."""
+        return np.ones(np.shape(ctx))
 
     def _top_draws(self) -> np.ndarray:
         """Draws of the highest order's concentration(s), flattened chain-major: (samples, bucket)."""
@@ -655,7 +690,8 @@ class DirichletLM(NgramLM, Updatable):
         C = np.zeros(m)
         C[top] = backoff.counts[n].context_total[ctx[top]]
         alpha, beta = self._mixture_weights(C)  # over all draws, grouped by distinct totals
-        a_s = draws_s[:, self._top_bucket(C)].T  # (context, entropy draws)
+        scale = self._top_scale(np.where(top, ctx, -1))  # the Dirichlet of p(. | u) is (c + a m) times this
+        a_s = draws_s[:, self._top_bucket(C)].T * scale[:, None]  # (context, entropy draws)
 
         # the base's context: parent of a seen top context, else the deepest seen one
         base_level = np.where(top, n - 1, depth)
@@ -679,10 +715,10 @@ class DirichletLM(NgramLM, Updatable):
             r = rows_top[rows]
             sum_h += np.bincount(r, weights=_h(c * alpha[r] + mw * beta[r]) - _h(mw * beta[r]), minlength=m)
             am = a_s[r] * mw[:, None]
-            delta = _g(c[:, None] + am) - _g(am)
+            delta = _g((c * scale[r])[:, None] + am) - _g(am)
             for s in range(S):
                 sum_g[:, s] += np.bincount(r, weights=delta[:, s], minlength=m)
-        A = C[:, None] + a_s
+        A = (C * scale)[:, None] + a_s
         expected = digamma(A + 1) - sum_g / A
         return sum_h, expected.mean(axis=1)
 
@@ -759,7 +795,8 @@ class DirichletLM(NgramLM, Updatable):
         a = self._select_draws(draws)
         _, total = self._backoff().level_stats(self.top_level, chain[self.top_level - 1], np.zeros(chain[0].size, np.int64))
         a = a[:, self._top_bucket(total)]  # (draw, context)
-        return self.next_token_probs(contexts, draws) * (total[None, :] + a)[:, :, None]
+        scale = self._top_scale(chain[self.top_level - 1])
+        return self.next_token_probs(contexts, draws) * ((total[None, :] + a) * scale)[:, :, None]
 
     # -- point estimates of one probability --------------------------------------------------
     def estimate(self, token: str, context=(), kind: str = "mean", add_k: float | None = None) -> float:

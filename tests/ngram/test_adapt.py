@@ -16,6 +16,7 @@ from sampling import QUICK, RECOVERY
 import bayeslm as blm
 from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError, VocabularyMismatchError
 from bayeslm.ngram.adapt import AdaptedDirichletLM
+from bayeslm.ngram.dirichlet import dirichlet_multinomial_evidence
 from bayeslm.stats.entropy import dirichlet_expected_entropy
 
 DOMAIN_WORDS = ["the", "cat", "dog", "sat", "ran", "on", "mat", "log", "big", "red", "fox", "hen"]
@@ -52,11 +53,14 @@ def _dense_counts(counts, k: int, V: int) -> dict[tuple, np.ndarray]:
     return out
 
 
-def _reference(general, adapted, context: tuple, b_top: np.ndarray) -> np.ndarray:
-    """p(. | context) per draw of the domain's top concentration ``b_top``, shape (draws, V).
+def _reference(general, adapted, context: tuple, lam_top: np.ndarray, prior: bool = False) -> np.ndarray:
+    """p(. | context) per draw of the domain's top power ``lam_top``, shape (draws, V); with ``prior``
+    the parameters of the top order's prior Dirichlet instead.
 
-    Q_k(. | u) = (c_G(u) + a_k P_{k-1}(. | u')) / (c_G(u) + a_k), the general top order the mixture
-    over its draws; P_k = (c_D(u) + b_k Q_k) / (c_D(u) + b_k); an unseen context passes through.
+    The general posterior Dirichlet at u is Dirichlet(c_G(u) + a_k P_{k-1}(. | u')) (the top order's
+    a_k the mixture over its draws: total T = c_G(u) + E[a/(C+a)] / E[1/(C+a)]), mean Q_k; the domain's
+    is Dirichlet(lam_k T Q_k + c_D(u)). A context the general text lacks has Q_k = P_{k-1} and T the
+    general concentration there; one neither text has passes P_{k-1} through.
     """
     V, n = len(general.vocab_), general.order
     uniform = np.full(V, 1.0 / (V - 1))
@@ -65,19 +69,19 @@ def _reference(general, adapted, context: tuple, b_top: np.ndarray) -> np.ndarra
     lower = uniform
     for k in range(1, n + 1):
         u = context[len(context) - (k - 1):] if k > 1 else ()
-        c_g = _dense_counts(general.counts_, k, V).get(u)
+        c_g = _dense_counts(general.counts_, k, V).get(u, np.zeros(V))
         c_d = _dense_counts(adapted.counts_, k, V).get(u)
-        if c_g is None:
-            q = lower
-        elif k < n:
+        total = c_g.sum()
+        if k < n:
             a = general.plugin_[k - 1]
-            q = (c_g + a * lower) / (c_g.sum() + a)
         else:
-            total = c_g.sum()
-            q = c_g * np.mean(1 / (total + a_draws)) + lower * np.mean(a_draws / (total + a_draws))
-        b = adapted.plugin_[k - 1] if k < n else b_top[:, None]
-        lower = q if c_d is None else (c_d + b * q) / (c_d.sum() + b)
-    return np.broadcast_to(lower, (b_top.size, V))
+            a = np.mean(a_draws / (total + a_draws)) / np.mean(1 / (total + a_draws))
+        q = (c_g + a * lower) / (total + a)
+        lam = adapted.plugin_[k - 1] if k < n else lam_top[:, None]
+        if prior and k == n:
+            return lam * (total + a) * q
+        lower = q if c_d is None else (c_d + lam * (total + a) * q) / (c_d.sum() + lam * (total + a))
+    return np.broadcast_to(lower, (lam_top.size, V))
 
 
 def _contexts(adapted, texts) -> np.ndarray:
@@ -87,11 +91,11 @@ def _contexts(adapted, texts) -> np.ndarray:
 
 def test_the_predictive_and_every_draw_follow_the_definition(general, adapted, domain_text):
     contexts = _contexts(adapted, domain_text[100:])
-    b_top = adapted.idata["posterior"]["concentration"].sel(order=3).values.ravel()
+    lam_top = adapted.idata["posterior"]["concentration"].sel(order=3).values.ravel()
     per_draw = adapted.next_token_probs(contexts)
     predictive = adapted.predictive_probs(contexts)
     for i, context in enumerate(map(tuple, contexts)):
-        reference = _reference(general, adapted, context, b_top)
+        reference = _reference(general, adapted, context, lam_top)
         np.testing.assert_allclose(per_draw[:, i], reference, rtol=1e-10, atol=1e-14)
         np.testing.assert_allclose(predictive[i], reference.mean(axis=0), rtol=1e-10, atol=1e-14)
 
@@ -155,6 +159,32 @@ def test_the_adapted_model_saves_and_loads_without_the_general_model(adapted, do
         blm.DirichletLM.load(tmp_path / "adapted")
 
 
+def test_the_evidence_of_the_domain_counts_follows_the_definition(general, adapted):
+    """Without validation text, order k's evidence is the Dirichlet-multinomial probability of the
+    domain's counts under the prior Dirichlet(lam_k T_k(u) Q_k(. | u)) of every domain context u."""
+    V, bos = len(general.vocab_), general.vocab_.bos_id  # <s> is never predicted: no Dirichlet coordinate
+    lam = np.array([0.01, 0.3, 4.0])
+    reference = [sum(dirichlet_multinomial_evidence(np.delete(counts, bos)[None, :],
+                                                    np.delete(_reference(general, adapted, u, np.array([x]), True), bos, 1))
+                     for u, counts in _dense_counts(adapted.counts_, 3, V).items()) for x in lam]
+    np.testing.assert_allclose(adapted.log_evidence(3, lam), reference, rtol=1e-10)
+
+
+def test_with_validation_text_its_predictive_is_the_evidence(general, domain_text, tmp_path):
+    """With domain validation text, order k's evidence is the log predictive probability of its
+    positions given the domain counts (written from the definition), and the directory keeps it."""
+    valid = general.encode(domain_text[100:])
+    adapted = general.adapt(general.encode(domain_text[:100]), valid=valid, random_seed=7)
+    contexts, tokens = valid.context_windows(2)
+    lam = np.array([0.01, 0.3, 4.0])
+    held_out = [sum(np.log(_reference(general, adapted, tuple(c), np.array([x]))[0, t]) for c, t in zip(contexts, tokens))
+                for x in lam]
+    np.testing.assert_allclose(adapted.log_evidence(3, lam), held_out, rtol=1e-10)
+    adapted.save(tmp_path / "adapted")
+    loaded = blm.load(tmp_path / "adapted")
+    np.testing.assert_array_equal(loaded.log_evidence(3, lam), adapted.log_evidence(3, lam))
+
+
 def test_bad_domain_input_is_refused(general, adapted):
     with pytest.raises(CorpusError, match="no tokens"):
         general.adapt(blm.Corpus.from_texts(["", " "]))
@@ -174,27 +204,26 @@ def test_bad_domain_input_is_refused(general, adapted):
 
 
 # -- recovery of a simulated domain --------------------------------------------------------------------
-def _simulated_domain(general, b_true: tuple[float, float], n_sentences: int, seed: int):
-    """A bigram domain drawn from the adapted model's prior at ``b_true``: (Corpus, truth).
+def _simulated_domain(general, lam_true: tuple[float, float], n_sentences: int, seed: int):
+    """A bigram domain drawn from the adapted model's prior at powers ``lam_true``: (Corpus, truth).
 
-    p_D(.) ~ Dirichlet(b_1 Q_1), p_D(. | u) ~ Dirichlet(b_2 Q_2(. | u)) with Q_1 the general
-    unigram and Q_2 the general bigram over p_D(.); ``truth[u]`` is p_D(. | u), shape (V, V).
+    p_D(.) ~ Dirichlet(lam_1 (c_G + a_1 / V')), p_D(. | u) ~ Dirichlet(lam_2 (c_G(u) + a_2 p_D(.))) with
+    a_2 the general bigram's mixture concentration; ``truth[u]`` is p_D(. | u), shape (V, V).
     """
     rng = np.random.default_rng(seed)
     V, bos, eos = len(general.vocab_), general.vocab_.bos_id, general.vocab_.eos_id
     uniform = np.full(V, 1.0 / (V - 1))
     uniform[bos] = 0.0
     c1 = _dense_counts(general.counts_, 1, V)[()]
-    a1 = general.plugin_[0]
-    p1 = rng.dirichlet(np.maximum(b_true[0] * (c1 + a1 * uniform) / (c1.sum() + a1), 1e-300))
+    p1 = rng.dirichlet(np.maximum(lam_true[0] * (c1 + general.plugin_[0] * uniform), 1e-300))
     truth = np.zeros((V, V))
     a_draws = general.idata["posterior"]["concentration"].sel(order=2).values.ravel()
     bigram = _dense_counts(general.counts_, 2, V)
     for u in range(V):
         c_g = bigram.get((u,), np.zeros(V))
         total = c_g.sum()
-        q2 = c_g * np.mean(1 / (total + a_draws)) + p1 * np.mean(a_draws / (total + a_draws))
-        truth[u] = rng.dirichlet(np.maximum(b_true[1] * q2, 1e-300))
+        a = np.mean(a_draws / (total + a_draws)) / np.mean(1 / (total + a_draws))
+        truth[u] = rng.dirichlet(np.maximum(lam_true[1] * (c_g + a * p1), 1e-300))
         truth[u, bos] = 0.0
         truth[u] /= truth[u].sum()
     ids, lengths = [], []
@@ -220,10 +249,10 @@ def bigram_general():
 
 def test_adapted_predictive_converges_to_the_domain_and_recovers_its_concentration(bigram_general):
     """The excess held-out log loss over the truth's (the expected KL divergence) shrinks to ~0, and the
-    top order's concentration is recovered (the unigram's is not identified: the domain's unigram
+    top order's power is recovered (the unigram's is not identified: the domain's unigram
     frequencies follow the bigram rows drawn around it, as in the Dirichlet LM)."""
-    b_true = (200.0, 5.0)
-    domain, truth = _simulated_domain(bigram_general, b_true, 8000, seed=11)
+    lam_true = (0.05, 0.02)
+    domain, truth = _simulated_domain(bigram_general, lam_true, 8000, seed=11)
     test = domain.select(np.arange(6000, 8000))
     contexts, tokens = test.context_windows(1)
     truth_loss = -np.log(truth[contexts[:, 0], tokens]).mean()
@@ -231,9 +260,9 @@ def test_adapted_predictive_converges_to_the_domain_and_recovers_its_concentrati
     for size in (100, 1000, 6000):
         adapted = bigram_general.adapt(domain.select(np.arange(size)), **{**RECOVERY, "random_seed": 1})
         excess.append(float(-adapted.predictive_log_prob(test).mean() - truth_loss))
-        b2 = adapted.idata["posterior"]["concentration"].sel(order=2).values.ravel()
-        intervals.append(np.quantile(b2, [0.005, 0.995]))
+        lam2 = adapted.idata["posterior"]["concentration"].sel(order=2).values.ravel()
+        intervals.append(np.quantile(lam2, [0.005, 0.995]))
     assert excess[0] > excess[1] > excess[2] > 0
     assert excess[2] < 0.002 and excess[2] < 0.1 * excess[0]
     low, high = intervals[-1]
-    assert low < b_true[1] < high and high / low < 3
+    assert low < lam_true[1] < high and high / low < 3
