@@ -20,10 +20,11 @@ import numpy as np
 from bayeslm.counting.counts import NgramCounts
 from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError, ModelFileError, VocabularyMismatchError
 from bayeslm.ngram.backoff import Backoff
-from bayeslm.ngram.dirichlet import DirichletLM
+from bayeslm.ngram.dirichlet import DirichletLM, OrderEvidence
 from bayeslm.text.corpus import Corpus
 
-__all__ = ["AdaptedDirichletLM", "AdaptedBackoff", "DomainLevels", "map_contexts", "ADAPTED_FAMILY"]
+__all__ = ["AdaptedDirichletLM", "AdaptedBackoff", "DomainLevels", "HeldOutPredictive", "HeldOutEvidence", "map_contexts",
+           "ADAPTED_FAMILY"]
 
 #: the family name of adapted Dirichlet LMs in configurations and model directories
 ADAPTED_FAMILY = "dirichlet-adapted"
@@ -196,15 +197,59 @@ class DomainLevels:
         a = np.where(seen, self.general_conc[k - 1][at], 1.0)
         return (c_general + a * lower) / (np.where(seen, self.general_total[k - 1][at], 0.0) + a)
 
-    def order_stats(self, k: int, backoff: AdaptedBackoff, chain: list[np.ndarray], tokens: np.ndarray):
-        """(c_D(u, w) / T, c_D(u) / T, Q_k(w | u)) of order k at positions (union context ids ``chain``):
-        the predictive at power lam is ``(c + lam Q) / (C + lam)`` in these."""
-        ctx = chain[k - 1]
-        idx = self.union[k].lookup(ctx, tokens)
-        weight = self.weight(k, ctx)
-        count = np.where(idx >= 0, self.domain_count[k - 1][np.maximum(idx, 0)], 0.0) / weight
-        total = np.where(ctx >= 0, self.domain_total[k - 1][np.maximum(ctx, 0)], 0.0) / weight
-        return count, total, self.base_at(k, backoff, chain, tokens)
+
+class HeldOutPredictive:
+    """log p of fixed positions under the adapted model at powers ``lam``, and its derivative in one lam_k.
+
+    The positions' counts of both texts at every order are looked up once; each evaluation
+    is then the back-off recursion in numpy, with its forward derivative (nats).
+    """
+
+    def __init__(self, levels: DomainLevels, contexts: np.ndarray, tokens: np.ndarray):
+        self.order = levels.order
+        chain = levels.context_chain(contexts)
+        self.stats = []  # per order: c_D(u, w), c_D(u), c_G(u, w), c_G(u), a_G(u) at the positions
+        for k in range(1, self.order + 1):
+            ctx = chain[k - 1]
+            idx, at, seen = levels.union[k].lookup(ctx, tokens), np.maximum(chain[k - 1], 0), ctx >= 0
+            at_ngram = np.maximum(idx, 0)
+            self.stats.append((np.where(idx >= 0, levels.domain_count[k - 1][at_ngram], 0.0),
+                               np.where(seen, levels.domain_total[k - 1][at], 0.0),
+                               np.where(idx >= 0, levels.general_count[k - 1][at_ngram], 0.0),
+                               np.where(seen, levels.general_total[k - 1][at], 0.0),
+                               np.where(seen, levels.general_conc[k - 1][at], levels.general_unseen[k - 1])))
+        self.uniform = np.where(tokens == levels.bos_id, 0.0, 1.0 / (levels.V - 1))
+
+    def log_prob(self, lam: np.ndarray, k: int) -> tuple[float, float]:
+        """Sum over the positions of log P_n(w | u) at ``lam``, and its derivative in ``lam[k - 1]``.
+
+        Order j's predictive is ``(c_D + lam_j (c_G + a P_{j-1})) / (c_D(u) + lam_j (c_G(u) + a))``
+        (docs/domain.md); an unseen context passes ``P_{j-1}`` through.
+        """
+        p, dp = self.uniform, np.zeros_like(self.uniform)
+        for j, (c_domain, total_domain, c_general, total_general, a) in enumerate(self.stats, start=1):
+            general = c_general + a * p  # the general posterior's parameters at the token
+            numerator = c_domain + lam[j - 1] * general
+            denominator = total_domain + lam[j - 1] * (total_general + a)
+            d_numerator = lam[j - 1] * a * dp + (general if j == k else 0.0)
+            d_denominator = (total_general + a) if j == k else 0.0
+            p = numerator / denominator
+            dp = (d_numerator - p * d_denominator) / denominator
+        return float(np.log(p).sum()), float((dp / p).sum())
+
+
+class HeldOutEvidence(OrderEvidence):
+    """Order k's evidence with domain validation text: its predictive probability as a function of
+    lam_k, the other powers fixed (:class:`HeldOutPredictive`); tabulated like the counts' evidence."""
+
+    def __init__(self, counts_k, predictive: HeldOutPredictive, k: int, lam: np.ndarray):
+        super().__init__(counts_k, np.ones(counts_k.n_ngrams))  # the counts' statistics, for the summaries
+        self.predictive, self.k, self.lam = predictive, k, np.array(lam, dtype=float)
+
+    def _logp_and_grad(self, a: float) -> tuple[float, float]:
+        lam = self.lam.copy()
+        lam[self.k - 1] = a
+        return self.predictive.log_prob(lam, self.k)
 
 
 class AdaptedDirichletLM(DirichletLM):
@@ -233,7 +278,8 @@ class AdaptedDirichletLM(DirichletLM):
         self.levels_: DomainLevels | None = None
         self.general_: dict | None = None
         self._general: DirichletLM | None = None  # the general model, while adapting only
-        self.held_out_: Corpus | None = None  # domain validation text: its predictive joins the evidence
+        self.held_out_: Corpus | None = None  # domain validation text: its predictive is the evidence
+        self._held_out_cache = (None, None)
         self._levels_backoff = (None, None)
 
     @classmethod
@@ -327,16 +373,33 @@ class AdaptedDirichletLM(DirichletLM):
         return self.levels_.base(k, self.levels_.levels(lam))
 
     def _evidence_options(self, k: int, plugin) -> dict:
-        """Order k's concentration at domain context u is ``lam_k T_k(u)``; with domain validation text,
-        the evidence is its positions' predictive probability given the domain counts (docs/domain.md)."""
-        levels = self.levels_
-        options = {"context_scale": levels.weight(k, levels.domain_context[k - 1])}
-        if self.held_out_ is not None:
+        """Order k's concentration at domain context u is ``lam_k T_k(u)``."""
+        return {"context_scale": self.levels_.weight(k, self.levels_.domain_context[k - 1])}
+
+    def _evidences(self, k: int, plugin) -> dict[int, OrderEvidence]:
+        """Order k's evidence: of the domain counts, or with domain validation text its predictive
+        probability under the whole model as a function of lam_k, the other powers at ``plugin``."""
+        if self.held_out_ is None:
+            return super()._evidences(k, plugin)
+        if self._held_out_cache[0] is not self.levels_:
             contexts, tokens = self.held_out_.context_windows(self.context_length)
-            lam = np.asarray(plugin, dtype=float).reshape(self.order, -1)[:, 0]
-            options["held_out"] = levels.order_stats(k, levels.levels(lam), levels.context_chain(contexts), tokens)
-            options["counted"] = False
-        return options
+            self._held_out_cache = (self.levels_, HeldOutPredictive(self.levels_, contexts, tokens))
+        lam = np.asarray(plugin, dtype=float).reshape(self.order, -1)[:, 0]
+        return {0: HeldOutEvidence(self.counts_[k], self._held_out_cache[1], k, lam)}
+
+    def _fit_bases(self) -> dict[tuple[int, int], OrderEvidence]:
+        """The powers' modes, order by order (sets ``plugin_``).
+
+        Without validation text order k's evidence does not involve the orders above it: one
+        pass. With it, each order's depends on all the others: coordinate ascent, 3 passes.
+        """
+        prior_logp = self._prior_logp()
+        plugin = np.ones((self.order, 1))
+        for _ in range(1 if self.held_out_ is None else 3):
+            for k in range(1, self.order + 1):
+                plugin[k - 1, 0] = self._mode(self._evidences(k, plugin)[0], prior_logp)
+        self.plugin_ = plugin[:, 0].copy()
+        return {(k, 0): self._evidences(k, plugin)[0] for k in range(1, self.order + 1)}
 
     # -- the levels ------------------------------------------------------------------------
     @property

@@ -3,7 +3,7 @@
 ``p(. | u) ~ Dirichlet(a_k m_u)`` for a context u of order k, the base ``m_u`` being the
 fitted order k - 1 predictive held at its mode (stagewise empirical Bayes). p(. | u) is
 integrated out: each order's likelihood is the Dirichlet-multinomial evidence of its
-sparse counts (:class:`_OrderEvidence`), and one NUTS run samples every order's
+sparse counts (:class:`OrderEvidence`), and one NUTS run samples every order's
 concentration. A posterior draw is a draw of the concentrations; uncertainty of p(. | u)
 is in closed form. The model, its fitting and figures: docs/dirichlet.md.
 """
@@ -29,7 +29,7 @@ from bayeslm.ngram.base import NgramLM, NgramOptions
 from bayeslm.ngram.special import lgamma_ratio
 from bayeslm.text.corpus import Corpus
 
-__all__ = ["DirichletLM", "DirichletOptions", "dirichlet_multinomial_evidence"]
+__all__ = ["DirichletLM", "DirichletOptions", "OrderEvidence", "dirichlet_multinomial_evidence"]
 
 
 def _g(y):
@@ -42,17 +42,14 @@ def _h(y):
     return -xlogy(y, y)
 
 
-class _OrderEvidence:
+class OrderEvidence:
     """The sufficient statistics of one order's evidence given its fixed base.
 
     Contexts with equal totals share one ``lgamma(a) - lgamma(a + c_u)`` term. For an
     n-gram seen ``c <= small_max`` times, ``lgamma(a m + c) - lgamma(a m)`` is written as
     ``log(a m) + sum_{j=1}^{c-1} log(a m + j)`` (singletons need no term but ``log a``),
     which is several times cheaper to evaluate and differentiate than two lgammas; rarer
-    large counts keep the lgamma form. ``held_out`` adds the log predictive probability
-    ``log((c_uw + a m_uw) / (c_u + a))`` of held-out positions given the counts (an adapted
-    model's domain validation text; with ``counted=False`` they alone are the evidence);
-    ``context_scale`` (per context, shape (contexts,))
+    large counts keep the lgamma form. ``context_scale`` (per context, shape (contexts,))
     makes context u's concentration ``a T_u`` (then ``base`` holds ``T_u m_uw``; an adapted
     model's power prior, :mod:`bayeslm.ngram.adapt`).
 
@@ -64,8 +61,7 @@ class _OrderEvidence:
 
     small_max = 8
 
-    def __init__(self, counts_k, base: np.ndarray, held_out: tuple | None = None, context_scale=None,
-                 counted: bool = True):
+    def __init__(self, counts_k, base: np.ndarray, context_scale=None):
         if context_scale is None:  # contexts with equal totals share a term
             self.total_value, self.total_mult = np.unique(counts_k.context_total, return_counts=True)
             self.context_scale = 1.0
@@ -83,8 +79,6 @@ class _OrderEvidence:
         self.pair_shift = (np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps) + 1).astype(float)
         self.large_base = base[~small]
         self.large_count = c[~small].astype(float)
-        self.held_out = held_out  # (c_uw, c_u, m_uw) at held-out positions: their predictive log probability
-        self.counted = counted  # False: the held-out positions alone (the counts only condition them)
         self._last = None
         self._table = None
 
@@ -139,15 +133,7 @@ class _OrderEvidence:
         ratio, d_ratio = lgamma_ratio(am, self.large_count)
         large, g_large = float(ratio.sum()), float((self.large_base * d_ratio).sum())
         logp = ctx + self.n_small * np.log(a) + self.small_const + pairs + large
-        grad = g_ctx + self.n_small / a + g_pairs + g_large
-        if not self.counted:
-            logp = grad = 0.0
-        if self.held_out is not None:  # sum over positions of log((c_uw + a m_uw) / (c_u + a))
-            count, total, m = self.held_out
-            shifted, spread = a * m + count, total + a
-            logp += float(np.log(shifted).sum() - np.log(spread).sum())
-            grad += float((m / shifted).sum() - (1.0 / spread).sum())
-        return logp, grad
+        return logp, g_ctx + self.n_small / a + g_pairs + g_large
 
     def logp(self, a) -> np.ndarray:
         """Log evidence for concentration value(s) ``a``, shape of ``np.atleast_1d(a)``."""
@@ -171,7 +157,7 @@ class _JointEvidence:
     One Op call per gradient instead of one per cell: NUTS evaluates it thousands of times.
     """
 
-    def __init__(self, evidences: list["_OrderEvidence"]):
+    def __init__(self, evidences: list["OrderEvidence"]):
         self.evidences = evidences
 
     def logp_and_grad(self, a: np.ndarray) -> tuple[float, np.ndarray]:
@@ -286,7 +272,7 @@ class DirichletLM(NgramLM, Updatable):
         dist = self.model_config["concentration"]._pymc_class().dist(**self.model_config["concentration"].parameters)
         return pytensor.function([value], pm.logp(dist, value))
 
-    def _mode(self, evidence: _OrderEvidence, prior_logp) -> float:
+    def _mode(self, evidence: OrderEvidence, prior_logp) -> float:
         """Mode of log a under prior x evidence (grid, then golden-section refinement)."""
         from scipy.optimize import minimize_scalar
 
@@ -321,27 +307,27 @@ class DirichletLM(NgramLM, Updatable):
     def _plugin_matrix(self) -> np.ndarray:
         return self.plugin_.reshape(self.order, self.n_buckets)
 
-    def _evidences(self, k: int, plugin) -> dict[int, _OrderEvidence]:
+    def _evidences(self, k: int, plugin) -> dict[int, OrderEvidence]:
         """Order k's evidence per non-empty bucket, given the bases of ``plugin``."""
         oc = self.counts_[k]
         base = self._base_of(k, plugin)
         bucket = np.searchsorted(self.bounds, oc.context_total, side="right")
         if self.n_buckets == 1:
-            return {0: _OrderEvidence(oc, base, **self._evidence_options(k, plugin))}
+            return {0: OrderEvidence(oc, base, **self._evidence_options(k, plugin))}
         out = {}
         for b in np.unique(bucket):
             in_b = bucket == b
             ngram_in_b = in_b[oc.ngram_context]
             stats = SimpleNamespace(context_total=oc.context_total[in_b], ngram_count=oc.ngram_count[ngram_in_b])
-            out[int(b)] = _OrderEvidence(stats, base[ngram_in_b])
+            out[int(b)] = OrderEvidence(stats, base[ngram_in_b])
         return out
 
     def _evidence_options(self, k: int, plugin) -> dict:
-        """``held_out`` and ``context_scale`` of order k's :class:`_OrderEvidence`: none here
-        (an adapted model's, :mod:`bayeslm.ngram.adapt`)."""
+        """Options of order k's :class:`OrderEvidence`: none here (an adapted model's
+        ``context_scale``, :mod:`bayeslm.ngram.adapt`)."""
         return {}
 
-    def _fit_bases(self) -> dict[tuple[int, int], _OrderEvidence]:
+    def _fit_bases(self) -> dict[tuple[int, int], OrderEvidence]:
         """Modes of every (order, bucket) concentration, bottom up; sets ``plugin_``."""
         prior_logp = self._prior_logp()
         plugin = np.ones((self.order, self.n_buckets))

@@ -53,9 +53,10 @@ def _dense_counts(counts, k: int, V: int) -> dict[tuple, np.ndarray]:
     return out
 
 
-def _reference(general, adapted, context: tuple, lam_top: np.ndarray, prior: bool = False) -> np.ndarray:
+def _reference(general, adapted, context: tuple, lam_top: np.ndarray, prior: bool = False, lam=None) -> np.ndarray:
     """p(. | context) per draw of the domain's top power ``lam_top``, shape (draws, V); with ``prior``
-    the parameters of the top order's prior Dirichlet instead.
+    the parameters of the top order's prior Dirichlet instead. ``lam``: the lower orders' powers (default
+    the model's modes).
 
     The general posterior Dirichlet at u is Dirichlet(c_G(u) + a_k P_{k-1}(. | u')) (the top order's
     a_k the mixture over its draws: total T = c_G(u) + E[a/(C+a)] / E[1/(C+a)]), mean Q_k; the domain's
@@ -77,10 +78,10 @@ def _reference(general, adapted, context: tuple, lam_top: np.ndarray, prior: boo
         else:
             a = np.mean(a_draws / (total + a_draws)) / np.mean(1 / (total + a_draws))
         q = (c_g + a * lower) / (total + a)
-        lam = adapted.plugin_[k - 1] if k < n else lam_top[:, None]
+        power = (adapted.plugin_ if lam is None else lam)[k - 1] if k < n else lam_top[:, None]
         if prior and k == n:
-            return lam * (total + a) * q
-        lower = q if c_d is None else (c_d + lam * (total + a) * q) / (c_d.sum() + lam * (total + a))
+            return power * (total + a) * q
+        lower = q if c_d is None else (c_d + power * (total + a) * q) / (c_d.sum() + power * (total + a))
     return np.broadcast_to(lower, (lam_top.size, V))
 
 
@@ -172,17 +173,23 @@ def test_the_evidence_of_the_domain_counts_follows_the_definition(general, adapt
 
 def test_with_validation_text_its_predictive_is_the_evidence(general, domain_text, tmp_path):
     """With domain validation text, order k's evidence is the log predictive probability of its
-    positions given the domain counts (written from the definition), and the directory keeps it."""
+    positions under the whole model (written from the definition) as a function of lam_k, the other
+    powers at their modes; the directory keeps it."""
     valid = general.encode(domain_text[100:])
     adapted = general.adapt(general.encode(domain_text[:100]), valid=valid, random_seed=7)
     contexts, tokens = valid.context_windows(2)
-    lam = np.array([0.01, 0.3, 4.0])
-    held_out = [sum(np.log(_reference(general, adapted, tuple(c), np.array([x]))[0, t]) for c, t in zip(contexts, tokens))
-                for x in lam]
-    np.testing.assert_allclose(adapted.log_evidence(3, lam), held_out, rtol=1e-10)
+    values = np.array([0.01, 0.3, 4.0])
+    for k in (1, 2, 3):
+        held_out = []
+        for x in values:
+            lam = adapted.plugin_.copy()
+            lam[k - 1] = x
+            held_out.append(sum(np.log(_reference(general, adapted, tuple(c), lam[2:], lam=lam)[0, t])
+                                for c, t in zip(contexts, tokens)))
+        np.testing.assert_allclose(adapted.log_evidence(k, values), held_out, rtol=1e-10)
     adapted.save(tmp_path / "adapted")
     loaded = blm.load(tmp_path / "adapted")
-    np.testing.assert_array_equal(loaded.log_evidence(3, lam), adapted.log_evidence(3, lam))
+    np.testing.assert_array_equal(loaded.log_evidence(3, values), adapted.log_evidence(3, values))
 
 
 def test_bad_domain_input_is_refused(general, adapted):
