@@ -24,7 +24,7 @@ Perplexities are over every token and one ``</s>`` per sentence (``<s>`` never s
    (``--draws`` draws and tuning steps, 2 chains); its fit time (``fit_seconds_``).
 2. per domain size N (``--sizes``): ``adapted``: ``general.adapt(domain_N, valid)``, its
    time (``fit_seconds_``: merging the counts, the bases, tabulation, NUTS) and the
-   concentrations' posterior means; ``dirichlet concat``: the same configuration fitted
+   posterior means of the powers lam_k (docs/domain.md); ``dirichlet concat``: the same configuration fitted
    on general + domain_N (min count 1 on text already in the general vocabulary, so the
    vocabulary is the same); KenLM ``lmplz -o 3 --discount_fallback`` on domain_N and on
    general + domain_N; the linear interpolation ``l p_general + (1 - l) p_domain`` of the
@@ -169,8 +169,8 @@ def run_size(general, config, texts: dict, domain, work: Path, kenlm_bin: Path, 
     post = adapted.idata["posterior"]["concentration"]
     return {"domain_words": n, "domain_sentences": domain.n_sentences, "test_perplexity": perplexity,
             "interpolation_weight_general": weight, "seconds": seconds,
-            "domain_concentration_mean": post.mean(("chain", "draw")).values.tolist(),
-            "domain_concentration_sd": post.std(("chain", "draw")).values.tolist()}
+            "domain_power_mean": post.mean(("chain", "draw")).values.tolist(),
+            "domain_power_sd": post.std(("chain", "draw")).values.tolist()}
 
 
 def plot(rows: list[dict], general_ppl: float, path: Path) -> None:
@@ -207,8 +207,8 @@ def print_table(result: dict) -> None:
     print(f"{'adapt seconds':24s}" + "".join(f"{r['seconds']['adapt']:12.1f}" for r in rows))
     print(f"{'adapt / general fit':24s}" + "".join(f"{r['adapt_share']:12.3f}" for r in rows))
     print(f"{'concat fit seconds':24s}" + "".join(f"{r['seconds']['dirichlet_concat']:12.1f}" for r in rows))
-    print(f"{'b_k posterior means':24s}" + "".join(
-        f"{'/'.join(f'{b:.3g}' for b in r['domain_concentration_mean']):>12s}" for r in rows))
+    print(f"{'lam_k posterior means':24s}" + "".join(
+        f"{'/'.join(f'{b:.3g}' for b in r['domain_power_mean']):>12s}" for r in rows))
     for r in rows:
         better = r["test_perplexity"]["adapted dirichlet"] < r["test_perplexity"]["dirichlet concat"]
         best_kenlm = min(v for k, v in r["test_perplexity"].items() if k.startswith("kenlm"))

@@ -213,14 +213,15 @@ def _print_adapt(model, args, out: Path, n_domain: int) -> None:
             "schema": "bayeslm.adapt/1", "out": str(out), "base": str(args.base), "general_model": model.general_,
             "adapt_seconds": model.fit_seconds_, "domain_tokens": n_domain, "vocabulary": len(model.vocab_),
             "valid": [str(v) for v in args.valid or []],
-            "concentration": [{"order": k, "mean": float(m), "sd": float(s)}
+            "power": [{"order": k, "mean": float(m), "sd": float(s)}
                               for k, m, s in zip(post["order"].values.tolist(), means, sds)],
             "diagnostics": json.loads(table.to_json(orient="index")), **sampler_problems(model.idata),
         })
         return
     print(f"adapted {args.base} (dirichlet order {model.order}) to {n_domain} domain tokens in "
           f"{model.fit_seconds_:.1f} s; saved to {out}")
-    print("domain concentration per order (posterior mean, sd; small: the domain departs from the general model): "
+    print("domain power per order (posterior mean, sd; 1: the texts pooled as one, smaller: the domain departs "
+          "from the general model): "
           + ", ".join(f"{k}: {m:.3g} ({s:.2g})" for k, m, s in zip(post["order"].values.tolist(), means, sds)))
     print(_diagnostics_text(model))
 

@@ -1,13 +1,14 @@
-"""Domain adaptation of a fitted Dirichlet LM: the general model's predictive as the domain's base.
+"""Domain adaptation of a fitted Dirichlet LM: the general model's posterior, tempered, as the domain's prior.
 
 ``general.adapt(domain)`` returns an :class:`AdaptedDirichletLM`: for every order k and
-domain context u, ``p_D(. | u) ~ Dirichlet(b_k Q_k(. | u))`` where ``Q_k`` is the general
-model's order-k predictive at u whose back-off is the adapted order k - 1. The general
-model is not refitted; the concentrations ``b_k`` (how far the domain departs from the
-general model, per order) are learned on the domain text stagewise, as the Dirichlet LM's.
-The adapted model is a Dirichlet LM over weighted back-off levels (:class:`DomainLevels`),
-so evaluation, entropies, generation and files come from :class:`DirichletLM`.
-The model, its files and its figures: docs/domain.md.
+domain context u, ``p_D(. | u) ~ Dirichlet(lam_k T_k(u) Q_k(. | u))``, the general model's
+posterior Dirichlet at u (total ``T_k(u)``, mean ``Q_k``, its back-off the adapted order
+k - 1) raised to the power ``lam_k``: 1 pools the texts as their concatenation, less lets
+the domain depart, infinity is the general model. The general model is not refitted; the
+powers are learned by NUTS on the domain text's evidence, or with domain validation text
+on its predictive probability. The adapted model is a Dirichlet LM over weighted back-off
+levels (:class:`DomainLevels`), so evaluation, entropies, generation and files come from
+:class:`DirichletLM`. The model, its files and its figures: docs/domain.md.
 """
 
 from __future__ import annotations
@@ -253,10 +254,11 @@ class HeldOutEvidence(OrderEvidence):
 
 
 class AdaptedDirichletLM(DirichletLM):
-    """A Dirichlet LM of a domain whose Dirichlets have a fitted general Dirichlet LM's predictive as base.
+    """A Dirichlet LM of a domain whose prior is a fitted general Dirichlet LM's posterior, tempered.
 
     Made by :meth:`DirichletLM.adapt` (``general.adapt(domain)``), never fitted alone. The
-    posterior's ``concentration`` (dim ``order``) holds the domain concentrations ``b_k``:
+    posterior's ``concentration`` (dim ``order``) holds the powers ``lam_k``, the domain
+    Dirichlet's concentration at u in units of the general posterior's total ``T_k(u)``:
     small where the domain departs from the general model, large where it follows it.
     Every method of :class:`DirichletLM` answers as for a Dirichlet LM whose levels are
     :meth:`DomainLevels.levels`; not available: ARPA export and ``update``.

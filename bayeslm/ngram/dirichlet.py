@@ -525,20 +525,22 @@ class DirichletLM(NgramLM, Updatable):
         return self.idata
 
     def adapt(self, domain: Corpus, valid: Corpus | None = None, **kwargs):
-        """A model of ``domain`` text whose prior is this model's posterior predictive.
+        """A model of ``domain`` text whose prior is this model's posterior, raised to a power per order.
 
-        Every order's Dirichlet of the domain has this model's predictive as base, with a
-        concentration per order (how far the domain departs) learned on the domain text by
-        NUTS; this model is not refitted and not changed (docs/domain.md).
+        At every order-k context u the domain's Dirichlet is this model's posterior Dirichlet
+        at u (its back-off the adapted order k - 1) to the power ``lam_k``: how far the domain
+        departs, learned by NUTS; this model is not refitted and not changed (docs/domain.md).
 
         Parameters
         ----------
         domain : Corpus
             Domain text, tokenised with this model's tokenizer (``lm.read(paths)``).
         valid : Corpus, optional
-            Domain validation text: the generator's flag threshold.
+            Domain validation text: the powers' likelihood is then its predictive
+            probability given the domain text (else the domain text's own evidence); and the
+            generator's flag threshold.
         **kwargs
-            ``model_config`` (the domain concentrations' prior), ``options``
+            ``model_config`` (the powers' prior), ``options``
             (``entropy_draws``) and sampler settings for this call, as :meth:`fit`'s
             (:meth:`bayeslm.ngram.adapt.AdaptedDirichletLM.from_general`).
 

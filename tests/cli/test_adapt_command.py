@@ -50,7 +50,7 @@ def test_adapt_writes_a_model_directory_every_command_reads(tiny_model, adapted_
     assert manifest["family"] == "dirichlet-adapted"
     general_id = json.loads((tiny_model / "manifest.json").read_text())["id"]
     assert result["schema"] == "bayeslm.adapt/1" and result["general_model"]["id"] == general_id
-    assert [c["order"] for c in result["concentration"]] == [1, 2] and all(c["mean"] > 0 for c in result["concentration"])
+    assert [c["order"] for c in result["power"]] == [1, 2] and all(c["mean"] > 0 for c in result["power"])
     assert result["domain_tokens"] == len(DOMAIN.split()) and result["valid"] == [str(domain_files / "valid.txt")]
     assert result["diagnostics"] and "divergences" in result
 
@@ -70,7 +70,7 @@ def test_adapt_prints_the_concentrations(tiny_model, domain_files):
     out = domain_files / "adapted-text"
     printed = _run(["adapt", tiny_model, "--train", domain_files / "domain.txt", "--out", out, *cli_sets(QUICK),
                     "--set", "prior.concentration.kwargs.sigma=2", "--quiet"])
-    assert f"saved to {out}" in printed and "domain concentration per order" in printed
+    assert f"saved to {out}" in printed and "domain power per order" in printed
     assert "r_hat" in printed
 
 
