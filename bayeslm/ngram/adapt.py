@@ -75,9 +75,8 @@ class DomainLevels:
     ``union`` holds every n-gram of either text (the general counts merged with the
     domain's); per order, ``domain_count[k - 1]`` and ``general_count[k - 1]`` are each
     text's count of every union n-gram, and ``general_conc[k - 1]`` the general model's
-    concentration at every union context (below the top order its plug-in; at the top
-    order ``E[a / (C + a)] / E[1 / (C + a)]``, so that the level reproduces the general
-    posterior predictive over its draws); ``general_unseen[k - 1]`` the same at a context
+    concentration at every union context (its plug-in: the mode, per bucket of general
+    context totals where it has buckets); ``general_unseen[k - 1]`` the same at a context
     the general model never saw. ``T_k(u) = c_G(u) + a_G(u)`` (:meth:`weight`) is the total
     of the general posterior Dirichlet at u.
 
@@ -354,20 +353,12 @@ class AdaptedDirichletLM(DirichletLM):
 
     @staticmethod
     def _general_concentrations(general: DirichletLM, union: NgramCounts) -> tuple[list[np.ndarray], np.ndarray]:
-        """The general model's concentration at every union context per order, and at an unseen context
-        (see :class:`DomainLevels`)."""
-        backoff, top = general._backoff(), general.order
-        out, unseen = [], np.empty(top)
-        for k, ids in enumerate(map_contexts(union, general.counts_), start=1):
-            if k < top:
-                out.append(backoff.conc(k, ids).astype(float))
-                unseen[k - 1] = backoff.conc(k, np.array([-1]))[0]
-                continue
-            total = np.where(ids >= 0, general.counts_[k].context_total[np.maximum(ids, 0)], 0)
-            alpha, beta = general._mixture_weights(np.append(total, 0))
-            out.append(beta[:-1] / alpha[:-1])
-            unseen[k - 1] = beta[-1] / alpha[-1]
-        return out, unseen
+        """The general model's concentration (its plug-in, per bucket) at every union context per order,
+        and at an unseen context (see :class:`DomainLevels`)."""
+        backoff = general._backoff()
+        contexts = map_contexts(union, general.counts_)
+        return ([backoff.conc(k, ids).astype(float) for k, ids in enumerate(contexts, start=1)],
+                np.array([backoff.conc(k, np.array([-1]))[0] for k in range(1, general.order + 1)], dtype=float))
 
     def _base_of(self, k: int, plugin: np.ndarray) -> np.ndarray:
         """T_k(u) Q_k(w | u) at every domain n-gram of order k, the adapted orders below at ``plugin``'s powers."""
