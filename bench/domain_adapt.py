@@ -207,8 +207,8 @@ def print_table(result: dict) -> None:
     print(f"{'adapt seconds':24s}" + "".join(f"{r['seconds']['adapt']:12.1f}" for r in rows))
     print(f"{'adapt / general fit':24s}" + "".join(f"{r['adapt_share']:12.3f}" for r in rows))
     print(f"{'concat fit seconds':24s}" + "".join(f"{r['seconds']['dirichlet_concat']:12.1f}" for r in rows))
-    print(f"{'lam_k posterior means':24s}" + "".join(
-        f"{'/'.join(f'{b:.3g}' for b in r['domain_power_mean']):>12s}" for r in rows))
+    for k in range(len(rows[0]["domain_power_mean"])):
+        print(f"{f'lam_{k + 1} posterior mean':24s}" + "".join(f"{r['domain_power_mean'][k]:12.4g}" for r in rows))
     for r in rows:
         better = r["test_perplexity"]["adapted dirichlet"] < r["test_perplexity"]["dirichlet concat"]
         best_kenlm = min(v for k, v in r["test_perplexity"].items() if k.startswith("kenlm"))
