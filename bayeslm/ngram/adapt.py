@@ -266,7 +266,7 @@ class AdaptedDirichletLM(DirichletLM):
     ``levels_`` (:class:`DomainLevels`: the union of the general and domain counts and the
     general model's concentrations, all the model needs of the general model),
     ``held_out_`` (the domain validation text, whose predictive probability given the
-    domain counts joins each order's evidence; None without one) and ``general_`` (the
+    domain counts is then each power's likelihood; None without one) and ``general_`` (the
     general model's id, training size and fit time).
     """
 
@@ -275,7 +275,7 @@ class AdaptedDirichletLM(DirichletLM):
     def __init__(self, order: int | None = None, **kwargs):
         super().__init__(order, **kwargs)
         if self.options["buckets"] != []:
-            raise ConfigError("model: an adapted model has one concentration per order (buckets = [])")
+            raise ConfigError("model: an adapted model has one power per order (buckets = [])")
         self.levels_: DomainLevels | None = None
         self.general_: dict | None = None
         self._general: DirichletLM | None = None  # the general model, while adapting only
@@ -289,7 +289,7 @@ class AdaptedDirichletLM(DirichletLM):
                      **sampler_kwargs) -> "AdaptedDirichletLM":
         """Adapt the fitted ``general`` model to ``domain`` text; see :meth:`DirichletLM.adapt`.
 
-        ``model_config``: the domain concentrations' prior (``{"concentration": Prior}``;
+        ``model_config``: the powers' prior (``{"concentration": Prior}``;
         default ``LogNormal(mu=2, sigma=3)``); ``options``: ``entropy_draws`` (default the
         general model's). The order, tokenizer and vocabulary are the general model's.
         """
