@@ -23,8 +23,8 @@ from bayeslm.core.terminal import printable
 from bayeslm.exceptions import ConfigError, CorpusError
 from bayeslm.ngram.base import MAX_NGRAM_ORDER  # the limit of demo --order: every n-gram model's
 
-__all__ = ["cmd_fit", "cmd_adapt", "cmd_evaluate", "cmd_score", "cmd_tokenize", "cmd_demo", "cmd_generate", "cmd_report",
-           "cmd_export", "cmd_models", "MAX_NGRAM_ORDER"]
+__all__ = ["cmd_fit", "cmd_adapt", "cmd_evaluate", "cmd_score", "cmd_tokenize", "cmd_demo", "cmd_generate",
+           "cmd_report", "cmd_export", "cmd_models", "MAX_NGRAM_ORDER"]
 
 
 # -- shared pieces ---------------------------------------------------------------------
@@ -214,7 +214,7 @@ def _print_adapt(model, args, out: Path, n_domain: int) -> None:
             "adapt_seconds": model.fit_seconds_, "domain_tokens": n_domain, "vocabulary": len(model.vocab_),
             "valid": [str(v) for v in args.valid or []],
             "power": [{"order": k, "mean": float(m), "sd": float(s)}
-                              for k, m, s in zip(post["order"].values.tolist(), means, sds)],
+                      for k, m, s in zip(post["order"].values.tolist(), means, sds)],
             "diagnostics": json.loads(table.to_json(orient="index")), **sampler_problems(model.idata),
         })
         return

@@ -298,8 +298,8 @@ class AdaptedDirichletLM(DirichletLM):
                                f"(family {general.family!r})")
         general._check_fitted("adapt")
         options = dict(options or {})
-        if set(options) - {"entropy_draws"}:
-            raise ConfigError(f"model: an adapted model takes only entropy_draws, not {sorted(set(options) - {'entropy_draws'})} "
+        if unknown := sorted(set(options) - {"entropy_draws"}):
+            raise ConfigError(f"model: an adapted model takes only entropy_draws, not {unknown} "
                               "(its order, tokenizer and vocabulary are the general model's)")
         config = general.get_config()
         config["model"] = {**config["model"], **options, "family": ADAPTED_FAMILY, "buckets": []}

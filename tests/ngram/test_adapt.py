@@ -59,7 +59,8 @@ def _reference(general, adapted, context: tuple, lam_top: np.ndarray, prior: boo
     the model's modes).
 
     The general posterior Dirichlet at u is Dirichlet(c_G(u) + a_k P_{k-1}(. | u')) (a_k the general
-    model's mode), total T = c_G(u) + a_k, mean Q_k; the domain's is Dirichlet(lam_k T Q_k + c_D(u)). A context the general text lacks has Q_k = P_{k-1} and T the
+    model's mode), total T = c_G(u) + a_k, mean Q_k; the domain's posterior is
+    Dirichlet(lam_k T Q_k + c_D(u)). A context the general text lacks has Q_k = P_{k-1} and T the
     general concentration there; one neither text has passes P_{k-1} through.
     """
     V, n = len(general.vocab_), general.order
