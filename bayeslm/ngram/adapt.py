@@ -271,6 +271,8 @@ class AdaptedDirichletLM(DirichletLM):
     """
 
     family = ADAPTED_FAMILY
+    #: powers far below 1 (the domain's counts trusted over the general text's) are modes too
+    MODE_GRID = (-25.0, 12.0)
 
     def __init__(self, order: int | None = None, **kwargs):
         super().__init__(order, **kwargs)

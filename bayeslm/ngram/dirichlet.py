@@ -272,17 +272,24 @@ class DirichletLM(NgramLM, Updatable):
         dist = self.model_config["concentration"]._pymc_class().dist(**self.model_config["concentration"].parameters)
         return pytensor.function([value], pm.logp(dist, value))
 
+    #: the range of log a searched for a mode (an adapted model's powers reach further down)
+    MODE_GRID = (-9.0, 16.0)
+
     def _mode(self, evidence: OrderEvidence, prior_logp) -> float:
-        """Mode of log a under prior x evidence (grid, then golden-section refinement)."""
+        """Mode of log a under prior x evidence (grid over :attr:`MODE_GRID`, then golden-section
+        refinement; a mode at the grid's edge is that edge)."""
         from scipy.optimize import minimize_scalar
 
         def neg(log_a):
             a = np.exp(np.atleast_1d(log_a))
             return -(evidence.logp(a) + prior_logp(a) + np.log(a))
 
-        grid = np.linspace(-9.0, 16.0, 101)
-        best = grid[np.argmin(neg(grid))]
-        res = minimize_scalar(lambda t: float(neg(t)[0]), bracket=(best - 0.25, best, best + 0.25))
+        grid = np.linspace(*self.MODE_GRID, 101)
+        values = neg(grid)
+        at = int(np.argmin(values))
+        if at in (0, grid.size - 1) or not values[at] < min(values[at - 1], values[at + 1]):
+            return float(np.exp(grid[at]))  # at the edge, or flat there: no bracket
+        res = minimize_scalar(lambda t: float(neg(t)[0]), bracket=(grid[at - 1], grid[at], grid[at + 1]))
         return float(np.exp(res.x))
 
     @property

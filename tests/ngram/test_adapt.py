@@ -192,6 +192,23 @@ def test_with_validation_text_its_predictive_is_the_evidence(general, domain_tex
     np.testing.assert_array_equal(loaded.log_evidence(3, values), adapted.log_evidence(3, values))
 
 
+class _Rising:
+    """An evidence that rises with a past any range."""
+
+    def logp(self, a):
+        return 1e3 * np.log(np.atleast_1d(a))
+
+
+def test_tiny_powers_are_found_and_a_mode_beyond_the_range_is_its_edge(general, adapted, domain_text):
+    """Validation text the domain text holds wants the domain's counts nearly alone (a top power far
+    below 1, beyond the Dirichlet LM's range of concentrations); a mode past the range is its edge."""
+    domain = general.encode(domain_text[:100])
+    tight = general.adapt(domain, valid=domain, random_seed=7)
+    assert tight.plugin_[2] < np.exp(blm.DirichletLM.MODE_GRID[0])
+    assert np.isfinite(tight.evaluate(domain_text[100:]).predictive_perplexity)
+    assert adapted._mode(_Rising(), adapted._prior_logp()) == pytest.approx(np.exp(AdaptedDirichletLM.MODE_GRID[1]))
+
+
 def test_bad_domain_input_is_refused(general, adapted):
     with pytest.raises(CorpusError, match="no tokens"):
         general.adapt(blm.Corpus.from_texts(["", " "]))
