@@ -21,6 +21,7 @@ from bayeslm.exceptions import (
 from bayeslm.mixture.model import MixtureLM
 from bayeslm.neural.gpt import GPTLM  # imports torch only inside its methods
 from bayeslm.neural.last_layer import BayesianLastLayer
+from bayeslm.ngram.adapt import AdaptedDirichletLM
 from bayeslm.ngram.dirichlet import DirichletLM
 from bayeslm.ngram.pitman_yor.model import PitmanYorLM
 from bayeslm.report import (  # report.py imports matplotlib / ArviZ only when it draws
@@ -49,6 +50,7 @@ from bayeslm.text.vocab import Vocabulary
 
 __all__ = [
     "__version__",
+    "AdaptedDirichletLM",
     "BayesianLM",
     "BayesianLastLayer",
     "BPETokenizer",

@@ -1,4 +1,4 @@
-"""The commands of ``bayeslm``: fit, evaluate, score, tokenize, demo, generate, report, export, models.
+"""The commands of ``bayeslm``: fit, adapt, evaluate, score, tokenize, demo, generate, report, export, models.
 
 Each takes the parsed arguments and returns the exit status. What they print is in bits
 (log probabilities in base 2); KenLM's base-10 ``log10_prob`` is added only on request
@@ -10,6 +10,7 @@ after the fit; then every file is written all-or-nothing (:mod:`bayeslm.core.fil
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import time
@@ -19,11 +20,11 @@ from pathlib import Path
 from bayeslm.cli.interrupts import Interrupted
 from bayeslm.cli.output import print_json, print_table, print_text, progress_bars
 from bayeslm.core.terminal import printable
-from bayeslm.exceptions import CorpusError
+from bayeslm.exceptions import ConfigError, CorpusError
 from bayeslm.ngram.base import MAX_NGRAM_ORDER  # the limit of demo --order: every n-gram model's
 
-__all__ = ["cmd_fit", "cmd_evaluate", "cmd_score", "cmd_tokenize", "cmd_demo", "cmd_generate", "cmd_report",
-           "cmd_export", "cmd_models", "MAX_NGRAM_ORDER"]
+__all__ = ["cmd_fit", "cmd_adapt", "cmd_evaluate", "cmd_score", "cmd_tokenize", "cmd_demo", "cmd_generate",
+           "cmd_report", "cmd_export", "cmd_models", "MAX_NGRAM_ORDER"]
 
 
 # -- shared pieces ---------------------------------------------------------------------
@@ -159,6 +160,69 @@ def _print_fit(model, args, out: Path, n_train: int) -> None:
         print(f"validation text (used only to choose open settings): {', '.join(args.valid)}")
     if warning := _partial_warning(model):
         print(warning)
+    print(_diagnostics_text(model))
+
+
+# -- adapt -----------------------------------------------------------------------------
+#: what ``adapt --set`` may change: the adapted model keeps the general model's tokenizer and order
+ADAPT_SETTABLE = ("sampler.", "prior.concentration.", "model.entropy_draws")
+
+
+def cmd_adapt(args) -> int:
+    from bayeslm.core.base import load
+    from bayeslm.core.config import apply_overrides
+    from bayeslm.ngram.adapt import AdaptedDirichletLM
+    from bayeslm.ngram.dirichlet import DirichletLM
+
+    for item in args.set:
+        if not item.partition("=")[0].strip().startswith(ADAPT_SETTABLE):
+            raise ConfigError(f"--set {item!r}: adapt changes only sampler.KEY, prior.concentration.KEY and "
+                              "model.entropy_draws (the adapted model reads text as the general model does)")
+    defaults = {"sampler": {}, "prior": copy.deepcopy(AdaptedDirichletLM.default_model_config), "model": {}}
+    overrides = apply_overrides(defaults, args.set)
+    out = Path(args.out)
+    with ExitStack() as stack:
+        _model_output(out, args.force, stack)
+        general = load(args.base)
+        if type(general) is not DirichletLM:
+            raise ConfigError(f"{args.base}: holds a {general.family!r} model; adapt needs a Dirichlet n-gram model "
+                              "(family 'dirichlet')" + (", the general one it was adapted from" if isinstance(
+                                  general, AdaptedDirichletLM) else ""))
+        domain = general.read(args.train)
+        valid = general.read(args.valid) if args.valid else None
+        sampler = {**overrides["sampler"], "progressbar": progress_bars(args.quiet)}
+        if args.seed is not None:
+            sampler["random_seed"] = args.seed
+        adapted = AdaptedDirichletLM.from_general(general, domain, valid, model_config=overrides["prior"],
+                                                  options=overrides["model"], **sampler)
+        _keep_partial(adapted, args)  # an interrupt some library caught still means stop
+        adapted.save(out, force=args.force)
+    args.interrupts.written.append(str(out))
+    _print_adapt(adapted, args, out, domain.n_tokens)
+    return 0
+
+
+def _print_adapt(model, args, out: Path, n_domain: int) -> None:
+    post = model.idata["posterior"]["concentration"]
+    means, sds = post.mean(("chain", "draw")).values, post.std(("chain", "draw")).values
+    if args.json:
+        from bayeslm.stats.diagnostics import sampler_problems, summary
+
+        table = summary(model.idata, var_names=_summary_vars(model))
+        print_json({
+            "schema": "bayeslm.adapt/1", "out": str(out), "base": str(args.base), "general_model": model.general_,
+            "adapt_seconds": model.fit_seconds_, "domain_tokens": n_domain, "vocabulary": len(model.vocab_),
+            "valid": [str(v) for v in args.valid or []],
+            "power": [{"order": k, "mean": float(m), "sd": float(s)}
+                      for k, m, s in zip(post["order"].values.tolist(), means, sds)],
+            "diagnostics": json.loads(table.to_json(orient="index")), **sampler_problems(model.idata),
+        })
+        return
+    print(f"adapted {args.base} (dirichlet order {model.order}) to {n_domain} domain tokens in "
+          f"{model.fit_seconds_:.1f} s; saved to {out}")
+    print("domain power per order (posterior mean, sd; 1: the texts pooled as one, smaller: the domain departs "
+          "from the general model): "
+          + ", ".join(f"{k}: {m:.3g} ({s:.2g})" for k, m, s in zip(post["order"].values.tolist(), means, sds)))
     print(_diagnostics_text(model))
 
 

@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_fit(sub)
+    _add_adapt(sub)
     _add_evaluate(sub)
     _add_score(sub)
 
@@ -152,6 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_model_output(p: argparse.ArgumentParser, out_help: str, seed_default: str, set_help: str) -> None:
+    """``--out``, ``--seed``, ``--set`` and ``--force``, for a command that writes a model directory."""
+    p.add_argument("--out", required=True, metavar="DIR", help=out_help)
+    p.add_argument("--seed", type=SEED, metavar="SEED",
+                   help=f"random seed of the sampler, %(type)s (default: {seed_default})")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help=set_help)
+    p.add_argument("--force", action="store_true", help="replace an existing model directory (or empty folder)")
+
+
 def _add_fit(sub) -> None:
     p = _sub(sub, "fit", "fit a named configuration (models/) or a TOML file and save the model directory")
     p.add_argument("config", help="a name from 'bayeslm models' or a path to a TOML file")
@@ -159,12 +169,8 @@ def _add_fit(sub) -> None:
     p.add_argument("--valid", nargs="+", metavar="PATH",
                    help="validation text, for settings the configuration leaves open and the generator's flag "
                         "threshold (default: none; the threshold then comes from training text)")
-    p.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
-    p.add_argument("--seed", type=SEED, metavar="SEED",
-                   help="random seed of the sampler, %(type)s (default: the configuration's sampler.random_seed)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a configuration value, repeatable (default: none; docs/config.md)")
-    p.add_argument("--force", action="store_true", help="replace an existing model directory (or empty folder)")
+    _add_model_output(p, "model directory to write", "the configuration's sampler.random_seed",
+                      "override a configuration value, repeatable (default: none; docs/config.md)")
     p.add_argument("--keep-partial", action="store_true",
                    help="on Ctrl-C or SIGTERM while sampling, save the draws so far (the model is marked partial)")
     _add_json_and_quiet(p, "bayeslm.fit/1")
@@ -173,6 +179,23 @@ def _add_fit(sub) -> None:
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="count on the dask.distributed cluster at ADDRESS, implies --dask (default: a local cluster)")
     p.set_defaults(func=commands.cmd_fit)
+
+
+def _add_adapt(sub) -> None:
+    p = _sub(sub, "adapt", "adapt a fitted Dirichlet n-gram model to domain text and save the adapted model directory")
+    p.add_argument("base", metavar="BASE_DIR", help="the general model's directory (family dirichlet); it is not changed")
+    p.add_argument("--train", nargs="+", required=True, metavar="PATH",
+                   help="domain text: files, directories (*.txt) or quoted globs, read with the general model's tokenizer")
+    p.add_argument("--valid", nargs="+", metavar="PATH",
+                   help="domain validation text: the domain's powers are learned from its predictive probability "
+                        "given the domain text, and it sets the generator's flag threshold (default: none; the powers "
+                        "then come from the domain text's own evidence; docs/domain.md)")
+    _add_model_output(p, "adapted model directory to write", "the general model's sampler.random_seed",
+                      "override a sampler setting (sampler.KEY), the prior of the domain's powers "
+                      "(prior.concentration.KEY) or model.entropy_draws, repeatable (default: the general model's "
+                      "sampler settings, the default prior; docs/domain.md)")
+    _add_json_and_quiet(p, "bayeslm.adapt/1")
+    p.set_defaults(func=commands.cmd_adapt, keep_partial=False)
 
 
 def _add_evaluate(sub) -> None:

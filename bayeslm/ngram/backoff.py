@@ -43,9 +43,9 @@ class Backoff:
         self.bos_id = bos_id
         self.base = None if base is None else np.asarray(base, dtype=float)
         uni = counts[1]
-        self.unigram_counts = np.zeros(self.V, dtype=np.int64)
+        self.unigram_counts = np.zeros(self.V, dtype=uni.ngram_count.dtype)  # weighted counts stay float
         self.unigram_counts[uni.ngram_token] = uni.ngram_count
-        self.n_events = int(uni.ngram_count.sum())
+        self.n_events = uni.ngram_count.sum().item()
         self.a1 = float(self.a[0, self.bucket(np.array([self.n_events]))[0]])
         # a_1 P_0(w) per token (a_1 / (V - 1) when uniform, as the closed vocabulary always computed it)
         self.base_mass = np.full(self.V, self.a1 / (self.V - 1)) if base is None else self.a1 * self.base
@@ -191,7 +191,7 @@ class Backoff:
             if rows.size:
                 cum = np.cumsum(oc.ngram_count)  # running count over the sorted n-grams
                 before = np.where(oc.context_start[ctx] > 0, cum[oc.context_start[ctx] - 1], 0)
-                pick = before + np.floor(rng.random(rows.size) * oc.context_total[ctx]).astype(np.int64)
+                pick = before + rng.random(rows.size) * oc.context_total[ctx]  # weighted counts need no floor
                 out[rows] = oc.ngram_token[np.searchsorted(cum, pick, side="right")]
                 pending[rows] = False
         rows = np.flatnonzero(pending)

@@ -21,13 +21,14 @@ from bayeslm.core.draws import draw_indices
 from bayeslm.core.protocol import Updatable
 from bayeslm.core.sampling import pm_sample_kwargs, prepare_pytensor
 from bayeslm.core.settings import Invalid, Rule
+from bayeslm.core.storage import family_class
 from bayeslm.counting.counts import count
 from bayeslm.exceptions import BayesLMError, ConfigError, ModelFileError
 from bayeslm.ngram.backoff import Backoff
 from bayeslm.ngram.base import NgramLM, NgramOptions
 from bayeslm.ngram.evidence import JointEvidence as _JointEvidence
-from bayeslm.ngram.evidence import OrderEvidence as _OrderEvidence
-from bayeslm.ngram.evidence import concentration_mode, fixed_base
+from bayeslm.ngram.evidence import OrderEvidence
+from bayeslm.ngram.evidence import MODE_GRID, concentration_mode, fixed_base
 from bayeslm.text.corpus import Corpus
 
 __all__ = ["DirichletLM", "DirichletOptions", "dirichlet_multinomial_evidence"]
@@ -141,6 +142,14 @@ class DirichletLM(NgramLM, Updatable):
         dist = self.model_config["concentration"]._pymc_class().dist(**self.model_config["concentration"].parameters)
         return pytensor.function([value], pm.logp(dist, value))
 
+    #: the range of log a searched for a mode (an adapted model's powers reach further down)
+    MODE_GRID = MODE_GRID
+
+    def _mode(self, evidence: OrderEvidence, prior_logp) -> float:
+        """Mode of the concentration under prior x evidence (:func:`~bayeslm.ngram.evidence.concentration_mode`
+        over :attr:`MODE_GRID`)."""
+        return concentration_mode(evidence, prior_logp, self.MODE_GRID)
+
     @property
     def bounds(self) -> np.ndarray:
         """Bucket boundaries on context totals in use (empty: one concentration per order).
@@ -163,29 +172,34 @@ class DirichletLM(NgramLM, Updatable):
     def _plugin_matrix(self) -> np.ndarray:
         return self.plugin_.reshape(self.order, self.n_buckets)
 
-    def _evidences(self, k: int, plugin) -> dict[int, _OrderEvidence]:
+    def _evidences(self, k: int, plugin) -> dict[int, OrderEvidence]:
         """Order k's evidence per non-empty bucket, given the bases of ``plugin``."""
         oc = self.counts_[k]
         base = self._base_of(k, plugin)
         bucket = np.searchsorted(self.bounds, oc.context_total, side="right")
         if self.n_buckets == 1:
-            return {0: _OrderEvidence(oc, base)}
+            return {0: OrderEvidence(oc, base, **self._evidence_options(k, plugin))}
         out = {}
         for b in np.unique(bucket):
             in_b = bucket == b
             ngram_in_b = in_b[oc.ngram_context]
             stats = SimpleNamespace(context_total=oc.context_total[in_b], ngram_count=oc.ngram_count[ngram_in_b])
-            out[int(b)] = _OrderEvidence(stats, base[ngram_in_b])
+            out[int(b)] = OrderEvidence(stats, base[ngram_in_b])
         return out
 
-    def _fit_bases(self) -> dict[tuple[int, int], _OrderEvidence]:
+    def _evidence_options(self, k: int, plugin) -> dict:
+        """Options of order k's :class:`OrderEvidence`: none here (an adapted model's
+        ``context_scale``, :mod:`bayeslm.ngram.adapt`)."""
+        return {}
+
+    def _fit_bases(self) -> dict[tuple[int, int], OrderEvidence]:
         """Modes of every (order, bucket) concentration, bottom up; sets ``plugin_``."""
         prior_logp = self._prior_logp()
         plugin = np.ones((self.order, self.n_buckets))
         evidences = {}
         for k in range(1, self.order + 1):
             for b, ev in self._evidences(k, plugin).items():
-                plugin[k - 1, b] = concentration_mode(ev, prior_logp)
+                plugin[k - 1, b] = self._mode(ev, prior_logp)
                 evidences[(k, b)] = ev
             empty = [b for b in range(self.n_buckets) if (k, b) not in evidences]
             if empty:  # no contexts there (e.g. the unigram's lower buckets): never used
@@ -375,7 +389,50 @@ class DirichletLM(NgramLM, Updatable):
                 self.idata["posterior"].attrs[key] = attrs[key]
         return self.idata
 
+    def adapt(self, domain: Corpus, valid: Corpus | None = None, **kwargs):
+        """A model of ``domain`` text whose prior is this model's posterior, raised to a power per order.
+
+        At every order-k context u the domain's Dirichlet is this model's posterior Dirichlet
+        at u (its back-off the adapted order k - 1) to the power ``lam_k``: how far the domain
+        departs, learned by NUTS; this model is not refitted and not changed (docs/domain.md).
+
+        Parameters
+        ----------
+        domain : Corpus
+            Domain text, tokenised with this model's tokenizer (``lm.read(paths)``).
+        valid : Corpus, optional
+            Domain validation text: the powers' likelihood is then its predictive
+            probability given the domain text (else the domain text's own evidence); and the
+            generator's flag threshold.
+        **kwargs
+            ``model_config`` (the powers' prior), ``options``
+            (``entropy_draws``) and sampler settings for this call, as :meth:`fit`'s
+            (:meth:`bayeslm.ngram.adapt.AdaptedDirichletLM.from_general`).
+
+        Returns
+        -------
+        AdaptedDirichletLM
+            A new fitted model (:class:`bayeslm.ngram.adapt.AdaptedDirichletLM`).
+        """
+        self._check_fitted("adapt")
+        return family_class("dirichlet-adapted").from_general(self, domain, valid, **kwargs)
+
     # -- draws ---------------------------------------------------------------------------
+    @property
+    def top_level(self) -> int:
+        """The back-off level whose counts the top order's concentration draws smooth.
+
+        ``order`` here; an adapted model (:mod:`bayeslm.ngram.adapt`) puts its domain counts
+        one level above the general model's top order.
+        """
+        return self.order
+
+    def _top_scale(self, ctx: np.ndarray) -> np.ndarray:
+        """Per top-level context id (-1: unseen), the factor from the top level's (c + a m) to
+        the parameters of the Dirichlet of p(. | u): 1 here (an adapted model's counts are
+        scaled, :mod:`bayeslm.ngram.adapt`)."""
+        return np.ones(np.shape(ctx))
+
     def _top_draws(self) -> np.ndarray:
         """Draws of the highest order's concentration(s), flattened chain-major: (samples, bucket)."""
         if self._draws_cache is None:
@@ -405,7 +462,7 @@ class DirichletLM(NgramLM, Updatable):
     def _position_stats(self, corpus: Corpus):
         """For every scored position: top-order counts c, context totals C and base m."""
         chain, tokens = self._position_chain(corpus)
-        n = self.order
+        n = self.top_level
         backoff = self._backoff()
         c, total = backoff.level_stats(n, chain[n - 1], tokens)
         if n == 1:
@@ -432,7 +489,7 @@ class DirichletLM(NgramLM, Updatable):
         total = np.asarray(total, dtype=float)
         draws = self._top_draws()
         if self._mixture_cache is None or self._mixture_cache[0] is not draws:  # tied to these draws
-            values = np.unique(np.append(self.counts_[self.order].context_total, 0)).astype(float)
+            values = np.unique(np.append(self._backoff().counts[self.top_level].context_total, 0)).astype(float)
             self._mixture_cache = (draws, values, *self._mixture_of(values))
         _, values, alpha, beta = self._mixture_cache
         idx = np.minimum(np.searchsorted(values, total), values.size - 1)
@@ -469,8 +526,8 @@ class DirichletLM(NgramLM, Updatable):
         counts only (see :mod:`bayeslm.ngram.backoff`).
         """
         depth = sum((ids >= 0).astype(int) for ids in chain)  # deepest seen order per context
-        ctx = np.choose(depth - 1, chain) if self.order > 1 else chain[0]
-        n = self.order
+        ctx = np.choose(depth - 1, chain) if len(chain) > 1 else chain[0]
+        n = self.top_level
         backoff = self._backoff()
         draws_s = self._entropy_draws()
         S, m = draws_s.shape[0], ctx.size
@@ -490,14 +547,15 @@ class DirichletLM(NgramLM, Updatable):
 
         top = depth == n
         C = np.zeros(m)
-        C[top] = self.counts_[n].context_total[ctx[top]]
+        C[top] = backoff.counts[n].context_total[ctx[top]]
         alpha, beta = self._mixture_weights(C)  # over all draws, grouped by distinct totals
-        a_s = draws_s[:, self._top_bucket(C)].T  # (context, entropy draws)
+        scale = self._top_scale(np.where(top, ctx, -1))  # the Dirichlet of p(. | u) is (c + a m) times this
+        a_s = draws_s[:, self._top_bucket(C)].T * scale[:, None]  # (context, entropy draws)
 
         # the base's context: parent of a seen top context, else the deepest seen one
         base_level = np.where(top, n - 1, depth)
         base_ctx = ctx.copy()
-        base_ctx[top] = self.counts_[n].context_parent[ctx[top]]
+        base_ctx[top] = backoff.counts[n].context_parent[ctx[top]]
 
         sum_h = np.zeros(m)
         sum_g = np.zeros((m, S))
@@ -516,10 +574,10 @@ class DirichletLM(NgramLM, Updatable):
             r = rows_top[rows]
             sum_h += np.bincount(r, weights=_h(c * alpha[r] + mw * beta[r]) - _h(mw * beta[r]), minlength=m)
             am = a_s[r] * mw[:, None]
-            delta = _g(c[:, None] + am) - _g(am)
+            delta = _g((c * scale[r])[:, None] + am) - _g(am)
             for s in range(S):
                 sum_g[:, s] += np.bincount(r, weights=delta[:, s], minlength=m)
-        A = C[:, None] + a_s
+        A = (C * scale)[:, None] + a_s
         expected = digamma(A + 1) - sum_g / A
         return sum_h, expected.mean(axis=1)
 
@@ -539,7 +597,7 @@ class DirichletLM(NgramLM, Updatable):
         self._check_fitted("next_token_probs")
         chain = self._context_chain(contexts)
         a = self._select_draws(draws)
-        n = self.order
+        n = self.top_level
         backoff = self._backoff()
         m_ctx = chain[0].size
         if n > 1:
@@ -557,7 +615,7 @@ class DirichletLM(NgramLM, Updatable):
         """Posterior-predictive p(w | u) over all draws, shape (context, token); rows sum to 1."""
         self._check_fitted("predictive_probs")
         chain = self._context_chain(contexts)
-        n, V = self.order, self.counts_.vocab_size
+        n, V = self.top_level, self.counts_.vocab_size
         backoff = self._backoff()
         if n == 1:
             base = np.repeat(self._base_times(1.0, np.arange(V))[None, :], chain[0].size, axis=0)
@@ -574,9 +632,9 @@ class DirichletLM(NgramLM, Updatable):
 
         Drawn from the sparse counts (:meth:`Backoff.sample`), never a dense distribution.
         """
-        n = self.order
+        n = self.top_level
         chain = self._context_chain(history)
-        top_total = np.where(chain[n - 1] >= 0, self.counts_[n].context_total[np.maximum(chain[n - 1], 0)], 0)
+        top_total = np.where(chain[n - 1] >= 0, self._backoff().counts[n].context_total[np.maximum(chain[n - 1], 0)], 0)
         a = self._top_draws()[draw]  # (bucket,)
         return self._backoff().sample(chain, n, rng, top=a[self._top_bucket(top_total)])
 
@@ -593,9 +651,10 @@ class DirichletLM(NgramLM, Updatable):
         self._check_fitted("dirichlet_parameters")
         chain = self._context_chain(contexts)
         a = self._select_draws(draws)
-        _, total = self._backoff().level_stats(self.order, chain[self.order - 1], np.zeros(chain[0].size, np.int64))
+        _, total = self._backoff().level_stats(self.top_level, chain[self.top_level - 1], np.zeros(chain[0].size, np.int64))
         a = a[:, self._top_bucket(total)]  # (draw, context)
-        return self.next_token_probs(contexts, draws) * (total[None, :] + a)[:, :, None]
+        scale = self._top_scale(chain[self.top_level - 1])
+        return self.next_token_probs(contexts, draws) * ((total[None, :] + a) * scale)[:, :, None]
 
     # -- point estimates of one probability --------------------------------------------------
     def estimate(self, token: str, context=(), kind: str = "mean", add_k: float | None = None) -> float:
@@ -614,7 +673,7 @@ class DirichletLM(NgramLM, Updatable):
         ctx = self._encode_context(context)
         w = self.vocab_.id(token)
         chain = self._context_chain(ctx)
-        c, total = self._backoff().level_stats(self.order, chain[self.order - 1], np.array([w]))
+        c, total = self._backoff().level_stats(self.top_level, chain[self.top_level - 1], np.array([w]))
         c, total = float(c[0]), float(total[0])
         V1 = self.counts_.vocab_size - 1
         if kind == "mle":

@@ -11,7 +11,7 @@ import numpy as np
 
 from bayeslm.ngram.special import lgamma_ratio
 
-__all__ = ["OrderEvidence", "JointEvidence", "concentration_mode", "fixed_base"]
+__all__ = ["OrderEvidence", "JointEvidence", "MODE_GRID", "concentration_mode", "fixed_base"]
 
 
 class OrderEvidence:
@@ -21,7 +21,9 @@ class OrderEvidence:
     n-gram seen ``c <= small_max`` times, ``lgamma(a m + c) - lgamma(a m)`` is written as
     ``log(a m) + sum_{j=1}^{c-1} log(a m + j)`` (singletons need no term but ``log a``),
     which is several times cheaper to evaluate and differentiate than two lgammas; rarer
-    large counts keep the lgamma form.
+    large counts keep the lgamma form. ``context_scale`` (per context, shape (contexts,))
+    makes context u's concentration ``a T_u`` (then ``base`` holds ``T_u m_uw``; an adapted
+    model's power prior, :mod:`bayeslm.ngram.adapt`).
 
     Sampling uses :meth:`logp_and_grad`, which after :meth:`tabulate` answers from a
     Chebyshev table in log a around the mode (checked against the exact sums to round-off,
@@ -31,8 +33,13 @@ class OrderEvidence:
 
     small_max = 8
 
-    def __init__(self, counts_k, base: np.ndarray):
-        self.total_value, self.total_mult = np.unique(counts_k.context_total, return_counts=True)
+    def __init__(self, counts_k, base: np.ndarray, context_scale=None):
+        if context_scale is None:  # contexts with equal totals share a term
+            self.total_value, self.total_mult = np.unique(counts_k.context_total, return_counts=True)
+            self.context_scale = 1.0
+        else:
+            self.total_value, self.total_mult = counts_k.context_total, np.ones(counts_k.context_total.size, np.int64)
+            self.context_scale = np.asarray(context_scale, dtype=float)
         c = counts_k.ngram_count
         small = c <= self.small_max
         self.n_small = int(small.sum())
@@ -88,8 +95,9 @@ class OrderEvidence:
         return result
 
     def _logp_and_grad(self, a: float) -> tuple[float, float]:
-        ratio, d_ratio = lgamma_ratio(a, self.total_value)
-        ctx, g_ctx = -float((self.total_mult * ratio).sum()), -float((self.total_mult * d_ratio).sum())
+        ratio, d_ratio = lgamma_ratio(a * self.context_scale, self.total_value)
+        ctx = -float((self.total_mult * ratio).sum())
+        g_ctx = -float((self.total_mult * d_ratio * self.context_scale).sum())
         shifted = a * self.pair_base
         shifted += self.pair_shift
         pairs, g_pairs = float(np.log(shifted).sum()), float((self.pair_base / shifted).sum())
@@ -134,8 +142,14 @@ class JointEvidence:
         return VectorLogpOp(self)(a)
 
 
-def concentration_mode(evidence: OrderEvidence, prior_logp) -> float:
-    """Mode of log a under prior x evidence (grid, then golden-section refinement).
+#: the range of log a searched for a mode
+MODE_GRID = (-9.0, 16.0)
+
+
+def concentration_mode(evidence: OrderEvidence, prior_logp, grid: tuple[float, float] = MODE_GRID) -> float:
+    """Mode of a under prior x evidence: a grid of 101 points over ``grid`` (log a), then
+    golden-section refinement between the best point's neighbours; a mode at the grid's edge
+    (or where it is flat) is that edge's point.
 
     ``prior_logp``: the prior's log density, numpy array of a in, array out.
     """
@@ -145,9 +159,12 @@ def concentration_mode(evidence: OrderEvidence, prior_logp) -> float:
         a = np.exp(np.atleast_1d(log_a))
         return -(evidence.logp(a) + prior_logp(a) + np.log(a))
 
-    grid = np.linspace(-9.0, 16.0, 101)
-    best = grid[np.argmin(neg(grid))]
-    res = minimize_scalar(lambda t: float(neg(t)[0]), bracket=(best - 0.25, best, best + 0.25))
+    points = np.linspace(*grid, 101)
+    values = neg(points)
+    at = int(np.argmin(values))
+    if at in (0, points.size - 1) or not values[at] < min(values[at - 1], values[at + 1]):
+        return float(np.exp(points[at]))  # at the edge, or flat there: no bracket
+    res = minimize_scalar(lambda t: float(neg(t)[0]), bracket=(points[at - 1], points[at], points[at + 1]))
     return float(np.exp(res.x))
 
 

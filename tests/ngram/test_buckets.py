@@ -10,7 +10,7 @@ from sampling import QUICK
 
 import bayeslm as blm
 from bayeslm.exceptions import ConfigError
-from bayeslm.ngram.dirichlet import _OrderEvidence
+from bayeslm.ngram.evidence import OrderEvidence
 
 
 
@@ -70,7 +70,7 @@ def test_bucket_evidences_add_up_to_the_order_evidence(bucketed):
     lm = bucketed
     for k in (1, 2):
         oc = lm.counts_[k]
-        whole = _OrderEvidence(oc, lm._base_of(k, lm.plugin_))
+        whole = OrderEvidence(oc, lm._base_of(k, lm.plugin_))
         parts = lm._evidences(k, lm.plugin_)
         for a in (0.5, 3.0, 40.0):
             assert sum(ev.logp(a)[0] for ev in parts.values()) == pytest.approx(whole.logp(a)[0], rel=1e-10)

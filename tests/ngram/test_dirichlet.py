@@ -21,7 +21,8 @@ from scipy.special import entr, gammaln
 
 from bayeslm import Corpus, DirichletLM, Prior, WhitespaceTokenizer, count
 from bayeslm.exceptions import BayesLMError, ConfigError, NotFittedError
-from bayeslm.ngram.dirichlet import _OrderEvidence, dirichlet_multinomial_evidence
+from bayeslm.ngram.dirichlet import dirichlet_multinomial_evidence
+from bayeslm.ngram.evidence import OrderEvidence
 from bayeslm.text.vocab import Vocabulary
 
 UNK, BOS, EOS = 0, 1, 2
@@ -409,7 +410,7 @@ def test_evidence_sums_to_one_over_all_sequences(base, a):
                 c = np.array([c0, c1, L - c0 - c1])
                 nz = c > 0
                 stats = SimpleNamespace(context_total=np.array([L]), ngram_count=c[nz])
-                logp = _OrderEvidence(stats, m[nz]).logp(a)[0]
+                logp = OrderEvidence(stats, m[nz]).logp(a)[0]
                 assert logp == pytest.approx(dirichlet_multinomial_evidence(c[None], a * m[None]), rel=1e-9, abs=1e-9)
                 log_coef = gammaln(L + 1) - gammaln(c + 1).sum()
                 kernel_total += math.exp(log_coef + logp)

@@ -1,0 +1,98 @@
+"""``bayeslm adapt``: a general Dirichlet model's directory adapted to domain text (docs/cli.md, docs/domain.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import pytest
+from cli_support import fails
+from sampling import QUICK, cli_sets
+
+from bayeslm.cli import main
+
+DOMAIN = """the red fox ran to the log
+a red fox sat on the mat
+the fox ran on the log
+a big red fox sat
+"""
+
+
+@pytest.fixture(scope="module")
+def domain_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("adapt")
+    (root / "domain.txt").write_text(DOMAIN, encoding="utf-8")
+    (root / "valid.txt").write_text("the red fox sat on the log\n", encoding="utf-8")
+    (root / "empty.txt").write_text("\n \n", encoding="utf-8")
+    return root
+
+
+def _run(argv) -> str:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main([str(a) for a in argv]) == 0
+    return printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def adapted_dir(tiny_model, domain_files):
+    """``bayeslm adapt`` of the session's tiny model (QUICK draws, seed 2) and its JSON output."""
+    out = domain_files / "adapted"
+    printed = _run(["adapt", tiny_model, "--train", domain_files / "domain.txt", "--valid", domain_files / "valid.txt",
+                    "--out", out, *cli_sets(QUICK), "--seed", 2, "--quiet", "--json"])
+    return out, json.loads(printed)
+
+
+def test_adapt_writes_a_model_directory_every_command_reads(tiny_model, adapted_dir, domain_files, capsys):
+    out, result = adapted_dir
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["family"] == "dirichlet-adapted"
+    general_id = json.loads((tiny_model / "manifest.json").read_text())["id"]
+    assert result["schema"] == "bayeslm.adapt/1" and result["general_model"]["id"] == general_id
+    assert [c["order"] for c in result["power"]] == [1, 2] and all(c["mean"] > 0 for c in result["power"])
+    assert result["domain_tokens"] == len(DOMAIN.split()) and result["valid"] == [str(domain_files / "valid.txt")]
+    assert result["diagnostics"] and "divergences" in result
+
+    test = domain_files / "valid.txt"
+    adapted = json.loads(_run(["evaluate", out, "--test", test, "--json"]))
+    general = json.loads(_run(["evaluate", tiny_model, "--test", test, "--json"]))
+    assert adapted["model"]["family"] == "dirichlet-adapted"
+    assert adapted["predictive_perplexity"] < general["predictive_perplexity"]  # the domain's words follow 'red'
+    assert "the" in _run(["generate", out, "--n", "2", "--seed", "1", "--prompt", "the", "--no-color"])
+    report = domain_files / "report.html"
+    _run(["report", out, "--test", test, "--out", report, "--replicates", "2", "--quiet"])
+    assert report.is_file() and report.with_suffix(".json").is_file()
+    fails(capsys, ["export", out, "--arpa", domain_files / "adapted.arpa"], "ARPA export of an adapted model")
+
+
+def test_adapt_prints_the_concentrations(tiny_model, domain_files):
+    out = domain_files / "adapted-text"
+    printed = _run(["adapt", tiny_model, "--train", domain_files / "domain.txt", "--out", out, *cli_sets(QUICK),
+                    "--set", "prior.concentration.kwargs.sigma=2", "--quiet"])
+    assert f"saved to {out}" in printed and "domain power per order" in printed
+    assert "r_hat" in printed
+
+
+@pytest.fixture(scope="module")
+def pitman_yor_dir(pitman_yor_lm, tmp_path_factory):
+    return pitman_yor_lm.save(tmp_path_factory.mktemp("py") / "py")
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tiny_model, adapted_dir, pitman_yor_dir, domain_files, capsys):
+    out = domain_files / "never"
+    common = ["--out", out, *cli_sets(QUICK), "--quiet"]
+    fails(capsys, ["adapt", tiny_model, "--train", domain_files / "empty.txt", *common], "empty.txt")
+    fails(capsys, ["adapt", tiny_model, "--train", domain_files / "domain.txt", "--set", "tokenizer.kind=char",
+                   *common], "tokenizer.kind=char", "reads text as the general model does")
+    fails(capsys, ["adapt", tiny_model, "--train", domain_files / "domain.txt", "--set", "model.order=3", *common],
+          "model.order=3")
+    fails(capsys, ["adapt", pitman_yor_dir, "--train", domain_files / "domain.txt", *common],
+          "holds a 'pitman-yor' model", "family 'dirichlet'")
+    fails(capsys, ["adapt", adapted_dir[0], "--train", domain_files / "domain.txt", *common],
+          "holds a 'dirichlet-adapted' model", "the general one it was adapted from")
+    fails(capsys, ["adapt", domain_files / "missing", "--train", domain_files / "domain.txt", *common],
+          "not a model directory")
+    assert not out.exists()
+    fails(capsys, ["adapt", tiny_model, "--train", domain_files / "domain.txt", "--out", adapted_dir[0],
+                   *cli_sets(QUICK)], "exists", "--force")
