@@ -1,4 +1,4 @@
-"""The commands of ``bayeslm``: fit, adapt, evaluate, score, tokenize, demo, generate, report, export, models.
+"""The commands of ``bayeslm``: fit, adapt, mix, evaluate, score, tokenize, demo, generate, report, export, models.
 
 Each takes the parsed arguments and returns the exit status. What they print is in bits
 (log probabilities in base 2); KenLM's base-10 ``log10_prob`` is added only on request
@@ -23,8 +23,8 @@ from bayeslm.core.terminal import printable
 from bayeslm.exceptions import ConfigError, CorpusError
 from bayeslm.ngram.base import MAX_NGRAM_ORDER  # the limit of demo --order: every n-gram model's
 
-__all__ = ["cmd_fit", "cmd_adapt", "cmd_evaluate", "cmd_score", "cmd_tokenize", "cmd_demo", "cmd_generate",
-           "cmd_report", "cmd_export", "cmd_models", "MAX_NGRAM_ORDER"]
+__all__ = ["cmd_fit", "cmd_adapt", "cmd_mix", "cmd_evaluate", "cmd_score", "cmd_tokenize", "cmd_demo",
+           "cmd_generate", "cmd_report", "cmd_export", "cmd_models", "MAX_NGRAM_ORDER"]
 
 
 # -- shared pieces ---------------------------------------------------------------------
@@ -223,6 +223,62 @@ def _print_adapt(model, args, out: Path, n_domain: int) -> None:
     print("domain power per order (posterior mean, sd; 1: the texts pooled as one, smaller: the domain departs "
           "from the general model): "
           + ", ".join(f"{k}: {m:.3g} ({s:.2g})" for k, m, s in zip(post["order"].values.tolist(), means, sds)))
+    print(_diagnostics_text(model))
+
+
+# -- mix -------------------------------------------------------------------------------
+#: what ``mix --set`` may change: the mixture reads text as its components do
+MIX_SETTABLE = ("sampler.", "model.concentration", "model.entropy_draws")
+
+
+def cmd_mix(args) -> int:
+    from bayeslm.core.base import load
+    from bayeslm.core.config import apply_overrides
+    from bayeslm.mixture.model import MixtureLM
+
+    for item in args.set:
+        if not item.partition("=")[0].strip().startswith(MIX_SETTABLE):
+            raise ConfigError(f"--set {item!r}: mix changes only sampler.KEY, model.concentration and "
+                              "model.entropy_draws (the mixture reads text as its components do)")
+    overrides = apply_overrides({"sampler": {}, "model": {}}, args.set)
+    out = Path(args.out)
+    with ExitStack() as stack:
+        _model_output(out, args.force, stack)
+        mixture = MixtureLM([load(path) for path in args.models], sampler_config=overrides["sampler"],
+                            **overrides["model"])
+        valid = mixture.components_[0].read(args.valid)
+        sampler = {"progressbar": progress_bars(args.quiet)}
+        if args.seed is not None:
+            sampler["random_seed"] = args.seed
+        mixture.fit(valid, **sampler)
+        _keep_partial(mixture, args)  # an interrupt some library caught still means stop
+        mixture.save(out, force=args.force)
+    args.interrupts.written.append(str(out))
+    _print_mix(mixture, args, out, valid.n_tokens)
+    return 0
+
+
+def _print_mix(model, args, out: Path, n_valid: int) -> None:
+    from bayeslm.stats.intervals import HDI_PROB, hdi
+
+    w = model.weights
+    intervals = [hdi(w[:, k]) for k in range(w.shape[1])]
+    rows = [{"component": name, "model": str(path), "id": m.id, "mean": float(w[:, k].mean()),
+             "hdi_low": float(intervals[k][0]), "hdi_high": float(intervals[k][1]),
+             "stacking": float(model.stacking_weights_[k])}
+            for k, (name, path, m) in enumerate(zip(model.component_names, args.models, model.components_))]
+    if args.json:
+        from bayeslm.stats.diagnostics import sampler_problems, summary
+
+        table = summary(model.idata, var_names=_summary_vars(model))
+        print_json({"schema": "bayeslm.mix/1", "out": str(out), "fit_seconds": model.fit_seconds_,
+                    "valid": [str(v) for v in args.valid], "valid_tokens": n_valid, "weights": rows,
+                    "diagnostics": json.loads(table.to_json(orient="index")), **sampler_problems(model.idata)})
+        return
+    print(f"mixed {len(rows)} models on {n_valid} validation tokens in {model.fit_seconds_:.1f} s; saved to {out}")
+    for row in rows:
+        print(f"  {row['component']} {printable(row['model'])}: weight {row['mean']:.3f} "
+              f"({HDI_PROB:.0%} HDI [{row['hdi_low']:.3f}, {row['hdi_high']:.3f}]; stacking {row['stacking']:.3f})")
     print(_diagnostics_text(model))
 
 

@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_fit(sub)
     _add_adapt(sub)
+    _add_mix(sub)
     _add_evaluate(sub)
     _add_score(sub)
 
@@ -196,6 +197,19 @@ def _add_adapt(sub) -> None:
                       "sampler settings, the default prior; docs/domain.md)")
     _add_json_and_quiet(p, "bayeslm.adapt/1")
     p.set_defaults(func=commands.cmd_adapt, keep_partial=False)
+
+
+def _add_mix(sub) -> None:
+    p = _sub(sub, "mix", "combine fitted models of one tokenizer into a mixture whose weights are fitted on validation text")
+    p.add_argument("models", nargs="+", metavar="MODEL_DIR",
+                   help="two or more model directories with the same tokenizer and vocabulary (any families)")
+    p.add_argument("--valid", nargs="+", required=True, metavar="PATH",
+                   help="text none of the models was trained on: the weights' posterior is fitted on it")
+    _add_model_output(p, "mixture model directory to write (it holds its components)", "none: a fresh one",
+                      "override a sampler setting (sampler.KEY), model.concentration (the weights' Dirichlet "
+                      "prior, default 1) or model.entropy_draws (default 8), repeatable (default: none; docs/mixture.md)")
+    _add_json_and_quiet(p, "bayeslm.mix/1")
+    p.set_defaults(func=commands.cmd_mix, keep_partial=False)
 
 
 def _add_evaluate(sub) -> None:

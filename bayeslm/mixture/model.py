@@ -63,7 +63,6 @@ class MixtureLM(BayesianLM):
 
     family = "mixture"
     model_options = MixtureOptions
-    default_sampler_config = {**BayesianLM.default_sampler_config, "draws": 500, "tune": 500}
 
     def __init__(self, components=(), **kwargs):
         """``components``: models or model directories; a loaded mixture passes their ids instead."""
