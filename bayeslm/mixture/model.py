@@ -144,11 +144,13 @@ class MixtureLM(BayesianLM):
         return ["weights"]
 
     def predictive_log_prob(self, data) -> np.ndarray:
-        mean_weights = self.weights.mean(axis=0)
-        return logsumexp(np.log(mean_weights)[:, None] + self.component_log_prob(data), axis=0)
+        with np.errstate(divide="ignore"):  # a weight of exactly 0 drops its component
+            log_w = np.log(self.weights.mean(axis=0))
+        return logsumexp(log_w[:, None] + self.component_log_prob(data), axis=0)
 
     def _log_prob_draws(self, corpus):
-        log_w = np.log(self.weights)  # (draw, component)
+        with np.errstate(divide="ignore"):
+            log_w = np.log(self.weights)  # (draw, component); a weight of 0 drops its component
         index = self._component_draws(np.arange(log_w.shape[0]))
         streams = [m._log_prob_draws(corpus) for m in self._components()]
         for positions, chunks in _aligned_chunks(streams):
