@@ -151,10 +151,8 @@ def report(
         the same tokenizer); paths are ``pathlib.Path`` objects (files, directories, globs).
     compare : sequence of BayesianLM
         Other fitted models of any family and tokenizer, each reading the same sentences
-        with its own tokenizer; ranked with ``model`` by held-out elpd (total, per character
-        and, where they share tokens, per token) with paired standard errors over sentences
-        and stacking weights. Models of another tokenizer need the text as lines: a string,
-        strings or paths, or a Corpus whose tokens spell its lines exactly.
+        with its own tokenizer (from lines: a string, strings, paths, or a Corpus whose tokens
+        spell its lines exactly); ranked by held-out elpd per character (docs/report.md).
     labels : sequence of str, optional
         Names of ``model`` and each compared model (default: family, order and id).
     train : Corpus, optional
