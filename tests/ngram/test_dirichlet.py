@@ -668,7 +668,7 @@ def test_bad_prior_and_settings(train_corpus):
     # priors are checked against PyMC by validate (fit calls it before any work)
     with pytest.raises(ConfigError, match=r"Gamma\(alpha=-1, beta=1\) is not a valid distribution: it needs alpha > 0"):
         Prior("Gamma", alpha=-1, beta=1).validate()
-    with pytest.raises(ConfigError, match="prior.dist must be a PyMC distribution \(got 'NoSuchDistribution'\)"):
+    with pytest.raises(ConfigError, match=r"prior.dist must be a PyMC distribution \(got 'NoSuchDistribution'\)"):
         Prior("NoSuchDistribution", mu=1).validate()
     with pytest.raises(ConfigError, match=r"Gamma\(alpha=-1, beta=1\) is not a valid distribution"):
         bad = {"concentration": {"dist": "Gamma", "kwargs": {"alpha": -1, "beta": 1}}}
