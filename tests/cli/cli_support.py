@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -53,6 +55,14 @@ def error_line(stderr: str) -> str:
     assert lines[0].startswith("bayeslm: error: "), stderr
     assert "Traceback" not in stderr and "internal error" not in stderr, stderr
     return lines[0]
+
+
+def succeeds(argv) -> str:
+    """Run the CLI in-process expecting exit status 0; returns what it printed on stdout."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main([str(a) for a in argv]) == 0
+    return printed.getvalue()
 
 
 def fails(capsys, argv, *fragments) -> str:

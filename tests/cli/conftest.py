@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import pytest
 
-from bayeslm.cli import main
-from cli_support import CONFIG, TEST, TRAIN
+from cli_support import CONFIG, TEST, TRAIN, succeeds
 from sampling import SMALL, cli_sets
 
 
@@ -28,11 +25,9 @@ def tiny_fit(cli_files) -> tuple[Path, str]:
     """A model directory written by ``bayeslm fit`` (SMALL sampler settings, seed 3) and what
     the command printed; never modify the directory."""
     out = cli_files["root"] / "tiny-model"
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        assert main(["fit", str(cli_files["config"]), "--train", str(cli_files["train"]), "--out", str(out),
-                     *cli_sets(SMALL), "--seed", "3", "--quiet"]) == 0
-    return out, printed.getvalue()
+    printed = succeeds(["fit", cli_files["config"], "--train", cli_files["train"], "--out", out,
+                        *cli_sets(SMALL), "--seed", "3", "--quiet"])
+    return out, printed
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import pytest
-from cli_support import fails
+from cli_support import fails, succeeds
 from sampling import QUICK, cli_sets
 
-from bayeslm.cli import main
 
 DOMAIN = """the red fox ran to the log
 a red fox sat on the mat
@@ -28,18 +25,11 @@ def domain_files(tmp_path_factory):
     return root
 
 
-def _run(argv) -> str:
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        assert main([str(a) for a in argv]) == 0
-    return printed.getvalue()
-
-
 @pytest.fixture(scope="module")
 def adapted_dir(tiny_model, domain_files):
     """``bayeslm adapt`` of the session's tiny model (QUICK draws, seed 2) and its JSON output."""
     out = domain_files / "adapted"
-    printed = _run(["adapt", tiny_model, "--train", domain_files / "domain.txt", "--valid", domain_files / "valid.txt",
+    printed = succeeds(["adapt", tiny_model, "--train", domain_files / "domain.txt", "--valid", domain_files / "valid.txt",
                     "--out", out, *cli_sets(QUICK), "--seed", 2, "--quiet", "--json"])
     return out, json.loads(printed)
 
@@ -55,20 +45,20 @@ def test_adapt_writes_a_model_directory_every_command_reads(tiny_model, adapted_
     assert result["diagnostics"] and "divergences" in result
 
     test = domain_files / "valid.txt"
-    adapted = json.loads(_run(["evaluate", out, "--test", test, "--json"]))
-    general = json.loads(_run(["evaluate", tiny_model, "--test", test, "--json"]))
+    adapted = json.loads(succeeds(["evaluate", out, "--test", test, "--json"]))
+    general = json.loads(succeeds(["evaluate", tiny_model, "--test", test, "--json"]))
     assert adapted["model"]["family"] == "dirichlet-adapted"
     assert adapted["predictive_perplexity"] < general["predictive_perplexity"]  # the domain's words follow 'red'
-    assert "the" in _run(["generate", out, "--n", "2", "--seed", "1", "--prompt", "the", "--no-color"])
+    assert "the" in succeeds(["generate", out, "--n", "2", "--seed", "1", "--prompt", "the", "--no-color"])
     report = domain_files / "report.html"
-    _run(["report", out, "--test", test, "--out", report, "--replicates", "2", "--quiet"])
+    succeeds(["report", out, "--test", test, "--out", report, "--replicates", "2", "--quiet"])
     assert report.is_file() and report.with_suffix(".json").is_file()
     fails(capsys, ["export", out, "--arpa", domain_files / "adapted.arpa"], "ARPA export of an adapted model")
 
 
 def test_adapt_prints_the_concentrations(tiny_model, domain_files):
     out = domain_files / "adapted-text"
-    printed = _run(["adapt", tiny_model, "--train", domain_files / "domain.txt", "--out", out, *cli_sets(QUICK),
+    printed = succeeds(["adapt", tiny_model, "--train", domain_files / "domain.txt", "--out", out, *cli_sets(QUICK),
                     "--set", "prior.concentration.kwargs.sigma=2", "--quiet"])
     assert f"saved to {out}" in printed and "domain power per order" in printed
     assert "r_hat" in printed

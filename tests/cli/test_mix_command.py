@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import numpy as np
 import pytest
-from cli_support import fails
+from cli_support import fails, succeeds
 from sampling import QUICK, cli_sets
 
 import bayeslm
-from bayeslm.cli import main
-
-
-def _run(argv) -> str:
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        assert main([str(a) for a in argv]) == 0
-    return printed.getvalue()
 
 
 @pytest.fixture(scope="module")
 def unigram_dir(cli_files, tmp_path_factory):
     """The session's tiny configuration at order 1, on the same text (so the same vocabulary)."""
     out = tmp_path_factory.mktemp("mix") / "unigram"
-    _run(["fit", cli_files["config"], "--train", cli_files["train"], "--out", out, "--set", "model.order=1",
+    succeeds(["fit", cli_files["config"], "--train", cli_files["train"], "--out", out, "--set", "model.order=1",
           *cli_sets(QUICK), "--seed", 4, "--quiet"])
     return out
 
@@ -34,7 +24,7 @@ def unigram_dir(cli_files, tmp_path_factory):
 @pytest.fixture(scope="module")
 def mixed(tiny_model, unigram_dir, cli_files):
     out = unigram_dir.parent / "mixture"
-    printed = _run(["mix", tiny_model, unigram_dir, "--valid", cli_files["test"], "--out", out,
+    printed = succeeds(["mix", tiny_model, unigram_dir, "--valid", cli_files["test"], "--out", out,
                     *cli_sets(QUICK), "--seed", 5, "--quiet", "--json"])
     return out, json.loads(printed)
 
@@ -49,7 +39,7 @@ def test_mix_writes_a_model_directory_every_command_reads(mixed, tiny_model, uni
     np.testing.assert_allclose([row["mean"] for row in result["weights"]], weights.mean(axis=0), rtol=1e-12)
     assert all(row["hdi_low"] <= row["mean"] <= row["hdi_high"] for row in result["weights"])
     np.testing.assert_allclose(sum(row["stacking"] for row in result["weights"]), 1.0, rtol=1e-9)
-    evaluated = json.loads(_run(["evaluate", out, "--test", cli_files["test"], "--json"]))
+    evaluated = json.loads(succeeds(["evaluate", out, "--test", cli_files["test"], "--json"]))
     assert evaluated["model"]["family"] == "mixture"
     assert np.isclose(evaluated["predictive_cross_entropy_bits"],
                       model.evaluate(model.read([cli_files["test"]])).predictive_cross_entropy_bits)
@@ -57,7 +47,7 @@ def test_mix_writes_a_model_directory_every_command_reads(mixed, tiny_model, uni
 
 def test_mix_refuses_what_cannot_be_mixed_and_writes_nothing(tiny_model, cli_files, tmp_path, capsys):
     chars = tmp_path / "chars"
-    _run(["fit", cli_files["config"], "--train", cli_files["train"], "--out", chars, "--set", "tokenizer.kind=char",
+    succeeds(["fit", cli_files["config"], "--train", cli_files["train"], "--out", chars, "--set", "tokenizer.kind=char",
           *cli_sets(QUICK), "--seed", 4, "--quiet"])
     out = tmp_path / "m"
     fails(capsys, ["mix", tiny_model, chars, "--valid", cli_files["test"], "--out", out],
