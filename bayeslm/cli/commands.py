@@ -163,6 +163,25 @@ def _print_fit(model, args, out: Path, n_train: int) -> None:
     print(_diagnostics_text(model))
 
 
+def _restricted_overrides(items: list[str], settable: tuple[str, ...], refusal: str, defaults: dict) -> dict:
+    """``--set`` items applied to ``defaults``, each checked to start with one of ``settable``
+    (``refusal``: why others are refused, after the item)."""
+    from bayeslm.core.config import apply_overrides
+
+    for item in items:
+        if not item.partition("=")[0].strip().startswith(settable):
+            raise ConfigError(f"--set {item!r}: {refusal}")
+    return apply_overrides(defaults, items)
+
+
+def _call_sampler(args) -> dict:
+    """Sampler settings of this call: progress bars unless --quiet, and --seed if given."""
+    sampler = {"progressbar": progress_bars(args.quiet)}
+    if args.seed is not None:
+        sampler["random_seed"] = args.seed
+    return sampler
+
+
 # -- adapt -----------------------------------------------------------------------------
 #: what ``adapt --set`` may change: the adapted model keeps the general model's tokenizer and order
 ADAPT_SETTABLE = ("sampler.", "prior.concentration.", "model.entropy_draws")
@@ -170,16 +189,13 @@ ADAPT_SETTABLE = ("sampler.", "prior.concentration.", "model.entropy_draws")
 
 def cmd_adapt(args) -> int:
     from bayeslm.core.base import load
-    from bayeslm.core.config import apply_overrides
     from bayeslm.ngram.adapt import AdaptedDirichletLM
     from bayeslm.ngram.dirichlet import DirichletLM
 
-    for item in args.set:
-        if not item.partition("=")[0].strip().startswith(ADAPT_SETTABLE):
-            raise ConfigError(f"--set {item!r}: adapt changes only sampler.KEY, prior.concentration.KEY and "
-                              "model.entropy_draws (the adapted model reads text as the general model does)")
     defaults = {"sampler": {}, "prior": copy.deepcopy(AdaptedDirichletLM.default_model_config), "model": {}}
-    overrides = apply_overrides(defaults, args.set)
+    overrides = _restricted_overrides(
+        args.set, ADAPT_SETTABLE, "adapt changes only sampler.KEY, prior.concentration.KEY and model.entropy_draws "
+        "(the adapted model reads text as the general model does)", defaults)
     out = Path(args.out)
     with ExitStack() as stack:
         _model_output(out, args.force, stack)
@@ -190,11 +206,9 @@ def cmd_adapt(args) -> int:
                                   general, AdaptedDirichletLM) else ""))
         domain = general.read(args.train)
         valid = general.read(args.valid) if args.valid else None
-        sampler = {**overrides["sampler"], "progressbar": progress_bars(args.quiet)}
-        if args.seed is not None:
-            sampler["random_seed"] = args.seed
         adapted = AdaptedDirichletLM.from_general(general, domain, valid, model_config=overrides["prior"],
-                                                  options=overrides["model"], **sampler)
+                                                  options=overrides["model"],
+                                                  **{**overrides["sampler"], **_call_sampler(args)})
         _keep_partial(adapted, args)  # an interrupt some library caught still means stop
         adapted.save(out, force=args.force)
     args.interrupts.written.append(str(out))
@@ -233,24 +247,18 @@ MIX_SETTABLE = ("sampler.", "model.concentration", "model.entropy_draws")
 
 def cmd_mix(args) -> int:
     from bayeslm.core.base import load
-    from bayeslm.core.config import apply_overrides
     from bayeslm.mixture.model import MixtureLM
 
-    for item in args.set:
-        if not item.partition("=")[0].strip().startswith(MIX_SETTABLE):
-            raise ConfigError(f"--set {item!r}: mix changes only sampler.KEY, model.concentration and "
-                              "model.entropy_draws (the mixture reads text as its components do)")
-    overrides = apply_overrides({"sampler": {}, "model": {}}, args.set)
+    overrides = _restricted_overrides(
+        args.set, MIX_SETTABLE, "mix changes only sampler.KEY, model.concentration and model.entropy_draws "
+        "(the mixture reads text as its components do)", {"sampler": {}, "model": {}})
     out = Path(args.out)
     with ExitStack() as stack:
         _model_output(out, args.force, stack)
         mixture = MixtureLM([load(path) for path in args.models], sampler_config=overrides["sampler"],
                             **overrides["model"])
         valid = mixture.components_[0].read(args.valid)
-        sampler = {"progressbar": progress_bars(args.quiet)}
-        if args.seed is not None:
-            sampler["random_seed"] = args.seed
-        mixture.fit(valid, **sampler)
+        mixture.fit(valid, **_call_sampler(args))
         _keep_partial(mixture, args)  # an interrupt some library caught still means stop
         mixture.save(out, force=args.force)
     args.interrupts.written.append(str(out))
