@@ -13,7 +13,7 @@ import numpy as np
 from bayeslm.exceptions import CorpusError, VocabularyMismatchError
 from bayeslm.text.corpus import Corpus, read_lines, resolve_paths, sentence_lines
 
-__all__ = ["WINDOW", "read_text", "count_oov", "position_layout", "TextView"]
+__all__ = ["corpus_lines", "text_lines", "WINDOW", "read_text", "count_oov", "position_layout", "TextView"]
 
 WINDOW = 6  # tokens shown on each side of a token in the tables
 
@@ -35,9 +35,9 @@ def read_text(model, data) -> tuple[Corpus, Corpus, list[str] | None]:
 
 def text_lines(data) -> list[str] | None:
     """The sentences of held-out text as lines, for models of other tokenizers to read; None for a
-    Corpus whose tokens do not spell its lines exactly (its lines are not kept)."""
+    Corpus (its lines are not kept; :func:`corpus_lines` spells them where it can)."""
     if isinstance(data, Corpus):
-        return data.decode_lines() if data.exact else None
+        return None
     if isinstance(data, str):
         return sentence_lines(data)
     if isinstance(data, Path) or (isinstance(data, (list, tuple)) and data and all(isinstance(d, Path) for d in data)):
@@ -45,6 +45,11 @@ def text_lines(data) -> list[str] | None:
     if isinstance(data, (list, tuple)) and all(isinstance(d, str) for d in data):
         return [line for text in data for line in sentence_lines(text)]
     raise CorpusError(f"test text must be a Corpus, a string, a list of strings or paths, got {type(data).__name__}")
+
+
+def corpus_lines(corpus: Corpus) -> list[str] | None:
+    """The lines a Corpus' tokens spell, when they spell them exactly; else None."""
+    return corpus.decode_lines() if corpus.exact else None
 
 
 def _raw_corpus(model, data, lines: list[str] | None) -> Corpus:

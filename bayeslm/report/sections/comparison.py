@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from bayeslm.exceptions import VocabularyMismatchError
+from bayeslm.report.heldout import corpus_lines
 from bayeslm.report.sections.entropy import HeldOutScores
 from bayeslm.stats.stacking import stacking_weights
 from bayeslm.text.corpus import Corpus
@@ -124,6 +125,8 @@ def comparison_section(models: list, labels: list[str], raw: Corpus, lines: list
                        main_scores: HeldOutScores, hdi_prob: float) -> dict:
     """``models[0]`` (scored in ``main_scores`` on ``main``, which is ``raw`` in its vocabulary) and the
     others, each reading the same sentences (``lines``, where their tokenizer differs), ranked."""
+    if lines is None and any(m.tokenizer_ != models[0].tokenizer_ for m in models[1:]):
+        lines = corpus_lines(raw)  # spelled out only when a model of another tokenizer needs them
     scored = [_Scored(main, main_scores.log_prob, main_scores.evaluation)]
     scored += [_scored(model, label, models[0], raw, lines, hdi_prob) for model, label in zip(models[1:], labels[1:])]
     _check_same_text(scored, labels)
