@@ -55,6 +55,16 @@ _DISCOUNT_RULE = "a number in [0, 1) or a list of one per order, or none"
 _STRENGTH_RULE = "a number > -discount or a list of one per order, or none"
 
 
+#: how the draws of the modes without NUTS come about (``stats.diagnostics`` method, what the report says)
+_INFERENCE_METHODS = {
+    "gibbs": ("gibbs", "Gibbs sweeps over the seating with slice steps on each order's (d, theta): R-hat and ESS "
+                       "apply; divergences and E-BFMI belong to Hamiltonian samplers and do not exist here."),
+    "fast": ("exact", "Independent exact draws of each order's (d, theta) given one seating of the customers (the "
+                      "fast mode): R-hat and ESS check the draws; the seating is fixed, so the intervals leave out its "
+                      "uncertainty, and d stays near the value the seating was made with (docs/pitman_yor.md)."),
+}
+
+
 class PitmanYorOptions(NgramOptions):
     """The ``[model]`` options of :class:`PitmanYorLM` (see its docstring)."""
 
@@ -201,7 +211,8 @@ class PitmanYorLM(NgramLM):
         add_group(idata, "table_counts", self._table_group(idata, kept, inference, retain))
         idata["posterior"].attrs["inference"] = self.options["inference"]
         if self.options["inference"] != "ikn":  # ikn's NUTS records its own sampler statistics
-            idata["posterior"].attrs["inference_method"] = {"gibbs": "gibbs", "fast": "exact"}[self.options["inference"]]
+            method, note = _INFERENCE_METHODS[self.options["inference"]]
+            idata["posterior"].attrs.update(inference_method=method, inference_note=note)
         self._samples = None
         return idata
 

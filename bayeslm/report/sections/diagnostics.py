@@ -22,14 +22,6 @@ LN2 = math.log(2.0)
 _SUMMARY_COLUMNS = ("mean", "sd", "hdi_low", "hdi_high", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat")
 _VERDICT_COLUMNS = ("r_hat_ok", "ess_bulk_ok", "ess_tail_ok", "ok")
 _METHOD_NAMES = {"advi": "variational inference (ADVI)", "laplace": "a Laplace approximation"}
-#: what R-hat and ESS check for chain methods other than NUTS (which has its own statistics too)
-_CHAIN_NOTES = {
-    "gibbs": ("Gibbs sweeps over the seating with slice steps on each order's (d, theta): R-hat and ESS "
-              "apply; divergences and E-BFMI belong to Hamiltonian samplers and do not exist here."),
-    "exact": ("Independent exact draws of each order's (d, theta) given one seating of the customers (the "
-              "fast mode): R-hat and ESS check the draws; the seating is fixed, so the intervals leave out "
-              "its uncertainty, and d stays near the value the seating was made with (docs/pitman_yor.md)."),
-}
 _NO_SAMPLER_STATISTICS = (
     "No MCMC sampler statistics were recorded (no divergences or energy in sample_stats), so R-hat, "
     "ESS, divergences and E-BFMI cannot show whether the posterior was explored. Treat the intervals "
@@ -74,7 +66,7 @@ def diagnostics_section(idata, var_names: list[str] | None, hdi_prob: float) -> 
         out["parameters"] = _parameter_rows(table, chains, out["problems"])
     if chains:
         _check_chains(idata, out)
-        out["message"] = _CHAIN_NOTES.get(method)
+        out["message"] = idata["posterior"].attrs.get("inference_note")  # the family's word on its sampler
     else:
         _check_approximation(idata, method, out)
     out["ok"] = not out["problems"]
