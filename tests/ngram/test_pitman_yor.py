@@ -676,20 +676,6 @@ def test_recovers_discount_and_strength_from_simulated_data_at_scale():
         assert abs(score) < 3, (name, score)
 
 
-def test_ikn_trigram_of_shakespeare_scores_the_documented_perplexity(shakespeare_dir, request):
-    """Real data (../shared/data): the pitman-yor-trigram configuration in the ikn mode, fitted
-    on the training plays (seed 1, as bench/compare_kenlm_py.py --ikn-only), scores the test
-    plays at the perplexity docs/pitman_yor.md reports, 106.68."""
-    from bayeslm.core.base import BayesianLM
-    from bayeslm.core.config import apply_overrides, load_config
-
-    assert request.node.get_closest_marker("shared_data")  # tests/conftest.py marks what reads ../shared/data
-    model = BayesianLM.from_config(apply_overrides(load_config("pitman-yor-trigram"), ['model.inference="ikn"']))
-    model.fit(Corpus.from_paths(shakespeare_dir / "train", tokenizer=model.tokenizer), random_seed=1, progressbar=False)
-    result = model.evaluate(Corpus.from_paths(shakespeare_dir / "test", tokenizer=model.tokenizer))
-    assert result.predictive_perplexity == pytest.approx(106.68, abs=0.01)
-
-
 # ------------------------------------------------------------------------------- ikn tables
 def test_ikn_tables_reproduce_the_exact_likelihood_and_start_nuts_at_the_mode():
     """With the seating fixed (ikn), each order's log likelihood is read from a checked 2-D
