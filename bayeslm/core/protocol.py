@@ -21,6 +21,8 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
+from bayeslm.core.sentences import check_draw, draw_sentences
+
 __all__ = ["LanguageModel", "SamplesSentences", "ExportsArpa", "Updatable"]
 
 
@@ -109,10 +111,31 @@ class LanguageModel(ABC):
 class SamplesSentences(ABC):
     """Ability: draw whole sentences from the posterior predictive (posterior predictive checks)."""
 
-    @abstractmethod
     def sample_sentences(self, n_sentences: int, *, random_seed=None, draw: int | None = None,
                          max_tokens: int = 200):
-        """``n_sentences`` sentences (a Corpus) drawn under posterior draw ``draw`` (random if None)."""
+        """``n_sentences`` sentences (a Corpus) drawn under posterior draw ``draw`` (random if None).
+
+        Every token comes from :meth:`next_tokens` under the one draw given the tokens
+        before it, so each call is one replicate from the posterior predictive; sentences
+        end at ``</s>`` or after ``max_tokens`` tokens (:func:`bayeslm.core.sentences.draw_sentences`).
+        """
+        rng = np.random.default_rng(random_seed)
+        draw = check_draw(draw, self.n_samples, rng)
+        return draw_sentences(lambda history, gen: self.next_tokens(history, draw, gen), n_sentences,
+                              context_length=self.context_length, vocab=self.vocab_, tokenizer=self.tokenizer_,
+                              rng=rng, max_tokens=max_tokens)
+
+    @abstractmethod
+    def next_tokens(self, history: np.ndarray, draw: int, rng: np.random.Generator) -> np.ndarray:
+        """One token id per row drawn from p(. | history row) under posterior draw ``draw``.
+
+        ``history``: token ids, shape (m, context_length), ``<s>``-padded. Returns shape (m,).
+        """
+
+    @property
+    def can_sample_sentences(self) -> bool:
+        """False where the ability depends on parts that lack it (a mixture of models)."""
+        return True
 
 
 class ExportsArpa(ABC):

@@ -19,10 +19,11 @@ from scipy.special import entr, logsumexp
 
 from bayeslm.core.base import BayesianLM
 from bayeslm.core.draws import draw_indices
+from bayeslm.core.protocol import SamplesSentences
 from bayeslm.core.sampling import pm_sample_kwargs
 from bayeslm.core.settings import ModelOptions, number, texts, whole
 from bayeslm.core.storage import load_model
-from bayeslm.exceptions import ConfigError, ModelFileError, NotFittedError, VocabularyMismatchError
+from bayeslm.exceptions import BayesLMError, ConfigError, ModelFileError, NotFittedError, VocabularyMismatchError
 from bayeslm.stats.stacking import stacking_weights
 
 __all__ = ["MixtureLM"]
@@ -42,7 +43,7 @@ class MixtureOptions(ModelOptions):
     entropy_draws: whole(ge=1) = Field(8, description="posterior draws the aleatoric entropy averages over (Monte Carlo)")
 
 
-class MixtureLM(BayesianLM):
+class MixtureLM(BayesianLM, SamplesSentences):
     """p(w | u) = sum_k pi_k p_k(w | u), with a posterior over the weights pi.
 
     Parameters
@@ -176,6 +177,30 @@ class MixtureLM(BayesianLM):
         w = self.weights[int(draw)]
         return sum(w[k] * m.sample_distribution(self._contexts_of(contexts, m), int(draw) % m.n_samples, rng)
                    for k, m in enumerate(self._components()))
+
+    # -- sentences (posterior predictive checks) ---------------------------------------------
+    @property
+    def can_sample_sentences(self) -> bool:
+        return all(isinstance(m, SamplesSentences) and m.can_sample_sentences for m in self._components())
+
+    def next_tokens(self, history: np.ndarray, draw: int, rng: np.random.Generator) -> np.ndarray:
+        """One token per row from sum_k pi_k p_k(. | history) under weight draw ``draw``.
+
+        Each row picks component k with probability pi_k (weight draw ``draw``), then the
+        component draws its token under its own draw ``draw mod n_k``: a draw from the mixture.
+        """
+        if not self.can_sample_sentences:
+            raise BayesLMError("a component of this mixture cannot draw sentences (no SamplesSentences ability)")
+        history = np.asarray(history, dtype=np.int64)
+        weights = self.weights[int(draw)]
+        chosen = rng.choice(len(weights), size=len(history), p=weights / weights.sum())
+        out = np.empty(len(history), dtype=np.int64)
+        for k, model in enumerate(self._components()):
+            rows = np.flatnonzero(chosen == k)
+            if rows.size:
+                out[rows] = model.next_tokens(self._contexts_of(history[rows], model), int(draw) % model.n_samples,
+                                              rng)
+        return out
 
     def context_entropy_split(self, contexts) -> pd.DataFrame:
         """``total`` exact (the entropy of :meth:`predictive_probs`), ``aleatoric`` averaged over

@@ -320,37 +320,19 @@ class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
         ``history``: token ids, shape (m, order - 1), ``<s>``-padded. Returns shape (m,).
         """
 
+    def next_tokens(self, history: np.ndarray, draw: int, rng: np.random.Generator) -> np.ndarray:
+        """One token per row from p(. | history row) under posterior sample ``draw`` (:meth:`_next_tokens`)."""
+        self._check_fitted("next_tokens")
+        return self._next_tokens(np.asarray(history, dtype=np.int64), int(draw), rng)
+
     def sample_sentences(self, n_sentences: int, *, random_seed=None, draw: int | None = None,
                          max_tokens: int = 200) -> Corpus:
-        """Sentences drawn from the model (for posterior predictive checks).
-
-        Every token is drawn from the next-token distribution of one posterior sample
-        (index ``draw`` into the flattened samples, ``0 .. n_samples - 1``; random if None)
-        given the tokens before it (:meth:`_next_tokens`), so each call is one replicate
-        from the posterior predictive. Sentences end at ``</s>`` or after ``max_tokens``
-        tokens. Returns a Corpus in the model's vocabulary.
+        """Replicate sentences (:meth:`SamplesSentences.sample_sentences`, tokens by :meth:`_next_tokens`);
+        with a spelling model the sampled ``<unk>`` tokens are spelled as new words.
         """
         self._check_fitted("sample_sentences")
         rng = np.random.default_rng(random_seed)
-        draw = int(rng.integers(self.n_samples)) if draw is None else int(draw)
-        if not 0 <= draw < self.n_samples:
-            raise BayesLMError(f"draw must be in 0..{self.n_samples - 1}, got {draw}")
-        eos = self.vocab_.eos_id
-        history = np.full((n_sentences, self.context_length), self.vocab_.bos_id, dtype=np.int64)
-        tokens = np.full((n_sentences, max_tokens), -1, dtype=np.int64)
-        active = np.arange(n_sentences)
-        for t in range(max_tokens):
-            if active.size == 0:
-                break
-            nxt = self._next_tokens(history[active], draw, rng)
-            tokens[active, t] = nxt
-            if self.context_length:
-                history[active] = np.concatenate([history[active, 1:], nxt[:, None]], axis=1)
-            active = active[nxt != eos]
-        lengths = np.where((tokens == eos).any(axis=1), (tokens == eos).argmax(axis=1), (tokens >= 0).sum(axis=1))
-        keep = np.arange(max_tokens)[None, :] < lengths[:, None]
-        sampled = Corpus(tokens[keep].astype(np.int32), np.concatenate([[0], np.cumsum(lengths)]), self.vocab_,
-                         self.tokenizer_)
+        sampled = super().sample_sentences(n_sentences, random_seed=rng, draw=draw, max_tokens=max_tokens)
         return self._spell_unknown(sampled, rng)
 
     def _spell_unknown(self, corpus: Corpus, rng: np.random.Generator) -> Corpus:

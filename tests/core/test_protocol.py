@@ -117,15 +117,9 @@ class SamplingUnigramDirichletLM(UnigramDirichletLM, SamplesSentences):
 
     family = "test-unigram-dirichlet-sampler"
 
-    def sample_sentences(self, n_sentences, *, random_seed=None, draw=None, max_tokens=200):
-        rng = np.random.default_rng(random_seed)
-        draw = int(rng.integers(self.n_samples)) if draw is None else int(draw)
+    def next_tokens(self, history, draw, rng):
         p = self._draws([draw])[0]
-        tokens = rng.choice(p.size, size=(n_sentences, max_tokens), p=p)
-        is_eos = tokens == self.vocab_.eos_id
-        lengths = np.where(is_eos.any(axis=1), is_eos.argmax(axis=1), max_tokens)
-        ids = np.concatenate([row[:n] for row, n in zip(tokens, lengths)])
-        return Corpus(ids, np.concatenate([[0], np.cumsum(lengths)]), self.vocab_, self.tokenizer)
+        return rng.choice(p.size, size=len(history), p=p)
 
 
 def fit(cls=UnigramDirichletLM, **options):

@@ -203,3 +203,29 @@ def test_components_must_share_tokenizer_and_vocabulary(unigram, bigram):
     mix = blm.MixtureLM([unigram, bigram], sampler_config=QUICK)
     with pytest.raises(VocabularyMismatchError, match="the text was tokenised with"):
         mix.fit(blm.Corpus.from_texts(VALID, tokenizer=blm.CharTokenizer()))
+
+
+# -- sentences (posterior predictive checks) --------------------------------------------------
+@pytest.mark.parametrize("draw", [0, 7])
+def test_sentences_draw_their_tokens_from_the_weighted_components(mixture, draw):
+    """The first tokens of many one-token sentences follow sum_k pi_k p_k(. | <s>) of that draw."""
+    n = 20_000
+    sampled = mixture.sample_sentences(n, random_seed=5, draw=draw, max_tokens=1)
+    vocab = mixture.vocab_
+    observed = np.bincount(sampled.ids, minlength=len(vocab)).astype(float)
+    observed[vocab.eos_id] += n - len(sampled.ids)  # sentences that ended at once
+    expected = mixture.next_token_probs(np.full((1, mixture.context_length), vocab.bos_id), draws=[draw])[0, 0]
+    assert 0.5 * np.abs(observed / n - expected).sum() < 0.03
+
+
+def test_sentences_are_reproducible_and_checked(mixture):
+    a = mixture.sample_sentences(30, random_seed=1, draw=2)
+    b = mixture.sample_sentences(30, random_seed=1, draw=2)
+    np.testing.assert_array_equal(a.ids, b.ids)
+    with pytest.raises(blm.BayesLMError, match="draw must be in"):
+        mixture.sample_sentences(3, draw=mixture.n_samples)
+
+
+def test_the_mixture_report_has_posterior_predictive_checks(mixture):
+    checks = blm.report(mixture, TEST, replicates=2).to_dict()["ppc"]
+    assert checks["available"] and len(checks["statistics"]) > 0

@@ -25,6 +25,9 @@ def predictive_checks_section(model, test: Corpus, train: Corpus | None, replica
     if not isinstance(model, SamplesSentences):
         return {"available": False,
                 "reason": f"{type(model).__name__} cannot draw replicate corpora (it has no SamplesSentences ability)"}
+    if not model.can_sample_sentences:
+        return {"available": False, "reason": f"{type(model).__name__} cannot draw replicate corpora (a part of it "
+                                              "has no SamplesSentences ability)"}
     observed, which = (train, "train") if train is not None else (test, "test")
     check = posterior_predictive_check(model, observed, test=test, observed_corpus=which, replicates=replicates,
                                        random_seed=random_seed, training_counts=model.training_counts)
