@@ -25,6 +25,7 @@ from bayeslm.core.settings import ModelOptions, number, texts, whole
 from bayeslm.core.storage import load_model
 from bayeslm.exceptions import BayesLMError, ConfigError, ModelFileError, NotFittedError, VocabularyMismatchError
 from bayeslm.stats.stacking import stacking_weights
+from bayeslm.text.corpus import Corpus
 
 __all__ = ["MixtureLM"]
 
@@ -84,8 +85,14 @@ class MixtureLM(BayesianLM, SamplesSentences):
         return self.components_
 
     def _prepare_training(self, corpus):
-        """The weights' text in the components' vocabulary (their tokenizer, checked)."""
+        """The weights' text in the components' vocabulary: a Corpus (its tokenizer checked) or text."""
         first = self._components()[0]
+        if isinstance(corpus, str):
+            corpus = [corpus]
+        if not isinstance(corpus, Corpus):
+            if not all(isinstance(line, str) for line in corpus):
+                raise ConfigError(f"fit needs a Corpus or lines of text, got {type(corpus).__name__}")
+            corpus = Corpus.from_texts(list(corpus), tokenizer=first.tokenizer_, vocab=first.vocab_)
         if corpus.tokenizer != first.tokenizer_:
             raise VocabularyMismatchError(f"the text was tokenised with {corpus.tokenizer!r}, the components "
                                           f"with {first.tokenizer_!r}")

@@ -229,3 +229,30 @@ def test_sentences_are_reproducible_and_checked(mixture):
 def test_the_mixture_report_has_posterior_predictive_checks(mixture):
     checks = blm.report(mixture, TEST, replicates=2).to_dict()["ppc"]
     assert checks["available"] and len(checks["statistics"]) > 0
+
+
+# -- the weights' text, and families that share a tokenizer ------------------------------------
+def test_the_weights_text_may_be_lines_or_a_corpus(mixture, unigram, bigram):
+    from_lines = blm.MixtureLM([unigram, bigram], sampler_config={**SMALL, "random_seed": 3})
+    from_lines.fit(VALID)
+    np.testing.assert_allclose(from_lines.weights, mixture.weights)
+    with pytest.raises(ConfigError, match="a Corpus or lines of text"):
+        blm.MixtureLM([unigram, bigram]).fit([1, 2, 3])
+
+
+def test_a_character_ngram_and_a_gpt_mix(gpt_lm):
+    """Two families with one character vocabulary: the mixture is their weighted sum; no sentences (the GPT has none)."""
+    from corpora import CAT_LINES
+
+    ngram = blm.PitmanYorLM(order=4, inference="ikn", tokenizer="char", spelling=1,
+                            sampler_config={**QUICK, "random_seed": 0})
+    ngram.fit(blm.Corpus.from_lines(CAT_LINES, tokenizer=blm.CharTokenizer()))
+    mix = blm.MixtureLM([ngram, gpt_lm], sampler_config={**SMALL, "random_seed": 1})
+    mix.fit(CAT_LINES[:10])
+    w = mix.weights.mean(axis=0)
+    text = CAT_LINES[-3:]
+    expected = logsumexp(np.log(w)[:, None] + np.stack([ngram.predictive_log_prob(text),
+                                                         gpt_lm.predictive_log_prob(text)]), axis=0)
+    np.testing.assert_allclose(mix.predictive_log_prob(text), expected, rtol=1e-10)
+    assert not mix.can_sample_sentences
+    assert not blm.report(mix, text, replicates=2).to_dict()["ppc"]["available"]
