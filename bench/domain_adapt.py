@@ -200,7 +200,7 @@ def adapted_dirichlet(state: Run, size: DomainSize) -> dict:
     process = bayeslm_process(["adapt", str(state.general_dir), "--train", str(size.path),
                                "--valid", *map(str, play_paths(DOMAIN_VALID)), "--out", str(out), "--seed", "1"])
     adapted = blm.load(out)
-    power = [row["mean"] for row in process["json"]["power"]]
+    power = [row["mean"] for row in process["json"]["departure"]]
     return {"test_perplexity": adapted.evaluate(state.texts["test"]).predictive_perplexity,
             "seconds": process["json"]["adapt_seconds"], "process": process, "domain_power_mean": power}
 

@@ -320,19 +320,13 @@ class DirichletLM(NgramLM, Updatable):
         self.bucket_selection_ = [{"buckets": b, "valid_perplexity": p} for p, b in results]
 
     def _fit_counts(self, sampler: dict):
-        """Fix the bases, then sample every order's concentration in one NUTS run."""
-        import pymc as pm
+        """Fix the bases, then sample every order's concentration (:meth:`_sample_concentrations`)."""
         import xarray as xr
 
         from bayeslm.core.idata import add_group
 
         evidences = self._fit_bases()
-        modes = self._plugin_matrix()
-        for (k, b), ev in evidences.items():
-            ev.tabulate(modes[k - 1, b])  # NUTS stays near the mode: a checked table there
-        model = self.build_model(evidences)
-        with model:
-            idata = pm.sample(**pm_sample_kwargs(sampler), initvals=self._initvals(evidences))
+        idata = self._sample_concentrations(evidences, sampler)
         order_dims = ("order", "bucket") if self.n_buckets > 1 else ("order",)
         coords = {"order": np.arange(1, self.order + 1)}
         if self.n_buckets > 1:
@@ -360,6 +354,17 @@ class DirichletLM(NgramLM, Updatable):
         self._draws_cache = None
         self._mixture_cache = None
         return idata
+
+    def _sample_concentrations(self, evidences: dict, sampler: dict):
+        """Every (order, bucket) concentration in one NUTS run, each evidence tabulated at its mode."""
+        import pymc as pm
+
+        modes = self._plugin_matrix()
+        for (k, b), ev in evidences.items():
+            ev.tabulate(modes[k - 1, b])  # NUTS stays near the mode: a checked table there
+        model = self.build_model(evidences)
+        with model:
+            return pm.sample(**pm_sample_kwargs(sampler), initvals=self._initvals(evidences))
 
     def update(self, corpus: Corpus, **sampler_kwargs):
         """Add text to the counts and refit the concentrations; returns the new InferenceData.
