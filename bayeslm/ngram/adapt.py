@@ -20,6 +20,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from bayeslm.core.protocol import AdaptedToDomain
 from bayeslm.counting.counts import NgramCounts
 from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError, ModelFileError, VocabularyMismatchError
 from bayeslm.ngram.backoff import Backoff
@@ -300,7 +301,7 @@ def _departure_words(low: float, high: float) -> str:
     return f"departs from the general model: its text weighs {low:.2g} to {high:.2g} of the domain's"
 
 
-class AdaptedDirichletLM(DirichletLM):
+class AdaptedDirichletLM(DirichletLM, AdaptedToDomain):
     """A Dirichlet LM of a domain whose prior is a fitted general Dirichlet LM's posterior, tempered.
 
     Made by :meth:`DirichletLM.adapt` (``general.adapt(domain)``), never fitted alone. The

@@ -373,3 +373,21 @@ def test_uncertainty_sources_split_the_concentration_at_each_context(general, ad
         assert row.source == ("domain text" if row.domain_share >= 0.5 else "general model")
         checked += 1
     assert checked > 50
+
+
+def test_the_report_of_an_adapted_model_shows_its_departure(general, adapted, domain_text):
+    """The report's departure section: the powers as departure() states them, and the held-out
+    positions split by source, their counts adding up and matching uncertainty_sources."""
+    from bayeslm.report import report
+
+    test = domain_text[100:]
+    result = report(adapted, test, replicates=2)
+    section = result.data["departure"]
+    assert section["orders"] == adapted.departure()
+    table = adapted.uncertainty_sources(test)
+    counts = {g["source"]: g["positions"] for g in section["sources"]}
+    assert counts == {"domain text": int((table["source"] == "domain text").sum()),
+                      "general model": int((table["source"] == "general model").sum())}
+    assert sum(g["positions"] for g in section["by_order"]) == len(table)
+    assert 'id="departure"' in result.render_html() and "Departure from the general model" in result.render_html()
+    assert report(general, test, replicates=2).data["departure"] is None
