@@ -305,7 +305,8 @@ class AdaptedDirichletLM(DirichletLM, AdaptedToDomain):
     """A Dirichlet LM of a domain whose prior is a fitted general Dirichlet LM's posterior, tempered.
 
     Made by :meth:`DirichletLM.adapt` (``general.adapt(domain)``), never fitted alone. The
-    posterior's ``concentration`` (dim ``order``) holds the powers ``lam_k``, the domain
+    posterior's ``power`` (dim ``order``; ``concentration`` in directories adapted before
+    2026-12-04, which load as they were) holds the powers ``lam_k``, the domain
     Dirichlet's concentration at u in units of the general posterior's total ``T_k(u)``:
     small where the domain departs from the general model, large where it follows it.
     Every method of :class:`DirichletLM` answers as for a Dirichlet LM whose levels are
@@ -321,6 +322,13 @@ class AdaptedDirichletLM(DirichletLM, AdaptedToDomain):
 
     family = ADAPTED_FAMILY
     fits_with_pymc = property(lambda self: self.model_config["concentration"].numpy_logp() is None)
+
+    @property
+    def draws_var(self) -> str:
+        """``power``: the powers' draws; directories adapted before it was named so hold them as ``concentration``."""
+        if self.idata is not None and "power" not in self.idata["posterior"]:
+            return "concentration"
+        return "power"
     #: powers far below 1 (the domain's counts trusted over the general text's) are modes too
     MODE_GRID = (-25.0, 12.0)
 
@@ -477,8 +485,8 @@ class AdaptedDirichletLM(DirichletLM, AdaptedToDomain):
                 return evidence.logp_and_grad(lam)[0] + float(prior_logp(np.array([lam]))[0]) + t
 
             power[:, k - 1] = np.exp(grid_draws(log_density, float(np.log(mode)), chains * draws, rng))
-        idata = az.from_dict(posterior={"concentration": power.reshape(chains, draws, self.order)},
-                             coords={"order": np.arange(1, self.order + 1)}, dims={"concentration": ["order"]})
+        idata = az.from_dict(posterior={"power": power.reshape(chains, draws, self.order)},
+                             coords={"order": np.arange(1, self.order + 1)}, dims={"power": ["order"]})
         idata["posterior"].attrs.update(inference_method="exact", inference_note=INFERENCE_NOTE)
         return idata
 
@@ -490,7 +498,7 @@ class AdaptedDirichletLM(DirichletLM, AdaptedToDomain):
         their concatenation, 0 the domain text alone, above 1 the general model counts more.
         """
         self._check_fitted("departure")
-        draws = self.idata["posterior"]["concentration"]
+        draws = self.idata["posterior"][self.draws_var]
         rows = []
         for k in draws["order"].values.tolist():
             values = draws.sel(order=k).values.ravel()

@@ -120,10 +120,13 @@ class DirichletLM(NgramLM, Updatable):
         self._draws_cache = None
         self._mixture_cache = None
 
+    #: the posterior variable whose draws scoring reads (an adapted model's powers: ``power``)
+    draws_var = "concentration"
+
     @property
     def diagnostic_var_names(self) -> list[str]:
         """``concentration``: one per order (and bucket); the free cells of a bucketed model repeat it."""
-        return ["concentration"]
+        return [self.draws_var]
 
     # -- fitting -------------------------------------------------------------------------
     def _base_of(self, k: int, plugin: np.ndarray) -> np.ndarray:
@@ -441,7 +444,7 @@ class DirichletLM(NgramLM, Updatable):
     def _top_draws(self) -> np.ndarray:
         """Draws of the highest order's concentration(s), flattened chain-major: (samples, bucket)."""
         if self._draws_cache is None:
-            post = self.idata["posterior"]["concentration"].sel(order=self.order)
+            post = self.idata["posterior"][self.draws_var].sel(order=self.order)
             dims = ("chain", "draw", "bucket") if "bucket" in post.dims else ("chain", "draw")
             values = post.transpose(*dims).values.astype(float)
             self._draws_cache = values.reshape(-1, self.n_buckets)

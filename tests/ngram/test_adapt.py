@@ -87,7 +87,7 @@ def _contexts(adapted, texts) -> np.ndarray:
 
 def test_the_predictive_and_every_draw_follow_the_definition(general, adapted, domain_text):
     contexts = _contexts(adapted, domain_text[100:])
-    lam_top = adapted.idata["posterior"]["concentration"].sel(order=3).values.ravel()
+    lam_top = adapted.idata["posterior"]["power"].sel(order=3).values.ravel()
     per_draw = adapted.next_token_probs(contexts)
     predictive = adapted.predictive_probs(contexts)
     for i, context in enumerate(map(tuple, contexts)):
@@ -126,7 +126,7 @@ def test_infinite_powers_give_back_the_general_model(general, domain_text, tmp_p
     """lam -> infinity: the general model at its concentrations' modes (the plug-in the adapted
     model's prior uses), and within the top concentration's posterior spread of its predictive."""
     adapted = general.adapt(general.encode(domain_text[:100]), random_seed=7)
-    adapted.idata["posterior"]["concentration"][:] = 1e20
+    adapted.idata["posterior"]["power"][:] = 1e20
     adapted.plugin_ = np.full(3, 1e20)
     adapted._draws_cache = adapted._mixture_cache = None
     at_modes = blm.load(general.save(tmp_path / "general"))
@@ -143,7 +143,8 @@ def test_infinite_powers_give_back_the_general_model(general, domain_text, tmp_p
 def test_the_general_model_is_unchanged_and_the_domain_text_helps(general, adapted, domain_text):
     assert general.family == "dirichlet" and adapted.family == "dirichlet-adapted"
     assert adapted.general_["id"] == general.id
-    assert adapted.idata["posterior"]["concentration"].dims == ("chain", "draw", "order")
+    assert adapted.idata["posterior"]["power"].dims == ("chain", "draw", "order")
+    assert "concentration" not in adapted.idata["posterior"] and adapted.diagnostic_var_names == ["power"]
     test = domain_text[100:]
     assert adapted.evaluate(test).predictive_perplexity < general.evaluate(test).predictive_perplexity
 
@@ -281,7 +282,7 @@ def test_adapted_predictive_converges_to_the_domain_and_recovers_its_concentrati
     for size in (100, 1000, 6000):
         adapted = bigram_general.adapt(domain.select(np.arange(size)), **{**RECOVERY, "random_seed": 1})
         excess.append(float(-adapted.predictive_log_prob(test).mean() - truth_loss))
-        lam2 = adapted.idata["posterior"]["concentration"].sel(order=2).values.ravel()
+        lam2 = adapted.idata["posterior"]["power"].sel(order=2).values.ravel()
         intervals.append(np.quantile(lam2, [0.005, 0.995]))
     assert excess[0] > excess[1] > excess[2] > 0
     assert excess[2] < 0.002 and excess[2] < 0.1 * excess[0]
@@ -290,6 +291,20 @@ def test_adapted_predictive_converges_to_the_domain_and_recovers_its_concentrati
 
 
 # -- drawing the powers without PyMC ------------------------------------------------------------------
+def test_a_directory_holding_the_powers_as_concentration_loads_and_scores_the_same(adapted, domain_text, tmp_path):
+    """Directories adapted before the powers were named ``power`` hold them as ``concentration``."""
+    import copy
+
+    old = copy.deepcopy(adapted)
+    old.idata.posterior = old.idata.posterior.rename({"power": "concentration"})
+    old.save(tmp_path / "old")
+    loaded = blm.load(tmp_path / "old")
+    assert loaded.draws_var == "concentration" and loaded.diagnostic_var_names == ["concentration"]
+    test = domain_text[100:]
+    np.testing.assert_array_equal(loaded.predictive_log_prob(test), adapted.predictive_log_prob(test))
+    assert loaded.departure() == adapted.departure()
+
+
 @pytest.mark.parametrize("dist, params", [("LogNormal", {"mu": 2.0, "sigma": 3.0}), ("Gamma", {"alpha": 2.0, "beta": 0.5}),
                                           ("Exponential", {"lam": 1.5}), ("HalfNormal", {"sigma": 2.0})])
 def test_closed_form_priors_equal_pymc(dist, params):
@@ -328,7 +343,7 @@ def test_the_powers_draws_are_their_posterior(general, domain_text):
     prior = adapted.model_config["concentration"].numpy_logp()
     assert adapted.idata["posterior"].attrs["inference_method"] == "exact" and "sample_stats" not in adapted.idata.groups()
     for k in (1, 2, 3):
-        draws = adapted.idata["posterior"]["concentration"].sel(order=k).values.ravel()
+        draws = adapted.idata["posterior"]["power"].sel(order=k).values.ravel()
         t = np.linspace(np.log(draws.min()) - 2, np.log(draws.max()) + 2, 4001)
         log_post = adapted.log_evidence(k, np.exp(t)) + prior(np.exp(t)) + t
         weight = np.exp(log_post - log_post.max())
@@ -346,7 +361,7 @@ def test_departure_states_each_power_with_its_interval(adapted):
     rows = adapted.departure()
     assert [r["order"] for r in rows] == [1, 2, 3]
     for r in rows:
-        draws = adapted.idata["posterior"]["concentration"].sel(order=r["order"]).values
+        draws = adapted.idata["posterior"]["power"].sel(order=r["order"]).values
         assert r["mean"] == pytest.approx(draws.mean()) and r["hdi_low"] <= r["mean"] <= r["hdi_high"]
         assert r["meaning"]
 
@@ -359,7 +374,7 @@ def test_uncertainty_sources_split_the_concentration_at_each_context(general, ad
     contexts, _ = adapted.encode(test).context_windows(2)
     domain_ctx = _dense_counts(adapted.counts_, 3, len(general.vocab_))
     general_ctx = _dense_counts(general.counts_, 3, len(general.vocab_))
-    lam = adapted.idata["posterior"]["concentration"].sel(order=3).values.ravel()
+    lam = adapted.idata["posterior"]["power"].sel(order=3).values.ravel()
     a3 = general.plugin_[2]
     checked = 0
     for row, context in zip(table.itertuples(), map(tuple, contexts)):
