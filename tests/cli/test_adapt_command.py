@@ -58,7 +58,7 @@ def test_adapt_writes_a_model_directory_every_command_reads(tiny_model, adapted_
     fails(capsys, ["export", out, "--arpa", domain_files / "adapted.arpa"], "ARPA export of an adapted model")
 
 
-def test_adapt_prints_the_concentrations(tiny_model, domain_files):
+def test_adapt_prints_the_departure_per_order(tiny_model, domain_files):
     out = domain_files / "adapted-text"
     printed = succeeds(["adapt", tiny_model, "--train", domain_files / "domain.txt", "--out", out, *cli_sets(QUICK),
                     "--set", "prior.concentration.kwargs.sigma=2", "--quiet"])
