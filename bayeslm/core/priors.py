@@ -22,7 +22,7 @@ from typing import Any
 from bayeslm.core.settings import PriorSettings, validate_section
 from bayeslm.exceptions import ConfigError
 
-__all__ = ["Prior", "CLOSED_FORMS"]
+__all__ = ["CLOSED_FORMS", "Prior"]
 
 
 @dataclass(frozen=True)
