@@ -49,12 +49,12 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+from _common import MB, run  # bench/ is on sys.path when a script runs
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared/data/shakespeare"
@@ -66,67 +66,6 @@ PERPLEXITY_RATIO = {"fast": 1.0, "gibbs": 0.985}
 MEMORY_MB = {"fast": 1.5e9 / 2**20, "gibbs": 3e9 / 2**20}
 IKN_RATIO = 20.0
 SCORING_RATIO = 0.5
-MB = 1024 * 1024
-
-
-class TreeMonitor(threading.Thread):
-    """Peak PSS and peak RSS of a process and its descendants, each summed at one instant, at 10 Hz."""
-
-    def __init__(self, pid: int, interval: float = 0.1):
-        super().__init__(daemon=True)
-        import psutil
-
-        self.psutil, self.root, self.interval = psutil, psutil.Process(pid), interval
-        self.stop_event = threading.Event()
-        self.peak = 0
-        self.peak_pss = 0
-        self.polls = 0
-
-    def run(self) -> None:
-        ps = self.psutil
-        while not self.stop_event.is_set():
-            try:
-                procs = [self.root] + self.root.children(recursive=True)
-            except (ps.NoSuchProcess, ps.ZombieProcess):
-                procs = []
-            self.polls += 1
-            total = total_pss = 0
-            for p in procs:
-                try:
-                    full = p.memory_full_info()  # smaps_rollup: RSS and PSS of one instant
-                    total += full.rss
-                    total_pss += full.pss
-                except (ps.NoSuchProcess, ps.AccessDenied, ps.ZombieProcess):
-                    continue
-            self.peak = max(self.peak, total)
-            self.peak_pss = max(self.peak_pss, total_pss)
-            self.stop_event.wait(self.interval)
-
-
-def run(cmd: list[str], stdout=subprocess.PIPE) -> dict:
-    """Run ``cmd`` to its exit: wall seconds from start to exit, peak tree PSS / RSS (polled)
-    and the kernel's high-water mark of its resident memory (``wait4``)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True)
-    mon = TreeMonitor(proc.pid)
-    mon.start()
-    streams = {}
-    readers = [threading.Thread(target=lambda name=name, fh=fh: streams.__setitem__(name, fh.read()))
-               for name, fh in (("stdout", proc.stdout), ("stderr", proc.stderr)) if fh is not None]
-    for t in readers:
-        t.start()
-    for t in readers:
-        t.join()
-    _, status, usage = os.wait4(proc.pid, 0)  # reaps it: Popen.wait would lose the rusage
-    seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    mon.stop_event.set()
-    mon.join()
-    out, err = streams.get("stdout", ""), streams.get("stderr", "")
-    if proc.returncode != 0:
-        sys.exit(f"compare_kenlm_py: failed (exit {proc.returncode}): {' '.join(cmd)}\n{(err or '')[-3000:]}")
-    return {"seconds": seconds, "stdout": out or "", "stderr": err or "", "peak_mb": mon.peak / MB,
-            "peak_pss_mb": mon.peak_pss / MB, "maxrss_mb": usage.ru_maxrss / 1024, "polls": mon.polls}
 
 
 def parse_json(text: str) -> dict:

@@ -217,26 +217,26 @@ def cmd_adapt(args) -> int:
 
 
 def _print_adapt(model, args, out: Path, n_domain: int) -> None:
-    post = model.idata["posterior"]["concentration"]
-    means, sds = post.mean(("chain", "draw")).values, post.std(("chain", "draw")).values
+    departure = model.departure()
     if args.json:
         from bayeslm.stats.diagnostics import sampler_problems, summary
 
         table = summary(model.idata, var_names=_summary_vars(model))
         print_json({
-            "schema": "bayeslm.adapt/1", "out": str(out), "base": str(args.base), "general_model": model.general_,
+            "schema": "bayeslm.adapt/2", "out": str(out), "base": str(args.base), "general_model": model.general_,
             "adapt_seconds": model.fit_seconds_, "domain_tokens": n_domain, "vocabulary": len(model.vocab_),
-            "valid": [str(v) for v in args.valid or []],
-            "power": [{"order": k, "mean": float(m), "sd": float(s)}
-                      for k, m, s in zip(post["order"].values.tolist(), means, sds)],
+            "valid": [str(v) for v in args.valid or []], "departure": departure,
+            "inference": model.idata["posterior"].attrs.get("inference_method"),
             "diagnostics": json.loads(table.to_json(orient="index")), **sampler_problems(model.idata),
         })
         return
     print(f"adapted {args.base} (dirichlet order {model.order}) to {n_domain} domain tokens in "
           f"{model.fit_seconds_:.1f} s; saved to {out}")
-    print("domain power per order (posterior mean, sd; 1: the texts pooled as one, smaller: the domain departs "
-          "from the general model): "
-          + ", ".join(f"{k}: {m:.3g} ({s:.2g})" for k, m, s in zip(post["order"].values.tolist(), means, sds)))
+    print("departure from the general model per order: the power lam_k, the weight of the general text "
+          "relative to the domain's (1: the texts pooled as one, 0: the domain text alone):")
+    for row in departure:
+        print(f"  order {row['order']}: {row['mean']:.3g} (sd {row['sd']:.2g}; {row['hdi_prob']:.0%} HDI "
+              f"[{row['hdi_low']:.3g}, {row['hdi_high']:.3g}]): {row['meaning']}")
     print(_diagnostics_text(model))
 
 

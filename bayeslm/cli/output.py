@@ -21,9 +21,6 @@ from bayeslm.core.terminal import printable
 
 __all__ = ["print_json", "print_text", "print_table", "library_output", "progress_bars"]
 
-_LIBRARY_LOGGERS = ("pymc", "pytensor", "arviz", "distributed", "numba")
-
-
 def print_json(obj) -> None:
     """One JSON document on standard output (NaN allowed, as ``json`` writes it)."""
     json.dump(obj, sys.stdout, indent=2, allow_nan=True)
@@ -64,23 +61,19 @@ def progress_bars(quiet: bool) -> bool:
 def library_output(quiet: bool):
     """Silence the libraries' noise for the block: always ArviZ's refactor notice; with ``quiet`` all of it.
 
-    Logger levels and warning filters are put back afterwards.
+    ``quiet`` turns logging off in this process (:func:`logging.disable`, which holds for
+    loggers a library configures when it is imported later: PyMC sets its logger's level on
+    import, and a command that never needs PyMC must not import it to silence it). Warning
+    filters and the logging switch are put back afterwards.
     """
-    levels = {}
+    previous = logging.root.manager.disable
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
         warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
         if quiet:
             warnings.simplefilter("ignore")
-            import importlib
-
-            importlib.import_module("pymc")  # its import sets its logger's level: set ours after it
-
-            for name in _LIBRARY_LOGGERS:
-                levels[name] = logging.getLogger(name).level
-                logging.getLogger(name).setLevel(logging.CRITICAL)
+            logging.disable(logging.CRITICAL)
         try:
             yield
         finally:
-            for name, level in levels.items():
-                logging.getLogger(name).setLevel(level)
+            logging.disable(previous)

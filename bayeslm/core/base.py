@@ -99,6 +99,9 @@ class BayesianLM(LanguageModel):
     #: the ``[model]`` section of this family: a :class:`~bayeslm.core.settings.ModelOptions`
     #: subclass, one typed field per option (a plain dict ``{name: default}`` declares untyped options)
     model_options: ClassVar[type[ModelOptions]] = ModelOptions
+    #: whether ``fit`` samples with PyMC (then PyTensor's BLAS is resolved first); a family that
+    #: draws without it sets False and imports neither
+    fits_with_pymc: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -295,7 +298,8 @@ class BayesianLM(LanguageModel):
         sampler = self._sampler_settings(sampler_kwargs)
         self.check_priors()
         start = time.perf_counter()
-        prepare_pytensor()
+        if self.fits_with_pymc:
+            prepare_pytensor()
         try:
             train, (n_tokens, n_sentences) = self._training_corpus(corpus, sampler)
             self.tokenizer_ = train.tokenizer

@@ -6,7 +6,8 @@ PyMC, so that constructing a model stays quick; :meth:`Prior.validate` checks it
 PyMC distribution (a distribution, parameters of its signature, a finite log density at a
 point of its support), which ``fit`` does before any work. It creates the random variable
 inside a model context, and round-trips through JSON (``to_dict`` / ``from_dict``), so a
-fitted model's priors are stored in its netCDF attrs.
+fitted model's priors are stored in its netCDF attrs. A few distributions also have their
+log density in numpy (:meth:`Prior.numpy_logp`), for fits that need no PyMC model.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from bayeslm.core.settings import PriorSettings, validate_section
 from bayeslm.exceptions import ConfigError
 
-__all__ = ["Prior"]
+__all__ = ["CLOSED_FORMS", "Prior"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,15 @@ class Prior:
         if problem is not None:
             raise ConfigError(f"{section}{problem}")
 
+    def numpy_logp(self):
+        """The log density as a numpy function (values in, log densities out, -inf off the support),
+        or None where no closed form is written here or the parameters are not valid (then
+        :meth:`validate` says why). Closed forms: :data:`CLOSED_FORMS`."""
+        form = CLOSED_FORMS.get((self.distribution, tuple(sorted(self.parameters))))
+        if form is None or not form[0](**self.parameters):
+            return None
+        return functools.partial(_off_support, form[1], self.parameters)
+
     def create_variable(self, name: str, dims=None, **kwargs):
         """Create the random variable in the current ``pm.Model`` context."""
         self.validate(f"prior.{name}")
@@ -89,6 +99,48 @@ class Prior:
     def __str__(self) -> str:
         args = ", ".join(f"{k}={v:g}" for k, v in self.parameters.items())
         return f"{self.distribution}({args})"
+
+
+def _off_support(density, parameters: dict, x):
+    import numpy as np
+
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x > 0, density(np.where(x > 0, x, 1.0), **parameters), -np.inf)
+
+
+def _lognormal(x, mu, sigma):
+    import numpy as np
+
+    return -np.log(x * sigma) - 0.5 * np.log(2 * np.pi) - (np.log(x) - mu) ** 2 / (2 * sigma**2)
+
+
+def _gamma(x, alpha, beta):
+    import numpy as np
+    from scipy.special import gammaln
+
+    return alpha * np.log(beta) - gammaln(alpha) + (alpha - 1) * np.log(x) - beta * x
+
+
+def _exponential(x, lam):
+    import numpy as np
+
+    return np.log(lam) - lam * x
+
+
+def _half_normal(x, sigma):
+    import numpy as np
+
+    return 0.5 * np.log(2 / np.pi) - np.log(sigma) - x**2 / (2 * sigma**2)
+
+
+#: (distribution, sorted parameter names) -> (parameters valid?, log density on x > 0), as PyMC parametrises them
+CLOSED_FORMS = {
+    ("LogNormal", ("mu", "sigma")): (lambda mu, sigma: sigma > 0, _lognormal),
+    ("Gamma", ("alpha", "beta")): (lambda alpha, beta: alpha > 0 and beta > 0, _gamma),
+    ("Exponential", ("lam",)): (lambda lam: lam > 0, _exponential),
+    ("HalfNormal", ("sigma",)): (lambda sigma: sigma > 0, _half_normal),
+}
 
 
 @functools.lru_cache(maxsize=256)

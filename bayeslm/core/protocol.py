@@ -23,7 +23,7 @@ import pandas as pd
 
 from bayeslm.core.sentences import check_draw, draw_sentences
 
-__all__ = ["LanguageModel", "SamplesSentences", "ExportsArpa", "Updatable"]
+__all__ = ["LanguageModel", "SamplesSentences", "ExportsArpa", "Updatable", "AdaptedToDomain"]
 
 
 class LanguageModel(ABC):
@@ -156,3 +156,19 @@ class Updatable(ABC):
     @abstractmethod
     def update(self, corpus, **sampler_kwargs):
         """Add ``corpus`` to the training data and refit; returns the new InferenceData."""
+
+
+class AdaptedToDomain(ABC):
+    """Ability: a model of a domain adapted from a general model, which says how far it departs from it
+    (the report's "Departure from the general model" section)."""
+
+    @abstractmethod
+    def departure(self, hdi_prob: float) -> list[dict]:
+        """Per order: ``order``, the departure parameter's ``mean``, ``sd``, ``hdi_low``, ``hdi_high``,
+        ``hdi_prob`` and its ``meaning`` in words."""
+
+    @abstractmethod
+    def uncertainty_sources(self, data) -> pd.DataFrame:
+        """Per scored position of ``data``: ``order``, ``domain_share`` (the part of the prediction's
+        weight that comes from the domain text, 0..1) and ``source`` (``"domain text"`` or
+        ``"general model"``), with the family's own columns."""

@@ -4,9 +4,10 @@
 domain context u, ``p_D(. | u) ~ Dirichlet(lam_k T_k(u) Q_k(. | u))``, the general model's
 posterior Dirichlet at u (total ``T_k(u)``, mean ``Q_k``, its back-off the adapted order
 k - 1) raised to the power ``lam_k``: 1 pools the texts as their concatenation, less lets
-the domain depart, infinity is the general model. The general model is not refitted; the
-powers are learned by NUTS on the domain text's evidence, or with domain validation text
-on its predictive probability. The adapted model is a Dirichlet LM over weighted back-off
+the domain depart, infinity is the general model. The general model is not refitted; each
+power's posterior (the domain text's evidence, or with domain validation text its
+predictive probability, the other powers at their modes) is one-dimensional and drawn from
+exactly on a grid (:func:`grid_draws`), without PyMC. The adapted model is a Dirichlet LM over weighted back-off
 levels (:class:`DomainLevels`), so evaluation, entropies, generation and files come from
 :class:`DirichletLM`. The model, its files and its figures: docs/domain.md.
 """
@@ -17,21 +18,57 @@ import copy
 import json
 
 import numpy as np
+import pandas as pd
 
+from bayeslm.core.protocol import AdaptedToDomain
 from bayeslm.counting.counts import NgramCounts
 from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError, ModelFileError, VocabularyMismatchError
 from bayeslm.ngram.backoff import Backoff
 from bayeslm.ngram.dirichlet import DirichletLM
 from bayeslm.ngram.evidence import OrderEvidence
+from bayeslm.stats.intervals import HDI_PROB, hdi
 from bayeslm.text.corpus import Corpus
 
 __all__ = ["AdaptedDirichletLM", "AdaptedBackoff", "DomainLevels", "HeldOutPredictive", "HeldOutEvidence", "map_contexts",
-           "ADAPTED_FAMILY"]
+           "grid_draws", "ADAPTED_FAMILY", "INFERENCE_NOTE"]
 
 #: the family name of adapted Dirichlet LMs in configurations and model directories
 ADAPTED_FAMILY = "dirichlet-adapted"
 _UNION = "union_"  # prefix of the union counts in arrays.npz
 _GENERAL_CONC = "general_concentration_o"  # + order: the general model's concentration per union context
+#: what the report says of how the powers were drawn (posterior attr ``inference_note``)
+INFERENCE_NOTE = ("Independent exact draws of each order's power lam_k from its one-dimensional posterior (the other "
+                  "orders at their modes), by inverse CDF on a grid: R-hat and ESS check the draws; divergences and "
+                  "E-BFMI belong to Hamiltonian samplers and do not exist here (docs/domain.md).")
+
+
+def grid_draws(log_density, center: float, size: int, rng: np.random.Generator, *, drop: float = 40.0,
+               points_per_sd: int = 20, max_steps: int = 400) -> np.ndarray:
+    """``size`` independent draws of a scalar t from the density ``exp(log_density(t))`` (unnormalised).
+
+    ``center`` is the mode. The grid runs out from it in steps of the posterior standard
+    deviation there (from the curvature; 1 where it is not concave) until the log density is
+    ``drop`` nats below the mode's, or ``max_steps`` steps; it is then evaluated every
+    ``1 / points_per_sd`` of that deviation and inverted as a CDF (trapezoids, linear in
+    between), so the draws are exact up to terms of order the step squared.
+    """
+    peak = log_density(center)
+    h = 1e-3
+    curvature = (log_density(center + h) - 2 * peak + log_density(center - h)) / h**2
+    sd = 1.0 / np.sqrt(-curvature) if np.isfinite(curvature) and curvature < 0 else 1.0
+    ends = []
+    for direction in (-1.0, 1.0):
+        t = center
+        for _ in range(max_steps):
+            t += direction * sd
+            if not log_density(t) > peak - drop:
+                break
+        ends.append(t)
+    t = np.linspace(ends[0], ends[1], int(np.ceil((ends[1] - ends[0]) / sd * points_per_sd)) + 1)
+    values = np.array([log_density(float(x)) for x in t])
+    density = np.exp(values - values.max())
+    cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(t))])
+    return np.interp(rng.uniform(0.0, cdf[-1], size), cdf, t)
 
 
 def map_contexts(source: NgramCounts, target: NgramCounts) -> list[np.ndarray]:
@@ -253,11 +290,23 @@ class HeldOutEvidence(OrderEvidence):
         return self.predictive.log_prob(lam, self.k)
 
 
-class AdaptedDirichletLM(DirichletLM):
+def _departure_words(low: float, high: float) -> str:
+    """What a power's interval says, in words (1: the concatenation, 0: the domain text alone)."""
+    if low > 1:
+        return "follows the general model more than their concatenation would"
+    if high >= 1:
+        return "close to the concatenation of the general and domain texts"
+    if high < 0.01:
+        return "the domain text nearly alone: the general text weighs under 1% of it"
+    return f"departs from the general model: its text weighs {low:.2g} to {high:.2g} of the domain's"
+
+
+class AdaptedDirichletLM(DirichletLM, AdaptedToDomain):
     """A Dirichlet LM of a domain whose prior is a fitted general Dirichlet LM's posterior, tempered.
 
     Made by :meth:`DirichletLM.adapt` (``general.adapt(domain)``), never fitted alone. The
-    posterior's ``concentration`` (dim ``order``) holds the powers ``lam_k``, the domain
+    posterior's ``power`` (dim ``order``; ``concentration`` in directories adapted before
+    2026-12-04, which load as they were) holds the powers ``lam_k``, the domain
     Dirichlet's concentration at u in units of the general posterior's total ``T_k(u)``:
     small where the domain departs from the general model, large where it follows it.
     Every method of :class:`DirichletLM` answers as for a Dirichlet LM whose levels are
@@ -272,6 +321,14 @@ class AdaptedDirichletLM(DirichletLM):
     """
 
     family = ADAPTED_FAMILY
+    fits_with_pymc = property(lambda self: self.model_config["concentration"].numpy_logp() is None)
+
+    @property
+    def draws_var(self) -> str:
+        """``power``: the powers' draws; directories adapted before it was named so hold them as ``concentration``."""
+        if self.idata is not None and "power" not in self.idata["posterior"]:
+            return "concentration"
+        return "power"
     #: powers far below 1 (the domain's counts trusted over the general text's) are modes too
     MODE_GRID = (-25.0, 12.0)
 
@@ -399,6 +456,98 @@ class AdaptedDirichletLM(DirichletLM):
                 plugin[k - 1, 0] = self._mode(self._evidences(k, plugin)[0], prior_logp)
         self.plugin_ = plugin[:, 0].copy()
         return {(k, 0): self._evidences(k, plugin)[0] for k in range(1, self.order + 1)}
+
+    def check_priors(self) -> None:
+        """A prior with a closed form (:meth:`Prior.numpy_logp`) is checked without PyMC; others against PyMC."""
+        for name, prior in self.model_config.items():
+            if prior.numpy_logp() is None:
+                prior.validate(f"prior.{name}")
+
+    def _prior_logp(self):
+        """The powers' prior density in numpy where it has a closed form, else compiled from PyMC."""
+        return self.model_config["concentration"].numpy_logp() or super()._prior_logp()
+
+    def _sample_concentrations(self, evidences: dict, sampler: dict):
+        """chains x draws independent draws of every power from its posterior given the others at
+        their modes (:func:`grid_draws` in log lam, each evidence tabulated at its mode)."""
+        import arviz as az
+
+        prior_logp = self._prior_logp()
+        rng = np.random.default_rng(sampler.get("random_seed"))
+        chains, draws = int(sampler["chains"]), int(sampler["draws"])
+        power = np.empty((chains * draws, self.order))
+        for k in range(1, self.order + 1):
+            evidence, mode = evidences[(k, 0)], float(self.plugin_[k - 1])
+            evidence.tabulate(mode)
+
+            def log_density(t: float, evidence=evidence) -> float:  # of t = log lam, Jacobian included
+                lam = float(np.exp(t))
+                return evidence.logp_and_grad(lam)[0] + float(prior_logp(np.array([lam]))[0]) + t
+
+            power[:, k - 1] = np.exp(grid_draws(log_density, float(np.log(mode)), chains * draws, rng))
+        idata = az.from_dict(posterior={"power": power.reshape(chains, draws, self.order)},
+                             coords={"order": np.arange(1, self.order + 1)}, dims={"power": ["order"]})
+        idata["posterior"].attrs.update(inference_method="exact", inference_note=INFERENCE_NOTE)
+        return idata
+
+    # -- how far the domain departs ----------------------------------------------------------
+    def departure(self, hdi_prob: float = HDI_PROB) -> list[dict]:
+        """Per order: the power lam_k's posterior mean, sd and HDI, and what it means in words.
+
+        lam_k is the weight of the general text relative to the domain's at order k: 1 is
+        their concatenation, 0 the domain text alone, above 1 the general model counts more.
+        """
+        self._check_fitted("departure")
+        draws = self.idata["posterior"][self.draws_var]
+        rows = []
+        for k in draws["order"].values.tolist():
+            values = draws.sel(order=k).values.ravel()
+            low, high = hdi(values, hdi_prob=hdi_prob)
+            rows.append({"order": int(k), "mean": float(values.mean()), "sd": float(values.std()),
+                         "hdi_low": float(low), "hdi_high": float(high), "hdi_prob": float(hdi_prob),
+                         "meaning": _departure_words(float(low), float(high))})
+        return rows
+
+    def uncertainty_sources(self, data) -> pd.DataFrame:
+        """Per scored position: how much of the Dirichlet at its context comes from the domain text.
+
+        At the position's context u (the highest order either text has seen) the domain's
+        Dirichlet has total ``c_D(u) + lam_k T_k(u)``: the domain text's count at u plus the
+        general posterior's total tempered by the power. The split is exact (a sum); the
+        predictive is the same mixture, ``s P_domain + (1 - s) Q_k`` with ``s`` the domain
+        share. Columns: ``order``, ``domain_count`` (c_D(u)), ``general_weight`` (lam_k T_k(u),
+        the posterior mean at the top order, the mode below), ``domain_share`` (s, its
+        posterior mean) and ``source``: ``"domain text"`` where s >= 1/2, else ``"general model"``.
+        """
+        self._check_fitted("uncertainty_sources")
+        contexts, _ = self.encode(data).context_windows(self.context_length)
+        chain = self.levels_.context_chain(contexts)[:self.order]
+        order = np.ones(contexts.shape[0], dtype=np.int64)
+        for k in range(2, self.order + 1):
+            order = np.where(chain[k - 1] >= 0, k, order)
+        domain_count, general_total = np.zeros(order.size), np.zeros(order.size)
+        for k in range(1, self.order + 1):
+            at = order == k
+            ctx = chain[k - 1][at]
+            domain_count[at] = self.levels_.domain_total[k - 1][ctx]
+            general_total[at] = self.levels_.weight(k, ctx)
+        lam = np.broadcast_to(self.plugin_[order - 1][:, None], (order.size, 1))
+        top = order == self.order
+        share = domain_count[:, None] / (domain_count[:, None] + lam * general_total[:, None])
+        top_share = domain_count[top, None] / (domain_count[top, None] + self._top_draws()[:, 0][None, :]
+                                               * general_total[top, None])
+        domain_share = share[:, 0].copy()
+        domain_share[top] = top_share.mean(axis=1)
+        weight = lam[:, 0] * general_total
+        weight[top] = self._top_draws()[:, 0].mean() * general_total[top]
+        return pd.DataFrame({"order": order, "domain_count": domain_count, "general_weight": weight,
+                             "domain_share": domain_share,
+                             "source": np.where(domain_share >= 0.5, "domain text", "general model")})
+
+    def _store_mi_threshold(self, corpus: Corpus, source: str, quantile: float = 0.9, max_sentences: int = 400) -> None:
+        # the adapted entropy split sums over one more level (about 1 ms a sentence on Shakespeare): the
+        # percentile is read off 400 sentences (thousands of positions), so adapting costs what the domain does
+        super()._store_mi_threshold(corpus, source, quantile=quantile, max_sentences=max_sentences)
 
     # -- the levels ------------------------------------------------------------------------
     @property

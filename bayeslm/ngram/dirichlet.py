@@ -120,10 +120,13 @@ class DirichletLM(NgramLM, Updatable):
         self._draws_cache = None
         self._mixture_cache = None
 
+    #: the posterior variable whose draws scoring reads (an adapted model's powers: ``power``)
+    draws_var = "concentration"
+
     @property
     def diagnostic_var_names(self) -> list[str]:
         """``concentration``: one per order (and bucket); the free cells of a bucketed model repeat it."""
-        return ["concentration"]
+        return [self.draws_var]
 
     # -- fitting -------------------------------------------------------------------------
     def _base_of(self, k: int, plugin: np.ndarray) -> np.ndarray:
@@ -320,19 +323,13 @@ class DirichletLM(NgramLM, Updatable):
         self.bucket_selection_ = [{"buckets": b, "valid_perplexity": p} for p, b in results]
 
     def _fit_counts(self, sampler: dict):
-        """Fix the bases, then sample every order's concentration in one NUTS run."""
-        import pymc as pm
+        """Fix the bases, then sample every order's concentration (:meth:`_sample_concentrations`)."""
         import xarray as xr
 
         from bayeslm.core.idata import add_group
 
         evidences = self._fit_bases()
-        modes = self._plugin_matrix()
-        for (k, b), ev in evidences.items():
-            ev.tabulate(modes[k - 1, b])  # NUTS stays near the mode: a checked table there
-        model = self.build_model(evidences)
-        with model:
-            idata = pm.sample(**pm_sample_kwargs(sampler), initvals=self._initvals(evidences))
+        idata = self._sample_concentrations(evidences, sampler)
         order_dims = ("order", "bucket") if self.n_buckets > 1 else ("order",)
         coords = {"order": np.arange(1, self.order + 1)}
         if self.n_buckets > 1:
@@ -360,6 +357,17 @@ class DirichletLM(NgramLM, Updatable):
         self._draws_cache = None
         self._mixture_cache = None
         return idata
+
+    def _sample_concentrations(self, evidences: dict, sampler: dict):
+        """Every (order, bucket) concentration in one NUTS run, each evidence tabulated at its mode."""
+        import pymc as pm
+
+        modes = self._plugin_matrix()
+        for (k, b), ev in evidences.items():
+            ev.tabulate(modes[k - 1, b])  # NUTS stays near the mode: a checked table there
+        model = self.build_model(evidences)
+        with model:
+            return pm.sample(**pm_sample_kwargs(sampler), initvals=self._initvals(evidences))
 
     def update(self, corpus: Corpus, **sampler_kwargs):
         """Add text to the counts and refit the concentrations; returns the new InferenceData.
@@ -436,7 +444,7 @@ class DirichletLM(NgramLM, Updatable):
     def _top_draws(self) -> np.ndarray:
         """Draws of the highest order's concentration(s), flattened chain-major: (samples, bucket)."""
         if self._draws_cache is None:
-            post = self.idata["posterior"]["concentration"].sel(order=self.order)
+            post = self.idata["posterior"][self.draws_var].sel(order=self.order)
             dims = ("chain", "draw", "bucket") if "bucket" in post.dims else ("chain", "draw")
             values = post.transpose(*dims).values.astype(float)
             self._draws_cache = values.reshape(-1, self.n_buckets)

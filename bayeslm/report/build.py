@@ -29,6 +29,7 @@ from bayeslm.report.sections.calibration import calibration_section
 from bayeslm.report.sections.card import model_card
 from bayeslm.report.sections.comparison import comparison_section
 from bayeslm.report.sections.continuations import continuations_section
+from bayeslm.report.sections.departure import departure_section
 from bayeslm.report.sections.diagnostics import diagnostics_section
 from bayeslm.report.sections.entropy import entropy_section, score_held_out
 from bayeslm.report.sections.predictive_checks import predictive_checks_section
@@ -103,7 +104,7 @@ def _text_summary(raw, encoded, n_oov: int) -> dict:
 
 def _sections(models: list, labels: list[str], raw, encoded, train_encoded, settings: dict, timing: dict,
               lines: list[str] | None) -> dict:
-    """The model card and the diagnostics, predictive checks, entropy and comparison sections.
+    """The model card and the diagnostics, predictive checks, entropy, comparison and departure sections.
 
     ``models[0]`` is the reported model; ``settings`` the report's (see :func:`report`); ``lines``
     the held-out sentences as text, for compared models of other tokenizers (None: not kept).
@@ -121,7 +122,10 @@ def _sections(models: list, labels: list[str], raw, encoded, train_encoded, sett
         ppc = predictive_checks_section(model, encoded, train_encoded, settings["replicates"], seed)
     with _timed(timing, "comparison"):
         comparison = comparison_section(models, labels, raw, lines, encoded, scores, hdi_prob)
-    return {"model": card, "diagnostics": diagnostics, "ppc": ppc, "entropy": entropy, "comparison": comparison}
+    with _timed(timing, "departure"):
+        departure = departure_section(model, encoded, scores.epistemic_bits, hdi_prob)
+    return {"model": card, "diagnostics": diagnostics, "ppc": ppc, "entropy": entropy, "comparison": comparison,
+            "departure": departure}
 
 
 def report(

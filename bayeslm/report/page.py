@@ -399,6 +399,37 @@ def _section_continuations(d: dict) -> str:
     return "".join(parts)
 
 
+def _section_departure(d: dict) -> str:
+    """An adapted model: the departure per order, and where the held-out predictions' weight comes from."""
+    dep = d.get("departure")
+    if not dep:
+        return ""
+    rows = [[str(r["order"]), number(r["mean"]), f"[{number(r['hdi_low'])}, {number(r['hdi_high'])}]", escape(r["meaning"])]
+            for r in dep["orders"]]
+    hdi = f"{dep['orders'][0]['hdi_prob']:.0%} HDI" if dep["orders"] else "HDI"
+    sources = [[escape(g["source"]), number(g["positions"]), number(g["share_of_positions"], 3),
+                number(g["mean_domain_share"], 3), number(g["mean_epistemic_bits"], 3), number(g["share_of_epistemic"], 3)]
+               for g in dep["sources"]]
+    by_order = [[str(g["order"]), number(g["positions"]), number(g["mean_domain_share"], 3),
+                 number(g["mean_epistemic_bits"], 3)] for g in dep["by_order"]]
+    return "".join([
+        '<section id="departure"><h2>Departure from the general model</h2>',
+        ("<p>This model adapts a general model to a domain. At order k the domain's prior is the general "
+         "model's posterior raised to the power lam_k: the weight of the general text relative to the domain's "
+         "(1: the two texts pooled as one, 0: the domain text alone, above 1: the general model counts more).</p>"),
+        table(["order", "lam_k (mean)", hdi, "meaning"], rows),
+        "<h3>Where each prediction's weight comes from</h3>",
+        ("<p>At a position's context the domain's Dirichlet has total c_D(u) + lam_k T_k(u): the domain text's "
+         "count there plus the general posterior's total, tempered. The domain share is the first part's share "
+         "(exact); a position is <em>domain text</em> where it is at least one half. Thin domain data and a "
+         "general model that is itself unsure show as high epistemic entropy in the second row.</p>"),
+        table(["source", "positions", "share of positions", "mean domain share", "mean epistemic bits",
+               "share of epistemic entropy"], sources),
+        table(["context order", "positions", "mean domain share", "mean epistemic bits"], by_order),
+        "</section>",
+    ])
+
+
 # -- the page --------------------------------------------------------------------------------
 def render_page(data: dict, idata) -> str:
     """The self-contained HTML page of a report's ``data`` (``idata``: for the MCMC plots)."""
@@ -411,6 +442,7 @@ def render_page(data: dict, idata) -> str:
         f"generated {escape(d['created_at'])}</p>",
         '<nav><a href="#card">Model card</a><a href="#diagnostics">Diagnostics</a><a href="#ppc">Predictive checks</a>'
         '<a href="#entropy">Entropy</a><a href="#comparison">Comparison</a>'
+        + ('<a href="#departure">Departure</a>' if d.get("departure") else "")
         + ('<a href="#continuations">Continuations</a>' if d.get("continuations") else "") + "</nav>",
         _summary_cards(d),
         _section_card(d),
@@ -418,6 +450,7 @@ def render_page(data: dict, idata) -> str:
         _section_ppc(d),
         _section_entropy(d),
         _section_comparison(d),
+        _section_departure(d),
         _section_continuations(d),
         f"<footer>Written by bayeslm {escape(card['versions']['bayeslm'])} (schema {escape(d['schema'])}); every number on this "
         "page is in the JSON file beside it. Units: bits (log probabilities in base 2).</footer>",

@@ -39,10 +39,12 @@ def test_adapt_writes_a_model_directory_every_command_reads(tiny_model, adapted_
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["family"] == "dirichlet-adapted"
     general_id = json.loads((tiny_model / "manifest.json").read_text())["id"]
-    assert result["schema"] == "bayeslm.adapt/1" and result["general_model"]["id"] == general_id
-    assert [c["order"] for c in result["power"]] == [1, 2] and all(c["mean"] > 0 for c in result["power"])
+    assert result["schema"] == "bayeslm.adapt/2" and result["general_model"]["id"] == general_id
+    departure = result["departure"]
+    assert [c["order"] for c in departure] == [1, 2] and all(0 < c["hdi_low"] < c["mean"] < c["hdi_high"] for c in departure)
+    assert all(isinstance(c["meaning"], str) and c["meaning"] for c in departure)
     assert result["domain_tokens"] == len(DOMAIN.split()) and result["valid"] == [str(domain_files / "valid.txt")]
-    assert result["diagnostics"] and "divergences" in result
+    assert result["diagnostics"] and result["inference"] == "exact"  # independent draws: no divergences to count
 
     test = domain_files / "valid.txt"
     adapted = json.loads(succeeds(["evaluate", out, "--test", test, "--json"]))
@@ -56,11 +58,12 @@ def test_adapt_writes_a_model_directory_every_command_reads(tiny_model, adapted_
     fails(capsys, ["export", out, "--arpa", domain_files / "adapted.arpa"], "ARPA export of an adapted model")
 
 
-def test_adapt_prints_the_concentrations(tiny_model, domain_files):
+def test_adapt_prints_the_departure_per_order(tiny_model, domain_files):
     out = domain_files / "adapted-text"
     printed = succeeds(["adapt", tiny_model, "--train", domain_files / "domain.txt", "--out", out, *cli_sets(QUICK),
                     "--set", "prior.concentration.kwargs.sigma=2", "--quiet"])
-    assert f"saved to {out}" in printed and "domain power per order" in printed
+    assert f"saved to {out}" in printed and "departure from the general model per order" in printed
+    assert "order 2: " in printed and "HDI" in printed
     assert "r_hat" in printed
 
 
@@ -86,3 +89,20 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_model, adapted_dir, pitma
     assert not out.exists()
     fails(capsys, ["adapt", tiny_model, "--train", domain_files / "domain.txt", "--out", adapted_dir[0],
                    *cli_sets(QUICK)], "exists", "--force")
+
+
+def test_adapt_and_score_do_not_import_pymc(tiny_model, domain_files, tmp_path):
+    """The powers are drawn without PyMC and scoring needs none: neither command imports it (a fresh process)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "adapted"
+    script = ("import sys; from bayeslm.cli.main import main; "
+              f"assert main(['adapt', {str(tiny_model)!r}, '--train', {str(domain_files / 'domain.txt')!r}, "
+              f"'--out', {str(out)!r}, '--quiet', '--set', 'sampler.draws=50']) == 0; "
+              f"sys.stdin = open({str(domain_files / 'valid.txt')!r}); "
+              f"assert main(['score', {str(out)!r}]) == 0; "
+              "print('pymc' in sys.modules, 'pytensor' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False False"

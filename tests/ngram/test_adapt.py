@@ -87,7 +87,7 @@ def _contexts(adapted, texts) -> np.ndarray:
 
 def test_the_predictive_and_every_draw_follow_the_definition(general, adapted, domain_text):
     contexts = _contexts(adapted, domain_text[100:])
-    lam_top = adapted.idata["posterior"]["concentration"].sel(order=3).values.ravel()
+    lam_top = adapted.idata["posterior"]["power"].sel(order=3).values.ravel()
     per_draw = adapted.next_token_probs(contexts)
     predictive = adapted.predictive_probs(contexts)
     for i, context in enumerate(map(tuple, contexts)):
@@ -126,7 +126,7 @@ def test_infinite_powers_give_back_the_general_model(general, domain_text, tmp_p
     """lam -> infinity: the general model at its concentrations' modes (the plug-in the adapted
     model's prior uses), and within the top concentration's posterior spread of its predictive."""
     adapted = general.adapt(general.encode(domain_text[:100]), random_seed=7)
-    adapted.idata["posterior"]["concentration"][:] = 1e20
+    adapted.idata["posterior"]["power"][:] = 1e20
     adapted.plugin_ = np.full(3, 1e20)
     adapted._draws_cache = adapted._mixture_cache = None
     at_modes = blm.load(general.save(tmp_path / "general"))
@@ -143,7 +143,8 @@ def test_infinite_powers_give_back_the_general_model(general, domain_text, tmp_p
 def test_the_general_model_is_unchanged_and_the_domain_text_helps(general, adapted, domain_text):
     assert general.family == "dirichlet" and adapted.family == "dirichlet-adapted"
     assert adapted.general_["id"] == general.id
-    assert adapted.idata["posterior"]["concentration"].dims == ("chain", "draw", "order")
+    assert adapted.idata["posterior"]["power"].dims == ("chain", "draw", "order")
+    assert "concentration" not in adapted.idata["posterior"] and adapted.diagnostic_var_names == ["power"]
     test = domain_text[100:]
     assert adapted.evaluate(test).predictive_perplexity < general.evaluate(test).predictive_perplexity
 
@@ -281,9 +282,127 @@ def test_adapted_predictive_converges_to_the_domain_and_recovers_its_concentrati
     for size in (100, 1000, 6000):
         adapted = bigram_general.adapt(domain.select(np.arange(size)), **{**RECOVERY, "random_seed": 1})
         excess.append(float(-adapted.predictive_log_prob(test).mean() - truth_loss))
-        lam2 = adapted.idata["posterior"]["concentration"].sel(order=2).values.ravel()
+        lam2 = adapted.idata["posterior"]["power"].sel(order=2).values.ravel()
         intervals.append(np.quantile(lam2, [0.005, 0.995]))
     assert excess[0] > excess[1] > excess[2] > 0
     assert excess[2] < 0.002 and excess[2] < 0.1 * excess[0]
     low, high = intervals[-1]
     assert low < lam_true[1] < high and high / low < 3
+
+
+# -- drawing the powers without PyMC ------------------------------------------------------------------
+def test_a_directory_holding_the_powers_as_concentration_loads_and_scores_the_same(adapted, domain_text, tmp_path):
+    """Directories adapted before the powers were named ``power`` hold them as ``concentration``."""
+    import copy
+
+    old = copy.deepcopy(adapted)
+    old.idata.posterior = old.idata.posterior.rename({"power": "concentration"})
+    old.save(tmp_path / "old")
+    loaded = blm.load(tmp_path / "old")
+    assert loaded.draws_var == "concentration" and loaded.diagnostic_var_names == ["concentration"]
+    test = domain_text[100:]
+    np.testing.assert_array_equal(loaded.predictive_log_prob(test), adapted.predictive_log_prob(test))
+    assert loaded.departure() == adapted.departure()
+
+
+@pytest.mark.parametrize("dist, params", [("LogNormal", {"mu": 2.0, "sigma": 3.0}), ("Gamma", {"alpha": 2.0, "beta": 0.5}),
+                                          ("Exponential", {"lam": 1.5}), ("HalfNormal", {"sigma": 2.0})])
+def test_closed_form_priors_equal_pymc(dist, params):
+    import pymc as pm
+
+    prior = blm.Prior(dist, **params)
+    x = np.array([1e-3, 0.2, 1.0, 7.5, 40.0])
+    expected = pm.logp(getattr(pm, dist).dist(**params), x).eval()
+    np.testing.assert_allclose(prior.numpy_logp()(x), expected, rtol=1e-7, atol=1e-7)  # PyMC's log(2 pi) is rounded
+    assert prior.numpy_logp()(np.array([-1.0, 0.0]))[0] == -np.inf
+
+
+def test_priors_without_a_closed_form_have_none():
+    assert blm.Prior("Weibull", alpha=2.0, beta=1.0).numpy_logp() is None
+    assert blm.Prior("LogNormal", mu=0.0, tau=1.0).numpy_logp() is None  # another parametrisation
+    assert blm.Prior("LogNormal", mu=0.0, sigma=-1.0).numpy_logp() is None  # invalid: PyMC's check says why
+
+
+def test_grid_draws_follow_the_density():
+    """Draws of a skewed density (log of a Gamma(3, 2) variable, in t) against its exact quantiles."""
+    from scipy import stats
+
+    from bayeslm.ngram.adapt import grid_draws
+
+    log_density = lambda t: 3 * t - 2 * np.exp(t)  # t = log x, x ~ Gamma(3, rate 2), Jacobian included
+    t = grid_draws(log_density, np.log(1.5), 40_000, np.random.default_rng(0))
+    q = np.array([0.05, 0.25, 0.5, 0.75, 0.95])
+    np.testing.assert_allclose(np.quantile(np.exp(t), q), stats.gamma(3, scale=0.5).ppf(q), rtol=0.02)
+    assert stats.kstest(np.exp(t), stats.gamma(3, scale=0.5).cdf).pvalue > 1e-3
+
+
+def test_the_powers_draws_are_their_posterior(general, domain_text):
+    """Each power's draws against its posterior written from the evidence and the prior (quadrature
+    on a grid, other powers at their modes): mean and 90% interval, within Monte Carlo error."""
+    adapted = general.adapt(general.encode(domain_text[:100]), random_seed=3, draws=2000)
+    prior = adapted.model_config["concentration"].numpy_logp()
+    assert adapted.idata["posterior"].attrs["inference_method"] == "exact" and "sample_stats" not in adapted.idata.groups()
+    for k in (1, 2, 3):
+        draws = adapted.idata["posterior"]["power"].sel(order=k).values.ravel()
+        t = np.linspace(np.log(draws.min()) - 2, np.log(draws.max()) + 2, 4001)
+        log_post = adapted.log_evidence(k, np.exp(t)) + prior(np.exp(t)) + t
+        weight = np.exp(log_post - log_post.max())
+        cdf = np.cumsum(weight) / weight.sum()
+        mean = np.sum(np.exp(t) * weight) / weight.sum()
+        sd = np.sqrt(np.sum((np.exp(t) - mean) ** 2 * weight) / weight.sum())
+        assert abs(draws.mean() - mean) < 4 * sd / np.sqrt(draws.size)
+        for q in (0.05, 0.5, 0.95):  # the share of draws below each posterior quantile, within 4 binomial sds
+            below = np.mean(draws < np.exp(np.interp(q, cdf, t)))
+            assert abs(below - q) < 4 * np.sqrt(q * (1 - q) / draws.size)
+
+
+# -- how far the domain departs, and where the uncertainty comes from --------------------------------
+def test_departure_states_each_power_with_its_interval(adapted):
+    rows = adapted.departure()
+    assert [r["order"] for r in rows] == [1, 2, 3]
+    for r in rows:
+        draws = adapted.idata["posterior"]["power"].sel(order=r["order"]).values
+        assert r["mean"] == pytest.approx(draws.mean()) and r["hdi_low"] <= r["mean"] <= r["hdi_high"]
+        assert r["meaning"]
+
+
+def test_uncertainty_sources_split_the_concentration_at_each_context(general, adapted, domain_text):
+    """At a position whose trigram context either text saw, the domain's share of the Dirichlet's
+    total is c_D(u) / (c_D(u) + lam_3 (c_G(u) + a_3)), averaged over lam_3's draws (counts from the texts)."""
+    test = domain_text[100:]
+    table = adapted.uncertainty_sources(test)
+    contexts, _ = adapted.encode(test).context_windows(2)
+    domain_ctx = _dense_counts(adapted.counts_, 3, len(general.vocab_))
+    general_ctx = _dense_counts(general.counts_, 3, len(general.vocab_))
+    lam = adapted.idata["posterior"]["power"].sel(order=3).values.ravel()
+    a3 = general.plugin_[2]
+    checked = 0
+    for row, context in zip(table.itertuples(), map(tuple, contexts)):
+        if context not in domain_ctx and context not in general_ctx:
+            assert row.order < 3
+            continue
+        c_d = domain_ctx[context].sum() if context in domain_ctx else 0.0
+        c_g = general_ctx[context].sum() if context in general_ctx else 0.0
+        assert row.order == 3 and row.domain_count == c_d
+        assert row.domain_share == pytest.approx(np.mean(c_d / (c_d + lam * (c_g + a3))), rel=1e-12)
+        assert row.source == ("domain text" if row.domain_share >= 0.5 else "general model")
+        checked += 1
+    assert checked > 50
+
+
+def test_the_report_of_an_adapted_model_shows_its_departure(general, adapted, domain_text):
+    """The report's departure section: the powers as departure() states them, and the held-out
+    positions split by source, their counts adding up and matching uncertainty_sources."""
+    from bayeslm.report import report
+
+    test = domain_text[100:]
+    result = report(adapted, test, replicates=2)
+    section = result.data["departure"]
+    assert section["orders"] == adapted.departure()
+    table = adapted.uncertainty_sources(test)
+    counts = {g["source"]: g["positions"] for g in section["sources"]}
+    assert counts == {"domain text": int((table["source"] == "domain text").sum()),
+                      "general model": int((table["source"] == "general model").sum())}
+    assert sum(g["positions"] for g in section["by_order"]) == len(table)
+    assert 'id="departure"' in result.render_html() and "Departure from the general model" in result.render_html()
+    assert report(general, test, replicates=2).data["departure"] is None
