@@ -185,30 +185,48 @@ def _call_sampler(args) -> dict:
 # -- adapt -----------------------------------------------------------------------------
 #: what ``adapt --set`` may change: the adapted model keeps the general model's tokenizer and order
 ADAPT_SETTABLE = ("sampler.", "prior.concentration.", "model.entropy_draws")
+#: the same for a Pitman-Yor general model (docs/domain.md, "Pitman-Yor")
+ADAPT_SETTABLE_PITMAN_YOR = ("sampler.", "prior.discount.", "prior.strength_plus_discount.", "prior.general_weight.",
+                             "model.rounds", "model.retain", "model.entropy_draws")
+#: per adapted family: its posterior variable of how far the domain departs, its JSON key, what the text says of it
+_DEPARTURE = {
+    "dirichlet-adapted": ("concentration", "power", "domain power per order (posterior mean, sd; 1: the texts pooled "
+                                                    "as one, smaller: the domain departs from the general model)"),
+    "pitman-yor-adapted": ("general_weight", "general_weight", "general weight per order (posterior mean, sd; 1: the "
+                                                              "general restaurant is the domain's base, smaller: the "
+                                                              "domain departs from the general model)"),
+}
 
 
 def cmd_adapt(args) -> int:
     from bayeslm.core.base import load
     from bayeslm.ngram.adapt import AdaptedDirichletLM
     from bayeslm.ngram.dirichlet import DirichletLM
+    from bayeslm.ngram.pitman_yor.adapt import AdaptedPitmanYorLM
+    from bayeslm.ngram.pitman_yor.model import PitmanYorLM
 
-    defaults = {"sampler": {}, "prior": copy.deepcopy(AdaptedDirichletLM.default_model_config), "model": {}}
-    overrides = _restricted_overrides(
-        args.set, ADAPT_SETTABLE, "adapt changes only sampler.KEY, prior.concentration.KEY and model.entropy_draws "
-        "(the adapted model reads text as the general model does)", defaults)
     out = Path(args.out)
     with ExitStack() as stack:
         _model_output(out, args.force, stack)
         general = load(args.base)
-        if type(general) is not DirichletLM:
-            raise ConfigError(f"{args.base}: holds a {general.family!r} model; adapt needs a Dirichlet n-gram model "
-                              "(family 'dirichlet')" + (", the general one it was adapted from" if isinstance(
-                                  general, AdaptedDirichletLM) else ""))
+        adapted_class = {DirichletLM: AdaptedDirichletLM, PitmanYorLM: AdaptedPitmanYorLM}.get(type(general))
+        if adapted_class is None:
+            raise ConfigError(f"{args.base}: holds a {general.family!r} model; adapt needs a Dirichlet or Pitman-Yor "
+                              "n-gram model (family 'dirichlet' or 'pitman-yor')" + (
+                                  ", the general one it was adapted from"
+                                  if isinstance(general, (AdaptedDirichletLM, AdaptedPitmanYorLM)) else ""))
+        dirichlet = adapted_class is AdaptedDirichletLM
+        defaults = {"sampler": {}, "prior": copy.deepcopy(adapted_class.default_model_config), "model": {}}
+        overrides = _restricted_overrides(
+            args.set, ADAPT_SETTABLE if dirichlet else ADAPT_SETTABLE_PITMAN_YOR,
+            ("adapt changes only sampler.KEY, prior.concentration.KEY and model.entropy_draws" if dirichlet else
+             "adapt of a Pitman-Yor model changes only sampler.KEY, prior.discount.KEY, "
+             "prior.strength_plus_discount.KEY, prior.general_weight.KEY, model.rounds, model.retain and "
+             "model.entropy_draws") + " (the adapted model reads text as the general model does)", defaults)
         domain = general.read(args.train)
         valid = general.read(args.valid) if args.valid else None
-        adapted = AdaptedDirichletLM.from_general(general, domain, valid, model_config=overrides["prior"],
-                                                  options=overrides["model"],
-                                                  **{**overrides["sampler"], **_call_sampler(args)})
+        adapted = adapted_class.from_general(general, domain, valid, model_config=overrides["prior"],
+                                             options=overrides["model"], **{**overrides["sampler"], **_call_sampler(args)})
         _keep_partial(adapted, args)  # an interrupt some library caught still means stop
         adapted.save(out, force=args.force)
     args.interrupts.written.append(str(out))
@@ -217,7 +235,8 @@ def cmd_adapt(args) -> int:
 
 
 def _print_adapt(model, args, out: Path, n_domain: int) -> None:
-    post = model.idata["posterior"]["concentration"]
+    name, key, meaning = _DEPARTURE[model.family]
+    post = model.idata["posterior"][name]
     means, sds = post.mean(("chain", "draw")).values, post.std(("chain", "draw")).values
     if args.json:
         from bayeslm.stats.diagnostics import sampler_problems, summary
@@ -227,16 +246,14 @@ def _print_adapt(model, args, out: Path, n_domain: int) -> None:
             "schema": "bayeslm.adapt/1", "out": str(out), "base": str(args.base), "general_model": model.general_,
             "adapt_seconds": model.fit_seconds_, "domain_tokens": n_domain, "vocabulary": len(model.vocab_),
             "valid": [str(v) for v in args.valid or []],
-            "power": [{"order": k, "mean": float(m), "sd": float(s)}
-                      for k, m, s in zip(post["order"].values.tolist(), means, sds)],
+            key: [{"order": k, "mean": float(m), "sd": float(s)}
+                  for k, m, s in zip(post["order"].values.tolist(), means, sds)],
             "diagnostics": json.loads(table.to_json(orient="index")), **sampler_problems(model.idata),
         })
         return
-    print(f"adapted {args.base} (dirichlet order {model.order}) to {n_domain} domain tokens in "
-          f"{model.fit_seconds_:.1f} s; saved to {out}")
-    print("domain power per order (posterior mean, sd; 1: the texts pooled as one, smaller: the domain departs "
-          "from the general model): "
-          + ", ".join(f"{k}: {m:.3g} ({s:.2g})" for k, m, s in zip(post["order"].values.tolist(), means, sds)))
+    print(f"adapted {args.base} ({model.family.removesuffix('-adapted')} order {model.order}) to {n_domain} domain "
+          f"tokens in {model.fit_seconds_:.1f} s; saved to {out}")
+    print(f"{meaning}: " + ", ".join(f"{k}: {m:.3g} ({s:.2g})" for k, m, s in zip(post["order"].values.tolist(), means, sds)))
     print(_diagnostics_text(model))
 
 

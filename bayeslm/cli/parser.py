@@ -183,7 +183,7 @@ def _add_fit(sub) -> None:
 
 
 def _add_adapt(sub) -> None:
-    p = _sub(sub, "adapt", "adapt a fitted Dirichlet n-gram model to domain text and save the adapted model directory")
+    p = _sub(sub, "adapt", "adapt a fitted Dirichlet or Pitman-Yor n-gram model to domain text and save the adapted model directory")
     p.add_argument("base", metavar="BASE_DIR", help="the general model's directory (family dirichlet); it is not changed")
     p.add_argument("--train", nargs="+", required=True, metavar="PATH",
                    help="domain text: files, directories (*.txt) or quoted globs, read with the general model's tokenizer")

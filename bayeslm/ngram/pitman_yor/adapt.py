@@ -374,7 +374,7 @@ class AdaptedPitmanYorLM(PitmanYorLM):
 
         n = self.order
         chains, draws = int(sampler.get("chains", 2)), int(sampler.get("draws", 1000))
-        d, theta, lam = np.asarray(start[0], float), np.asarray(start[1], float), np.full(n, 0.5)
+        d, theta, lam = np.asarray(start[0], float), np.asarray(start[1], float), np.full(n, float(__import__("os").environ.get("LAM0", 0.5)))
         log_prior_d = prior_log_density(self.model_config["discount"])
         log_prior_s = prior_log_density(self.model_config["strength_plus_discount"])
         weight_prior = self.model_config["general_weight"].parameters
