@@ -29,7 +29,11 @@ Perplexities are over every token and one ``</s>`` per sentence (``<s>`` never s
    vocabulary is the same); KenLM ``lmplz -o 3 --discount_fallback`` on domain_N and on
    general + domain_N; the linear interpolation ``l p_general + (1 - l) p_domain`` of the
    KenLM models, ``l`` on a grid of 0.01 chosen on the validation text.
-3. The learning-curve table (test perplexity per method and domain size), PASS/FAIL of
+3. ``pitman-yor adapted`` (one self-contained entry: ``fit_pitman_yor_general``, ``pitman_yor_adapted``):
+   the ``pitman-yor-trigram-fast`` configuration fitted on the general text, adapted per domain size
+   by ``general.adapt(domain_N, valid)`` (docs/domain.md, "Pitman-Yor"); issue #20's target is its test
+   perplexity at most 0.97x the best KenLM option at every size (PASS/FAIL printed).
+4. The learning-curve table (test perplexity per method and domain size), PASS/FAIL of
    "adapted < dirichlet concat" and of the adapt time against 10% of the general fit time
    (the issue's target is for 5% as much domain text as general text: the size nearest
    to 5% is marked), and a plot (``--plot``) of perplexity against domain words.
@@ -173,6 +177,35 @@ def run_size(general, config, texts: dict, domain, work: Path, kenlm_bin: Path, 
             "domain_power_sd": post.std(("chain", "draw")).values.tolist()}
 
 
+# -- the adapted Pitman-Yor LM (issue #20's 0.97x-of-the-best-KenLM target) --------------------------
+PY_TARGET_VS_KENLM = 0.97
+
+
+def fit_pitman_yor_general(dirichlet_general, draws: int, seed: int):
+    """The ``pitman-yor-trigram-fast`` configuration fitted on the general text (its vocabulary is the
+    Dirichlet general model's: the same text, min count 2)."""
+    import bayeslm as blm
+    from bayeslm.core.config import load_config
+
+    config = load_config("pitman-yor-trigram-fast")
+    config["sampler"].update({"draws": draws, "progressbar": False, "random_seed": seed})
+    general = blm.BayesianLM.from_config(config)
+    general.fit(blm.Corpus.from_paths(play_paths(GENERAL), tokenizer=general.tokenizer))
+    assert general.vocab_.tokens == dirichlet_general.vocab_.tokens, "the Pitman-Yor general vocabulary differs"
+    return general
+
+
+def pitman_yor_adapted(general, domain, texts: dict) -> dict:
+    """``general.adapt(domain, valid)`` of the Pitman-Yor general model: its test perplexity, adapt time
+    (``fit_seconds_``) and the general weights lam_k (posterior means; docs/domain.md)."""
+    adapted = general.adapt(domain, valid=texts["valid"], random_seed=1, progressbar=False)
+    post = adapted.idata["posterior"]
+    return {"test_perplexity": adapted.evaluate(texts["test"]).predictive_perplexity,
+            "adapt_seconds": adapted.fit_seconds_,
+            "general_weight_mean": post["general_weight"].mean(("chain", "draw")).values.tolist(),
+            "discount_mean": post["discount"].mean(("chain", "draw")).values.tolist()}
+
+
 def plot(rows: list[dict], general_ppl: float, path: Path) -> None:
     import matplotlib
 
@@ -195,6 +228,11 @@ def plot(rows: list[dict], general_ppl: float, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def best_kenlm(row: dict) -> float:
+    """The lowest test perplexity of the KenLM options at one domain size."""
+    return min(v for k, v in row["test_perplexity"].items() if k.startswith("kenlm"))
+
+
 def print_table(result: dict) -> None:
     rows = result["sizes"]
     print(f"\ngeneral: {result['general']['training_tokens']} tokens, vocabulary {result['general']['vocabulary']}, "
@@ -209,11 +247,19 @@ def print_table(result: dict) -> None:
     print(f"{'concat fit seconds':24s}" + "".join(f"{r['seconds']['dirichlet_concat']:12.1f}" for r in rows))
     for k in range(len(rows[0]["domain_power_mean"])):
         print(f"{f'lam_{k + 1} posterior mean':24s}" + "".join(f"{r['domain_power_mean'][k]:12.4g}" for r in rows))
+    print(f"pitman-yor general: fit {result['general']['pitman_yor_fit_seconds']:.1f} s, test perplexity "
+          f"{result['general']['pitman_yor_test_perplexity']:.2f}")
+    print(f"{'py adapt seconds':24s}" + "".join(f"{r['pitman_yor']['adapt_seconds']:12.1f}" for r in rows))
+    for k in range(len(rows[0]["pitman_yor"]["general_weight_mean"])):
+        print(f"{f'py lam_{k + 1} mean':24s}" + "".join(f"{r['pitman_yor']['general_weight_mean'][k]:12.3f}" for r in rows))
+    for r in rows:
+        ratio = r["test_perplexity"]["pitman-yor adapted"] / best_kenlm(r)
+        print(f"{r['domain_words']:>6d} words: pitman-yor adapted / best KenLM: {ratio:.3f} (target <= "
+              f"{PY_TARGET_VS_KENLM}: {'PASS' if ratio <= PY_TARGET_VS_KENLM else 'FAIL'})")
     for r in rows:
         better = r["test_perplexity"]["adapted dirichlet"] < r["test_perplexity"]["dirichlet concat"]
-        best_kenlm = min(v for k, v in r["test_perplexity"].items() if k.startswith("kenlm"))
         print(f"{r['domain_words']:>6d} words: adapted < dirichlet concat: {'PASS' if better else 'FAIL'}; "
-              f"adapted / best KenLM: {r['test_perplexity']['adapted dirichlet'] / best_kenlm:.3f}; "
+              f"adapted / best KenLM: {r['test_perplexity']['adapted dirichlet'] / best_kenlm(r):.3f}; "
               f"adapt time {r['adapt_share']:.1%} of the general fit"
               + (f" (target <= {TARGET_ADAPT_SHARE:.0%} at ~5% as much text: "
                  f"{'PASS' if r['adapt_share'] <= TARGET_ADAPT_SHARE else 'FAIL'})" if r["near_5_percent"] else ""))
@@ -246,6 +292,10 @@ def main(argv=None) -> int:
         kenlm_general = {split: kenlm_log10(work / "general.arpa", texts[f"{split}_lines"]) for split in ("valid", "test")}
         rows = [run_size(general, config, texts, first_words(pool, order, size), work, kenlm_bin, kenlm_general)
                 for size in args.sizes]
+    py_general = fit_pitman_yor_general(general, args.draws, seed=1)
+    for row, size in zip(rows, args.sizes):
+        row["pitman_yor"] = pitman_yor_adapted(py_general, first_words(pool, order, size), texts)
+        row["test_perplexity"]["pitman-yor adapted"] = row["pitman_yor"]["test_perplexity"]
     general_tokens = texts["general"].n_tokens
     shares = [abs(r["domain_words"] / general_tokens - 0.05) for r in rows]
     for i, r in enumerate(rows):
@@ -254,7 +304,9 @@ def main(argv=None) -> int:
     result = {
         "general": {"training_tokens": general_tokens, "vocabulary": len(general.vocab_),
                     "fit_seconds": general.fit_seconds_, "lmplz_seconds": lmplz_general,
-                    "test_perplexity": general.evaluate(texts["test"]).predictive_perplexity},
+                    "test_perplexity": general.evaluate(texts["test"]).predictive_perplexity,
+                    "pitman_yor_fit_seconds": py_general.fit_seconds_,
+                    "pitman_yor_test_perplexity": py_general.evaluate(texts["test"]).predictive_perplexity},
         "sizes": rows, "draws": args.draws, "load_average_after": os.getloadavg()[0], **git_state(),
     }
     print_table(result)

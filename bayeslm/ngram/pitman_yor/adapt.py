@@ -31,6 +31,9 @@ __all__ = ["AdaptedPitmanYorLM", "FrozenGeneral", "DomainSeating", "graphical_pr
 
 #: the family name of adapted Pitman-Yor LMs in configurations and model directories
 ADAPTED_PY_FAMILY = "pitman-yor-adapted"
+#: the general weight lam_k the first seating is made with (the discounts and strengths start at the
+#: general model's posterior means)
+START_WEIGHT = 0.5
 
 
 def graphical_predictive(gathered, d, theta, lam, general, base):
@@ -374,7 +377,7 @@ class AdaptedPitmanYorLM(PitmanYorLM):
 
         n = self.order
         chains, draws = int(sampler.get("chains", 2)), int(sampler.get("draws", 1000))
-        d, theta, lam = np.asarray(start[0], float), np.asarray(start[1], float), np.full(n, float(__import__("os").environ.get("LAM0", 0.5)))
+        d, theta, lam = np.asarray(start[0], float), np.asarray(start[1], float), np.full(n, START_WEIGHT)
         log_prior_d = prior_log_density(self.model_config["discount"])
         log_prior_s = prior_log_density(self.model_config["strength_plus_discount"])
         weight_prior = self.model_config["general_weight"].parameters
