@@ -153,17 +153,21 @@ class DomainSeating:
     """
 
     def __init__(self, hier: Hierarchy, chains: np.ndarray, general: np.ndarray, base: np.ndarray):
-        self.hier, self.chains, self.general, self.base = hier, chains, general, base
+        self.hier, self.general, self.base = hier, general, base
+        # the seating works on the pairs and restaurants the domain can reach, numbered locally
+        self.pairs, local = np.unique(chains, return_inverse=True)
+        self.chains = local.reshape(chains.shape)
+        self.contexts, self.pair_context = np.unique(hier.pair_ctx[self.pairs], return_inverse=True)
 
     def seat(self, events: np.ndarray, d, theta, lam, seed: int) -> None:
         """Seat the customers ``events`` (indices into the chains' columns, in this order)."""
         import random
 
-        n, ctx = self.hier.n, self.hier.pair_ctx.tolist()
+        n, ctx = self.hier.n, self.pair_context.tolist()
         chains, general, base = self.chains.tolist(), self.general.tolist(), self.base.tolist()
         d, theta, lam = (np.asarray(x, float).tolist() for x in (d, theta, lam))
-        cust, tabs = [0] * self.hier.n_pairs, [0] * self.hier.n_pairs
-        C, T = [0] * self.hier.n_contexts, [0] * self.hier.n_contexts
+        cust, tabs = [0] * self.pairs.size, [0] * self.pairs.size
+        C, T = [0] * self.contexts.size, [0] * self.contexts.size
         sizes: dict[int, list[int]] = {}
         sent = [[0, 0] for _ in range(n)]  # per order: new tables' dishes from the general side, the domain parent
         rnd = random.Random(int(seed)).random
@@ -193,14 +197,17 @@ class DomainSeating:
                 sent[k][0 if from_general else 1] += 1
                 if from_general:
                     break
-        self.customers, self.tables = np.array(cust, np.int64), np.array(tabs, np.int64)
-        self.context_customers, self.context_tables = np.array(C, np.int64), np.array(T, np.int64)
-        self.sizes, self.sent = sizes, np.array(sent, np.int64)
+        h = self.hier
+        self.customers, self.tables = np.zeros(h.n_pairs, np.int64), np.zeros(h.n_pairs, np.int64)
+        self.customers[self.pairs], self.tables[self.pairs] = cust, tabs
+        self.context_customers, self.context_tables = np.zeros(h.n_contexts, np.int64), np.zeros(h.n_contexts, np.int64)
+        self.context_customers[self.contexts], self.context_tables[self.contexts] = C, T
+        self.sizes, self.sent = sizes, np.array(sent, np.int64)  # sizes: per local pair id
 
     def statistics(self) -> list[OrderStatistics]:
         """Per order, the seating's statistics for the likelihood of (d_k, theta_k)."""
         h, out = self.hier, []
-        level_of = h.pair_level
+        level_of = h.pair_level[self.pairs]
         per_order: list[list[int]] = [[] for _ in range(h.n)]
         for pair, table_sizes in self.sizes.items():
             per_order[int(level_of[pair])].extend(table_sizes)
@@ -235,7 +242,7 @@ class AdaptedPitmanYorOptions(PitmanYorOptions):
     """The ``[model]`` options of :class:`AdaptedPitmanYorLM` (its order, vocabulary and tokenizer are
     the general model's)."""
 
-    rounds: whole(ge=1) = Field(3, description="seatings of the domain customers, each made with the previous "
+    rounds: whole(ge=1) = Field(10, description="seatings of the domain customers, each made with the previous "
                                                 "one's modes of (d, theta, lam); the last one's draws are kept")
 
 
