@@ -25,7 +25,7 @@ from bayeslm.ngram.dirichlet import DirichletLM
 from bayeslm.ngram.evidence import OrderEvidence
 from bayeslm.text.corpus import Corpus
 
-__all__ = ["AdaptedDirichletLM", "AdaptedBackoff", "DomainLevels", "HeldOutPredictive", "HeldOutEvidence", "map_contexts",
+__all__ = ["AdaptedDirichletLM", "AdaptedNgram", "AdaptedBackoff", "DomainLevels", "HeldOutPredictive", "HeldOutEvidence", "map_contexts",
            "ADAPTED_FAMILY"]
 
 #: the family name of adapted Dirichlet LMs in configurations and model directories
@@ -253,7 +253,45 @@ class HeldOutEvidence(OrderEvidence):
         return self.predictive.log_prob(lam, self.k)
 
 
-class AdaptedDirichletLM(DirichletLM):
+class AdaptedNgram:
+    """What the adapted n-gram models share (mixed in before their family's class): they are made by
+    ``general.adapt(domain)`` from a general model held in ``_general`` while fitting, read the
+    domain text as it does, and are neither adapted again nor updated."""
+
+    def adapt(self, domain, valid=None, **sampler_kwargs):
+        raise BayesLMError("adapt the general model to each domain; an adapted model is not adapted again")
+
+    def update(self, corpus, **sampler_kwargs):
+        raise BayesLMError("an adapted model is not updated: adapt the general model to the grown domain text")
+
+    @classmethod
+    def _fit_from(cls, general, config: dict, domain, valid, sampler_kwargs: dict):
+        """A model of ``config`` in the general model's tokenizer and vocabulary, fitted to ``domain``
+        with ``general`` held (``_general``) while fitting."""
+        lm = cls.from_config(config, tokenizer=general.tokenizer_)
+        lm.vocab_, lm._general = general.vocab_, general
+        try:
+            lm.fit(domain, valid, **sampler_kwargs)
+        finally:
+            lm._general = None
+        return lm
+
+    def _prepare_training(self, corpus) -> Corpus:
+        """The domain text in the general model's vocabulary; its tokenizer must be the general model's."""
+        if self._general is None:
+            raise BayesLMError("an adapted model is made by general.adapt(domain), not fitted alone")
+        if not isinstance(corpus, Corpus):
+            raise ConfigError(f"adapt needs the domain text as a Corpus, got {type(corpus).__name__}")
+        if corpus.tokenizer != self._general.tokenizer_:
+            raise VocabularyMismatchError(f"the domain text was tokenised with {corpus.tokenizer!r}, the general "
+                                          f"model with {self._general.tokenizer_!r}")
+        domain = corpus.with_vocabulary(self.vocab_)
+        if domain.n_tokens == 0:
+            raise CorpusError("the domain text has no tokens: nothing to adapt to")
+        return domain
+
+
+class AdaptedDirichletLM(AdaptedNgram, DirichletLM):
     """A Dirichlet LM of a domain whose prior is a fitted general Dirichlet LM's posterior, tempered.
 
     Made by :meth:`DirichletLM.adapt` (``general.adapt(domain)``), never fitted alone. The
@@ -310,38 +348,12 @@ class AdaptedDirichletLM(DirichletLM):
         config = general.get_config()
         config["model"] = {**config["model"], **options, "family": ADAPTED_FAMILY, "buckets": []}
         config["prior"] = dict(model_config or {})  # the domain concentrations' own prior, not the general model's
-        lm = cls.from_config(config, tokenizer=general.tokenizer_)
-        lm.vocab_, lm._general = general.vocab_, general
-        try:
-            lm.fit(domain, valid, **sampler_kwargs)
-        finally:
-            lm._general = None
-        return lm
-
-    def adapt(self, domain, valid=None, **sampler_kwargs):
-        raise BayesLMError("adapt the general model to each domain; an adapted model is not adapted again")
-
-    def update(self, corpus, **sampler_kwargs):
-        raise BayesLMError("an adapted model is not updated: adapt the general model to the grown domain text")
+        return cls._fit_from(general, config, domain, valid, sampler_kwargs)
 
     def interpolation(self, sample: int | None = None) -> list[np.ndarray]:
         raise BayesLMError("ARPA export of an adapted model is not available (docs/domain.md)")
 
     # -- fitting ---------------------------------------------------------------------------
-    def _prepare_training(self, corpus) -> Corpus:
-        """The domain text in the general model's vocabulary; its tokenizer must be the general model's."""
-        if self._general is None:
-            raise BayesLMError("an adapted model is made by general.adapt(domain), not fitted alone")
-        if not isinstance(corpus, Corpus):
-            raise ConfigError(f"adapt needs the domain text as a Corpus, got {type(corpus).__name__}")
-        if corpus.tokenizer != self._general.tokenizer_:
-            raise VocabularyMismatchError(f"the domain text was tokenised with {corpus.tokenizer!r}, the general "
-                                          f"model with {self._general.tokenizer_!r}")
-        domain = corpus.with_vocabulary(self.vocab_)
-        if domain.n_tokens == 0:
-            raise CorpusError("the domain text has no tokens: nothing to adapt to")
-        return domain
-
     def _fit(self, train: Corpus, valid: Corpus | None, sampler: dict):
         general = self._general
         self.counts_ = self._count_training(train, sampler)

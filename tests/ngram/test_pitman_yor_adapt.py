@@ -19,7 +19,9 @@ import bayeslm as blm
 from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError, VocabularyMismatchError
 from bayeslm.ngram.pitman_yor.adapt import AdaptedPitmanYorLM, DomainSeating, graphical_predictive
 
-DOMAIN_WORDS = ["the", "cat", "dog", "sat", "ran", "on", "mat", "log", "big", "red", "fox", "hen"]
+#: text of another chain than the general model's, with two words the general text never had (read as <unk>)
+DOMAIN = markov_sentences(2, 120, words=["the", "cat", "dog", "sat", "ran", "on", "mat", "log", "big", "red", "fox", "hen"])
+DOMAIN_TRAIN, DOMAIN_TEST = DOMAIN[:100], DOMAIN[100:]
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +33,8 @@ def general():
 
 
 @pytest.fixture(scope="module")
-def domain_text():
-    """Text of another chain, with two words the general text never had (read as <unk>)."""
-    return markov_sentences(2, 120, words=DOMAIN_WORDS)
-
-
-@pytest.fixture(scope="module")
-def adapted(general, domain_text):
-    return general.adapt(general.encode(domain_text[:100]), random_seed=7)
+def adapted(general):
+    return general.adapt(general.encode(DOMAIN_TRAIN), random_seed=7)
 
 
 def _without_domain(adapted, tmp_path):
@@ -52,9 +48,9 @@ def _without_domain(adapted, tmp_path):
     return copy
 
 
-def test_with_no_domain_customers_the_predictive_is_the_general_models(general, adapted, domain_text, tmp_path):
+def test_with_no_domain_customers_the_predictive_is_the_general_models(general, adapted, tmp_path):
     empty = _without_domain(adapted, tmp_path)
-    test = general.encode(domain_text[100:])
+    test = general.encode(DOMAIN_TEST)
     np.testing.assert_allclose(empty.predictive_log_prob(test), general.predictive_log_prob(test), rtol=1e-12)
     contexts = test.context_windows(general.context_length)[0][:40]
     np.testing.assert_allclose(empty.predictive_probs(contexts), general.predictive_probs(contexts), rtol=1e-12,
@@ -63,8 +59,8 @@ def test_with_no_domain_customers_the_predictive_is_the_general_models(general, 
     assert not np.allclose(adapted.predictive_log_prob(test), general.predictive_log_prob(test), rtol=1e-3)
 
 
-def test_positions_dense_rows_and_sampled_tokens_agree(adapted, domain_text):
-    test = adapted.encode(domain_text[100:])
+def test_positions_dense_rows_and_sampled_tokens_agree(adapted):
+    test = adapted.encode(DOMAIN_TEST)
     contexts, tokens = test.context_windows(adapted.context_length)
     dense = adapted.predictive_probs(contexts)
     np.testing.assert_allclose(dense.sum(axis=1), 1.0, rtol=1e-12)
@@ -114,18 +110,18 @@ def test_the_seating_sends_new_tables_by_the_general_weight():
         assert seating.customers[hier.pair_parent[top]] == seating.sent[1, 1]
 
 
-def test_the_general_model_is_unchanged_and_the_domain_text_helps(general, adapted, domain_text):
-    test = general.encode(domain_text[100:])
+def test_the_general_model_is_unchanged_and_the_domain_text_helps(general, adapted):
+    test = general.encode(DOMAIN_TEST)
     before = general.evaluate(test).predictive_perplexity
     assert adapted.evaluate(test).predictive_perplexity < before
     assert general.evaluate(test).predictive_perplexity == before
 
 
-def test_the_adapted_model_saves_and_loads_without_the_general_model(adapted, domain_text, tmp_path):
+def test_the_adapted_model_saves_and_loads_without_the_general_model(adapted, tmp_path):
     path = adapted.save(tmp_path / "adapted")
     loaded = blm.load(path)
     assert type(loaded) is AdaptedPitmanYorLM and loaded.general_ == adapted.general_
-    test = adapted.encode(domain_text[100:])
+    test = adapted.encode(DOMAIN_TEST)
     np.testing.assert_array_equal(loaded.predictive_log_prob(test), adapted.predictive_log_prob(test))
     assert loaded.evaluate(test).predictive_perplexity == adapted.evaluate(test).predictive_perplexity
 

@@ -20,8 +20,8 @@ from pydantic import Field
 
 from bayeslm.core.settings import whole
 from bayeslm.counting.counts import NgramCounts
-from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError, ModelFileError, VocabularyMismatchError
-from bayeslm.ngram.adapt import map_contexts
+from bayeslm.exceptions import BayesLMError, ConfigError, ModelFileError
+from bayeslm.ngram.adapt import AdaptedNgram, map_contexts
 from bayeslm.ngram.pitman_yor.fast import HyperPosterior, OrderStatistics, prior_log_density
 from bayeslm.ngram.pitman_yor.hierarchy import Hierarchy
 from bayeslm.ngram.pitman_yor.model import PitmanYorLM, PitmanYorOptions, dense_seating, gather_seating
@@ -246,7 +246,7 @@ class AdaptedPitmanYorOptions(PitmanYorOptions):
                                                 "one's modes of (d, theta, lam); the last one's draws are kept")
 
 
-class AdaptedPitmanYorLM(PitmanYorLM):
+class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM):
     """A Pitman-Yor LM of a domain whose restaurants draw from a fitted general Pitman-Yor LM's.
 
     Made by :meth:`PitmanYorLM.adapt` (``general.adapt(domain)``), never fitted alone. The
@@ -309,19 +309,7 @@ class AdaptedPitmanYorLM(PitmanYorLM):
         config["model"] = {**config["model"], **options, "family": ADAPTED_PY_FAMILY, "inference": "fast",
                            "discount": None, "strength": None, "hyper_step": None}
         config["prior"] = dict(model_config or {})
-        lm = cls.from_config(config, tokenizer=general.tokenizer_)
-        lm.vocab_, lm._general = general.vocab_, general
-        try:
-            lm.fit(domain, valid, **sampler_kwargs)
-        finally:
-            lm._general = None
-        return lm
-
-    def adapt(self, domain, valid=None, **kwargs):
-        raise BayesLMError("adapt the general model to each domain; an adapted model is not adapted again")
-
-    def update(self, corpus, **sampler_kwargs):
-        raise BayesLMError("an adapted model is not updated: adapt the general model to the grown domain text")
+        return cls._fit_from(general, config, domain, valid, sampler_kwargs)
 
     def interpolation(self, sample: int | None = None) -> list[np.ndarray]:
         raise BayesLMError("ARPA export of an adapted Pitman-Yor model is not available: its predictive at an unseen "
@@ -329,20 +317,6 @@ class AdaptedPitmanYorLM(PitmanYorLM):
                            "(docs/domain.md)")
 
     # -- fitting ---------------------------------------------------------------------------
-    def _prepare_training(self, corpus) -> Corpus:
-        """The domain text in the general model's vocabulary, refused if tokenised otherwise or empty."""
-        if self._general is None:
-            raise BayesLMError("an adapted model is made by general.adapt(domain), not fitted alone")
-        if not isinstance(corpus, Corpus):
-            raise ConfigError(f"adapt needs the domain text as a Corpus, got {type(corpus).__name__}")
-        if corpus.tokenizer != self._general.tokenizer_:
-            raise VocabularyMismatchError(f"the domain text was tokenised with {corpus.tokenizer!r}; the general "
-                                          f"model reads text with {self._general.tokenizer_!r}")
-        encoded = corpus.with_vocabulary(self.vocab_)
-        if encoded.n_tokens == 0:
-            raise CorpusError("the domain text has no tokens: nothing to adapt to")
-        return encoded
-
     def _fit(self, train: Corpus, valid: Corpus | None, sampler: dict):
         general = self._general
         domain = self._count_training(train, sampler)
