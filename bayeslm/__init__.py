@@ -22,6 +22,7 @@ from bayeslm.mixture.model import MixtureLM
 from bayeslm.neural.gpt import GPTLM  # imports torch only inside its methods
 from bayeslm.neural.last_layer import BayesianLastLayer
 from bayeslm.ngram.adapt import AdaptedDirichletLM
+from bayeslm.ngram.pitman_yor.adapt import AdaptedPitmanYorLM
 from bayeslm.ngram.dirichlet import DirichletLM
 from bayeslm.ngram.pitman_yor.model import PitmanYorLM
 from bayeslm.report import (  # report.py imports matplotlib / ArviZ only when it draws
@@ -51,6 +52,7 @@ from bayeslm.text.vocab import Vocabulary
 __all__ = [
     "__version__",
     "AdaptedDirichletLM",
+    "AdaptedPitmanYorLM",
     "BayesianLM",
     "BayesianLastLayer",
     "BPETokenizer",

@@ -1,5 +1,5 @@
-"""Domain adaptation on Shakespeare split by genre: the adapted Dirichlet LM vs the Dirichlet LM on the
-concatenation and KenLM (general, domain, both, and their interpolation), in one run.
+"""Domain adaptation on Shakespeare split by genre: the adapted Dirichlet and Pitman-Yor LMs vs the Dirichlet
+LM on the concatenation and KenLM (general, domain, both, and their interpolation), in one run.
 
 What it measures
 ----------------
@@ -29,14 +29,16 @@ Perplexities are over every token and one ``</s>`` per sentence (``<s>`` never s
    the size of the issue's time target), every method of ``METHODS`` (one entry per method):
    ``adapted dirichlet``: ``bayeslm adapt general --train domain_N --valid julius_caesar`` timed
    as a whole process like the general fit (``adapt_seconds`` of its JSON beside it), the
-   posterior means of the powers lam_k (docs/domain.md); ``dirichlet concat``: the same
+   posterior means of the powers lam_k (docs/domain.md); ``adapted pitman-yor``: the same for a
+   ``pitman-yor-trigram-fast`` general model (``bayeslm fit`` once per run, a whole process;
+   docs/domain.md, "Pitman-Yor"), with its general weights lam_k; ``dirichlet concat``: the same
    configuration fitted on general + domain_N in this process (min count 1 on text already in
    the general vocabulary, so the vocabulary is the same); KenLM ``lmplz -o 3
    --discount_fallback`` on the general text, on domain_N and on general + domain_N; the linear
    interpolation ``l p_general + (1 - l) p_domain`` of the KenLM models, ``l`` on a grid of
    0.01 chosen on the validation text.
 3. The learning-curve table (test perplexity per method and domain size), PASS/FAIL of
-   "adapted < dirichlet concat" and, at the ``--share`` size, of the adapt process against 10%
+   "adapted pitman-yor <= 0.97x the best KenLM option", of "adapted < dirichlet concat" and, at the ``--share`` size, of the adapt process against 10%
    of the general fit process; a plot (``--plot``) of perplexity against domain words.
 
 Run
@@ -74,6 +76,7 @@ DOMAIN_POOL = ["antony_and_cleopatra", "coriolanus", "cymbeline", "lear", "othel
 DOMAIN_VALID = ["julius_caesar"]
 DOMAIN_TEST = ["hamlet", "macbeth"]
 TARGET_ADAPT_SHARE = 0.10  # adapt time / general fit time, for 5% as much text
+PY_TARGET_VS_KENLM = 0.97  # adapted Pitman-Yor test perplexity / the best KenLM option's, at every size
 
 
 def play_paths(names: list[str]) -> list[Path]:
@@ -156,6 +159,7 @@ class Run:
         self.pool_order = np.random.default_rng(args.seed).permutation(self.pool.n_sentences)
         self.lmplz_general = lmplz(kenlm_bin, write_lines(work / "general.tok", self.texts["general_lines"]),
                                    work / "general.arpa")
+        self.shared: dict = {}  # what one method computes once per run (the Pitman-Yor general model)
         self.kenlm_general = {split: kenlm_log10(work / "general.arpa", self.texts[f"{split}_lines"])
                               for split in ("valid", "test")}
 
@@ -203,6 +207,30 @@ def adapted_dirichlet(state: Run, size: DomainSize) -> dict:
     power = [row["mean"] for row in process["json"]["departure"]]
     return {"test_perplexity": adapted.evaluate(state.texts["test"]).predictive_perplexity,
             "seconds": process["json"]["adapt_seconds"], "process": process, "domain_power_mean": power}
+
+
+@method("adapted pitman-yor")
+def adapted_pitman_yor(state: Run, size: DomainSize) -> dict:
+    """``bayeslm adapt`` of a ``pitman-yor-trigram-fast`` general model (fitted once per run, as a whole
+    process), timed as a whole process; its general weights lam_k (docs/domain.md, "Pitman-Yor")."""
+    import bayeslm as blm
+
+    general_dir = state.work / "general_pitman_yor"
+    if "pitman_yor_general" not in state.shared:
+        process = bayeslm_process(["fit", "pitman-yor-trigram-fast", "--train", *map(str, play_paths(GENERAL)),
+                                   "--out", str(general_dir), "--seed", "1"])
+        general = blm.load(general_dir)
+        assert general.vocab_.tokens == state.general.vocab_.tokens, "the Pitman-Yor general vocabulary differs"
+        state.shared["pitman_yor_general"] = {
+            "wall_seconds": process["wall_seconds"], "fit_seconds": process["json"]["fit_seconds"],
+            "test_perplexity": general.evaluate(state.texts["test"]).predictive_perplexity}
+    out = state.work / f"adapted_pitman_yor_{size.n}"
+    process = bayeslm_process(["adapt", str(general_dir), "--train", str(size.path),
+                               "--valid", *map(str, play_paths(DOMAIN_VALID)), "--out", str(out), "--seed", "1"])
+    adapted = blm.load(out)
+    return {"test_perplexity": adapted.evaluate(state.texts["test"]).predictive_perplexity,
+            "seconds": process["json"]["adapt_seconds"], "process": process,
+            "general_weight_mean": [row["mean"] for row in process["json"]["departure"]]}
 
 
 @method("dirichlet concat")
@@ -289,6 +317,11 @@ def plot(rows: list[dict], general_ppl: float, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def best_kenlm(row: dict) -> float:
+    """The lowest test perplexity of the KenLM options at one domain size."""
+    return min(v for k, v in row["test_perplexity"].items() if k.startswith("kenlm"))
+
+
 def print_table(result: dict) -> None:
     rows, general = result["sizes"], result["general"]
     print(f"\ngeneral: {general['training_tokens']} tokens, vocabulary {general['vocabulary']}; whole `bayeslm fit` "
@@ -311,11 +344,21 @@ def print_table(result: dict) -> None:
                   for k in range(len(adapted[0]["domain_power_mean"]))})
     for label, cells in lines.items():
         print(f"{label:24s}" + "".join(cells))
+    py_general = result["pitman_yor_general"]
+    print(f"pitman-yor general (pitman-yor-trigram-fast): whole `bayeslm fit` process {py_general['wall_seconds']:.1f} s "
+          f"(fit_seconds {py_general['fit_seconds']:.1f} s); test perplexity {py_general['test_perplexity']:.2f}")
+    py_adapted = [r["methods"]["adapted pitman-yor"] for r in rows]
+    print(f"{'py adapt process s':24s}" + "".join(f"{a['process']['wall_seconds']:12.2f}" for a in py_adapted))
+    for k in range(len(py_adapted[0]["general_weight_mean"])):
+        print(f"{f'py lam_{k + 1} mean':24s}" + "".join(f"{a['general_weight_mean'][k]:12.3f}" for a in py_adapted))
+    for r in rows:
+        ratio = r["test_perplexity"]["adapted pitman-yor"] / best_kenlm(r)
+        print(f"{r['domain_words']:>6d} words: adapted pitman-yor / best KenLM: {ratio:.3f} (target <= "
+              f"{PY_TARGET_VS_KENLM}: {'PASS' if ratio <= PY_TARGET_VS_KENLM else 'FAIL'})")
     for r in rows:
         better = r["test_perplexity"]["adapted dirichlet"] < r["test_perplexity"]["dirichlet concat"]
-        best_kenlm = min(v for k, v in r["test_perplexity"].items() if k.startswith("kenlm"))
         print(f"{r['domain_words']:>6d} words: adapted < dirichlet concat: {'PASS' if better else 'FAIL'}; "
-              f"adapted / best KenLM: {r['test_perplexity']['adapted dirichlet'] / best_kenlm:.3f}; "
+              f"adapted / best KenLM: {r['test_perplexity']['adapted dirichlet'] / best_kenlm(r):.3f}; "
               f"adapt process {r['adapt_share']:.1%} of the general fit process"
               + (f" (target <= {TARGET_ADAPT_SHARE:.0%} at 5% as much text: "
                  f"{'PASS' if r['adapt_share'] <= TARGET_ADAPT_SHARE else 'FAIL'})" if r["time_target"] else ""))
@@ -353,6 +396,7 @@ def main(argv=None) -> int:
                         "peak_pss_mb": fit["peak_pss_mb"], "maxrss_mb": fit["maxrss_mb"],
                         "lmplz_seconds": state.lmplz_general,
                         "test_perplexity": state.general.evaluate(state.texts["test"]).predictive_perplexity},
+            "pitman_yor_general": state.shared.get("pitman_yor_general"),
             "sizes": rows, "draws": args.draws, "share": args.share, "command": " ".join(sys.argv),
             "load_average_after": os.getloadavg()[0], **git_state(),
         }

@@ -185,30 +185,38 @@ def _call_sampler(args) -> dict:
 # -- adapt -----------------------------------------------------------------------------
 #: what ``adapt --set`` may change: the adapted model keeps the general model's tokenizer and order
 ADAPT_SETTABLE = ("sampler.", "prior.concentration.", "model.entropy_draws")
-
-
+#: the same for a Pitman-Yor general model (docs/domain.md, "Pitman-Yor")
+ADAPT_SETTABLE_PITMAN_YOR = ("sampler.", "prior.discount.", "prior.strength_plus_discount.", "prior.general_weight.",
+                             "model.rounds", "model.retain", "model.entropy_draws")
 def cmd_adapt(args) -> int:
     from bayeslm.core.base import load
     from bayeslm.ngram.adapt import AdaptedDirichletLM
     from bayeslm.ngram.dirichlet import DirichletLM
+    from bayeslm.ngram.pitman_yor.adapt import AdaptedPitmanYorLM
+    from bayeslm.ngram.pitman_yor.model import PitmanYorLM
 
-    defaults = {"sampler": {}, "prior": copy.deepcopy(AdaptedDirichletLM.default_model_config), "model": {}}
-    overrides = _restricted_overrides(
-        args.set, ADAPT_SETTABLE, "adapt changes only sampler.KEY, prior.concentration.KEY and model.entropy_draws "
-        "(the adapted model reads text as the general model does)", defaults)
     out = Path(args.out)
     with ExitStack() as stack:
         _model_output(out, args.force, stack)
         general = load(args.base)
-        if type(general) is not DirichletLM:
-            raise ConfigError(f"{args.base}: holds a {general.family!r} model; adapt needs a Dirichlet n-gram model "
-                              "(family 'dirichlet')" + (", the general one it was adapted from" if isinstance(
-                                  general, AdaptedDirichletLM) else ""))
+        adapted_class = {DirichletLM: AdaptedDirichletLM, PitmanYorLM: AdaptedPitmanYorLM}.get(type(general))
+        if adapted_class is None:
+            raise ConfigError(f"{args.base}: holds a {general.family!r} model; adapt needs a Dirichlet or Pitman-Yor "
+                              "n-gram model (family 'dirichlet' or 'pitman-yor')" + (
+                                  ", the general one it was adapted from"
+                                  if isinstance(general, (AdaptedDirichletLM, AdaptedPitmanYorLM)) else ""))
+        dirichlet = adapted_class is AdaptedDirichletLM
+        defaults = {"sampler": {}, "prior": copy.deepcopy(adapted_class.default_model_config), "model": {}}
+        overrides = _restricted_overrides(
+            args.set, ADAPT_SETTABLE if dirichlet else ADAPT_SETTABLE_PITMAN_YOR,
+            ("adapt changes only sampler.KEY, prior.concentration.KEY and model.entropy_draws" if dirichlet else
+             "adapt of a Pitman-Yor model changes only sampler.KEY, prior.discount.KEY, "
+             "prior.strength_plus_discount.KEY, prior.general_weight.KEY, model.rounds, model.retain and "
+             "model.entropy_draws") + " (the adapted model reads text as the general model does)", defaults)
         domain = general.read(args.train)
         valid = general.read(args.valid) if args.valid else None
-        adapted = AdaptedDirichletLM.from_general(general, domain, valid, model_config=overrides["prior"],
-                                                  options=overrides["model"],
-                                                  **{**overrides["sampler"], **_call_sampler(args)})
+        adapted = adapted_class.from_general(general, domain, valid, model_config=overrides["prior"],
+                                             options=overrides["model"], **{**overrides["sampler"], **_call_sampler(args)})
         _keep_partial(adapted, args)  # an interrupt some library caught still means stop
         adapted.save(out, force=args.force)
     args.interrupts.written.append(str(out))
@@ -230,10 +238,9 @@ def _print_adapt(model, args, out: Path, n_domain: int) -> None:
             "diagnostics": json.loads(table.to_json(orient="index")), **sampler_problems(model.idata),
         })
         return
-    print(f"adapted {args.base} (dirichlet order {model.order}) to {n_domain} domain tokens in "
-          f"{model.fit_seconds_:.1f} s; saved to {out}")
-    print("departure from the general model per order: the power lam_k, the weight of the general text "
-          "relative to the domain's (1: the texts pooled as one, 0: the domain text alone):")
+    print(f"adapted {args.base} ({model.family.removesuffix('-adapted')} order {model.order}) to {n_domain} domain "
+          f"tokens in {model.fit_seconds_:.1f} s; saved to {out}")
+    print(f"departure from the general model per order: {model.departure_description}:")
     for row in departure:
         print(f"  order {row['order']}: {row['mean']:.3g} (sd {row['sd']:.2g}; {row['hdi_prob']:.0%} HDI "
               f"[{row['hdi_low']:.3g}, {row['hdi_high']:.3g}]): {row['meaning']}")

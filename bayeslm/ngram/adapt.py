@@ -29,8 +29,8 @@ from bayeslm.ngram.evidence import OrderEvidence
 from bayeslm.stats.intervals import HDI_PROB, hdi
 from bayeslm.text.corpus import Corpus
 
-__all__ = ["AdaptedDirichletLM", "AdaptedBackoff", "DomainLevels", "HeldOutPredictive", "HeldOutEvidence", "map_contexts",
-           "grid_draws", "ADAPTED_FAMILY", "INFERENCE_NOTE"]
+__all__ = ["AdaptedDirichletLM", "AdaptedNgram", "AdaptedBackoff", "DomainLevels", "HeldOutPredictive",
+           "HeldOutEvidence", "map_contexts", "grid_draws", "ADAPTED_FAMILY", "INFERENCE_NOTE"]
 
 #: the family name of adapted Dirichlet LMs in configurations and model directories
 ADAPTED_FAMILY = "dirichlet-adapted"
@@ -301,7 +301,69 @@ def _departure_words(low: float, high: float) -> str:
     return f"departs from the general model: its text weighs {low:.2g} to {high:.2g} of the domain's"
 
 
-class AdaptedDirichletLM(DirichletLM, AdaptedToDomain):
+class AdaptedNgram:
+    """What the adapted n-gram models share (mixed in before their family's class): they are made by
+    ``general.adapt(domain)`` from a general model held in ``_general`` while fitting, read the
+    domain text as it does, and are neither adapted again nor updated."""
+
+    #: the posterior variable holding each order's departure parameter (dim ``order``)
+    departure_var: str
+    #: what the departure parameter is, for people (the CLI prints it above the rows)
+    departure_description: str
+
+    @staticmethod
+    def _departure_meaning(low: float, high: float) -> str:
+        """What a departure parameter's interval [low, high] says, in words."""
+        raise NotImplementedError
+
+    def departure(self, hdi_prob: float = HDI_PROB) -> list[dict]:
+        """Per order: the departure parameter's posterior ``mean``, ``sd``, HDI (``hdi_low``,
+        ``hdi_high``, ``hdi_prob``) and its ``meaning`` in words (:attr:`departure_description`)."""
+        self._check_fitted("departure")
+        draws = self.idata["posterior"][self.departure_var]
+        rows = []
+        for k in draws["order"].values.tolist():
+            values = draws.sel(order=k).values.ravel()
+            low, high = hdi(values, hdi_prob=hdi_prob)
+            rows.append({"order": int(k), "mean": float(values.mean()), "sd": float(values.std()),
+                         "hdi_low": float(low), "hdi_high": float(high), "hdi_prob": float(hdi_prob),
+                         "meaning": self._departure_meaning(float(low), float(high))})
+        return rows
+
+    def adapt(self, domain, valid=None, **sampler_kwargs):
+        raise BayesLMError("adapt the general model to each domain; an adapted model is not adapted again")
+
+    def update(self, corpus, **sampler_kwargs):
+        raise BayesLMError("an adapted model is not updated: adapt the general model to the grown domain text")
+
+    @classmethod
+    def _fit_from(cls, general, config: dict, domain, valid, sampler_kwargs: dict):
+        """A model of ``config`` in the general model's tokenizer and vocabulary, fitted to ``domain``
+        with ``general`` held (``_general``) while fitting."""
+        lm = cls.from_config(config, tokenizer=general.tokenizer_)
+        lm.vocab_, lm._general = general.vocab_, general
+        try:
+            lm.fit(domain, valid, **sampler_kwargs)
+        finally:
+            lm._general = None
+        return lm
+
+    def _prepare_training(self, corpus) -> Corpus:
+        """The domain text in the general model's vocabulary; its tokenizer must be the general model's."""
+        if self._general is None:
+            raise BayesLMError("an adapted model is made by general.adapt(domain), not fitted alone")
+        if not isinstance(corpus, Corpus):
+            raise ConfigError(f"adapt needs the domain text as a Corpus, got {type(corpus).__name__}")
+        if corpus.tokenizer != self._general.tokenizer_:
+            raise VocabularyMismatchError(f"the domain text was tokenised with {corpus.tokenizer!r}, the general "
+                                          f"model with {self._general.tokenizer_!r}")
+        domain = corpus.with_vocabulary(self.vocab_)
+        if domain.n_tokens == 0:
+            raise CorpusError("the domain text has no tokens: nothing to adapt to")
+        return domain
+
+
+class AdaptedDirichletLM(AdaptedNgram, DirichletLM, AdaptedToDomain):
     """A Dirichlet LM of a domain whose prior is a fitted general Dirichlet LM's posterior, tempered.
 
     Made by :meth:`DirichletLM.adapt` (``general.adapt(domain)``), never fitted alone. The
@@ -367,38 +429,12 @@ class AdaptedDirichletLM(DirichletLM, AdaptedToDomain):
         config = general.get_config()
         config["model"] = {**config["model"], **options, "family": ADAPTED_FAMILY, "buckets": []}
         config["prior"] = dict(model_config or {})  # the domain concentrations' own prior, not the general model's
-        lm = cls.from_config(config, tokenizer=general.tokenizer_)
-        lm.vocab_, lm._general = general.vocab_, general
-        try:
-            lm.fit(domain, valid, **sampler_kwargs)
-        finally:
-            lm._general = None
-        return lm
-
-    def adapt(self, domain, valid=None, **sampler_kwargs):
-        raise BayesLMError("adapt the general model to each domain; an adapted model is not adapted again")
-
-    def update(self, corpus, **sampler_kwargs):
-        raise BayesLMError("an adapted model is not updated: adapt the general model to the grown domain text")
+        return cls._fit_from(general, config, domain, valid, sampler_kwargs)
 
     def interpolation(self, sample: int | None = None) -> list[np.ndarray]:
         raise BayesLMError("ARPA export of an adapted model is not available (docs/domain.md)")
 
     # -- fitting ---------------------------------------------------------------------------
-    def _prepare_training(self, corpus) -> Corpus:
-        """The domain text in the general model's vocabulary; its tokenizer must be the general model's."""
-        if self._general is None:
-            raise BayesLMError("an adapted model is made by general.adapt(domain), not fitted alone")
-        if not isinstance(corpus, Corpus):
-            raise ConfigError(f"adapt needs the domain text as a Corpus, got {type(corpus).__name__}")
-        if corpus.tokenizer != self._general.tokenizer_:
-            raise VocabularyMismatchError(f"the domain text was tokenised with {corpus.tokenizer!r}, the general "
-                                          f"model with {self._general.tokenizer_!r}")
-        domain = corpus.with_vocabulary(self.vocab_)
-        if domain.n_tokens == 0:
-            raise CorpusError("the domain text has no tokens: nothing to adapt to")
-        return domain
-
     def _fit(self, train: Corpus, valid: Corpus | None, sampler: dict):
         general = self._general
         self.counts_ = self._count_training(train, sampler)
@@ -491,22 +527,11 @@ class AdaptedDirichletLM(DirichletLM, AdaptedToDomain):
         return idata
 
     # -- how far the domain departs ----------------------------------------------------------
-    def departure(self, hdi_prob: float = HDI_PROB) -> list[dict]:
-        """Per order: the power lam_k's posterior mean, sd and HDI, and what it means in words.
+    departure_var = property(lambda self: self.draws_var)
+    departure_description = ("the power lam_k, the weight of the general text relative to the domain's (1: the texts "
+                             "pooled as one, 0: the domain text alone)")
 
-        lam_k is the weight of the general text relative to the domain's at order k: 1 is
-        their concatenation, 0 the domain text alone, above 1 the general model counts more.
-        """
-        self._check_fitted("departure")
-        draws = self.idata["posterior"][self.draws_var]
-        rows = []
-        for k in draws["order"].values.tolist():
-            values = draws.sel(order=k).values.ravel()
-            low, high = hdi(values, hdi_prob=hdi_prob)
-            rows.append({"order": int(k), "mean": float(values.mean()), "sd": float(values.std()),
-                         "hdi_low": float(low), "hdi_high": float(high), "hdi_prob": float(hdi_prob),
-                         "meaning": _departure_words(float(low), float(high))})
-        return rows
+    _departure_meaning = staticmethod(_departure_words)
 
     def uncertainty_sources(self, data) -> pd.DataFrame:
         """Per scored position: how much of the Dirichlet at its context comes from the domain text.

@@ -80,8 +80,8 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_model, adapted_dir, pitma
                    *common], "tokenizer.kind=char", "reads text as the general model does")
     fails(capsys, ["adapt", tiny_model, "--train", domain_files / "domain.txt", "--set", "model.order=3", *common],
           "model.order=3")
-    fails(capsys, ["adapt", pitman_yor_dir, "--train", domain_files / "domain.txt", *common],
-          "holds a 'pitman-yor' model", "family 'dirichlet'")
+    fails(capsys, ["adapt", pitman_yor_dir, "--train", domain_files / "domain.txt", "--set", "prior.concentration.kwargs.sigma=2",
+                   *common], "prior.concentration.kwargs.sigma=2", "prior.general_weight.KEY")
     fails(capsys, ["adapt", adapted_dir[0], "--train", domain_files / "domain.txt", *common],
           "holds a 'dirichlet-adapted' model", "the general one it was adapted from")
     fails(capsys, ["adapt", domain_files / "missing", "--train", domain_files / "domain.txt", *common],
@@ -106,3 +106,19 @@ def test_adapt_and_score_do_not_import_pymc(tiny_model, domain_files, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_a_pitman_yor_model_adapts_and_its_adapted_directory_is_refused_as_a_base(pitman_yor_dir, domain_files, capsys):
+    out = domain_files / "py-adapted"
+    result = json.loads(succeeds(["adapt", pitman_yor_dir, "--train", domain_files / "domain.txt", "--out", out,
+                                  *cli_sets(QUICK), "--set", "model.rounds=2", "--seed", 2, "--quiet", "--json"]))
+    assert json.loads((out / "manifest.json").read_text())["family"] == "pitman-yor-adapted"
+    assert [row["order"] for row in result["departure"]] == [1, 2, 3]
+    assert all(0 < row["hdi_low"] <= row["mean"] <= row["hdi_high"] < 1 and row["meaning"] for row in result["departure"])
+    test = domain_files / "valid.txt"
+    general = json.loads(succeeds(["evaluate", pitman_yor_dir, "--test", test, "--json"]))
+    adapted = json.loads(succeeds(["evaluate", out, "--test", test, "--json"]))
+    assert adapted["predictive_perplexity"] < general["predictive_perplexity"]
+    fails(capsys, ["adapt", out, "--train", domain_files / "domain.txt", "--out", domain_files / "never2", "--quiet"],
+          "holds a 'pitman-yor-adapted' model", "the general one it was adapted from")
+    fails(capsys, ["export", out, "--arpa", domain_files / "py-adapted.arpa"], "ARPA export of an adapted Pitman-Yor")

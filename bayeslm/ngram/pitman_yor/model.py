@@ -20,6 +20,7 @@ from scipy.special import digamma, xlogy
 
 from bayeslm.core.draws import draw_indices
 from bayeslm.core.sampling import pm_sample_kwargs
+from bayeslm.core.storage import family_class
 from bayeslm.core.settings import Invalid, Rule, choice, flag, whole
 from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError, ModelFileError
 from bayeslm.ngram.base import NgramLM, NgramOptions
@@ -27,7 +28,7 @@ from bayeslm.ngram.pitman_yor.hierarchy import Hierarchy
 from bayeslm.ngram.pitman_yor.seating_state import SeatingState
 from bayeslm.text.corpus import Corpus
 
-__all__ = ["PitmanYorLM", "PitmanYorOptions", "pitman_yor_predictive"]
+__all__ = ["PitmanYorLM", "PitmanYorOptions", "pitman_yor_predictive", "gather_seating", "dense_seating"]
 
 
 def pitman_yor_predictive(c_w, t_w, c_total, t_total, d, theta, parent):
@@ -48,6 +49,44 @@ def _per_order(value, n: int):
         return None
     arr = np.atleast_1d(np.asarray(value, dtype=float))
     return np.full(n, float(arr[0])) if arr.size == 1 else arr
+
+
+def gather_seating(seating, index) -> list[tuple[np.ndarray, ...]]:
+    """Per order, at every position: (context seen and with customers, c_uw, t_uw, c_u., t_u.).
+
+    ``seating``: (customers, tables) per pair and (customers, tables) per restaurant, flat
+    over a :class:`Hierarchy`; ``index``: its global context and pair ids per order at the
+    positions (-1: unseen).
+    """
+    gctx, gpair = index
+    cust, tabs, C, T = seating
+    out = []
+    for ctx, pair in zip(gctx, gpair):
+        ci, pi = np.maximum(ctx, 0), np.maximum(pair, 0)
+        Cu, Tu = C[ci], T[ci]
+        out.append(((ctx >= 0) & (Cu > 0), np.where(pair >= 0, cust[pi], 0.0), np.where(pair >= 0, tabs[pi], 0.0), Cu, Tu))
+    return out
+
+
+def dense_seating(hier: Hierarchy, seating, chain) -> Iterator[tuple[np.ndarray, ...]]:
+    """Per order, for rows of context ids ``chain`` (one array per order, -1: unseen): the
+    customers and tables of every token, shape (m, V), and of the restaurant, shape (m,)."""
+    cust, tabs, C, T = seating
+    m, V = chain[0].size, hier.V
+    for k in range(1, hier.n + 1):
+        oc, ctx = hier.counts[k], chain[k - 1]
+        ok = ctx >= 0
+        ci = np.maximum(ctx, 0)
+        length = np.where(ok, oc.context_types[ci], 0)
+        start = np.where(ok, oc.context_start[ci], 0)
+        rows = np.repeat(np.arange(m), length)
+        offsets = np.concatenate([[0], np.cumsum(length)[:-1]])
+        local = np.repeat(start - offsets, length) + np.arange(int(length.sum()))
+        dense_c = np.zeros((m, V))
+        dense_t = np.zeros((m, V))
+        dense_c[rows, oc.ngram_token[local]] = cust[local + hier.po[k - 1]]
+        dense_t[rows, oc.ngram_token[local]] = tabs[local + hier.po[k - 1]]
+        yield dense_c, dense_t, np.where(ok, C[ci + hier.co[k - 1]], 0.0), np.where(ok, T[ci + hier.co[k - 1]], 0.0)
 
 
 #: the rules of a fixed discount and strength: one value for every order, or one per order
@@ -417,6 +456,33 @@ class PitmanYorLM(NgramLM):
         # sentence on Shakespeare), so the percentile is read off a smaller sample than the base's
         super()._store_mi_threshold(corpus, source, quantile=quantile, max_sentences=max_sentences)
 
+    def adapt(self, domain: Corpus, valid: Corpus | None = None, **kwargs):
+        """A model of ``domain`` text whose restaurants draw from this model's (Wood and Teh's graphical
+        Pitman-Yor hierarchy); this model is not refitted and not changed (docs/domain.md).
+
+        Each domain restaurant u of order k draws from ``PY(d_k, theta_k, lam_k G_u + (1 - lam_k) D_u')``:
+        this model's restaurant at u mixed with the domain's parent, lam_k (``general_weight``)
+        learned per order with (d_k, theta_k) from the domain customers' seating.
+
+        Parameters
+        ----------
+        domain : Corpus
+            Domain text, tokenised with this model's tokenizer (``lm.read(paths)``).
+        valid : Corpus, optional
+            Domain validation text: the generator's flag threshold.
+        **kwargs
+            ``model_config`` (priors), ``options`` (``rounds``, ``retain``, ``entropy_draws``)
+            and sampler settings for this call, as :meth:`fit`'s
+            (:meth:`bayeslm.ngram.pitman_yor.adapt.AdaptedPitmanYorLM.from_general`).
+
+        Returns
+        -------
+        AdaptedPitmanYorLM
+            A new fitted model.
+        """
+        self._check_fitted("adapt")
+        return family_class("pitman-yor-adapted").from_general(self, domain, valid, **kwargs)
+
     # -- posterior samples ------------------------------------------------------------------
     def _draw_shape(self) -> tuple[int, int]:
         tc = self.idata["table_counts"]
@@ -490,16 +556,8 @@ class PitmanYorLM(NgramLM):
 
     def _gathered(self, s: int, index) -> list[tuple[np.ndarray, ...]]:
         """Per order, at every position: (context seen and with customers, c_uw, t_uw, c_u., t_u.)
-        under sample s's seating."""
-        gctx, gpair = index
-        cust, tabs, C, T = self._seating(s)
-        out = []
-        for k in range(1, self.order + 1):
-            ctx, pair = gctx[k - 1], gpair[k - 1]
-            ci, pi = np.maximum(ctx, 0), np.maximum(pair, 0)
-            Cu, Tu = C[ci], T[ci]
-            out.append(((ctx >= 0) & (Cu > 0), np.where(pair >= 0, cust[pi], 0.0), np.where(pair >= 0, tabs[pi], 0.0), Cu, Tu))
-        return out
+        under sample s's seating (:func:`gather_seating`)."""
+        return gather_seating(self._seating(s), index)
 
     def _probs(self, s: int, index, tokens, gathered=None) -> np.ndarray:
         """P_n(token | context) of sample s at every position (``gathered``: :meth:`_gathered`
@@ -545,27 +603,11 @@ class PitmanYorLM(NgramLM):
     # -- dense next-token distributions --------------------------------------------------------
     def _dense(self, s: int, chain) -> tuple[np.ndarray, np.ndarray]:
         """P_n(. | u) of sample s, shape (m, V), and each row's Dirichlet mass A (see docs)."""
-        h = self._hierarchy()
         d, th = self._sample_params()
-        cust, tabs, C, T = self._seating(s)
         m, V = chain[0].size, self.counts_.vocab_size
         p = np.repeat(self._base_times(1.0, np.arange(V))[None, :], m, axis=0)
         mass = np.zeros(m)
-        for k in range(1, self.order + 1):
-            oc, ctx = self.counts_[k], chain[k - 1]
-            ok = ctx >= 0
-            ci = np.maximum(ctx, 0)
-            length = np.where(ok, oc.context_types[ci], 0)
-            start = np.where(ok, oc.context_start[ci], 0)
-            rows = np.repeat(np.arange(m), length)
-            offsets = np.concatenate([[0], np.cumsum(length)[:-1]])
-            local = np.repeat(start - offsets, length) + np.arange(int(length.sum()))
-            dense_c = np.zeros((m, V))
-            dense_t = np.zeros((m, V))
-            dense_c[rows, oc.ngram_token[local]] = cust[local + h.po[k - 1]]
-            dense_t[rows, oc.ngram_token[local]] = tabs[local + h.po[k - 1]]
-            Cu = np.where(ok, C[ci + h.co[k - 1]], 0.0)
-            Tu = np.where(ok, T[ci + h.co[k - 1]], 0.0)
+        for k, (dense_c, dense_t, Cu, Tu) in enumerate(dense_seating(self._hierarchy(), self._seating(s), chain), start=1):
             dk, tk = d[s, k - 1], th[s, k - 1]
             live = Cu > 0
             with np.errstate(divide="ignore", invalid="ignore"):
