@@ -76,6 +76,7 @@ class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
         self._count_client = None  # the Dask client of the fit in progress
         self._given_counts: NgramCounts | None = None  # counts made on Dask from files
         self.spelling_: SpellingModel | None = None  # the base measure of an open vocabulary
+        self.spelling_words_ = np.zeros(0, dtype=str)  # training words outside the vocabulary it also spells
         self._base_cache = None
 
     # -- counting --------------------------------------------------------------------------
