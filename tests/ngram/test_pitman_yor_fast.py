@@ -2,7 +2,8 @@
 
 The likelihood of (d, theta) given a seating against the Gibbs sampler's own sums
 (``SeatingState.hyper_logp``); the grid draws against the posterior integrated numerically
-on a fine grid in (d, theta); the fitted model's layout; and, on data simulated from the
+on a fine grid in (d, theta); the seating under a per-token base (an open vocabulary's)
+against a hand computation; the fitted model's layout; and, on data simulated from the
 model, what its hyperparameters do and do not recover. The protocol's answers of a fast
 model (predictive rule, intervals, entropies, ARPA, save/load) are checked beside the other
 modes' in tests/ngram/test_pitman_yor.py.
