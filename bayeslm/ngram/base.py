@@ -76,6 +76,7 @@ class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
         self._count_client = None  # the Dask client of the fit in progress
         self._given_counts: NgramCounts | None = None  # counts made on Dask from files
         self.spelling_: SpellingModel | None = None  # the base measure of an open vocabulary
+        self.spelling_words_ = np.zeros(0, dtype=str)  # training words outside the vocabulary it also spells
         self._base_cache = None
 
     # -- counting --------------------------------------------------------------------------
@@ -121,18 +122,26 @@ class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
         Counts already made on Dask from files, else ``count(train)``, on the Dask client
         ``fit`` was given if any.
         """
-        self._fit_spelling()
+        self._fit_spelling(self._unknown_words(train))
         if self._given_counts is not None:
             return self._given_counts
         return count(train, self.order, progress=bool(sampler.get("progressbar", True)), client=self._count_client)
 
     # -- the base measure ---------------------------------------------------------------------
-    def _fit_spelling(self) -> None:
-        """With ``spelling`` > 0, the spelling model of the vocabulary's words (``spelling_``); it is a
-        function of the vocabulary, so a loaded model rebuilds it the same."""
+    def _unknown_words(self, train: Corpus) -> np.ndarray:
+        """The distinct training words the vocabulary maps to ``<unk>`` (a spelling model's extra words), sorted."""
+        if not int(self.options.get("spelling", 0)):
+            return np.zeros(0, dtype=str)
+        words = train.words()[train.ids == self.vocab_.unk_id]
+        return np.array(sorted(set(words.tolist()) - {self.vocab_.tokens[self.vocab_.unk_id]}), dtype=str)
+
+    def _fit_spelling(self, unknown_words: np.ndarray | None = None) -> None:
+        """With ``spelling`` > 0, the spelling model (``spelling_``) of the vocabulary's words and of
+        ``unknown_words`` (``spelling_words_``, stored with the counts, so a loaded model rebuilds it the same)."""
         self._base_cache = None
         order = int(self.options.get("spelling", 0))
-        self.spelling_ = SpellingModel(order).fit(self.vocab_) if order else None
+        self.spelling_words_ = np.zeros(0, dtype=str) if unknown_words is None else np.asarray(unknown_words, dtype=str)
+        self.spelling_ = SpellingModel(order).fit(self.vocab_, self.spelling_words_) if order else None
 
     @property
     def open_vocabulary(self) -> bool:
@@ -347,7 +356,10 @@ class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
 
     # -- files ------------------------------------------------------------------------------------
     def _family_arrays(self) -> dict[str, np.ndarray]:
-        return self.counts_.to_arrays()
+        arrays = self.counts_.to_arrays()
+        if self.spelling_ is not None and self.spelling_words_.size:
+            arrays["spelling_words"] = self.spelling_words_
+        return arrays
 
     def _restore_counts(self, arrays: dict) -> None:
         """``counts_`` from a model directory's arrays; ModelFileError if they are missing or foreign."""
@@ -356,4 +368,4 @@ class NgramLM(BayesianLM, SamplesSentences, ExportsArpa):
         self.counts_ = NgramCounts.from_arrays(arrays)
         if self.counts_.order != self.order or self.counts_.vocab_size != len(self.vocab_):
             raise ModelFileError("the counts do not match the model's order or vocabulary")
-        self._fit_spelling()
+        self._fit_spelling(arrays.get("spelling_words"))

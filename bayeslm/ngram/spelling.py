@@ -43,8 +43,8 @@ class SpellingModel:
     """P(spelling) of every string: a character n-gram of ``order`` over the vocabulary's words.
 
     A word is its characters, then ``</s>`` (the end of the word); contexts start with
-    ``<s>``. Fitted on the word types of a vocabulary (each once: new words resemble the
-    vocabulary's rare types more than its frequent tokens), each order's concentration at
+    ``<s>``. Fitted on the word types of a vocabulary and the training words outside it
+    (each once: new words resemble the rare types more than the frequent tokens), each order's concentration at
     its posterior mode given the orders below (stagewise empirical Bayes, as the Dirichlet
     LM fixes its lower orders): one distribution, no draws.
 
@@ -67,9 +67,13 @@ class SpellingModel:
         return f"SpellingModel(order={self.order}, {state})"
 
     # -- fitting -------------------------------------------------------------------------
-    def fit(self, vocab: Vocabulary) -> "SpellingModel":
-        """Fit on the regular words of ``vocab`` (not ``<unk>``, ``<s>``, ``</s>``); returns self."""
-        words = [w for w in vocab.tokens if w not in SPECIALS]
+    def fit(self, vocab: Vocabulary, unknown_words=()) -> "SpellingModel":
+        """Fit on the regular words of ``vocab`` (not ``<unk>``, ``<s>``, ``</s>``) and on
+        ``unknown_words``, the training words the vocabulary maps to ``<unk>`` (each type once:
+        they are the kind of word ``<unk>`` stands for); returns self."""
+        regular = [w for w in vocab.tokens if w not in SPECIALS]
+        known = set(regular) | set(SPECIALS)
+        words = regular + sorted({str(w) for w in unknown_words} - known)
         self.chars_ = Vocabulary.build(Counter(chain.from_iterable(words)))
         self.counts_ = count(self._spell(words), self.order)
         plugin = np.ones(self.order)

@@ -155,3 +155,26 @@ def test_the_probability_of_an_unknown_word_is_its_share_of_unk(open_lm):
     assert zebra["mean"] == pytest.approx(predictive, rel=1e-10)
     share = zebra["mean"] / unk["mean"]
     assert zebra["high"] == pytest.approx(unk["high"] * share, rel=1e-12) and 0 < share < 1
+
+
+def test_the_spelling_model_also_learns_the_training_words_outside_the_vocabulary(tmp_path):
+    """With min_count 2 the words seen once are ``<unk>`` in training; the spelling model is fitted
+    on the vocabulary's words and on those (each once), equal to one fitted on a vocabulary that
+    holds both; a loaded model rebuilds it from the stored words and scores the same."""
+    from bayeslm import load
+
+    train = TRAIN + ["ab bba ba", "a abab"]
+    lm = PitmanYorLM(order=2, spelling=3, min_count=2, retain=5, sampler_config={**QUICK, "random_seed": 5})
+    lm.fit(Corpus.from_texts(train))
+    once = sorted({"aab", "bba", "abab"})  # the training words seen once
+    assert lm.spelling_words_.tolist() == once and not any(w in lm.vocab_ for w in once)
+    regular = [w for w in lm.vocab_.tokens if not w.startswith("<")]
+    probe = ["abab", "bba", "bbb", "zab"]
+    both = SpellingModel(3).fit(Vocabulary(regular + once))
+    np.testing.assert_allclose(lm.spelling_.log_prob(probe), both.log_prob(probe), rtol=1e-13)
+    alone = SpellingModel(3).fit(lm.vocab_)
+    assert lm.spelling_.log_prob(["abab"])[0] > alone.log_prob(["abab"])[0]
+    loaded = load(lm.save(tmp_path / "open"))
+    assert loaded.spelling_words_.tolist() == once
+    text = ["ab abab ba", "bba a"]
+    np.testing.assert_array_equal(loaded.predictive_log_prob(text), lm.predictive_log_prob(text))

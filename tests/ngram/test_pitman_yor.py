@@ -216,6 +216,7 @@ def test_seating_sweep_leaves_the_table_count_posterior_invariant(mode):
 
     top = [("x", "a", 3), ("x", "b", 2), ("y", "a", 2), ("y", "c", 1)]
     d, theta, V1 = np.array([0.3, 0.5]), np.array([0.7, 1.5]), 4
+    base = np.full(3, 1.0 / V1)  # P_0 of the root pairs' tokens a, b, c
     exact = collections.Counter()
     for ts in itertools.product(*[range(1, c + 1) for _, _, c in top]):
         lp = sum(_log_stirling(d[1], c, t) for (_, _, c), t in zip(top, ts))
@@ -256,10 +257,10 @@ def test_seating_sweep_leaves_the_table_count_posterior_invariant(mode):
             for L in (1, 0):
                 which = np.ones(po[L + 1] - po[L], np.bool_)
                 TC.sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx,
-                               pair_parent, d[L], theta[L], d[L - 1], theta[L - 1], 1.0 / V1, ls[L], ls[L - 1])
+                               pair_parent, d[L], theta[L], d[L - 1], theta[L - 1], base, ls[L], ls[L - 1])
         else:
             S.sweep(order, cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx, pair_parent,
-                    pair_level, d, theta, 1.0 / V1)
+                    pair_level, d, theta, base)
         if mode == "refresh":
             S.refresh_partitions(order, cust, tabs, nent, hsize, hcount, slot, pair_level, d, 10**6)
         seen[(tuple(tabs[3:]), tuple(int(tabs[j]) for j in range(3)))] += 1
@@ -268,10 +269,10 @@ def test_seating_sweep_leaves_the_table_count_posterior_invariant(mode):
     assert tv < 0.02, f"total variation {tv:.4f} between sampled and exact table counts"
 
 
-def _enumerate_table_counts(pair_ctx, pair_level, pair_parent, top_customers, d, theta, V):
+def _enumerate_table_counts(pair_ctx, pair_level, pair_parent, top_customers, d, theta, base):
     """Exact posterior of every pair's table count on a tiny hierarchy, by enumeration:
     level by level from the top (customers of a pair below = its children's tables),
-    log S_d(c, t) per pair plus each restaurant's term, G0(w) = 1 / V per root table."""
+    log S_d(c, t) per pair plus each restaurant's term, G0(w) = ``base[i]`` per table of root pair i."""
     n_levels = int(pair_level.max()) + 1
     out = {}
 
@@ -287,7 +288,7 @@ def _enumerate_table_counts(pair_ctx, pair_level, pair_parent, top_customers, d,
                     members = [i for i in range(len(pair_ctx)) if pair_ctx[i] == u]
                     k = pair_level[members[0]]
                     lp += _log_restaurant(d[k], theta[k], sum(tabs2[i] for i in members), sum(cust[i] for i in members))
-                lp -= sum(tabs2[i] for i in pairs) * math.log(V)
+                lp += sum(tabs2[i] * math.log(base[i]) for i in pairs)
                 out[tuple(tabs2[i] for i in range(len(pair_ctx)))] = lp
             else:
                 below = dict(cust)
@@ -305,8 +306,9 @@ def test_table_count_update_leaves_a_three_level_posterior_invariant():
     """Trigram hierarchy (unigrams a, b; bigram contexts p, q; trigram contexts r, s, s2;
     the trigrams' parents have one or two children), each sweep the table-count update
     order by order from the top (at the trigrams the parent pair's Stirling term and its
-    restaurant, at the bigrams the base): the sampled table counts against the enumerated
-    posterior, and the bookkeeping of customers, totals and table sizes."""
+    restaurant, at the bigrams the base, one number per token as an open vocabulary's): the
+    sampled table counts against the enumerated posterior, and the bookkeeping of customers,
+    totals and table sizes."""
     from bayeslm.ngram.pitman_yor import seating as S
     from bayeslm.ngram.pitman_yor import table_counts as TC
 
@@ -315,8 +317,8 @@ def test_table_count_update_leaves_a_three_level_posterior_invariant():
     pair_level = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2])
     pair_parent = np.array([-1, -1, 0, 1, 0, 2, 3, 2, 4])
     top = {5: 3, 6: 2, 7: 1, 8: 2}
-    d, theta, V = np.array([0.4, 0.6, 0.9]), np.array([1.0, 0.5, -0.3]), 3
-    exact = _enumerate_table_counts(pair_ctx, pair_level, pair_parent, top, d, theta, V)
+    d, theta, base = np.array([0.4, 0.6, 0.9]), np.array([1.0, 0.5, -0.3]), np.array([0.6, 0.15])
+    exact = _enumerate_table_counts(pair_ctx, pair_level, pair_parent, top, d, theta, base)
 
     raw = np.array([6, 2, 4, 2, 2, 3, 2, 1, 2])
     cap = S.slots_for(raw)
@@ -336,7 +338,7 @@ def test_table_count_update_leaves_a_three_level_posterior_invariant():
     for _ in range(sweeps):
         for L in (2, 1, 0):
             TC.sweep_level(L, po, co, flags[L], cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx,
-                           pair_parent, d[L], theta[L], d[L - 1], theta[L - 1], 1.0 / V, ls[L], ls[L - 1])
+                           pair_parent, d[L], theta[L], d[L - 1], theta[L - 1], base, ls[L], ls[L - 1])
         seen[tuple(int(t) for t in tabs)] += 1
     assert set(seen) <= set(exact)
     tv = 0.5 * sum(abs(seen[k] / sweeps - exact.get(k, 0.0)) for k in set(seen) | set(exact))

@@ -2,7 +2,8 @@
 
 The likelihood of (d, theta) given a seating against the Gibbs sampler's own sums
 (``SeatingState.hyper_logp``); the grid draws against the posterior integrated numerically
-on a fine grid in (d, theta); the fitted model's layout; and, on data simulated from the
+on a fine grid in (d, theta); the seating under a per-token base (an open vocabulary's)
+against a hand computation; the fitted model's layout; and, on data simulated from the
 model, what its hyperparameters do and do not recover. The protocol's answers of a fast
 model (predictive rule, intervals, entropies, ARPA, save/load) are checked beside the other
 modes' in tests/ngram/test_pitman_yor.py.
@@ -137,6 +138,38 @@ def test_fast_fit_holds_one_seating_and_independent_draws(fast_lm):
     for name in ("discount", "strength"):
         np.testing.assert_array_equal(again.idata["posterior"][name].values, post[name].values)
     np.testing.assert_array_equal(again.idata["table_counts"]["tables_o3"].values, tc["tables_o3"].values)
+
+
+def test_seating_uses_each_tokens_base():
+    """An open vocabulary's base is one number per token in the seating kernels: one restaurant
+    (order 1) with customers a, a and </s>, seated in random order, gives the second a a table
+    of its own with probability 1/3 f(1) + 2/3 f(2), f(T) = (theta + d T) P_0(a) / (1 - d +
+    (theta + d T) P_0(a)) (T tables before it: </s> came first in two of the three orders),
+    for a base that favours a and for one that does not; a uniform base given as one number
+    and as an array seat identically."""
+    lm = PitmanYorLM(order=1)
+    counts = count(lm._prepare_training(Corpus.from_texts(["a a"])), 1, progress=False)
+    a = lm.vocab_.id("a")
+    d, theta, n = 0.3, 0.5, 4000
+    for p_a in (0.9, 0.05):
+        base = np.full(len(lm.vocab_), (1.0 - p_a) / (len(lm.vocab_) - 2))
+        base[lm.vocab_.bos_id], base[a] = 0.0, p_a
+        state = SeatingState(Hierarchy(counts), base, gibbs=True)
+        own = Hierarchy(counts).counts[1].lookup(np.zeros(1, np.int64), np.array([a]))[0]
+        two = 0
+        for seed in range(n):
+            state.initialise(np.array([d]), np.array([theta]), seed)
+            two += int(state.tabs[own] == 2)
+        f = lambda T: (theta + d * T) * p_a / (1.0 - d + (theta + d * T) * p_a)
+        exact = f(1) / 3 + 2 * f(2) / 3
+        assert abs(two / n - exact) < 4 * np.sqrt(exact * (1 - exact) / n), (p_a, two / n, exact)
+    corpus = Corpus.from_texts(markov_sentences(5, 200))
+    counts = count(lm._prepare_training(corpus), 1, progress=False)
+    uniform = np.full(len(lm.vocab_), 1.0 / (len(lm.vocab_) - 1))
+    one, array = (SeatingState(Hierarchy(counts), b, gibbs=True) for b in (uniform[0], uniform))
+    for state in (one, array):
+        state.initialise(np.array([0.4]), np.array([1.0]), 11)
+    np.testing.assert_array_equal(one.tabs, array.tabs)
 
 
 TRUTH_D, TRUTH_THETA = (0.5, 0.7), (5.0, 1.0)

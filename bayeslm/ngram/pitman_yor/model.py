@@ -225,7 +225,9 @@ class PitmanYorLM(NgramLM):
 
         self._hier = Hierarchy(self.counts_)
         inference = self.options["inference"]
-        state = SeatingState(self._hier, 1.0 / (self.counts_.vocab_size - 1), inference != "ikn",
+        # the seating's base is the one the predictive backs off to (open vocabulary: the spelling's)
+        base = self.base_probs() if self.open_vocabulary else 1.0 / (self.counts_.vocab_size - 1)
+        state = SeatingState(self._hier, base, inference != "ikn",
                               refresh_min=int(self.options["refresh_min"]),
                               table_step=bool(self.options["table_step"]))
         free_d, free_t = self.fixed_discount_ is None, self.fixed_strength_ is None

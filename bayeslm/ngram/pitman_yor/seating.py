@@ -101,13 +101,15 @@ def _remove(i, cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_c
 @njit(cache=True)
 def _add(i, cust, tabs, nent, hsize, hcount, slot, ctx_cust, ctx_tabs, pair_ctx, pair_parent, pair_level,
          discount, strength, base, anc, pb):
-    """Seat one new customer of pair i by the Chinese restaurant rule (cascading on a new table)."""
+    """Seat one new customer of pair i by the Chinese restaurant rule (cascading on a new table).
+
+    ``base``: P_0 of each unigram pair's token (level-0 pair index)."""
     level = pair_level[i]
     j = i
     for L in range(level, -1, -1):
         anc[L] = j
         j = pair_parent[j]
-    pb[0] = base
+    pb[0] = base[anc[0]]
     for L in range(level):
         j = anc[L]
         u = pair_ctx[j]

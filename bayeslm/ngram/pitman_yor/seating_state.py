@@ -28,9 +28,15 @@ class SeatingState:
 
     STIRLING_MAX = 2000  # the table-count step leaves pairs with more raw counts (or such a parent) to the sweep
 
-    def __init__(self, hier: Hierarchy, base: float, gibbs: bool, refresh_min: int = 0, table_step: bool = False):
+    def __init__(self, hier: Hierarchy, base, gibbs: bool, refresh_min: int = 0, table_step: bool = False):
+        """``base``: P_0 below the unigram level, one number (uniform) or an array over the vocabulary
+        (an open vocabulary's spelling base, ``NgramLM.base_probs``)."""
         from bayeslm.ngram.pitman_yor import seating as S
-        self.hier, self.base, self.gibbs = hier, float(base), bool(gibbs)
+        self.hier, self.gibbs = hier, bool(gibbs)
+        unigram_tokens = hier.counts[1].ngram_token
+        base = np.asarray(base, dtype=float)
+        # per unigram pair (the level-0 pair index the kernels read), the base of its token
+        self.base = np.full(unigram_tokens.size, float(base)) if base.ndim == 0 else base[unigram_tokens].copy()
         self.table_step = bool(table_step)
         self._stirling_cache: dict = {}
         refresh_min = int(refresh_min)

@@ -88,6 +88,8 @@ def sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cus
                 d, th, d_par, th_par, base, ls, ls_par):
     """One pass of the table-count update over level L's pairs flagged in ``which``.
 
+    ``base``: P_0 of each unigram pair's token (read at level 0).
+
     ``ls``: :func:`stirling_table` at d (covering every flagged pair's c); ``ls_par`` at
     d_par covering the parents' raw counts (ignored at level 0). Returns the number of
     table counts that changed.
@@ -95,7 +97,6 @@ def sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cus
     lo, hi = po[L], po[L + 1]
     plo = po[L - 1] if L > 0 else 0
     w = np.empty(weights_length(lo, hi, which, cust))
-    log_base = math.log(base)
     own_max, par_max = _n_max(ls), _n_max(ls_par)
     changed = np.zeros(hi - lo, np.bool_)
     par_before = cust[plo:po[L]].copy() if L > 0 else np.zeros(0, np.int64)
@@ -113,6 +114,7 @@ def sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cus
             c_par_other, t_par, C_par_other = cust[p] - t0, tabs[p], ctx_cust[pu] - t0
         if c > own_max or (L > 0 and c_par_other + c > par_max):
             raise ValueError("sweep_level: a Stirling table does not cover a pair's customer count")
+        log_base = math.log(base[i]) if L == 0 else 0.0
         peak = log_conditional(w, c, ls, d, th, T_other, L, log_base, ls_par, c_par_other, t_par, th_par, C_par_other)
         total = 0.0
         for t in range(1, c + 1):
