@@ -12,7 +12,6 @@ sentence becomes ``order - 1`` times ``<s>``, its tokens, then one ``</s>``.
 from __future__ import annotations
 
 import glob as globlib
-from collections import Counter
 from itertools import chain
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -138,16 +137,13 @@ class Corpus:
         tokenizer = tokenizer if tokenizer is not None else WordTokenizer()
         if not tokenizer.is_trained:
             tokenizer.train(lines)
-        tokenized = [(line, toks) for line, toks in zip(lines, tokenizer.tokenize_lines(lines)) if toks]
-        token_lists = [toks for _, toks in tokenized]
-        if not token_lists:
+        tokens, counts = tokenizer.split_lines(lines)
+        if not tokens.size:
             raise CorpusError("the corpus has no tokens" + (f" ({', '.join(map(str, sources))})" if sources else ""))
-        lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
-        offsets = np.concatenate([[0], np.cumsum(lengths)])
-        flat = list(chain.from_iterable(token_lists))
-        own = Vocabulary.build(Counter(flat), min_count=1)
-        ids = own.encode(flat)
-        surface = surface_of_lines([line for line, _ in tokenized], token_lists, tokenizer, ids, offsets, own)
+        sentences = np.flatnonzero(counts > 0)  # lines without tokens are no sentences
+        offsets = np.concatenate([[0], np.cumsum(counts[sentences])])
+        own, ids = Vocabulary.of_tokens(tokens)
+        surface = surface_of_lines([lines[i] for i in sentences], tokens, tokenizer, ids, offsets, own)
         corpus = cls(ids, offsets, own, tokenizer, sources, surface)
         return corpus if vocab is None else corpus.with_vocabulary(vocab)
 
@@ -156,7 +152,7 @@ class Corpus:
         """Corpus of strings; every non-empty line of each string is a sentence."""
         if isinstance(texts, str):
             texts = [texts]
-        lines = list(chain.from_iterable(sentence_lines(t) for t in texts))
+        lines = sentence_lines("\n".join(texts))  # the lines of each text (a line break ends a line, never joins two)
         if not lines:
             raise CorpusError("the corpus has no tokens (all texts are empty)")
         return cls.from_lines(lines, tokenizer, vocab, sources=("<string>",))

@@ -98,8 +98,8 @@ def _with_separators(tokenizer, ids, offsets, vocab) -> tuple[np.ndarray, np.nda
     return chars, nbytes, first
 
 
-def surface_of_lines(lines, token_lists, tokenizer, ids, offsets, vocab) -> SurfaceText:
-    """The surface of a corpus just read: ``token_lists[i]`` are the tokens of ``lines[i]``.
+def surface_of_lines(lines, tokens, tokenizer, ids, offsets, vocab) -> SurfaceText:
+    """The surface of a corpus just read: ``tokens[offsets[i]:offsets[i + 1]]`` are the tokens of ``lines[i]``.
 
     Sentence totals are those of ``tokenizer.detokenize(tokens)``: the tokens' surfaces and
     separators (:meth:`Tokenizer.spelled_lengths` where a tokenizer's detokenization is not
@@ -107,9 +107,8 @@ def surface_of_lines(lines, token_lists, tokenizer, ids, offsets, vocab) -> Surf
     sentence's first token).
     """
     chars, nbytes, _ = _with_separators(tokenizer, ids, offsets, vocab)
-    exact = np.fromiter((tokenizer.spells(line, tokens) for line, tokens in zip(lines, token_lists)), dtype=bool,
-                        count=len(lines))
-    spelled = tokenizer.spelled_lengths(token_lists)
+    exact = tokenizer.spells_lines(lines, tokens, offsets)
+    spelled = tokenizer.spelled_lengths(tokens, offsets)
     if spelled is not None:
         n = offsets.size - 1
         sentence_of = np.repeat(np.arange(n), np.diff(offsets))

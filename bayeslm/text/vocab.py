@@ -89,6 +89,20 @@ class Vocabulary:
         values = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
         return cls(types[vocabulary_order(types, values, min_count, max_size)].tolist())
 
+    @classmethod
+    def of_tokens(cls, tokens: np.ndarray) -> tuple["Vocabulary", np.ndarray]:
+        """The vocabulary of every type in ``tokens`` and their ids: (vocabulary, int32 (token,)).
+
+        ``tokens`` is a 1-d object array of strings. The vocabulary is ``build`` of the types'
+        counts (``min_count`` 1), the ids those of :meth:`encode`; each type is hashed and
+        looked up once, not each token.
+        """
+        import pandas as pd
+
+        codes, types = pd.factorize(tokens)
+        vocab = cls(types[vocabulary_order(types, np.bincount(codes, minlength=types.size))].tolist())
+        return vocab, vocab.encode(types)[codes]
+
     # -- lookups -------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.tokens)

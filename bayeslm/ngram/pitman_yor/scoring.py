@@ -1,0 +1,96 @@
+"""Scoring many positions under every retained sample of a Pitman-Yor LM.
+
+The positions are put in the order of how many orders' contexts were seen, most first, so
+that at order k the positions with a seen context are the first ``n_k``: each order's
+predictive rule runs on one contiguous slice of the positions instead of on all of them
+under a mask (3x faster on a 5-gram). The rule is :func:`restaurant_rule`, the arithmetic
+of :meth:`PitmanYorLM._probs` in the same order, so both give the same numbers to the last
+digit. docs/pitman_yor.md ("Scoring") has the measurements.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["PositionIndex", "SeenFirst", "restaurant_rule"]
+
+
+class PositionIndex(NamedTuple):
+    """Global context and pair ids (:class:`~bayeslm.ngram.pitman_yor.hierarchy.Hierarchy`)
+    of every scored position, one int64 array (position,) per order 1..n; -1 where unseen."""
+
+    contexts: list[np.ndarray]
+    pairs: list[np.ndarray]
+
+
+def restaurant_rule(c_w, t_w, c_total, t_total, d, theta, parent):
+    """P_k(w | u) = (c_uw - d t_uw + (theta + d t_u.) P_{k-1}(w | u')) / (theta + c_u.), elementwise.
+
+    Undefined (0 / 0) where the restaurant has no customers and theta = 0: callers keep the
+    parent's probability there.
+    """
+    return (c_w - d * t_w + (theta + d * t_total) * parent) / (theta + c_total)
+
+
+class SeenFirst:
+    """The scored positions ordered by how many orders' contexts were seen, most first.
+
+    A context is seen only if its parent is, so at order k the positions with a seen context
+    are the first ``sizes[k - 1]`` of ``order``.
+
+    Parameters
+    ----------
+    index : PositionIndex
+
+    Attributes
+    ----------
+    order : int64 array, shape (position,)
+        ``order[i]`` is the position that comes i-th (stable: reading order among equals).
+    sizes : list of int
+        Per order 1..n, how many positions have a seen context of that order.
+    """
+
+    def __init__(self, index: PositionIndex):
+        self.index = index
+        seen = np.zeros(index.contexts[0].size, dtype=np.int8)
+        for ctx in index.contexts:
+            seen += ctx >= 0
+        self.order = np.argsort(-seen, kind="stable")
+        at_least = np.bincount(seen, minlength=len(index.contexts) + 1)[::-1].cumsum()[::-1]
+        self.sizes = [int(n) for n in at_least[1:]]
+
+    def levels(self, seating) -> list[tuple]:
+        """Per order, for its positions with a seen context (in :attr:`order`): (live, c_uw, t_uw,
+        c_u., t_u.) under ``seating`` (customers and tables per pair, then per restaurant).
+
+        ``live`` is None when every one of those restaurants has customers, else a bool mask.
+        """
+        cust, tabs, C, T = seating
+        out = []
+        for ctx, pair, size in zip(self.index.contexts, self.index.pairs, self.sizes):
+            rows = self.order[:size]
+            ci, pi = ctx[rows], pair[rows]
+            known = pi >= 0
+            pi = np.maximum(pi, 0)
+            Cu = C[ci]
+            live = Cu > 0
+            out.append((None if live.all() else live, np.where(known, cust[pi], 0.0), np.where(known, tabs[pi], 0.0),
+                        Cu, T[ci]))
+        return out
+
+    @staticmethod
+    def probs(base: np.ndarray, levels: list[tuple], d: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """P_n(token | context) of one sample, in :attr:`order`: (position,).
+
+        ``base``: P_0 of the tokens in :attr:`order`; ``levels``: :meth:`levels`; ``d``,
+        ``theta``: the sample's (order,) discounts and strengths.
+        """
+        p = base.copy()
+        for (live, c, t, Cu, Tu), dk, tk in zip(levels, d, theta):
+            head = p[: c.size]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                new = restaurant_rule(c, t, Cu, Tu, dk, tk, head)
+            head[:] = new if live is None else np.where(live, new, head)
+        return p
