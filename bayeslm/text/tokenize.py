@@ -88,7 +88,9 @@ class Tokenizer(ABC):
         width = len(self.separator)
         text = self.separator.join(tokens)
         starts = np.concatenate([[0], np.cumsum(np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens)) + width)])
-        begin, end = starts[offsets[:-1]].tolist(), (starts[offsets[1:]] - width).tolist()
+        begin = starts[offsets[:-1]]
+        end = np.maximum(starts[offsets[1:]] - width, begin)  # a line without tokens spells ""
+        begin, end = begin.tolist(), end.tolist()
         return np.fromiter((line == text[a:b] for line, a, b in zip(lines, begin, end)), dtype=bool, count=len(lines))
 
     def detokenize(self, tokens: Iterable[str]) -> str:
