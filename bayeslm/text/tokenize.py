@@ -75,7 +75,7 @@ class Tokenizer(ABC):
         """
         token_lists = self.tokenize_lines(lines)
         counts = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
-        return _object_array(list(chain.from_iterable(token_lists))), counts
+        return np.array(list(chain.from_iterable(token_lists)), dtype=object), counts
 
     def spells_lines(self, lines: Sequence[str], tokens: Sequence[str], offsets: np.ndarray) -> np.ndarray:
         """:meth:`spells` of every line: bool (line,); line i's tokens are ``tokens[offsets[i]:offsets[i + 1]]``.
@@ -84,14 +84,13 @@ class Tokenizer(ABC):
         each line is compared with its stretch of that text (a tokenizer that detokenizes
         otherwise overrides this).
         """
-        tokens = list(tokens)
+        tokens = _as_list(tokens)
         width = len(self.separator)
         text = self.separator.join(tokens)
-        starts = np.concatenate([[0], np.cumsum(np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens)) + width)])
+        starts = _token_starts(text, tokens, self.separator)
         begin = starts[offsets[:-1]]
         end = np.maximum(starts[offsets[1:]] - width, begin)  # a line without tokens spells ""
-        begin, end = begin.tolist(), end.tolist()
-        return np.fromiter((line == text[a:b] for line, a, b in zip(lines, begin, end)), dtype=bool, count=len(lines))
+        return np.array([line == text[a:b] for line, a, b in zip(lines, begin.tolist(), end.tolist())], dtype=bool)
 
     def detokenize(self, tokens: Iterable[str]) -> str:
         """Text of a token sequence, as close to the original as the tokenizer allows."""
@@ -155,7 +154,7 @@ class WordTokenizer(Tokenizer):
         plain = text.isascii()
         if not plain:
             text = unicodedata.normalize("NFC", text)
-        found = _object_array((_ASCII_LINES_PATTERN if plain else _LINES_PATTERN).findall(text.lower()))
+        found = np.array((_ASCII_LINES_PATTERN if plain else _LINES_PATTERN).findall(text.lower()), dtype=object)
         is_break = found == "\n"
         breaks = np.flatnonzero(is_break)
         counts = np.diff(breaks, prepend=-1, append=found.size) - 1
@@ -255,7 +254,7 @@ class BPETokenizer(Tokenizer):
         return self._backend.decoder.decode(list(tokens))
 
     def spells_lines(self, lines: Sequence[str], tokens: Sequence[str], offsets: np.ndarray) -> np.ndarray:
-        tokens = list(tokens)
+        tokens = _as_list(tokens)
         return np.fromiter((self.spells(line, tokens[a:b]) for line, a, b in zip(lines, offsets[:-1], offsets[1:])),
                            dtype=bool, count=len(lines))
 
@@ -263,7 +262,7 @@ class BPETokenizer(Tokenizer):
         return token.replace(METASPACE, " ")
 
     def spelled_lengths(self, tokens: Sequence[str], offsets: np.ndarray):
-        tokens = list(tokens)
+        tokens = _as_list(tokens)
         texts = [self.detokenize(tokens[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
         chars = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
         nbytes = np.fromiter((len(t.encode("utf-8")) for t in texts), dtype=np.int64, count=len(texts))
@@ -282,9 +281,21 @@ class BPETokenizer(Tokenizer):
         return f"BPETokenizer(vocab_size={self.vocab_size}, {state})"
 
 
-def _object_array(strings: list[str]) -> np.ndarray:
-    """A 1-d object array of strings (without ``dtype=object`` numpy would make fixed-width unicode)."""
-    return np.array(strings, dtype=object)
+def _as_list(tokens: Sequence[str]) -> list[str]:
+    return tokens.tolist() if isinstance(tokens, np.ndarray) else list(tokens)
+
+
+def _token_starts(text: str, tokens: list[str], separator: str) -> np.ndarray:
+    """Where each token begins in ``text = separator.join(tokens)``, and one past the end plus the
+    separator's width: int64 (token + 1,). In ASCII text, a one-character separator that no token
+    holds is found in the text's bytes; otherwise the tokens' lengths are summed."""
+    width = len(separator)
+    if width == 1 and len(tokens) > 1 and text.isascii():
+        breaks = np.flatnonzero(np.frombuffer(text.encode("ascii"), dtype=np.uint8) == ord(separator))
+        if breaks.size == len(tokens) - 1:
+            return np.concatenate([[0], breaks + 1, [len(text) + 1]])
+    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    return np.concatenate([[0], np.cumsum(lengths + width)])
 
 
 _KINDS = {cls.kind: cls for cls in (WordTokenizer, WhitespaceTokenizer, CharTokenizer, BPETokenizer)}

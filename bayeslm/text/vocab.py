@@ -87,21 +87,13 @@ class Vocabulary:
         """
         types = np.fromiter(counts.keys(), dtype=object, count=len(counts))
         values = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
-        return cls(types[vocabulary_order(types, values, min_count, max_size)].tolist())
+        return cls.from_type_counts(types, values, min_count, max_size)
 
     @classmethod
-    def of_tokens(cls, tokens: np.ndarray) -> tuple["Vocabulary", np.ndarray]:
-        """The vocabulary of every type in ``tokens`` and their ids: (vocabulary, int32 (token,)).
-
-        ``tokens`` is a 1-d object array of strings. The vocabulary is ``build`` of the types'
-        counts (``min_count`` 1), the ids those of :meth:`encode`; each type is hashed and
-        looked up once, not each token.
-        """
-        import pandas as pd
-
-        codes, types = pd.factorize(tokens)
-        vocab = cls(types[vocabulary_order(types, np.bincount(codes, minlength=types.size))].tolist())
-        return vocab, vocab.encode(types)[codes]
+    def from_type_counts(cls, types: np.ndarray, counts: np.ndarray, min_count: int = 1,
+                         max_size: int | None = None) -> "Vocabulary":
+        """:meth:`build` from distinct token strings (object (type,)) and their counts (int (type,))."""
+        return cls(types[vocabulary_order(types, counts, min_count, max_size)].tolist())
 
     # -- lookups -------------------------------------------------------------------
     def __len__(self) -> int:

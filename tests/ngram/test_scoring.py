@@ -121,12 +121,13 @@ def test_pitman_yor_seen_first_scoring_is_the_masked_rule_to_the_last_digit(fami
 
 
 def test_seen_first_puts_each_orders_seen_contexts_first(fast_lm):
-    index, _ = fast_lm._position_index(fast_lm.encode(LINES))
+    index, tokens = fast_lm._position_index(fast_lm.encode(LINES))
     assert isinstance(index, PositionIndex)
-    seen = SeenFirst(index)
+    seen = SeenFirst(index, tokens, np.full(len(fast_lm.vocab_), -1))
     assert sorted(seen.order.tolist()) == list(range(index.contexts[0].size))
     assert seen.sizes[0] == index.contexts[0].size and seen.sizes == sorted(seen.sizes, reverse=True)
     for ctx, size in zip(index.contexts, seen.sizes):
         in_order = ctx[seen.order]
         assert np.all(in_order[:size] >= 0) and np.all(in_order[size:] < 0)
+    assert np.array_equal(seen.tokens, tokens[seen.order])
     assert 0 < seen.sizes[-1] < seen.sizes[0]  # some trigram contexts seen, some not

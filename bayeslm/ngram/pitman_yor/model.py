@@ -536,8 +536,10 @@ class PitmanYorLM(NgramLM):
         """
         if not isinstance(index, PositionIndex):
             return slice(None), self._sample_probs(index, tokens)
-        seen = SeenFirst(index)
-        base = self._base_times(1.0, tokens)[seen.order]
+        V = len(self.vocab_)
+        unigram_pairs = self.counts_[1].lookup(np.zeros(V, dtype=np.int64), np.arange(V))  # order 1's pairs are first
+        seen = SeenFirst(index, tokens, unigram_pairs)
+        base = self._base_times(1.0, np.arange(V))
         d, th = self._sample_params()
 
         def probs() -> Iterator[np.ndarray]:
