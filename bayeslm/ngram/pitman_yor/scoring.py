@@ -26,13 +26,14 @@ class PositionIndex(NamedTuple):
     pairs: list[np.ndarray]
 
 
-def restaurant_rule(c_w, t_w, c_total, t_total, d, theta, parent):
-    """P_k(w | u) = (c_uw - d t_uw + (theta + d t_u.) P_{k-1}(w | u')) / (theta + c_u.), elementwise.
+def restaurant_rule(c_w, t_w, c_total, t_total, d, theta, parent, out=None):
+    """P_k(w | u) = (c_uw - d t_uw + (theta + d t_u.) P_{k-1}(w | u')) / (theta + c_u.), elementwise
+    (into ``out`` if given, which may be ``parent``).
 
     Undefined (0 / 0) where the restaurant has no customers and theta = 0: callers keep the
     parent's probability there.
     """
-    return (c_w - d * t_w + (theta + d * t_total) * parent) / (theta + c_total)
+    return np.divide(c_w - d * t_w + (theta + d * t_total) * parent, theta + c_total, out=out)
 
 
 class SeenFirst:
@@ -107,6 +108,8 @@ class SeenFirst:
         for (live, c, t, Cu, Tu), dk, tk in zip(higher, d[1:], theta[1:]):
             head = p[: c.size]
             with np.errstate(divide="ignore", invalid="ignore"):
-                new = restaurant_rule(c, t, Cu, Tu, dk, tk, head)
-            head[:] = new if live is None else np.where(live, new, head)
+                if live is None:
+                    restaurant_rule(c, t, Cu, Tu, dk, tk, head, out=head)
+                else:
+                    head[:] = np.where(live, restaurant_rule(c, t, Cu, Tu, dk, tk, head), head)
         return p
