@@ -236,14 +236,14 @@ def scoring_only(n: int, args, bayeslm_cmd: str, lmplz: Path, work: Path) -> dic
     ok = sc["ratio"] >= SCORING_RATIO
     print(f"\norder {n} ({config}), {ken['positions']} test positions; load average {load_before:.2f} -> "
           f"{os.getloadavg()[0]:.2f}\n  command: {' '.join(sys.argv)}")
-    print(f"  {scoring_line(sc)}\n  [{'PASS' if ok else 'FAIL'}] scoring throughput >= {SCORING_RATIO:g}x KenLM's")
+    print(f"  scoring, text in, log probs out: {scoring_line(sc)}\n  [{'PASS' if ok else 'FAIL'}] scoring throughput >= {SCORING_RATIO:g}x KenLM's")
     return {"order": n, "config": config, "load_before": load_before, "scoring": sc,
             "checks": {f"scoring throughput >= {SCORING_RATIO:g}x KenLM's": ok}}
 
 
 def scoring_line(sc: dict) -> str:
     """The scoring figures in one line: positions per second on both sides, their ratio, bayeslm's split."""
-    return (f"scoring, text in, log probs out: {sc['bayeslm_positions_per_second']:,.0f} vs KenLM "
+    return (f"{sc['bayeslm_positions_per_second']:,.0f} vs KenLM "
             f"{sc['kenlm_positions_per_second']:,.0f} positions/s = {sc['ratio']:.2f}x "
             f"(bayeslm {sc['bayeslm_seconds']:.3f} s, of which text -> ids {sc['bayeslm_encode_seconds']:.3f} s; "
             f"KenLM {sc['kenlm_seconds']:.3f} s)")
@@ -369,7 +369,7 @@ def report(r: dict) -> dict:
         ("  lmplz: PSS / ru_maxrss", f"{r['lmplz_peak_pss_mb']:.0f} / {r['lmplz_maxrss_mb']:.0f} MiB"),
         ("R-hat max / bulk ESS min / tail ESS min", f"{r['rhat_max']:.4f} / {r['ess_bulk_min']:.0f} / {r['ess_tail_min']:.0f}"),
         ("divergences", f"{r['divergences']}"),
-        ("scoring", scoring_line(sc)),
+        ("scoring, text in, log probs out", scoring_line(sc)),
         ("ARPA sample 0: KenLM vs bayeslm perplexity", f"{r['arpa_sample0_kenlm_perplexity']:.4f} vs {r['sample0_perplexity']:.4f} "
                                                        f"(rel. diff. of log prob {r['arpa_sample0_relative_difference']:.1e})"),
         ("ARPA mean model: KenLM perplexity", f"{r['arpa_mean_kenlm_perplexity']:.4f} (predictive {r['predictive_perplexity_in_process']:.4f})"),
