@@ -25,7 +25,8 @@ For each order N (3 and 5 by default), on a directory with train/ valid/ test/ (
    bayeslm: ``predictive_log_prob`` of the raw test lines (tokenising and encoding
    included; loading the model and reading the files not); KenLM: ``full_scores`` of the
    tokenised test lines (per-token log10 probabilities; loading the ARPA file not).
-   Scored positions per second, best of 3.
+   Scored positions per second, best of 5, the two sides run in turn; bayeslm's text -> ids
+   (``encode``) is timed beside it.
 5. ``bayeslm export DIR --arpa`` of retained sample 0 and of the mean model: KenLM's
    perplexity of each file vs bayeslm's (sample 0: must agree to 1e-4 relative).
 6. The ``ikn`` mode (the full-posterior configuration with ``--set model.inference="ikn"``;
@@ -40,6 +41,7 @@ printed.
 
 Run:  /work/main/.venv/bin/python bench/compare_kenlm_py.py [--orders 3 5] [--mode fast|gibbs] [--out FILE]
       /work/main/.venv/bin/python bench/compare_kenlm_py.py --ikn-only    # steps 3 and 6 only
+      /work/main/.venv/bin/python bench/compare_kenlm_py.py --scoring-only    # steps 1, 3 and 4 only
 """
 
 from __future__ import annotations
@@ -127,18 +129,21 @@ def kenlm_side(n: int, args, bayeslm_cmd: str, lmplz: Path, work: Path, model_di
             "maxrss_mb": lm["maxrss_mb"], "lines": lines}
 
 
-def best_of(fn, repeat: int = 3) -> float:
-    """The shortest of ``repeat`` wall-clock times of ``fn()``."""
-    times = []
+def best_of_alternating(fns: list, repeat: int = 5) -> list[float]:
+    """The shortest of ``repeat`` wall-clock times of each ``fn()``, the functions run in turn
+    (a change of the machine's load falls on all of them alike)."""
+    times = [[] for _ in fns]
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for fn, seen in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            seen.append(time.perf_counter() - start)
+    return [min(seen) for seen in times]
 
 
 def scoring_throughput(model, test: Path, arpa: Path, lines: list[str], positions: int) -> dict:
-    """Scored positions per second, text in and log probabilities out, on both sides (step 4)."""
+    """Scored positions per second, text in and log probabilities out, on both sides (step 4);
+    and how much of bayeslm's time is text -> ids (tokenising and encoding)."""
     import kenlm
 
     from bayeslm.text.corpus import read_lines, resolve_paths
@@ -148,10 +153,39 @@ def scoring_throughput(model, test: Path, arpa: Path, lines: list[str], position
     if scored.size != positions:
         sys.exit(f"compare_kenlm_py: bayeslm scored {scored.size} positions of the raw text, KenLM {positions}")
     ken = kenlm.Model(str(arpa))
-    b = best_of(lambda: model.predictive_log_prob(raw))
-    k = best_of(lambda: [list(ken.full_scores(line, bos=True, eos=True)) for line in lines])
+    b, k, e = best_of_alternating([lambda: model.predictive_log_prob(raw),
+                                   lambda: [list(ken.full_scores(line, bos=True, eos=True)) for line in lines],
+                                   lambda: model.encode(raw)])
     return {"bayeslm_positions_per_second": positions / b, "kenlm_positions_per_second": positions / k,
-            "ratio": k / b}
+            "ratio": k / b, "bayeslm_seconds": b, "kenlm_seconds": k, "bayeslm_encode_seconds": e}
+
+
+def scoring_only(n: int, args, bayeslm_cmd: str, lmplz: Path, work: Path) -> dict:
+    """Steps 1 (the fit, not measured), 3 (KenLM on the same tokens) and 4 (scoring) alone."""
+    import bayeslm
+
+    config = CONFIGS[args.mode][n]
+    print(f"\n== order {n}: scoring of {config} (seed {args.seed}) ...", flush=True)
+    model_dir = work / f"py{n}.model"
+    run([bayeslm_cmd, "fit", config, "--train", str(args.data / "train"), "--out", str(model_dir),
+         "--seed", str(args.seed), "--quiet", "--force", *sum((["--set", s] for s in args.set), [])])
+    ken = kenlm_side(n, args, bayeslm_cmd, lmplz, work, model_dir)
+    load_before = os.getloadavg()[0]
+    sc = scoring_throughput(bayeslm.load(model_dir), args.data / "test", ken["arpa"], ken["lines"], ken["positions"])
+    ok = sc["ratio"] >= SCORING_RATIO
+    print(f"\norder {n} ({config}), {ken['positions']} test positions; load average {load_before:.2f} -> "
+          f"{os.getloadavg()[0]:.2f}\n  command: {' '.join(sys.argv)}")
+    print(f"  scoring, text in, log probs out: {scoring_line(sc)}\n  [{'PASS' if ok else 'FAIL'}] scoring throughput >= {SCORING_RATIO:g}x KenLM's")
+    return {"order": n, "config": config, "load_before": load_before, "scoring": sc,
+            "checks": {f"scoring throughput >= {SCORING_RATIO:g}x KenLM's": ok}}
+
+
+def scoring_line(sc: dict) -> str:
+    """The scoring figures in one line: positions per second on both sides, their ratio, bayeslm's split."""
+    return (f"{sc['bayeslm_positions_per_second']:,.0f} vs KenLM "
+            f"{sc['kenlm_positions_per_second']:,.0f} positions/s = {sc['ratio']:.2f}x "
+            f"(bayeslm {sc['bayeslm_seconds']:.3f} s, of which text -> ids {sc['bayeslm_encode_seconds']:.3f} s; "
+            f"KenLM {sc['kenlm_seconds']:.3f} s)")
 
 
 def ikn_only(n: int, args, bayeslm_cmd: str, lmplz: Path, work: Path) -> dict:
@@ -274,8 +308,7 @@ def report(r: dict) -> dict:
         ("  lmplz: PSS / ru_maxrss", f"{r['lmplz_peak_pss_mb']:.0f} / {r['lmplz_maxrss_mb']:.0f} MiB"),
         ("R-hat max / bulk ESS min / tail ESS min", f"{r['rhat_max']:.4f} / {r['ess_bulk_min']:.0f} / {r['ess_tail_min']:.0f}"),
         ("divergences", f"{r['divergences']}"),
-        ("scoring, text in, log probs out (positions/s)", f"{sc['bayeslm_positions_per_second']:,.0f} vs KenLM "
-                                                          f"{sc['kenlm_positions_per_second']:,.0f} = {sc['ratio']:.2f}x"),
+        ("scoring, text in, log probs out", scoring_line(sc)),
         ("ARPA sample 0: KenLM vs bayeslm perplexity", f"{r['arpa_sample0_kenlm_perplexity']:.4f} vs {r['sample0_perplexity']:.4f} "
                                                        f"(rel. diff. of log prob {r['arpa_sample0_relative_difference']:.1e})"),
         ("ARPA mean model: KenLM perplexity", f"{r['arpa_mean_kenlm_perplexity']:.4f} (predictive {r['predictive_perplexity_in_process']:.4f})"),
@@ -312,6 +345,8 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], help="config override passed to bayeslm fit")
     parser.add_argument("--no-ikn", action="store_true", help="skip the ikn-mode fit")
     parser.add_argument("--ikn-only", action="store_true", help="only the ikn-mode fit beside lmplz")
+    parser.add_argument("--scoring-only", action="store_true",
+                        help="only the scoring throughput (steps 1, 3 and 4; the fit is not measured)")
     parser.add_argument("--out", type=Path, help="write the figures as JSON")
     args = parser.parse_args(argv)
     for split in ("train", "valid", "test"):
@@ -330,8 +365,8 @@ def main(argv=None) -> int:
     print(f"bayeslm Pitman-Yor vs KenLM on {args.data}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     results, verdicts = [], {}
     for n in args.orders:
-        if args.ikn_only:
-            r = ikn_only(n, args, bayeslm_cmd, lmplz, work)
+        if args.ikn_only or args.scoring_only:
+            r = (ikn_only if args.ikn_only else scoring_only)(n, args, bayeslm_cmd, lmplz, work)
             verdicts[n] = r["checks"]
         else:
             r = one_order(n, args, bayeslm_cmd, lmplz, work)

@@ -28,16 +28,28 @@ class _HashIndex:
     """Positions of int64 keys in a unique key array: a pandas hash table, -1 where absent.
 
     Several times faster than ``np.searchsorted`` for scattered queries into a large array
-    (scoring looks up every position's context and n-gram at every order).
+    (scoring looks up every position's context and n-gram at every order). Keys that fill
+    most of a small range (order 1's n-grams and order 2's contexts: one per token) get a
+    dense table instead, read with one gather.
     """
 
     def __init__(self, keys: np.ndarray):
-        import pandas as pd
+        keys = np.asarray(keys, dtype=np.int64)
+        self._dense = None
+        if keys.size and keys[0] >= 0 and keys[-1] < max(2 * keys.size, 1024):
+            self._dense = np.full(int(keys[-1]) + 1, -1, dtype=np.int64)
+            self._dense[keys] = np.arange(keys.size)
+        else:
+            import pandas as pd
 
-        self._index = pd.Index(np.asarray(keys, dtype=np.int64))
+            self._index = pd.Index(keys)
 
     def __call__(self, queries) -> np.ndarray:
-        return self._index.get_indexer(np.asarray(queries, dtype=np.int64)).astype(np.int64)
+        queries = np.asarray(queries, dtype=np.int64)
+        if self._dense is None:
+            return self._index.get_indexer(queries).astype(np.int64)
+        inside = (queries >= 0) & (queries < self._dense.size)
+        return np.where(inside, self._dense[np.where(inside, queries, 0)], -1)
 
 
 @dataclass(eq=False)
@@ -109,10 +121,12 @@ class OrderCounts:
 
     def lookup(self, context_ids: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """Index of each (context, token) n-gram, or -1 where it was never seen."""
-        context_ids = np.asarray(context_ids, dtype=np.int64)
-        keys = context_ids * self.vocab_size + np.asarray(tokens, dtype=np.int64)
-        idx = self.index_of_ngram(keys)
-        return np.where(context_ids < 0, -1, idx)
+        context_ids, tokens = np.broadcast_arrays(np.asarray(context_ids, dtype=np.int64),
+                                                  np.asarray(tokens, dtype=np.int64))
+        idx = np.full(context_ids.shape, -1, dtype=np.int64)
+        seen = context_ids >= 0  # an unseen context has no n-grams: only seen ones are looked up
+        idx[seen] = self.index_of_ngram(context_ids[seen] * self.vocab_size + tokens[seen])
+        return idx
 
     def counts_of(self, context_ids, tokens) -> np.ndarray:
         """c(u, w) for each (context id, token) pair; 0 for unseen pairs or contexts."""
@@ -191,9 +205,10 @@ class NgramCounts:
         out = [ids]
         V = self.vocab_size
         for k in range(2, self.order + 1):
-            oldest = context_tokens[:, self.order - k].astype(np.int64)
-            found = self.orders[k - 1].index_of_context(ids * V + oldest)
-            ids = np.where(ids < 0, -1, found)
+            seen = np.flatnonzero(ids >= 0)  # a context extends only a seen one: only those are looked up
+            parent = ids[seen]
+            ids = np.full(m, -1, dtype=np.int64)
+            ids[seen] = self.orders[k - 1].index_of_context(parent * V + context_tokens[seen, self.order - k])
             out.append(ids)
         return out
 

@@ -12,7 +12,6 @@ sentence becomes ``order - 1`` times ``<s>``, its tokens, then one ``</s>``.
 from __future__ import annotations
 
 import glob as globlib
-from collections import Counter
 from itertools import chain
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -22,7 +21,7 @@ import numpy as np
 from bayeslm.exceptions import CorpusError, VocabularyMismatchError
 from bayeslm.text.surface import SurfaceText, surface_of_ids, surface_of_lines
 from bayeslm.text.tokenize import Tokenizer, WordTokenizer
-from bayeslm.text.vocab import Vocabulary
+from bayeslm.text.vocab import BOS, EOS, UNK, Vocabulary
 
 __all__ = ["Corpus", "demo_corpus", "read_lines", "resolve_paths", "sentence_lines"]
 
@@ -138,25 +137,28 @@ class Corpus:
         tokenizer = tokenizer if tokenizer is not None else WordTokenizer()
         if not tokenizer.is_trained:
             tokenizer.train(lines)
-        tokenized = [(line, toks) for line, toks in zip(lines, tokenizer.tokenize_lines(lines)) if toks]
-        token_lists = [toks for _, toks in tokenized]
-        if not token_lists:
+        tokens, counts = tokenizer.split_lines(lines)
+        if not tokens.size:
             raise CorpusError("the corpus has no tokens" + (f" ({', '.join(map(str, sources))})" if sources else ""))
-        lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
-        offsets = np.concatenate([[0], np.cumsum(lengths)])
-        flat = list(chain.from_iterable(token_lists))
-        own = Vocabulary.build(Counter(flat), min_count=1)
-        ids = own.encode(flat)
-        surface = surface_of_lines([line for line, _ in tokenized], token_lists, tokenizer, ids, offsets, own)
-        corpus = cls(ids, offsets, own, tokenizer, sources, surface)
-        return corpus if vocab is None else corpus.with_vocabulary(vocab)
+        sentences = np.flatnonzero(counts > 0)  # lines without tokens are no sentences
+        offsets = np.concatenate([[0], np.cumsum(counts[sentences])])
+        types, codes = _distinct(tokens)
+        if vocab is None:  # a vocabulary of every type the text holds
+            vocab = Vocabulary.from_type_counts(types, np.bincount(codes, minlength=types.size))
+        type_ids = vocab.encode(types)
+        # what the text's own vocabulary calls each type: itself, but a literal <s> or </s> (never data) is <unk>
+        spelled = np.array([UNK if t in (BOS, EOS) else t for t in types], dtype=object)
+        surface = surface_of_lines([lines[i] for i in sentences], tokens, tokenizer, codes, offsets, spelled)
+        if np.any((type_ids == vocab.unk_id) & (spelled != UNK)):
+            surface = surface.with_words(spelled[codes])  # the words the vocabulary does not know
+        return cls(type_ids[codes], offsets, vocab, tokenizer, sources, surface)
 
     @classmethod
     def from_texts(cls, texts: str | Iterable[str], tokenizer=None, vocab=None) -> "Corpus":
         """Corpus of strings; every non-empty line of each string is a sentence."""
         if isinstance(texts, str):
             texts = [texts]
-        lines = list(chain.from_iterable(sentence_lines(t) for t in texts))
+        lines = sentence_lines("\n".join(texts))  # the lines of each text (a line break ends a line, never joins two)
         if not lines:
             raise CorpusError("the corpus has no tokens (all texts are empty)")
         return cls.from_lines(lines, tokenizer, vocab, sources=("<string>",))
@@ -329,6 +331,15 @@ class Corpus:
             tokens[self.vocab.unk_id] = unk
         words = np.asarray(tokens, dtype=object)[self.ids]
         return [" ".join(words[a:b]) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+
+
+def _distinct(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct strings of ``tokens`` (object (type,), in order of first appearance) and each
+    token's index into them (int64 (token,)): one hash of every token, then work per type."""
+    import pandas as pd
+
+    codes, types = pd.factorize(tokens)
+    return types, codes
 
 
 def demo_corpus(tokenizer: Tokenizer | None = None) -> Corpus:

@@ -87,9 +87,11 @@ def _type_lengths(tokenizer, types) -> tuple[np.ndarray, np.ndarray]:
     return chars, nbytes
 
 
-def _with_separators(tokenizer, ids, offsets, vocab) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per token (chars, bytes) of its surface plus the separator before it; and whether it is a sentence's first."""
-    type_chars, type_bytes = _type_lengths(tokenizer, vocab.tokens)
+def _with_separators(tokenizer, ids, offsets, types) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per token (chars, bytes) of its surface plus the separator before it; and whether it is a sentence's first.
+
+    Token i is the string ``types[ids[i]]``."""
+    type_chars, type_bytes = _type_lengths(tokenizer, types)
     first = np.zeros(ids.size, dtype=bool)
     first[offsets[:-1][np.diff(offsets) > 0]] = True
     sep_chars, sep_bytes = len(tokenizer.separator), len(tokenizer.separator.encode("utf-8"))
@@ -98,18 +100,18 @@ def _with_separators(tokenizer, ids, offsets, vocab) -> tuple[np.ndarray, np.nda
     return chars, nbytes, first
 
 
-def surface_of_lines(lines, token_lists, tokenizer, ids, offsets, vocab) -> SurfaceText:
-    """The surface of a corpus just read: ``token_lists[i]`` are the tokens of ``lines[i]``.
+def surface_of_lines(lines, tokens, tokenizer, codes, offsets, types) -> SurfaceText:
+    """The surface of a corpus just read: ``tokens[offsets[i]:offsets[i + 1]]`` are the tokens of ``lines[i]``;
+    token i spells ``types[codes[i]]`` (the corpus' name of it: a literal ``<s>`` is ``<unk>``).
 
     Sentence totals are those of ``tokenizer.detokenize(tokens)``: the tokens' surfaces and
     separators (:meth:`Tokenizer.spelled_lengths` where a tokenizer's detokenization is not
     their sum, as BPE drops the first token's leading space; the difference goes to the
     sentence's first token).
     """
-    chars, nbytes, _ = _with_separators(tokenizer, ids, offsets, vocab)
-    exact = np.fromiter((tokenizer.spells(line, tokens) for line, tokens in zip(lines, token_lists)), dtype=bool,
-                        count=len(lines))
-    spelled = tokenizer.spelled_lengths(token_lists)
+    chars, nbytes, _ = _with_separators(tokenizer, codes, offsets, types)
+    exact = tokenizer.spells_lines(lines, tokens, offsets)
+    spelled = tokenizer.spelled_lengths(tokens, offsets)
     if spelled is not None:
         n = offsets.size - 1
         sentence_of = np.repeat(np.arange(n), np.diff(offsets))
@@ -121,5 +123,5 @@ def surface_of_lines(lines, token_lists, tokenizer, ids, offsets, vocab) -> Surf
 
 def surface_of_ids(tokenizer, ids, offsets, vocab) -> SurfaceText:
     """The surface of a corpus made from ids (sampled sentences): the tokens' own text, never exact."""
-    chars, nbytes, _ = _with_separators(tokenizer, ids, offsets, vocab)
+    chars, nbytes, _ = _with_separators(tokenizer, ids, offsets, vocab.tokens)
     return SurfaceText(chars, nbytes, np.zeros(offsets.size - 1, dtype=bool))

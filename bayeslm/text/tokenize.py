@@ -23,7 +23,8 @@ import json
 import re
 import unicodedata
 from abc import ABC, abstractmethod
-from typing import Iterable
+from itertools import chain
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -42,6 +43,10 @@ __all__ = [
 # Letters are word characters that are neither digits nor the underscore.
 _LETTERS = r"[^\W\d_]+"
 WORD_PATTERN = re.compile(rf"{_LETTERS}(?:'{_LETTERS})?|\d+|\S")
+#: WORD_PATTERN that also finds line breaks: many lines split in one pass over their text
+_LINES_PATTERN = re.compile(rf"{WORD_PATTERN.pattern}|\n")
+#: the same on lowercase ASCII text, where letters are [a-z] and digits [0-9] (1.5x faster)
+_ASCII_LINES_PATTERN = re.compile(r"[a-z]+(?:'[a-z]+)?|[0-9]+|\S|\n")
 #: the word-start marker of the BPE's Metaspace pre-tokenizer (a space in the text)
 METASPACE = "\u2581"
 
@@ -63,6 +68,30 @@ class Tokenizer(ABC):
         """Tokens of many lines; subclasses may batch this."""
         return [self.tokenize(line) for line in lines]
 
+    def split_lines(self, lines: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The tokens of many lines in one flat object array, and how many each line has (int64, (line,)).
+
+        The same tokens as :meth:`tokenize_lines`; subclasses may split the whole text at once.
+        """
+        token_lists = self.tokenize_lines(lines)
+        counts = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
+        return np.array(list(chain.from_iterable(token_lists)), dtype=object), counts
+
+    def spells_lines(self, lines: Sequence[str], tokens: Sequence[str], offsets: np.ndarray) -> np.ndarray:
+        """:meth:`spells` of every line: bool (line,); line i's tokens are ``tokens[offsets[i]:offsets[i + 1]]``.
+
+        Here :meth:`detokenize` joins tokens by ``separator``, so all tokens are joined once and
+        each line is compared with its stretch of that text (a tokenizer that detokenizes
+        otherwise overrides this).
+        """
+        tokens = _as_list(tokens)
+        width = len(self.separator)
+        text = self.separator.join(tokens)
+        starts = _token_starts(text, tokens, self.separator)
+        begin = starts[offsets[:-1]]
+        end = np.maximum(starts[offsets[1:]] - width, begin)  # a line without tokens spells ""
+        return np.array([line == text[a:b] for line, a, b in zip(lines, begin.tolist(), end.tolist())], dtype=bool)
+
     def detokenize(self, tokens: Iterable[str]) -> str:
         """Text of a token sequence, as close to the original as the tokenizer allows."""
         return self.separator.join(tokens)
@@ -75,9 +104,10 @@ class Tokenizer(ABC):
         """Whether :meth:`detokenize` of ``tokens`` (the tokens of ``line``) gives ``line`` back exactly."""
         return self.detokenize(tokens) == line
 
-    def spelled_lengths(self, token_lists: list[list[str]]):
-        """(characters, bytes) of :meth:`detokenize` per token list, int64 arrays; None when they are the
-        sums of the tokens' :meth:`surface` and separators (every tokenizer but BPE)."""
+    def spelled_lengths(self, tokens: Sequence[str], offsets: np.ndarray):
+        """(characters, bytes) of :meth:`detokenize` per line (line i's tokens are
+        ``tokens[offsets[i]:offsets[i + 1]]``), int64 arrays; None when they are the sums of the
+        tokens' :meth:`surface` and separators (every tokenizer but BPE)."""
         return None
 
     @property
@@ -112,6 +142,24 @@ class WordTokenizer(Tokenizer):
             line = unicodedata.normalize("NFC", line)
         return WORD_PATTERN.findall(line.lower())
 
+    def split_lines(self, lines: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`tokenize` of every line, in one pass of the pattern over the lines' text.
+
+        The lines are joined by line breaks, which the pattern also finds; NFC and lowercasing
+        never carry across a line break, so each line's tokens are its own.
+        """
+        text = "\n".join(lines)
+        if text.count("\n") != len(lines) - 1:  # a line holding a line break: one line at a time
+            return super().split_lines(lines)
+        plain = text.isascii()
+        if not plain:
+            text = unicodedata.normalize("NFC", text)
+        found = np.array((_ASCII_LINES_PATTERN if plain else _LINES_PATTERN).findall(text.lower()), dtype=object)
+        is_break = found == "\n"
+        breaks = np.flatnonzero(is_break)
+        counts = np.diff(breaks, prepend=-1, append=found.size) - 1
+        return found[~is_break], counts
+
 
 class WhitespaceTokenizer(Tokenizer):
     """Splits pre-tokenised text on white space; keeps case."""
@@ -134,6 +182,9 @@ class CharTokenizer(Tokenizer):
 
     def spells(self, line: str, tokens: list[str]) -> bool:
         return True  # every character is a token
+
+    def spells_lines(self, lines: Sequence[str], tokens: Sequence[str], offsets: np.ndarray) -> np.ndarray:
+        return np.ones(len(lines), dtype=bool)
 
 
 class BPETokenizer(Tokenizer):
@@ -202,11 +253,17 @@ class BPETokenizer(Tokenizer):
         self._check_trained()
         return self._backend.decoder.decode(list(tokens))
 
+    def spells_lines(self, lines: Sequence[str], tokens: Sequence[str], offsets: np.ndarray) -> np.ndarray:
+        tokens = _as_list(tokens)
+        return np.fromiter((self.spells(line, tokens[a:b]) for line, a, b in zip(lines, offsets[:-1], offsets[1:])),
+                           dtype=bool, count=len(lines))
+
     def surface(self, token: str) -> str:
         return token.replace(METASPACE, " ")
 
-    def spelled_lengths(self, token_lists: list[list[str]]):
-        texts = [self.detokenize(tokens) for tokens in token_lists]
+    def spelled_lengths(self, tokens: Sequence[str], offsets: np.ndarray):
+        tokens = _as_list(tokens)
+        texts = [self.detokenize(tokens[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
         chars = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
         nbytes = np.fromiter((len(t.encode("utf-8")) for t in texts), dtype=np.int64, count=len(texts))
         return chars, nbytes
@@ -222,6 +279,23 @@ class BPETokenizer(Tokenizer):
     def __repr__(self) -> str:
         state = "trained" if self.is_trained else "untrained"
         return f"BPETokenizer(vocab_size={self.vocab_size}, {state})"
+
+
+def _as_list(tokens: Sequence[str]) -> list[str]:
+    return tokens.tolist() if isinstance(tokens, np.ndarray) else list(tokens)
+
+
+def _token_starts(text: str, tokens: list[str], separator: str) -> np.ndarray:
+    """Where each token begins in ``text = separator.join(tokens)``, and one past the end plus the
+    separator's width: int64 (token + 1,). In ASCII text, a one-character separator that no token
+    holds is found in the text's bytes; otherwise the tokens' lengths are summed."""
+    width = len(separator)
+    if width == 1 and len(tokens) > 1 and text.isascii():
+        breaks = np.flatnonzero(np.frombuffer(text.encode("ascii"), dtype=np.uint8) == ord(separator))
+        if breaks.size == len(tokens) - 1:
+            return np.concatenate([[0], breaks + 1, [len(text) + 1]])
+    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    return np.concatenate([[0], np.cumsum(lengths + width)])
 
 
 _KINDS = {cls.kind: cls for cls in (WordTokenizer, WhitespaceTokenizer, CharTokenizer, BPETokenizer)}

@@ -87,7 +87,13 @@ class Vocabulary:
         """
         types = np.fromiter(counts.keys(), dtype=object, count=len(counts))
         values = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
-        return cls(types[vocabulary_order(types, values, min_count, max_size)].tolist())
+        return cls.from_type_counts(types, values, min_count, max_size)
+
+    @classmethod
+    def from_type_counts(cls, types: np.ndarray, counts: np.ndarray, min_count: int = 1,
+                         max_size: int | None = None) -> "Vocabulary":
+        """:meth:`build` from distinct token strings (object (type,)) and their counts (int (type,))."""
+        return cls(types[vocabulary_order(types, counts, min_count, max_size)].tolist())
 
     # -- lookups -------------------------------------------------------------------
     def __len__(self) -> int:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from bayeslm.counting.counts import NgramCounts, count
+from bayeslm.counting.ngram_counts import OrderCounts
 from bayeslm.exceptions import CorpusError, ModelFileError
 from bayeslm.text.corpus import Corpus
 from bayeslm.text.tokenize import WhitespaceTokenizer
@@ -341,3 +342,20 @@ def test_sort_with_packed_index_is_a_stable_argsort(bound):
     perm, sorted_key = _argsort_with_keys(key, bound)
     np.testing.assert_array_equal(perm, np.argsort(key, kind="stable"))
     np.testing.assert_array_equal(sorted_key, np.sort(key))
+
+
+@pytest.mark.parametrize("spread", [1, 997], ids=["dense-table", "hash-table"])
+def test_key_lookups_find_every_stored_key_and_nothing_else(spread):
+    """Keys filling a small range are read from a dense table, others from a hash table: either
+    finds each stored key's index and -1 for any other query (negative, between keys, past the end)."""
+    rng = np.random.default_rng(3)
+    V = 7
+    keys = np.unique(rng.integers(0, 300, 200)) * spread
+    order = OrderCounts(order=2, vocab_size=V, context_key=np.arange(int(keys[-1]) // V + 1),
+                        ngram_key=keys, ngram_count=np.ones(keys.size, dtype=np.int64))
+    queries = np.concatenate([keys, rng.integers(-50, int(keys[-1]) + 50, 500), [-1, keys[-1] + 1, 10**12]])
+    expected = [int(np.flatnonzero(keys == q)[0]) if q in set(keys.tolist()) else -1 for q in queries.tolist()]
+    assert order.index_of_ngram(queries).tolist() == expected
+    contexts, tokens = np.divmod(queries, V)
+    contexts[queries < 0] = -1
+    assert order.lookup(contexts, tokens).tolist() == expected

@@ -305,3 +305,52 @@ def test_demo_corpus():
     assert c.n_tokens > 5 * c.n_sentences
     assert c.sources == ("pydoc_data.topics",)
     assert "def" in c.vocab and "the" in c.vocab
+
+
+# -- reading many lines at once ---------------------------------------------------------
+def corpus_one_line_at_a_time(lines, tokenizer, vocab=None):
+    """(ids, offsets, vocabulary, chars, bytes, exact, words) as a corpus of ``lines`` is defined: each
+    line tokenised alone (lines without tokens dropped), a vocabulary of the type counts, each token
+    looked up, its surface its own vocabulary string plus the separator before it."""
+    kept = [(line, tokens) for line in lines if (tokens := tokenizer.tokenize(line))]
+    flat = [t for _, tokens in kept for t in tokens]
+    own = Vocabulary.build(Counter(flat))
+    own_ids = own.encode(flat)
+    own_words = [own.tokens[i] for i in own_ids]  # a literal <s> or </s> is <unk>
+    first = np.concatenate([[True] + [False] * (len(tokens) - 1) for _, tokens in kept])
+    sep = tokenizer.separator
+    chars = [len(w) + (0 if f else len(sep)) for w, f in zip(own_words, first)]
+    nbytes = [len(w.encode()) + (0 if f else len(sep.encode())) for w, f in zip(own_words, first)]
+    ids, words = own_ids, None
+    if vocab is not None:
+        ids = np.array([vocab.id(w) for w in own_words], dtype=np.int32)
+        if any(i == vocab.unk_id and w != UNK for i, w in zip(ids, own_words)):
+            words = own_words
+    offsets = np.cumsum([0] + [len(tokens) for _, tokens in kept])
+    exact = [tokenizer.spells(line, tokens) for line, tokens in kept]
+    return ids, offsets, (own if vocab is None else vocab), chars, nbytes, exact, words
+
+
+READ_LINES = ["The cat sat.", "", "  ", "Σίσυφος ΟΔΟΣ café e\u0301te", "don't 'tis o'er 12ab3 __x__",
+              "<s> the </s> <unk> zebra", "the cat", "a  b\tc", "ﬁne İstanbul", "the cat sat"]
+
+
+@pytest.mark.parametrize("tokenizer", [WordTokenizer(), WhitespaceTokenizer(), CharTokenizer()], ids=repr)
+@pytest.mark.parametrize("with_vocab", [False, True])
+def test_from_lines_is_the_corpus_read_one_line_at_a_time(tokenizer, with_vocab):
+    vocab = Vocabulary(["the", "cat", "sat", "a", "t", "e", "<s>", "zebra"]) if with_vocab else None
+    corpus = Corpus.from_lines(READ_LINES, tokenizer, vocab)
+    ids, offsets, expected_vocab, chars, nbytes, exact, words = corpus_one_line_at_a_time(READ_LINES, tokenizer, vocab)
+    assert corpus.vocab == expected_vocab
+    assert corpus.ids.tolist() == list(ids) and corpus.offsets.tolist() == list(offsets)
+    assert corpus.surface.chars.tolist() == chars and corpus.surface.bytes.tolist() == nbytes
+    assert corpus.surface.exact.tolist() == exact
+    assert (corpus.surface.words is None) == (words is None)
+    if words is not None:
+        assert corpus.surface.words.tolist() == words
+
+
+def test_from_texts_lines_are_those_of_each_text():
+    texts = ["a b\r", "\nc\r\nd", "", "e\rf  \n\n", "g"]
+    corpus = Corpus.from_texts(texts)
+    assert sentences_of(corpus) == [["a", "b"], ["c"], ["d"], ["e"], ["f"], ["g"]]  # every text's own lines

@@ -5,6 +5,8 @@ import unicodedata
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bayeslm.exceptions import ConfigError
 from bayeslm.text.tokenize import (
@@ -179,3 +181,52 @@ def test_options_for_optionless_kind_raise():
 def test_tokenizer_is_abstract():
     with pytest.raises(TypeError, match="abstract class Tokenizer"):
         Tokenizer()
+
+
+# -- many lines at once -------------------------------------------------------------
+#: characters where splitting the joined text could differ from one line at a time: case
+#: mappings that depend on context (final sigma) or change length, combining marks at a line's
+#: start or end, apostrophes, digits, white space that is not a space, line breaks inside a line
+TRICKY = ["Σ", "ΟΔΟΣ", "İ", "ﬁ", "K", "e\u0301", "\u0301", "'", "''", "9", "_", "\t", "\r", "\x1c", "\u2028",
+          "\x85", "\n", " ", "a", "Z", "é", "<s>", "<unk>"]
+LINE_PARTS = st.lists(st.sampled_from(TRICKY) | st.text(max_size=3), max_size=8).map("".join)
+
+
+@pytest.mark.parametrize("tokenizer", [WordTokenizer(), WhitespaceTokenizer(), CharTokenizer()], ids=repr)
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(lines=st.lists(LINE_PARTS, max_size=6))
+def test_split_lines_are_the_tokens_of_each_line_alone(tokenizer, lines):
+    tokens, counts = tokenizer.split_lines(lines)
+    per_line = [tokenizer.tokenize(line) for line in lines]
+    assert tokens.dtype == object and counts.dtype == np.int64
+    assert counts.tolist() == [len(t) for t in per_line]
+    assert tokens.tolist() == [t for line in per_line for t in line]
+
+
+@pytest.mark.parametrize("tokenizer", [WordTokenizer(), WhitespaceTokenizer(), CharTokenizer()], ids=repr)
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(lines=st.lists(LINE_PARTS | st.sampled_from(["a b", "a  b", "A b", "x, y", "x , y", " a"]), max_size=6))
+def test_spells_lines_is_spells_of_each_line(tokenizer, lines):
+    tokens, counts = tokenizer.split_lines(lines)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    expected = [tokenizer.spells(line, tokenizer.tokenize(line)) for line in lines]
+    assert tokenizer.spells_lines(lines, tokens, offsets).tolist() == expected
+
+
+def test_split_lines_of_the_ascii_and_the_unicode_pattern_agree_on_ascii_text():
+    """ASCII text takes a pattern with [a-z] and [0-9] for letters and digits: the same tokens."""
+    rng = np.random.default_rng(11)
+    lines = [random_ascii(rng, int(rng.integers(0, 60))) for _ in range(300)]
+    tokens, counts = WordTokenizer().split_lines(lines)
+    assert tokens.tolist() == [t for line in lines for t in ASCII_SPEC.findall(line.lower())]
+    assert counts.tolist() == [len(ASCII_SPEC.findall(line.lower())) for line in lines]
+
+
+def test_bpe_split_lines_and_spells_lines_are_per_line():
+    pytest.importorskip("tokenizers")
+    lines = ["the cat sat", "a dog ran on the mat", "", "cats and dogs"]
+    bpe = BPETokenizer(vocab_size=40).train(lines * 5)
+    tokens, counts = bpe.split_lines(lines)
+    assert tokens.tolist() == [t for line in lines for t in bpe.tokenize(line)]
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    assert bpe.spells_lines(lines, tokens, offsets).tolist() == [bpe.spells(x, bpe.tokenize(x)) for x in lines]

@@ -25,6 +25,7 @@ from bayeslm.core.settings import Invalid, Rule, choice, flag, whole
 from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError, ModelFileError
 from bayeslm.ngram.base import NgramLM, NgramOptions
 from bayeslm.ngram.pitman_yor.hierarchy import Hierarchy
+from bayeslm.ngram.pitman_yor.scoring import PositionIndex, SeenFirst, restaurant_rule
 from bayeslm.ngram.pitman_yor.seating_state import SeatingState
 from bayeslm.text.corpus import Corpus
 
@@ -544,14 +545,16 @@ class PitmanYorLM(NgramLM):
     def _position_index(self, corpus: Corpus):
         """Global context and pair ids of every scored position at every order, and the tokens."""
         chain, tokens = self._position_chain(corpus)
-        return self._chain_index(chain, tokens), tokens
+        return PositionIndex(*self._chain_index(chain, tokens)), tokens
 
     def _chain_index(self, chain, tokens):
         h = self._hierarchy()
         gctx, gpair = [], []
+        local = None
         for k in range(1, self.order + 1):
             ctx = chain[k - 1]
-            local = self.counts_[k].lookup(ctx, tokens)
+            # a pair is seen only if the pair one order below is (the Hierarchy's parent): only those are looked up
+            local = self.counts_[k].lookup(ctx if local is None else np.where(local >= 0, ctx, -1), tokens)
             gctx.append(np.where(ctx >= 0, ctx + h.co[k - 1], -1))
             gpair.append(np.where(local >= 0, local + h.po[k - 1], -1))
         return gctx, gpair
@@ -569,7 +572,7 @@ class PitmanYorLM(NgramLM):
         for k, (live, c, t, Cu, Tu) in enumerate(gathered or self._gathered(s, index), start=1):
             dk, tk = d[s, k - 1], th[s, k - 1]
             with np.errstate(divide="ignore", invalid="ignore"):
-                new = (c - dk * t + (tk + dk * Tu) * p) / (tk + Cu)
+                new = restaurant_rule(c, t, Cu, Tu, dk, tk, p)
             p = np.where(live, new, p)
         return p
 
@@ -583,11 +586,37 @@ class PitmanYorLM(NgramLM):
                 gathered = {key: self._gathered(s, index)}
             yield self._probs(s, index, tokens, gathered[key])
 
+    def _ordered_probs(self, index, tokens) -> tuple[np.ndarray | slice, Iterator[np.ndarray]]:
+        """Every retained sample's P_n(token | context) at the positions, and where they go:
+        ``(where, probs)``, ``values[where] = p`` puts a sample's ``p`` in position order.
+
+        The family's own index (:class:`~bayeslm.ngram.pitman_yor.scoring.PositionIndex`) is
+        scored seen-first (:class:`~bayeslm.ngram.pitman_yor.scoring.SeenFirst`); any other
+        (a subclass' own) through :meth:`_sample_probs`, in position order.
+        """
+        if not isinstance(index, PositionIndex):
+            return slice(None), self._sample_probs(index, tokens)
+        V = len(self.vocab_)
+        unigram_pairs = self.counts_[1].lookup(np.zeros(V, dtype=np.int64), np.arange(V))  # order 1's pairs are first
+        seen = SeenFirst(index, tokens, unigram_pairs)
+        base = self._base_times(1.0, np.arange(V))
+        d, th = self._sample_params()
+
+        def probs() -> Iterator[np.ndarray]:
+            key = levels = None
+            for s in range(self.n_samples):
+                if self._seating_key(s) != key:  # samples that share a seating share its counts
+                    key, levels = self._seating_key(s), seen.levels(self._seating(s))
+                yield seen.probs(base, levels, d[s], th[s])
+
+        return seen.order, probs()
+
     def _log_prob_draws(self, corpus: Corpus, chunk: int = 2048) -> Iterator[tuple[slice, np.ndarray]]:
         index, tokens = self._position_index(corpus)
+        where, probs = self._ordered_probs(index, tokens)
         out = np.empty((self.n_samples, tokens.size))
-        for s, p in enumerate(self._sample_probs(index, tokens)):
-            out[s] = np.log(p)
+        for s, p in enumerate(probs):
+            out[s, where] = np.log(p)
         out += self._spelling_log_ratio(corpus)
         for start in range(0, tokens.size, chunk):
             sl = slice(start, min(start + chunk, tokens.size))
@@ -597,10 +626,13 @@ class PitmanYorLM(NgramLM):
         """log p(token | context) under the posterior predictive (mean over retained samples)."""
         corpus = self.encode(data)
         index, tokens = self._position_index(corpus)
+        where, probs = self._ordered_probs(index, tokens)
         total = np.zeros(tokens.size)
-        for p in self._sample_probs(index, tokens):
+        for p in probs:
             total += p
-        return np.log(total / self.n_samples) + self._spelling_log_ratio(corpus)
+        mean = np.empty(tokens.size)
+        mean[where] = total / self.n_samples
+        return np.log(mean) + self._spelling_log_ratio(corpus)
 
     # -- dense next-token distributions --------------------------------------------------------
     def _dense(self, s: int, chain) -> tuple[np.ndarray, np.ndarray]:
