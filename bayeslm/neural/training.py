@@ -26,6 +26,8 @@ __all__ = ["TrainConfig", "TrainResult", "train_gpt"]
 
 log = logging.getLogger(__name__)
 
+PRECISIONS = ("fp32", "bf16")
+
 
 @dataclass
 class TrainConfig:
@@ -54,6 +56,7 @@ class TrainConfig:
     mask_prob: float = 0.15
     seed: int = 0
     checkpoint_interval: int | None = None  # steps between checkpoints (default: every evaluation)
+    precision: str = "fp32"  # "bf16": the training forward pass under bfloat16 autocast (weights and Adam stay fp32)
 
     def __post_init__(self):
         if self.regularization not in ("l2", "adamw"):
@@ -66,6 +69,8 @@ class TrainConfig:
             raise ConfigError("l2 must be >= 0 and learning_rate > 0")
         if not 0.0 < self.mask_prob < 1.0:
             raise ConfigError(f"mask_prob must lie in (0, 1), got {self.mask_prob}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
@@ -290,7 +295,8 @@ def _train_step(run: _Run, stream: torch.Tensor, lr: float) -> None:
     for group in run.opt.param_groups:
         group["lr"] = lr
     x, y = _batch(stream, cfg, model.config.block_size, run.gen, run.mask_id)
-    _, loss = model(x, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+        _, loss = model(x, y)
     objective = loss
     if cfg.regularization == "l2" and cfg.l2 > 0:
         objective = loss + 0.5 * cfg.l2 * sum((p * p).sum() for p in run.decay)
