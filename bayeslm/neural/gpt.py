@@ -31,7 +31,7 @@ from bayeslm.neural.last_layer import HESSIANS, METHODS, PRIOR_MEANS
 from bayeslm.text.corpus import Corpus
 from bayeslm.text.vocab import Vocabulary
 
-__all__ = ["GPTLM", "GPTOptions", "split_holdout"]
+__all__ = ["GPTLM", "GPTOptions", "split_holdout", "body_settings", "training_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -186,14 +186,12 @@ class GPTLM(BayesianLM):
     def _body_config(self):
         from bayeslm.neural.transformer import GPTConfig
 
-        o = self.options
-        return GPTConfig(vocab_size=len(self.vocab_), **{k: o[k] for k in _BODY})
+        return GPTConfig(vocab_size=len(self.vocab_), **body_settings(self.options))
 
     def _train_config(self, seed):
         from bayeslm.neural.training import TrainConfig
 
-        o = self.options
-        return TrainConfig(**{v: o[k] for k, v in _TRAIN.items()}, seed=int(seed or 0), objective="causal")
+        return TrainConfig(**training_settings(self.options), seed=int(seed or 0), objective="causal")
 
     # -- fitting -----------------------------------------------------------------------
     def _prepare_training(self, corpus: Corpus) -> Corpus:
@@ -454,6 +452,16 @@ class GPTLM(BayesianLM):
 
 
 # ---------------------------------------------------------------------------- helpers
+def body_settings(options: dict) -> dict:
+    """The :class:`~bayeslm.neural.transformer.GPTConfig` settings (all but ``vocab_size``) of gpt-bll options."""
+    return {k: options[k] for k in _BODY}
+
+
+def training_settings(options: dict) -> dict:
+    """The :class:`~bayeslm.neural.training.TrainConfig` settings (all but ``seed``, ``objective``) of gpt-bll options."""
+    return {v: options[k] for k, v in _TRAIN.items()}
+
+
 def _stream_of(corpus: Corpus) -> np.ndarray:
     """``</s>``, then each sentence's ids followed by ``</s>`` (int64)."""
     eos = corpus.vocab.eos_id
