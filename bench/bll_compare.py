@@ -1,4 +1,4 @@
-"""Bayesian last layers on one trained TinyGPT body: bayeslm vs MAP, temperature, laplace-torch and VBLL.
+"""Bayesian last layers on trained TinyGPT bodies (one per seed): bayeslm vs MAP, temperature, laplace-torch and VBLL.
 
 What it measures
 ----------------
@@ -12,15 +12,20 @@ every character and every line break is scored and the context runs across lines
     last 60,572 positions of two_gentlemen_of_verona and all of winters_tale, 203,581
     positions) equal segments, cut at line breaks,
     are held out from the body and kept for the last layers; validation text stays for
-    early stopping, temperature and dropout rate only, test text for the figures. A TinyGPT
-    (4 layers, 4 heads, 128 wide, block 128; ~0.8M parameters) is trained on the rest
-    with ``bayeslm.train_gpt`` (MAP: cross-entropy + L2, Adam, cosine schedule,
-    validation loss every 250 steps, early stop) for at most ``--train-seconds`` (900)
-    seconds of wall clock, with one torch thread (on a shared 2-core machine two threads
-    were 4x slower). Checkpoints go to ``--work``/body; a rerun resumes or reuses them
-    (and refuses a body trained on another split).
-    Its test bits per character are measured on *all* of the test text with its own
-    output layer (the MAP head), reading windows of 128 characters advancing by 64.
+    early stopping, temperature and dropout rate only, test text for the figures. One
+    TinyGPT per ``--seeds`` seed is trained on the rest with ``bayeslm.train_gpt``, with
+    the body and training settings of ``models/gpt-char-bll.toml`` (its defaults are what
+    this bench measures), for at most ``--train-seconds`` (default the configuration's
+    ``train_seconds``, 900) seconds of wall clock, with one torch thread (on a shared
+    2-core machine two threads were erratic: 1.1 to 8.8 steps per second against a steady
+    5). Checkpoints go to ``--work``/seed<k>/body; a rerun resumes or reuses them (and
+    refuses a body trained on another split, with other settings or another seed).
+    Its valid and test bits per character are measured on *all* of the valid and test
+    text with its own output layer (the MAP head), reading windows of ``block_size``
+    advancing by half of it. Beside them KenLM's modified Kneser-Ney on the characters of
+    the same lines (``lmplz``, ``$KENLM_BIN`` or ``--kenlm-bin``; orders ``--kenlm-orders``
+    6-10, the best on valid; trained on all training lines, each line read after ``<s>``
+    where the GPT reads across lines), every character and line break scored.
 (b) Features. The final-LayerNorm output h at 50,000 positions of the held-out tail of
     the training text (the second halves of random windows; with ``--fit-holdout 0``: of
     the body's own training text), 20,000 validation positions, and 20,000 positions each of:
@@ -51,8 +56,8 @@ every character and every line break is scored and the context runs across lines
 
 Run
 ---
-    .venv/bin/python bench/bll_compare.py --out bench/out/bll_compare.json
-    .venv/bin/python bench/bll_compare.py --train-only          # (a) alone
+    KENLM_BIN=... .venv/bin/python bench/bll_compare.py --seeds 0 1 2 --out bench/out/bll_compare.json
+    .venv/bin/python bench/bll_compare.py --train-only --no-kenlm   # (a) alone, the bodies only
 """
 
 from __future__ import annotations
@@ -145,7 +150,7 @@ def train_body(args, seed, work: Path, vocab, body_stream, valid):
 
 # -- features -------------------------------------------------------------------------
 def gpt_test_bits(body, stream) -> float:
-    """Bits per scored position of the body's own output layer on a whole stream (windows 128 / 64)."""
+    """Bits per scored position of the body's own output layer on a whole stream (windows block_size / half of it)."""
     import torch
 
     from bayeslm.neural.gpt import _window_features
