@@ -397,6 +397,21 @@ def test_gpt_bll_options_are_checked():
     with pytest.raises(ConfigError, match="has no option"):
         blm.GPTLM(n_layers=3)
 
+    with pytest.raises(ConfigError, match="precision"):
+        blm.GPTLM(precision="fp16")
+
+
+def test_gpt_bll_options_are_the_settings_the_body_is_built_and_trained_with():
+    """The [model] options map onto GPTConfig and TrainConfig (what bench/bll_compare.py reads from
+    gpt-char-bll.toml), the training precision included."""
+    from bayeslm.neural.gpt import GPTOptions, body_settings, training_settings
+
+    options = GPTOptions(block_size=16, n_embd=32, batch_size=7, learning_rate=0.02, train_seconds=5.0,
+                         precision="bf16").model_dump()
+    body, train = GPTConfig(vocab_size=5, **body_settings(options)), TrainConfig(**training_settings(options))
+    assert (body.block_size, body.n_embd, body.n_layer) == (16, 32, 4)
+    assert (train.batch_size, train.learning_rate, train.max_seconds, train.precision) == (7, 0.02, 5.0, "bf16")
+
 
 # ------------------------------------------------------------------------ the held-out tail for the last layer
 @pytest.mark.parametrize("pieces", [2, 7, 40])
