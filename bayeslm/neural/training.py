@@ -269,6 +269,7 @@ def _train_loop(run: _Run, stream: torch.Tensor, valid: torch.Tensor | None, bar
     while state["step"] < cfg.max_steps:
         elapsed = time.perf_counter() - start
         if cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
+            _evaluate_last_step(run, valid, start, bar)
             return "max_seconds"
         progress_frac = state["step"] / cfg.max_steps
         if cfg.max_seconds is not None:
@@ -287,6 +288,14 @@ def _train_loop(run: _Run, stream: torch.Tensor, valid: torch.Tensor | None, bar
             if cfg.patience is not None and state["bad_evals"] >= cfg.patience:
                 return "early_stop"
     return "max_steps"
+
+
+def _evaluate_last_step(run: _Run, valid: torch.Tensor | None, start: float, bar) -> None:
+    """Evaluate the weights of the last step, unless that step was evaluated: when the time budget ends
+    a run between evaluations, its last steps (at the lowest learning rate) compete for the best."""
+    history = run.state["history"]
+    if run.state["step"] > 0 and (not history or history[-1]["step"] != run.state["step"]):
+        _evaluate(run, valid, run.opt.param_groups[0]["lr"], time.perf_counter() - start, bar)
 
 
 def _train_step(run: _Run, stream: torch.Tensor, lr: float) -> None:

@@ -149,6 +149,16 @@ def test_bf16_training_follows_fp32_and_keeps_fp32_weights():
         TrainConfig(precision="fp16")
 
 
+def test_a_run_stopped_by_its_time_budget_evaluates_its_last_step():
+    """The steps after the last evaluation are not lost: the time budget's stop evaluates them."""
+    model = tiny()
+    cfg = TrainConfig(**{**FAST, "max_steps": 100000, "max_seconds": 1.0, "eval_interval": 100000})
+    result = train_gpt(model, pattern_stream(), cfg, valid_stream=pattern_stream(seed=1), progress=False)
+    assert result.stopped == "max_seconds" and result.steps > 0
+    assert [h["step"] for h in result.history] == [result.steps] and result.best_step == result.steps
+    assert result.best_valid_loss == result.history[-1]["valid_loss"]
+
+
 def test_l2_is_the_gaussian_prior_on_the_weights():
     """A huge L2 penalty (or decoupled decay) pulls the weight matrices to 0; without it they stay."""
     cfg = {**FAST, "max_steps": 100, "min_lr": 1e-5, "warmup_steps": 5}
