@@ -1,4 +1,4 @@
-"""Bayesian last layers on one trained TinyGPT body: bayeslm vs MAP, temperature, laplace-torch and VBLL.
+"""Bayesian last layers on trained TinyGPT bodies (one per seed): bayeslm vs MAP, temperature, laplace-torch and VBLL.
 
 What it measures
 ----------------
@@ -12,15 +12,20 @@ every character and every line break is scored and the context runs across lines
     last 60,572 positions of two_gentlemen_of_verona and all of winters_tale, 203,581
     positions) equal segments, cut at line breaks,
     are held out from the body and kept for the last layers; validation text stays for
-    early stopping, temperature and dropout rate only, test text for the figures. A TinyGPT
-    (4 layers, 4 heads, 128 wide, block 128; ~0.8M parameters) is trained on the rest
-    with ``bayeslm.train_gpt`` (MAP: cross-entropy + L2, Adam, cosine schedule,
-    validation loss every 250 steps, early stop) for at most ``--train-seconds`` (900)
-    seconds of wall clock, with one torch thread (on a shared 2-core machine two threads
-    were 4x slower). Checkpoints go to ``--work``/body; a rerun resumes or reuses them
-    (and refuses a body trained on another split).
-    Its test bits per character are measured on *all* of the test text with its own
-    output layer (the MAP head), reading windows of 128 characters advancing by 64.
+    early stopping, temperature and dropout rate only, test text for the figures. One
+    TinyGPT per ``--seeds`` seed is trained on the rest with ``bayeslm.train_gpt``, with
+    the body and training settings of ``models/gpt-char-bll.toml`` (its defaults are what
+    this bench measures), for at most ``--train-seconds`` (default the configuration's
+    ``train_seconds``, 900) seconds of wall clock, with one torch thread (on a shared
+    2-core machine two threads were erratic: 1.1 to 8.8 steps per second against a steady
+    5). Checkpoints go to ``--work``/seed<k>/body; a rerun resumes or reuses them (and
+    refuses a body trained on another split, with other settings or another seed).
+    Its valid and test bits per character are measured on *all* of the valid and test
+    text with its own output layer (the MAP head), reading windows of ``block_size``
+    advancing by half of it. Beside them KenLM's modified Kneser-Ney on the characters of
+    the same lines (``lmplz``, ``$KENLM_BIN`` or ``--kenlm-bin``; orders ``--kenlm-orders``
+    6-10, the best on valid; trained on all training lines, each line read after ``<s>``
+    where the GPT reads across lines), every character and line break scored.
 (b) Features. The final-LayerNorm output h at 50,000 positions of the held-out tail of
     the training text (the second halves of random windows; with ``--fit-holdout 0``: of
     the body's own training text), 20,000 validation positions, and 20,000 positions each of:
@@ -51,8 +56,8 @@ every character and every line break is scored and the context runs across lines
 
 Run
 ---
-    .venv/bin/python bench/bll_compare.py --out bench/out/bll_compare.json
-    .venv/bin/python bench/bll_compare.py --train-only          # (a) alone
+    KENLM_BIN=... .venv/bin/python bench/bll_compare.py --seeds 0 1 2 --out bench/out/bll_compare.json
+    .venv/bin/python bench/bll_compare.py --train-only --no-kenlm   # (a) alone, the bodies only
 """
 
 from __future__ import annotations
@@ -64,17 +69,32 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, git_state  # noqa: E402
+
 DATA = REPO.parent / "shared/data/shakespeare"
-BODY = dict(n_layer=4, n_head=4, n_embd=128, block_size=128, dropout=0.0, bias=True, tie_weights=True)
-TRAIN = dict(max_steps=3000, batch_size=32, learning_rate=3e-3, min_lr=3e-4, warmup_steps=100, l2=1e-6,
-             eval_interval=250, eval_batches=16, patience=4)
+CONFIG = "gpt-char-bll"  # the body and its training: this configuration's [model] settings
+UNK_CHAR = "\u2047"  # a character of no line: what KenLM reads for one the vocabulary lacks
 
 log = logging.getLogger("bll_compare")
+
+
+def config_settings(name: str = CONFIG) -> tuple[dict, dict]:
+    """The body's GPTConfig settings and its TrainConfig settings (with ``max_seconds``) of a configuration."""
+    from bayeslm.core.config import load_config
+    from bayeslm.neural.gpt import GPTOptions, body_settings, training_settings
+
+    model = {k: v for k, v in load_config(name)["model"].items() if k != "family"}
+    options = GPTOptions(**model).model_dump()
+    return body_settings(options), training_settings(options)
+
+
+BODY, TRAIN = config_settings()
 
 
 def read_corpora(data: Path):
@@ -89,23 +109,27 @@ def read_corpora(data: Path):
     return vocab, tok, train, valid, test
 
 
-def train_body(args, vocab, body_stream, valid):
-    """Train (or resume, or reuse) the body on ``body_stream`` (the training stream without
-    the held-out tail); returns (model, train state, checkpoint meta)."""
+def train_body(args, seed, work: Path, vocab, body_stream, valid):
+    """Train (or resume, or reuse) the body of ``seed`` in ``work``/body on ``body_stream`` (the training
+    stream without the held-out tail); returns (model, train state, checkpoint meta)."""
     import torch
 
     import bayeslm as blm
     from bayeslm.neural.gpt import _stream_of
     from bayeslm.neural.transformer import load_checkpoint, read_checkpoint_meta
 
-    ckpt = Path(args.work) / "body"
-    cfg = blm.TrainConfig(**{**TRAIN, "max_seconds": args.train_seconds, "seed": args.seed})
+    ckpt = work / "body"
+    cfg = blm.TrainConfig(**{**TRAIN, "max_seconds": args.train_seconds, "seed": seed})
+    config = blm.GPTConfig(vocab_size=len(vocab), **BODY)
     if (ckpt / "config.json").is_file():
         meta = read_checkpoint_meta(ckpt)
         if meta.get("fit_holdout") != args.fit_holdout or meta.get("train_tokens") != int(len(body_stream)) \
                 or meta.get("fit_holdout_pieces", 1) != args.fit_holdout_pieces:
             raise SystemExit(f"{ckpt} holds a body trained on another split (fit_holdout {meta.get('fit_holdout')}, "
                              f"{meta.get('train_tokens')} tokens; now {args.fit_holdout}, {len(body_stream)}): "
+                             f"give another --work")
+        if meta.get("gpt") != asdict(config) or meta.get("train", {}).get("seed") != seed:
+            raise SystemExit(f"{ckpt} holds a body of other settings or another seed than {CONFIG}'s, seed {seed}: "
                              f"give another --work")
         state = meta.get("train_state", {})
         finished = state.get("step", 0) >= cfg.max_steps or state.get("elapsed", 0) >= args.train_seconds or \
@@ -114,8 +138,8 @@ def train_body(args, vocab, body_stream, valid):
             model, _ = load_checkpoint(ckpt)
             log.info("reusing the trained body in %s (step %d, %.0f s)", ckpt, state["step"], state["elapsed"])
             return model, state, meta
-    torch.manual_seed(args.seed)
-    model = blm.TinyGPT(blm.GPTConfig(vocab_size=len(vocab), **BODY))
+    torch.manual_seed(seed)
+    model = blm.TinyGPT(config)
     blm.train_gpt(model, body_stream, cfg, valid_stream=_stream_of(valid), checkpoint_dir=ckpt,
                   progress=not args.quiet,
                   meta={"vocabulary": list(vocab.tokens), "tokenizer": {"kind": "char"},
@@ -126,7 +150,7 @@ def train_body(args, vocab, body_stream, valid):
 
 # -- features -------------------------------------------------------------------------
 def gpt_test_bits(body, stream) -> float:
-    """Bits per scored position of the body's own output layer on a whole stream (windows 128 / 64)."""
+    """Bits per scored position of the body's own output layer on a whole stream (windows block_size / half of it)."""
     import torch
 
     from bayeslm.neural.gpt import _window_features
@@ -327,14 +351,17 @@ def nuts_reference(X, y, Xt, V, head, n_pos, seed, draws, tune):
     return out
 
 
-def main(argv=None) -> int:
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--work", default=None,
-                        help="where the body is trained or reused (default bench/out/bll_compare_<holdout>x<pieces>)")
-    parser.add_argument("--out", help="write the table as JSON here")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--train-seconds", type=float, default=900.0)
+                        help="where the bodies are trained or reused, one folder seed<k> per seed "
+                             "(default bench/out/bll_compare_<holdout>x<pieces>)")
+    parser.add_argument("--out", help="write the tables as JSON here")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one body per seed (trained or reused)")
+    parser.add_argument("--seed", type=int, help="the same as --seeds SEED")
+    parser.add_argument("--train-seconds", type=float, default=None,
+                        help=f"training budget of a body (default train_seconds of {CONFIG})")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (one is faster on a shared machine)")
     parser.add_argument("--fit-positions", type=int, default=50000)
     parser.add_argument("--fit-holdout", type=float, default=0.05,
@@ -350,11 +377,26 @@ def main(argv=None) -> int:
                         help="positions of the NUTS reference check (0: skip; it takes many minutes for ~11k weights)")
     parser.add_argument("--nuts-draws", type=int, default=300)
     parser.add_argument("--methods", nargs="+", default=None, help="only these methods")
-    parser.add_argument("--train-only", action="store_true")
+    parser.add_argument("--kenlm-orders", type=int, nargs="+", default=[6, 7, 8, 9, 10],
+                        help="KenLM character models tried (the best on valid is compared); at most 10")
+    parser.add_argument("--kenlm-bin", help="directory holding lmplz (default $KENLM_BIN)")
+    parser.add_argument("--no-kenlm", action="store_true", help="skip KenLM's character model")
+    parser.add_argument("--train-only", action="store_true", help="train (or reuse) the bodies and score them only")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.seed is not None:
+        args.seeds = [args.seed]
+    if args.train_seconds is None:
+        args.train_seconds = TRAIN["max_seconds"]
+    if max(args.kenlm_orders) > 10:
+        parser.error("--kenlm-orders: at most 10")
     if args.work is None:
         args.work = str(REPO / f"bench/out/bll_compare_{args.fit_holdout:g}x{args.fit_holdout_pieces}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("pymc").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -366,49 +408,130 @@ def main(argv=None) -> int:
     if not data.is_dir():
         print(f"needs {data} (the shared data beside the repository)", file=sys.stderr)
         return 2
-    Path(args.work).mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]
     vocab, tok, train, valid, test = read_corpora(data)
     log.info("vocabulary %d; train %d chars, valid %d, test %d", len(vocab), train.n_tokens, valid.n_tokens,
              test.n_tokens)
-    from bayeslm.neural.gpt import _stream_of, sampled_features, split_holdout
+    kenlm = None if args.no_kenlm else kenlm_side(args, {"train": train, "valid": valid, "test": test})
+    bodies = [run_body(args, seed, vocab, train, valid, test, kenlm) for seed in args.seeds]
+    report = {"schema": "bayeslm.bench.bll_compare/2", "data": str(data), "git": git_state(),
+              "settings": {"config": CONFIG, **BODY, **TRAIN, "max_seconds": args.train_seconds},
+              "kenlm": kenlm, "bodies": bodies,
+              "load_average": {"before": load_before, "after": os.getloadavg()[0]}}
+    print_summary(report)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=1), encoding="utf-8")
+        log.info("wrote %s", args.out)
+    return 0
 
+
+# -- KenLM's character model, on the characters the GPT reads --------------------------------
+def char_lines(corpus) -> list[str]:
+    """Each line of a character corpus as the GPT reads it (a character the vocabulary lacks as one
+    character no line has, which KenLM reads as its ``<unk>``)."""
+    tokens = np.asarray(list(corpus.vocab.tokens), dtype=object)
+    tokens[corpus.vocab.unk_id] = UNK_CHAR
+    chars = tokens[corpus.ids]
+    return ["".join(chars[a:b]) for a, b in zip(corpus.offsets[:-1], corpus.offsets[1:])]
+
+
+def kenlm_side(args, corpora: dict) -> dict | None:
+    """KenLM's modified Kneser-Ney on the training lines' characters (orders ``--kenlm-orders``, the best
+    on valid): bits per character on valid and test, every character and line break scored, as
+    the GPT's (each line read after ``<s>``, where the GPT reads across lines)."""
+    import tempfile
+
+    from open_vocabulary import kenlm_models
+
+    kenlm_bin = args.kenlm_bin or os.environ.get("KENLM_BIN")
+    if not kenlm_bin or not (Path(kenlm_bin) / "lmplz").is_file():
+        log.warning("KenLM's lmplz not found (--kenlm-bin or $KENLM_BIN): no KenLM column")
+        return None
+    lines = {split: char_lines(corpus) for split, corpus in corpora.items()}
+    with tempfile.TemporaryDirectory() as work:
+        result = kenlm_models(lines, args.kenlm_orders, Path(kenlm_bin), Path(work))
+    best = result["best"]
+    log.info("KenLM characters: order %d, valid %.4f, test %.4f bits/char", best["order"],
+             best["valid"]["bits_per_character"], best["test"]["bits_per_character"])
+    return result
+
+
+# -- one body and every last layer on it --------------------------------------------------------
+def run_body(args, seed, vocab, train, valid, test, kenlm) -> dict:
+    """Train (or reuse) the body of ``seed``, score it, fit and compare the last layers on it."""
+    from bayeslm.neural.gpt import _stream_of, split_holdout
+
+    work = Path(args.work) / f"seed{seed}"
+    work.mkdir(parents=True, exist_ok=True)
     # the body never sees the held-out tail of the training stream; the last layers are fitted there
     body_stream, holdout_stream = split_holdout(_stream_of(train), args.fit_holdout, vocab.eos_id,
                                                 pieces=args.fit_holdout_pieces)
     log.info("training stream: %d positions for the body, %d held out for the last layers (fit_holdout %.3f)",
              len(body_stream) - 1, 0 if holdout_stream is None else len(holdout_stream) - 1, args.fit_holdout)
-    body, state, meta = train_body(args, vocab, body_stream, valid)
-    log.info("body: %d parameters, %d steps in %.0f s, best valid loss %.4f nats (%.4f bits) at step %d",
+    load_before = os.getloadavg()[0]
+    body, state, _ = train_body(args, seed, work, vocab, body_stream, valid)
+    load_after = os.getloadavg()[0]
+    log.info("body %d: %d parameters, %d steps in %.0f s, best valid loss %.4f nats (%.4f bits) at step %d", seed,
              body.num_params(), state["step"], state["elapsed"], state["best_valid"] or float("nan"),
              (state["best_valid"] or float("nan")) / np.log(2), state["best_step"])
-    if args.train_only:
-        return 0
     body.eval()
-    V = len(vocab)
     streams = {"train": holdout_stream if holdout_stream is not None else body_stream,
                "valid": _stream_of(valid), "test": _stream_of(test)}
     start = time.perf_counter()
-    test_bits = gpt_test_bits(body, streams["test"])
-    log.info("GPT (MAP head) on all %d test positions: %.4f bits per character (%.0f s)",
-             streams["test"].size - 1, test_bits, time.perf_counter() - start)
+    valid_bits, test_bits = gpt_test_bits(body, streams["valid"]), gpt_test_bits(body, streams["test"])
+    log.info("GPT (MAP head) on all valid / test positions: %.4f / %.4f bits per character (%.0f s)",
+             valid_bits, test_bits, time.perf_counter() - start)
+    report = {"seed": seed, "work": str(work), "body": {
+        "parameters": int(body.num_params()), "steps": state["step"], "train_seconds": state["elapsed"],
+        "steps_per_second": state["step"] / max(state["elapsed"], 1e-9),
+        "load_average_during_training": [load_before, load_after],
+        "best_valid_bits": (state["best_valid"] or float("nan")) / np.log(2),
+        "valid_bits_per_char_all_positions": valid_bits, "test_bits_per_char_all_positions": test_bits,
+        "test_positions": int(streams["test"].size - 1)}}
+    kenlm_bits = kenlm["best"]["test"]["bits_per_character"] if kenlm else None
+    report["body_verdict"] = {"gpt_test_bits_at_most_2_35": bool(test_bits <= 2.35),
+                              "gpt_test_bits_at_most_kenlm": None if kenlm_bits is None else bool(test_bits <= kenlm_bits),
+                              "trained_within_budget": bool(state["elapsed"] <= args.train_seconds + 60)}
+    if args.train_only:
+        return report
+    return {**report, **compare_last_layers(args, seed, body, streams, vocab)}
+
+
+def compare_last_layers(args, seed, body, streams, vocab) -> dict:
+    """Features of every stream, every method fitted and scored on them, the verdicts."""
+    from bayeslm.neural.gpt import sampled_features
+
     shuffled = streams["test"].copy()
-    np.random.default_rng(args.seed + 7).shuffle(shuffled[1:])
-    streams["ood_shuffled"] = shuffled
-    streams["ood_pydoc"] = pydoc_stream(vocab)
+    np.random.default_rng(seed + 7).shuffle(shuffled[1:])
+    streams = {**streams, "ood_shuffled": shuffled, "ood_pydoc": pydoc_stream(vocab)}
     feats = {}
     for k, (name, n) in enumerate([("train", args.fit_positions), ("valid", args.eval_positions),
                                    ("test", args.eval_positions), ("ood_shuffled", args.eval_positions),
                                    ("ood_pydoc", args.eval_positions)]):
         t0 = time.perf_counter()
-        feats[name] = sampled_features(body, streams[name], n, args.seed + 100 + k)
+        feats[name] = sampled_features(body, streams[name], n, seed + 100 + k)
         log.info("features %s: %d positions in %.1f s", name, feats[name][0].shape[0], time.perf_counter() - t0)
     X, y = feats["train"]
     X, y = X.astype(float), y.astype(np.int64)
     head = body.lm_head.weight.detach().numpy().astype(float).copy()  # the tied output layer, untied
     valid_xy = (feats["valid"][0].astype(float), feats["valid"][1])
     eval_sets = {k: (feats[k][0].astype(float), feats[k][1]) for k in ("test", "ood_shuffled", "ood_pydoc")}
+    V = len(vocab)
+    results, per_pos, peers_status = fit_methods(args, seed, X, y, V, valid_xy, head, eval_sets)
+    nuts = None
+    if args.nuts_positions > 0 and (not args.methods or "nuts" in args.methods):
+        nuts = nuts_reference(X, y, eval_sets["test"][0][:2000], V, head, args.nuts_positions, seed,
+                              args.nuts_draws, args.nuts_draws)
+    return {"positions": {"fit": int(X.shape[0]), "valid": int(valid_xy[0].shape[0]),
+                          **{k: int(v[0].shape[0]) for k, v in eval_sets.items()}},
+            "draws": args.draws, "peers": peers_status, "methods": results,
+            "verdict": verdict_of(results, per_pos, args.bootstrap, seed), "nuts_reference": nuts}
 
+
+def fit_methods(args, seed, X, y, V, valid_xy, head, eval_sets) -> tuple[dict, dict, dict]:
+    """Every method (``--methods``) fitted on (X, y) and scored on ``eval_sets``: (results, per-position
+    test metrics, which peers ran)."""
     results, per_pos = {}, {}
     bayeslm_methods = {
         "laplace": dict(method="laplace"),  # prior centred at the MAP head calibrated on valid (the default)
@@ -428,20 +551,7 @@ def main(argv=None) -> int:
         m = {k: metrics_of_probs(probs_fn(Xe), ye) for k, (Xe, ye) in eval_sets.items()}
         pred_ms = (time.perf_counter() - t0) / sum(len(v[1]) for v in eval_sets.values()) * 1000
         per_pos[name] = m["test"]
-        results[name] = {
-            "family": family,
-            "nll_bits": float(-m["test"]["lp"].mean() / np.log(2)),
-            "ece": ece(m["test"]["conf"], m["test"]["correct"]),
-            "accuracy": float(m["test"]["correct"].mean()),
-            "auroc_mi_shuffled": auroc(m["test"]["mi"], m["ood_shuffled"]["mi"]),
-            "auroc_mi_pydoc": auroc(m["test"]["mi"], m["ood_pydoc"]["mi"]),
-            "auroc_entropy_shuffled": auroc(m["test"]["entropy"], m["ood_shuffled"]["entropy"]),
-            "auroc_entropy_pydoc": auroc(m["test"]["entropy"], m["ood_pydoc"]["entropy"]),
-            "mean_mi_bits": {k: float(v["mi"].mean() / np.log(2)) for k, v in m.items()},
-            "fit_seconds": float(seconds),
-            "predictive_ms_per_position": float(pred_ms),
-            "info": {k: v for k, v in info.items() if isinstance(v, (int, float, str))},
-        }
+        results[name] = method_row(m, family, seconds, pred_ms, info)
         r = results[name]
         log.info("%-18s NLL %.4f bits  ECE %.4f  AUROC(MI) shuffled %.3f pydoc %.3f  fit %.1f s  predictive %.3f ms/pos",
                  name, r["nll_bits"], r["ece"], r["auroc_mi_shuffled"], r["auroc_mi_pydoc"], seconds, pred_ms)
@@ -449,13 +559,13 @@ def main(argv=None) -> int:
     for name, kw in {**baselines, **bayeslm_methods}.items():
         if wanted and name not in wanted:
             continue
-        thetas, sec, info = fit_bayeslm(kw.pop("method"), X, y, V, valid_xy, head, args.seed, args.draws, **kw)
+        thetas, sec, info = fit_bayeslm(kw.pop("method"), X, y, V, valid_xy, head, seed, args.draws, **kw)
         record(name, lambda Xe, th=thetas: probs_of_thetas(th, Xe), sec, info,
                "bayeslm" if name in bayeslm_methods else "baseline")
     peers_status = {}
     if not wanted or "laplace_torch_kron" in wanted:
         try:
-            thetas, sec, info, la = fit_laplace_torch(X, y, V, head, args.draws, args.seed)
+            thetas, sec, info, la = fit_laplace_torch(X, y, V, head, args.draws, seed)
             info["public_predictive_ms_per_position"] = laplace_torch_predictive_ms(la, eval_sets["test"][0])
             record("laplace_torch_kron", lambda Xe, th=thetas: probs_of_thetas(th, Xe), sec, info, "peer")
             peers_status["laplace_torch_kron"] = "ok"
@@ -464,83 +574,96 @@ def main(argv=None) -> int:
             log.warning("laplace-torch unavailable: %s", err)
     if not wanted or "vbll" in wanted:
         try:
-            vb = VBLLDraws(X, y, V, head, args.seed)
-            record("vbll", lambda Xe: vb.probs(Xe, args.draws, args.seed), vb.seconds, {}, "peer")
+            vb = VBLLDraws(X, y, V, head, seed)
+            record("vbll", lambda Xe: vb.probs(Xe, args.draws, seed), vb.seconds, {}, "peer")
             peers_status["vbll"] = "ok"
         except ImportError as err:
             peers_status["vbll"] = f"not installed ({err})"
             log.warning("vbll unavailable: %s", err)
+    return results, per_pos, peers_status
 
-    # the comparison the issue asks for
+
+def method_row(m: dict, family: str, seconds: float, pred_ms: float, info: dict) -> dict:
+    """A method's figures from its per-position metrics on the test and OOD sets."""
+    return {
+        "family": family,
+        "nll_bits": float(-m["test"]["lp"].mean() / np.log(2)),
+        "ece": ece(m["test"]["conf"], m["test"]["correct"]),
+        "accuracy": float(m["test"]["correct"].mean()),
+        "auroc_mi_shuffled": auroc(m["test"]["mi"], m["ood_shuffled"]["mi"]),
+        "auroc_mi_pydoc": auroc(m["test"]["mi"], m["ood_pydoc"]["mi"]),
+        "auroc_entropy_shuffled": auroc(m["test"]["entropy"], m["ood_shuffled"]["entropy"]),
+        "auroc_entropy_pydoc": auroc(m["test"]["entropy"], m["ood_pydoc"]["entropy"]),
+        "mean_mi_bits": {k: float(v["mi"].mean() / np.log(2)) for k, v in m.items()},
+        "fit_seconds": float(seconds),
+        "predictive_ms_per_position": float(pred_ms),
+        "info": {k: v for k, v in info.items() if isinstance(v, (int, float, str))},
+    }
+
+
+def verdict_of(results: dict, per_pos: dict, n_boot: int, seed: int) -> dict:
+    """The issue's comparisons on one body: bayeslm's best method (and ``laplace``) against the others."""
     ours = [k for k, v in results.items() if v["family"] == "bayeslm"]
     others = [k for k in ("map", "map_temperature", "laplace_torch_kron", "vbll") if k in results]
-    verdict = {}
-    if ours and others:
-        best_ours = min(ours, key=lambda k: results[k]["nll_bits"])
-        best_nll = min(others, key=lambda k: results[k]["nll_bits"])
-        best_ece = min(others, key=lambda k: results[k]["ece"])
-        boot_nll = paired_bootstrap(per_pos[best_ours], per_pos[best_nll], args.bootstrap, args.seed)
-        boot_ece = paired_bootstrap(per_pos[best_ours], per_pos[best_ece], args.bootstrap, args.seed + 1)
-        peers = [k for k in ("laplace_torch_kron", "vbll") if k in results]
-        lt = results.get("laplace_torch_kron", {})
-        verdict = {
-            "best_bayeslm_method": best_ours,
-            "best_other_by_nll": best_nll, "vs_best_nll": boot_nll,
-            "best_other_by_ece": best_ece, "vs_best_ece": boot_ece,
-            "nll_not_worse": bool(boot_nll["nll_bits_diff_ci95"][0] <= 0.0),
-            "ece_not_worse": bool(boot_ece["ece_diff_ci95"][0] <= 0.0),
+    if not ours or not others:
+        return {}
+    best_ours = min(ours, key=lambda k: results[k]["nll_bits"])
+    best_nll = min(others, key=lambda k: results[k]["nll_bits"])
+    best_ece = min(others, key=lambda k: results[k]["ece"])
+    peers = [k for k in ("laplace_torch_kron", "vbll") if k in results]
+    lt = results.get("laplace_torch_kron", {})
+
+    def against(name) -> dict:
+        nll = paired_bootstrap(per_pos[name], per_pos[best_nll], n_boot, seed)
+        ece_ = paired_bootstrap(per_pos[name], per_pos[best_ece], n_boot, seed + 1)
+        row = results[name]
+        return {
+            "vs_best_nll": nll, "vs_best_ece": ece_,
+            "nll_not_worse": bool(nll["nll_bits_diff_ci95"][0] <= 0.0),
+            "ece_not_worse": bool(ece_["ece_diff_ci95"][0] <= 0.0),
             "auroc_mi_at_least_peers": bool(all(
-                results[best_ours][k] >= results[p][k] for p in peers for k in ("auroc_mi_shuffled", "auroc_mi_pydoc"))),
-            "fit_not_slower_than_laplace_torch": bool(lt) and bool(results[best_ours]["fit_seconds"] <= lt["fit_seconds"]),
-            "predictive_10x_faster_than_laplace_torch": bool(lt) and bool(
-                results[best_ours]["predictive_ms_per_position"] * 10 <= lt["info"]["public_predictive_ms_per_position"]),
-            "gpt_test_bits_at_most_2_35": bool(test_bits <= 2.35),
+                row[k] >= results[p][k] for p in peers for k in ("auroc_mi_shuffled", "auroc_mi_pydoc"))),
+            "fit_seconds": row["fit_seconds"], "laplace_torch_fit_seconds": lt.get("fit_seconds"),
+            "fit_not_slower_than_laplace_torch": bool(lt) and bool(row["fit_seconds"] <= lt["fit_seconds"]),
+            "predictive_speedup_over_laplace_torch": float(
+                lt["info"]["public_predictive_ms_per_position"] / row["predictive_ms_per_position"]) if lt else None,
         }
-        # bayeslm's Laplace (the method the fit-time target is about) on its own, whichever method won by NLL
-        if "laplace" in results and lt:
-            la_nll = paired_bootstrap(per_pos["laplace"], per_pos[best_nll], args.bootstrap, args.seed)
-            la_ece = paired_bootstrap(per_pos["laplace"], per_pos[best_ece], args.bootstrap, args.seed + 1)
-            verdict["laplace"] = {
-                "vs_best_nll": la_nll, "vs_best_ece": la_ece,
-                "nll_not_worse": bool(la_nll["nll_bits_diff_ci95"][0] <= 0.0),
-                "ece_not_worse": bool(la_ece["ece_diff_ci95"][0] <= 0.0),
-                "auroc_mi_at_least_peers": bool(all(
-                    results["laplace"][k] >= results[p][k] for p in peers for k in ("auroc_mi_shuffled", "auroc_mi_pydoc"))),
-                "fit_seconds": results["laplace"]["fit_seconds"], "laplace_torch_fit_seconds": lt["fit_seconds"],
-                "fit_not_slower_than_laplace_torch": bool(results["laplace"]["fit_seconds"] <= lt["fit_seconds"]),
-                "predictive_speedup_over_laplace_torch": float(
-                    lt["info"]["public_predictive_ms_per_position"] / results["laplace"]["predictive_ms_per_position"]),
-            }
-    nuts = None
-    if args.nuts_positions > 0 and (not wanted or "nuts" in wanted):
-        nuts = nuts_reference(X, y, eval_sets["test"][0][:2000], V, head, args.nuts_positions, args.seed,
-                              args.nuts_draws, args.nuts_draws)
-    report = {
-        "schema": "bayeslm.bench.bll_compare/1",
-        "data": str(data), "vocabulary": V,
-        "body": {"parameters": int(body.num_params()), "steps": state["step"], "train_seconds": state["elapsed"],
-                 "best_valid_bits": (state["best_valid"] or float("nan")) / np.log(2),
-                 "test_bits_per_char_all_positions": test_bits, "test_positions": int(streams["test"].size - 1),
-                 "settings": {**BODY, **TRAIN, "max_seconds": args.train_seconds}},
-        "positions": {"fit": int(X.shape[0]), "valid": int(valid_xy[0].shape[0]),
-                      **{k: int(v[0].shape[0]) for k, v in eval_sets.items()}},
-        "draws": args.draws, "seed": args.seed, "peers": peers_status,
-        "methods": results, "verdict": verdict, "nuts_reference": nuts,
-        "load_average": {"before": load_before, "after": os.getloadavg()[0]},
-    }
-    print_table(report)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=1), encoding="utf-8")
-        log.info("wrote %s", args.out)
-    return 0
+
+    verdict = {"best_bayeslm_method": best_ours, "best_other_by_nll": best_nll, "best_other_by_ece": best_ece,
+               **against(best_ours)}
+    if "laplace" in results:  # the default on its own, whichever method won by NLL
+        verdict["laplace"] = against("laplace")
+    return verdict
+
+
+def print_summary(report) -> None:
+    """Per body its table and verdicts, then the bodies side by side with KenLM's character model."""
+    for body in report["bodies"]:
+        print(f"\n== body seed {body['seed']} ({body['work']})")
+        print_table(body)
+    kenlm = report["kenlm"]
+    if kenlm:
+        best = kenlm["best"]
+        print(f"\nKenLM modified Kneser-Ney on characters, order {best['order']} (best on valid of "
+              f"{[r['order'] for r in kenlm['runs']]}): valid {best['valid']['bits_per_character']:.4f}, "
+              f"test {best['test']['bits_per_character']:.4f} bits/char")
+    print(f"{'seed':>4s} {'steps':>6s} {'seconds':>8s} {'steps/s':>7s} {'valid bits':>10s} {'test bits':>9s} "
+          f"{'<= KenLM':>8s}")
+    for body in report["bodies"]:
+        b, v = body["body"], body["body_verdict"]
+        print(f"{body['seed']:4d} {b['steps']:6d} {b['train_seconds']:8.0f} {b['steps_per_second']:7.2f} "
+              f"{b['valid_bits_per_char_all_positions']:10.4f} {b['test_bits_per_char_all_positions']:9.4f} "
+              f"{str(v['gpt_test_bits_at_most_kenlm']):>8s}")
 
 
 def print_table(report) -> None:
     b = report["body"]
-    print(f"\nbody: {b['parameters']} parameters, {b['steps']} steps in {b['train_seconds']:.0f} s; "
+    print(f"body: {b['parameters']} parameters, {b['steps']} steps in {b['train_seconds']:.0f} s; "
           f"test {b['test_bits_per_char_all_positions']:.4f} bits/char on all {b['test_positions']} positions "
-          f"(best valid {b['best_valid_bits']:.4f})")
+          f"(valid {b['valid_bits_per_char_all_positions']:.4f}; best valid batches {b['best_valid_bits']:.4f})")
+    print(json.dumps(report["body_verdict"]))
+    if "methods" not in report:
+        return
     print(f"{'method':20s} {'NLL bits':>9s} {'ECE':>7s} {'AUROC MI shuf':>13s} {'AUROC MI pydoc':>14s} "
           f"{'AUROC H shuf':>12s} {'AUROC H pydoc':>13s} {'fit s':>7s} {'pred ms/pos':>11s}")
     for name, r in report["methods"].items():

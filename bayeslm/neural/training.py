@@ -26,6 +26,8 @@ __all__ = ["TrainConfig", "TrainResult", "train_gpt"]
 
 log = logging.getLogger(__name__)
 
+PRECISIONS = ("fp32", "bf16")
+
 
 @dataclass
 class TrainConfig:
@@ -54,6 +56,7 @@ class TrainConfig:
     mask_prob: float = 0.15
     seed: int = 0
     checkpoint_interval: int | None = None  # steps between checkpoints (default: every evaluation)
+    precision: str = "fp32"  # "bf16": the training forward pass under bfloat16 autocast (weights and Adam stay fp32)
 
     def __post_init__(self):
         if self.regularization not in ("l2", "adamw"):
@@ -66,6 +69,8 @@ class TrainConfig:
             raise ConfigError("l2 must be >= 0 and learning_rate > 0")
         if not 0.0 < self.mask_prob < 1.0:
             raise ConfigError(f"mask_prob must lie in (0, 1), got {self.mask_prob}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
@@ -264,6 +269,7 @@ def _train_loop(run: _Run, stream: torch.Tensor, valid: torch.Tensor | None, bar
     while state["step"] < cfg.max_steps:
         elapsed = time.perf_counter() - start
         if cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
+            _evaluate_last_step(run, valid, start, bar)
             return "max_seconds"
         progress_frac = state["step"] / cfg.max_steps
         if cfg.max_seconds is not None:
@@ -284,13 +290,22 @@ def _train_loop(run: _Run, stream: torch.Tensor, valid: torch.Tensor | None, bar
     return "max_steps"
 
 
+def _evaluate_last_step(run: _Run, valid: torch.Tensor | None, start: float, bar) -> None:
+    """Evaluate the weights of the last step, unless that step was evaluated: when the time budget ends
+    a run between evaluations, its last steps (at the lowest learning rate) compete for the best."""
+    history = run.state["history"]
+    if run.state["step"] > 0 and (not history or history[-1]["step"] != run.state["step"]):
+        _evaluate(run, valid, run.opt.param_groups[0]["lr"], time.perf_counter() - start, bar)
+
+
 def _train_step(run: _Run, stream: torch.Tensor, lr: float) -> None:
     """One optimizer step on a random batch at learning rate ``lr``."""
     cfg, model = run.cfg, run.model
     for group in run.opt.param_groups:
         group["lr"] = lr
     x, y = _batch(stream, cfg, model.config.block_size, run.gen, run.mask_id)
-    _, loss = model(x, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+        _, loss = model(x, y)
     objective = loss
     if cfg.regularization == "l2" and cfg.l2 > 0:
         objective = loss + 0.5 * cfg.l2 * sum((p * p).sum() for p in run.decay)

@@ -79,4 +79,4 @@ def test_a_bad_gpt_setting_is_one_line_before_any_work(cli_files, tmp_path, caps
     fails(capsys, [*base, "--set", "model.n_head=3"],
           "model.n_embd must be a multiple of n_head (got 128): n_head is 3")
     fails(capsys, [*base, "--set", "model.method=magic"], "model.method must be one of 'laplace'")
-    fails(capsys, [*base, "--set", "model.order=5"], "model.order must be block_size + 1 = 129 (got 5)")
+    fails(capsys, [*base, "--set", "model.order=5"], "model.order must be block_size + 1 = 65 (got 5)")

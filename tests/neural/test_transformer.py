@@ -129,6 +129,36 @@ def test_training_learns_a_pattern_and_keeps_the_best_weights():
     assert result.stopped == "max_steps" and result.steps == 120
 
 
+def test_bf16_training_follows_fp32_and_keeps_fp32_weights():
+    """Under bfloat16 autocast the loss curve stays near fp32's (same seed and batches), the weights and
+    Adam's moments stay fp32, and a run is repeatable; an unknown precision is refused."""
+    runs = {}
+    for precision in ("fp32", "bf16", "bf16"):
+        model = tiny()
+        result = train_gpt(model, pattern_stream(), TrainConfig(**{**FAST, "precision": precision}),
+                           valid_stream=pattern_stream(seed=1), progress=False)
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+        runs.setdefault(precision, []).append(([h["valid_loss"] for h in result.history], model.state_dict()))
+    (fp32_losses, _), = runs["fp32"]
+    (bf16_losses, first), (again, second) = runs["bf16"]
+    assert bf16_losses == again and all(torch.equal(first[k], second[k]) for k in first)
+    assert bf16_losses != fp32_losses  # the forward pass did run in bfloat16
+    assert bf16_losses[-1] < 0.5 * np.log(12)
+    assert np.allclose(bf16_losses, fp32_losses, rtol=0.1, atol=0.02)
+    with pytest.raises(ConfigError, match="precision"):
+        TrainConfig(precision="fp16")
+
+
+def test_a_run_stopped_by_its_time_budget_evaluates_its_last_step():
+    """The steps after the last evaluation are not lost: the time budget's stop evaluates them."""
+    model = tiny()
+    cfg = TrainConfig(**{**FAST, "max_steps": 100000, "max_seconds": 1.0, "eval_interval": 100000})
+    result = train_gpt(model, pattern_stream(), cfg, valid_stream=pattern_stream(seed=1), progress=False)
+    assert result.stopped == "max_seconds" and result.steps > 0
+    assert [h["step"] for h in result.history] == [result.steps] and result.best_step == result.steps
+    assert result.best_valid_loss == result.history[-1]["valid_loss"]
+
+
 def test_l2_is_the_gaussian_prior_on_the_weights():
     """A huge L2 penalty (or decoupled decay) pulls the weight matrices to 0; without it they stay."""
     cfg = {**FAST, "max_steps": 100, "min_lr": 1e-5, "warmup_steps": 5}
@@ -376,6 +406,21 @@ def test_gpt_bll_options_are_checked():
         blm.GPTLM(order=5, block_size=16)
     with pytest.raises(ConfigError, match="has no option"):
         blm.GPTLM(n_layers=3)
+
+    with pytest.raises(ConfigError, match="precision"):
+        blm.GPTLM(precision="fp16")
+
+
+def test_gpt_bll_options_are_the_settings_the_body_is_built_and_trained_with():
+    """The [model] options map onto GPTConfig and TrainConfig (what bench/bll_compare.py reads from
+    gpt-char-bll.toml), the training precision included."""
+    from bayeslm.neural.gpt import GPTOptions, body_settings, training_settings
+
+    options = GPTOptions(block_size=16, n_embd=32, batch_size=7, learning_rate=0.02, train_seconds=5.0,
+                         precision="bf16").model_dump()
+    body, train = GPTConfig(vocab_size=5, **body_settings(options)), TrainConfig(**training_settings(options))
+    assert (body.block_size, body.n_embd, body.n_layer) == (16, 32, 4)
+    assert (train.batch_size, train.learning_rate, train.max_seconds, train.precision) == (7, 0.02, 5.0, "bf16")
 
 
 # ------------------------------------------------------------------------ the held-out tail for the last layer
