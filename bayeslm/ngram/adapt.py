@@ -310,8 +310,6 @@ class AdaptedNgram:
     departure_var: str
     #: what the departure parameter is, for people (the CLI prints it above the rows)
     departure_description: str
-    #: what the domain share of :meth:`uncertainty_sources` is, for people (the report prints it)
-    domain_share_description: str
 
     @staticmethod
     def _departure_meaning(low: float, high: float) -> str:
@@ -536,6 +534,7 @@ class AdaptedDirichletLM(AdaptedNgram, DirichletLM, AdaptedToDomain):
     domain_share_description = ("at a position's context the domain's Dirichlet has total c_D(u) + lam_k T_k(u): the "
                                 "domain text's count there plus the general posterior's total, tempered; the domain "
                                 "share is the first part's share (exact)")
+
     _departure_meaning = staticmethod(_departure_words)
 
     def uncertainty_sources(self, data) -> pd.DataFrame:

@@ -320,37 +320,6 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
             return "departs from the general model: new tables draw from the domain's shorter context"
         return f"new tables draw {low:.2g} to {high:.2g} from the general model's same context, the rest from the domain's"
 
-    def uncertainty_sources(self, data) -> pd.DataFrame:
-        """Per scored position: how much of the predictive's weight sits on the domain's tables.
-
-        The predictive at a position is a mixture (:func:`mixture_weights`): the domain
-        restaurants' tables along the context chain, the general predictive of every order
-        and the base measure. ``domain_share`` is the tables' total weight, an exact
-        decomposition of the predictive, averaged over the retained samples as the
-        predictive is (so it is the domain tables' weight in the posterior predictive itself);
-        ``general_share`` the general model's, 1 minus both the base measure's. Columns:
-        ``order`` (the deepest context either text has seen), ``domain_customers`` and
-        ``domain_tables`` (c_u. and t_u. of the domain restaurant there), ``general_share``,
-        ``domain_share`` and ``source``: ``"domain text"`` where the domain share >= 1/2, else
-        ``"general model"``.
-        """
-        self._check_fitted("uncertainty_sources")
-        index = self._chain_index(*self._position_chain(self.encode(data)))
-        gathered = gather_seating(self._seating(0), index)  # one domain seating serves every sample
-        d, theta = self._sample_params()
-        domain, general = mixture_weights(gathered, d, theta, self._general_weights())
-        order = np.ones(index[0][0].size, dtype=np.int64)
-        for k in range(2, self.order + 1):
-            order = np.where(index[0][k - 1] >= 0, k, order)
-        at = order[None, :] - 1 == np.arange(self.order)[:, None]  # (order, position): the position's order
-        customers = np.where(at, np.stack([g[3] for g in gathered]), 0.0).sum(axis=0)
-        tables = np.where(at, np.stack([g[4] for g in gathered]), 0.0).sum(axis=0)
-        domain_share = domain.mean(axis=0)
-        return pd.DataFrame({"order": order, "domain_customers": customers.astype(np.int64),
-                             "domain_tables": tables.astype(np.int64), "general_share": general.mean(axis=0),
-                             "domain_share": domain_share,
-                             "source": np.where(domain_share >= 0.5, "domain text", "general model")})
-
     def __init__(self, order: int | None = None, **kwargs):
         super().__init__(order, **kwargs)
         if self.options["inference"] != "fast" or self.fixed_discount_ is not None or self.fixed_strength_ is not None:
@@ -527,6 +496,38 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
         cum = np.cumsum(p, axis=1)
         pick = (cum < rng.random(p.shape[0])[:, None] * cum[:, -1:]).sum(axis=1)
         return np.minimum(pick, p.shape[1] - 1).astype(np.int64)
+
+    # -- where each prediction's weight comes from -------------------------------------------
+    def uncertainty_sources(self, data) -> pd.DataFrame:
+        """Per scored position: how much of the predictive's weight sits on the domain's tables.
+
+        The predictive at a position is a mixture (:func:`mixture_weights`): the domain
+        restaurants' tables along the context chain, the general predictive of every order
+        and the base measure. ``domain_share`` is the tables' total weight, an exact
+        decomposition of the predictive, averaged over the retained samples as the
+        predictive is (so it is the domain tables' weight in the posterior predictive itself);
+        ``general_share`` the general model's, 1 minus both the base measure's. Columns:
+        ``order`` (the deepest context either text has seen), ``domain_customers`` and
+        ``domain_tables`` (c_u. and t_u. of the domain restaurant there), ``general_share``,
+        ``domain_share`` and ``source``: ``"domain text"`` where the domain share >= 1/2, else
+        ``"general model"``.
+        """
+        self._check_fitted("uncertainty_sources")
+        index = self._chain_index(*self._position_chain(self.encode(data)))
+        gathered = gather_seating(self._seating(0), index)  # one domain seating serves every sample
+        d, theta = self._sample_params()
+        domain, general = mixture_weights(gathered, d, theta, self._general_weights())
+        order = np.ones(index[0][0].size, dtype=np.int64)
+        for k in range(2, self.order + 1):
+            order = np.where(index[0][k - 1] >= 0, k, order)
+        at = order[None, :] - 1 == np.arange(self.order)[:, None]  # (order, position): the position's order
+        customers = np.where(at, np.stack([g[3] for g in gathered]), 0.0).sum(axis=0)
+        tables = np.where(at, np.stack([g[4] for g in gathered]), 0.0).sum(axis=0)
+        domain_share = domain.mean(axis=0)
+        return pd.DataFrame({"order": order, "domain_customers": customers.astype(np.int64),
+                             "domain_tables": tables.astype(np.int64), "general_share": general.mean(axis=0),
+                             "domain_share": domain_share,
+                             "source": np.where(domain_share >= 0.5, "domain text", "general model")})
 
     # -- files -----------------------------------------------------------------------------
     def _family_arrays(self) -> dict[str, np.ndarray]:

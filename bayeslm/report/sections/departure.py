@@ -17,9 +17,9 @@ SOURCES = ("domain text", "general model")
 
 
 def departure_section(model, encoded, epistemic_bits: np.ndarray, hdi_prob: float) -> dict | None:
-    """Per order the departure (``orders``; ``parameter`` says what it is); per source of the positions' predictions, their count,
-    mean domain share and epistemic entropy (``sources``; ``domain_share`` says what the share is); the same per
-    context order (``by_order``).
+    """Per order the departure (``orders``; ``parameter`` says what it is); per source of the positions'
+    predictions, their count, mean domain share and epistemic entropy (``sources``; ``domain_share`` says
+    what the share is); the same per context order (``by_order``).
 
     ``epistemic_bits``: the mutual information of every scored position of ``encoded``, shape (position,).
     """
