@@ -162,6 +162,11 @@ class AdaptedToDomain(ABC):
     """Ability: a model of a domain adapted from a general model, which says how far it departs from it
     (the report's "Departure from the general model" section)."""
 
+    #: what the departure parameter is, in words (the CLI and the report print it)
+    departure_description: str
+    #: what :meth:`uncertainty_sources`' ``domain_share`` is, in words (the report prints it)
+    domain_share_description: str
+
     @abstractmethod
     def departure(self, hdi_prob: float) -> list[dict]:
         """Per order: ``order``, the departure parameter's ``mean``, ``sd``, ``hdi_low``, ``hdi_high``,

@@ -531,6 +531,10 @@ class AdaptedDirichletLM(AdaptedNgram, DirichletLM, AdaptedToDomain):
     departure_description = ("the power lam_k, the weight of the general text relative to the domain's (1: the texts "
                              "pooled as one, 0: the domain text alone)")
 
+    domain_share_description = ("at a position's context the domain's Dirichlet has total c_D(u) + lam_k T_k(u): the "
+                                "domain text's count there plus the general posterior's total, tempered; the domain "
+                                "share is the first part's share (exact)")
+
     _departure_meaning = staticmethod(_departure_words)
 
     def uncertainty_sources(self, data) -> pd.DataFrame:

@@ -414,15 +414,12 @@ def _section_departure(d: dict) -> str:
                  number(g["mean_epistemic_bits"], 3)] for g in dep["by_order"]]
     return "".join([
         '<section id="departure"><h2>Departure from the general model</h2>',
-        ("<p>This model adapts a general model to a domain. At order k the domain's prior is the general "
-         "model's posterior raised to the power lam_k: the weight of the general text relative to the domain's "
-         "(1: the two texts pooled as one, 0: the domain text alone, above 1: the general model counts more).</p>"),
+        f"<p>This model adapts a general model to a domain; per order, {escape(dep['parameter'])}.</p>",
         table(["order", "lam_k (mean)", hdi, "meaning"], rows),
         "<h3>Where each prediction's weight comes from</h3>",
-        ("<p>At a position's context the domain's Dirichlet has total c_D(u) + lam_k T_k(u): the domain text's "
-         "count there plus the general posterior's total, tempered. The domain share is the first part's share "
-         "(exact); a position is <em>domain text</em> where it is at least one half. Thin domain data and a "
-         "general model that is itself unsure show as high epistemic entropy in the second row.</p>"),
+        (f"<p>{escape(dep['domain_share'][:1].upper() + dep['domain_share'][1:])}. A position is <em>domain "
+         "text</em> where the domain share is at least one half. Thin domain data and a general model that is itself "
+         "unsure show as high epistemic entropy in the second row.</p>"),
         table(["source", "positions", "share of positions", "mean domain share", "mean epistemic bits",
                "share of epistemic entropy"], sources),
         table(["context order", "positions", "mean domain share", "mean epistemic bits"], by_order),

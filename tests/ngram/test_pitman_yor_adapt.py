@@ -6,6 +6,8 @@ domain customers and the general restaurant as the whole base: the general predi
 rounding), against itself along its two code paths (positions and dense rows), across files,
 and on domains simulated from a known mixture of the general model and a domain unigram: the
 predictive converges to the simulated domain and the general weight recovers the simulated one.
+The domain share of each prediction (``uncertainty_sources``) is checked by hand from the domain
+restaurants' statistics and against the predictive's own mixture, and in the report.
 """
 
 from __future__ import annotations
@@ -197,3 +199,147 @@ def test_the_adapted_predictive_converges_to_the_domain_and_recovers_its_general
     assert distances[0] > distances[1] > distances[2] and distances[2] < 0.04
     weight = adapted.idata["posterior"]["general_weight"].sel(order=2)
     assert abs(float(weight.median()) - 0.3) < 0.1 and float(weight.std()) < 0.05
+
+
+# -- where each prediction's weight comes from ------------------------------------------------------
+def test_mixture_weights_by_hand_and_as_the_predictives_own():
+    """Two orders, two positions: the first with domain customers at both restaurants, the second with
+    none on its whole chain (share 0: its weight is the general model's and the base measure's). The
+    weights are the predictive's own: graphical_predictive with the general predictive and the base set
+    to 0 leaves the domain tables' mass, with the tables' counts set to 0 the general model's."""
+    from bayeslm.ngram.pitman_yor.adapt import mixture_weights
+
+    d, theta, lam = np.array([[0.3, 0.6]]), np.array([[1.0, 2.5]]), np.array([[0.4, 0.7]])
+    c = [np.array([[2.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), np.array([[3.0, 0.0, 1.0], [0.0, 0.0, 0.0]])]
+    t = [np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), np.array([[2.0, 0.0, 1.0], [0.0, 0.0, 0.0]])]
+    gathered = [(ck.sum(1) > 0, ck, tk, ck.sum(1), tk.sum(1)) for ck, tk in zip(c, t)]
+    at_positions = [(live, ck[:, 0], tk[:, 0], Cu, Tu) for live, ck, tk, Cu, Tu in gathered]
+    domain, general = mixture_weights(at_positions, d, theta, lam)
+    a2, a1 = (4.0 - 0.6 * 3.0) / (2.5 + 4.0), (3.0 - 0.3 * 2.0) / (1.0 + 3.0)  # each restaurant keeps its tables' part
+    np.testing.assert_allclose(domain[0], [a2 + (1 - a2) * 0.3 * a1, 0.0], rtol=1e-14)
+    np.testing.assert_allclose(general[0], [(1 - a2) * (0.7 + 0.3 * (1 - a1) * 0.4), 0.7 + 0.3 * 0.4], rtol=1e-14)
+    rows = [(live[:, None], ck, tk, Cu[:, None], Tu[:, None]) for live, ck, tk, Cu, Tu in gathered]
+    G = [np.array([[0.2, 0.5, 0.3]] * 2), np.array([[0.6, 0.1, 0.3]] * 2)]
+    base = np.full((1, 3), 1 / 3)
+    zero = [np.zeros((2, 3))] * 2
+    tables_only = graphical_predictive(rows, d[0], theta[0], lam[0], zero, 0.0 * base)[-1]
+    no_tables = [(live, 0 * ck, 0 * tk, Cu, Tu) for live, ck, tk, Cu, Tu in rows]
+    general_only = graphical_predictive(no_tables, d[0], theta[0], lam[0], G, 0.0 * base)[-1]
+    np.testing.assert_allclose(tables_only.sum(axis=1), domain[0], rtol=1e-14)
+    np.testing.assert_allclose(general_only.sum(axis=1), general[0], rtol=1e-14)
+    whole = graphical_predictive(rows, d[0], theta[0], lam[0], G, base)[-1]  # the three parts add up
+    base_part = graphical_predictive(no_tables, d[0], theta[0], lam[0], zero, base)[-1]
+    np.testing.assert_allclose(whole, tables_only + general_only + base_part, rtol=1e-14)
+
+
+def _restaurants(lm) -> list[dict[tuple, tuple[float, float]]]:
+    """Per order {context tokens: (customers, tables)} of the domain seating, read from the model's
+    arrays (customers per union pair, tables per order from the table_counts group)."""
+    out, offset = [], 0
+    for k in range(1, lm.order + 1):
+        oc = lm.counts_[k]
+        customers = lm.domain_customers_[offset:offset + oc.n_ngrams]
+        tables = lm.idata["table_counts"][f"tables_o{k}"].values[0]
+        offset += oc.n_ngrams
+        out.append({tuple(ctx): (float(customers[oc.context_start[row]:oc.context_start[row + 1]].sum()),
+                                 float(tables[oc.context_start[row]:oc.context_start[row + 1]].sum()))
+                    for row, ctx in enumerate(lm.counts_.context_tokens(k))})
+    return out
+
+
+def test_uncertainty_sources_split_the_predictive_by_hand(adapted):
+    """Per position: the domain tables' weight, walked down the context chain by hand from the domain
+    restaurants' customers and tables, averaged over the retained samples' (d, theta, lam)."""
+    text = DOMAIN_TEST + markov_sentences(1, 20)  # domain and general-style text
+    table = adapted.uncertainty_sources(adapted.encode(text))
+    contexts, _ = adapted.encode(text).context_windows(adapted.context_length)
+    restaurants = _restaurants(adapted)
+    tc, post = adapted.idata["table_counts"], adapted.idata["posterior"]
+    ch, dr = tc["sample_chain"].values, tc["sample_draw"].values
+    d, theta, lam = (post[name].transpose("chain", "draw", "order").values[ch, dr]
+                     for name in ("discount", "strength", "general_weight"))
+    assert len(table) == contexts.shape[0]
+    for row, context in zip(table.itertuples(), contexts.tolist()):
+        chain = [tuple(context[len(context) - k + 1:]) if k > 1 else () for k in range(1, adapted.order + 1)]
+        seen = [k for k in range(1, adapted.order + 1) if chain[k - 1] in restaurants[k - 1]]
+        assert row.order == max(seen)
+        C, T = restaurants[row.order - 1][chain[row.order - 1]]
+        assert (row.domain_customers, row.domain_tables) == (C, T)
+        domain, general = np.zeros(d.shape[0]), np.zeros(d.shape[0])
+        for s in range(d.shape[0]):
+            reach = 1.0
+            for k in range(adapted.order, 0, -1):
+                C, T = restaurants[k - 1].get(chain[k - 1], (0.0, 0.0))
+                keep = (C - d[s, k - 1] * T) / (theta[s, k - 1] + C)
+                domain[s] += reach * keep
+                general[s] += reach * (1 - keep) * lam[s, k - 1]
+                reach *= (1 - keep) * (1 - lam[s, k - 1])
+        assert row.domain_share == pytest.approx(domain.mean(), rel=1e-12)
+        assert row.general_share == pytest.approx(general.mean(), rel=1e-12)
+        assert row.source == ("domain text" if row.domain_share >= 0.5 else "general model")
+    shares = table[["domain_share", "general_share"]].to_numpy()
+    assert np.all(shares >= 0) and np.all(shares.sum(axis=1) <= 1 + 1e-12)
+    assert (table["domain_customers"] == 0).sum() > 5 and (table["domain_customers"] > 0).sum() > 50
+
+
+def test_the_domain_share_is_the_dense_predictives_tables_mass(adapted):
+    """On dense rows of the model's own hierarchy: the predictive of one retained sample with the general
+    predictive and the base measure set to 0 sums to that sample's domain share."""
+    from bayeslm.ngram.pitman_yor.adapt import _dense_gathered, mixture_weights
+    from bayeslm.ngram.pitman_yor.model import gather_seating
+
+    test = adapted.encode(DOMAIN_TEST)
+    contexts, _ = test.context_windows(adapted.context_length)
+    chain = adapted._context_chain(contexts[:30])
+    d, theta = adapted._sample_params()
+    lam = adapted._general_weights()
+    zero = [np.zeros((30, len(adapted.vocab_)))] * adapted.order
+    gathered = _dense_gathered(adapted._hierarchy(), adapted._seating(0), chain)
+    index = adapted._chain_index(*adapted._position_chain(test))
+    domain, _ = mixture_weights(gather_seating(adapted._seating(0), index), d, theta, lam)
+    for s in range(d.shape[0]):
+        tables_only = graphical_predictive(gathered, d[s], theta[s], lam[s], zero, np.zeros((1, zero[0].shape[1])))[-1]
+        np.testing.assert_allclose(tables_only.sum(axis=1), domain[s, :30], rtol=1e-12)
+
+
+def test_without_domain_customers_the_share_is_zero(adapted, tmp_path):
+    """No domain customers on any chain and a top general weight of 1: every position rests on the
+    general model alone."""
+    table = _without_domain(adapted, tmp_path).uncertainty_sources(adapted.encode(DOMAIN_TEST))
+    assert np.all(table["domain_share"] == 0.0) and np.all(table["domain_customers"] == 0)
+    np.testing.assert_allclose(table["general_share"], 1.0, rtol=1e-15)
+    assert set(table["source"]) == {"general model"}
+
+
+@pytest.fixture(scope="module")
+def adapted_small(general):
+    """The same adaptation on a fifth of the domain text."""
+    return general.adapt(general.encode(DOMAIN_TRAIN[:20]), random_seed=7)
+
+
+def test_more_domain_text_gives_larger_domain_shares(adapted, adapted_small):
+    test = adapted.encode(DOMAIN_TEST)
+    small, large = (lm.uncertainty_sources(test)["domain_share"].to_numpy() for lm in (adapted_small, adapted))
+    assert large.mean() > small.mean() + 0.1
+    assert np.mean(large > small) > 0.9
+
+
+def test_the_report_of_an_adapted_model_shows_its_departure(general, adapted_small):
+    """The report's departure section of a Pitman-Yor adapted model: the general weights as departure()
+    states them, the positions split by source as uncertainty_sources does, rendered in HTML."""
+    from bayeslm.report import report
+
+    test = adapted_small.encode(DOMAIN_TEST + markov_sentences(1, 20))
+    result = report(adapted_small, test, replicates=2)
+    section = result.data["departure"]
+    assert section["orders"] == adapted_small.departure()
+    assert section["general_model"] == adapted_small.general_ and section["general_model"]["id"] == general.id
+    table = adapted_small.uncertainty_sources(test)
+    for group in section["sources"]:
+        at = table["source"] == group["source"]
+        assert group["positions"] == int(at.sum()) > 0
+        assert group["mean_domain_share"] == pytest.approx(table["domain_share"][at].mean(), rel=1e-12)
+    assert [g["order"] for g in section["by_order"]] == sorted(set(table["order"]))
+    page = result.render_html()
+    assert 'id="departure"' in page and "Departure from the general model" in page
+    assert "the general weight lam_k" in page and "domain restaurants&#x27; tables" in page

@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 from pydantic import Field
 
+from bayeslm.core.protocol import AdaptedToDomain
 from bayeslm.core.settings import whole
 from bayeslm.counting.counts import NgramCounts
 from bayeslm.exceptions import BayesLMError, ConfigError, ModelFileError
@@ -27,7 +29,8 @@ from bayeslm.ngram.pitman_yor.hierarchy import Hierarchy
 from bayeslm.ngram.pitman_yor.model import PitmanYorLM, PitmanYorOptions, dense_seating, gather_seating
 from bayeslm.text.corpus import Corpus
 
-__all__ = ["AdaptedPitmanYorLM", "FrozenGeneral", "DomainSeating", "graphical_predictive", "ADAPTED_PY_FAMILY"]
+__all__ = ["AdaptedPitmanYorLM", "FrozenGeneral", "DomainSeating", "graphical_predictive", "mixture_weights",
+           "ADAPTED_PY_FAMILY"]
 
 #: the family name of adapted Pitman-Yor LMs in configurations and model directories
 ADAPTED_PY_FAMILY = "pitman-yor-adapted"
@@ -55,6 +58,37 @@ def graphical_predictive(gathered, d, theta, lam, general, base):
         p = np.where(live, new, mix)
         out.append(p)
     return out
+
+
+def mixture_weights(gathered, d, theta, lam) -> tuple[np.ndarray, np.ndarray]:
+    """The weights of :func:`graphical_predictive`'s top order as a mixture: (domain, general).
+
+    P_n(. | u) is a mixture whose weights do not depend on the token:
+
+        P_n = sum_k W_k D_k + sum_k V_k G_k + R P_0,
+
+    with D_k the domain restaurant's tables at its order-k context ((c_uw - d_k t_uw) / (c_u. - d_k t_u.)),
+    G_k the general predictive there and P_0 the base measure. Going down from the top, the
+    restaurant of order k keeps ``a_k = (c_u. - d_k t_u.) / (theta_k + c_u.)`` of the weight that
+    reaches it for its own tables (0 without customers) and passes the rest,
+    ``(theta_k + d_k t_u.) / (theta_k + c_u.)``, to its base: lam_k of it to G_k, 1 - lam_k to
+    the domain parent, where it recurses. ``gathered`` as :func:`graphical_predictive`'s at
+    positions, shape (position,) each; d, theta, lam: (sample, order). Returns sum_k W_k (the
+    domain text's weight) and sum_k V_k (the general model's), each (sample, position); the
+    base measure's R is 1 minus both.
+    """
+    d, theta, lam = (np.atleast_2d(np.asarray(x, float)) for x in (d, theta, lam))
+    reach, domain, general = 1.0, 0.0, 0.0
+    for k in range(len(gathered) - 1, -1, -1):
+        live, _, _, Cu, Tu = (np.asarray(x, float)[None, :] for x in gathered[k])
+        dk, tk, lk = d[:, k, None], theta[:, k, None], lam[:, k, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            own = np.where(live > 0, (Cu - dk * Tu) / (tk + Cu), 0.0)
+        domain = domain + reach * own
+        reach = reach * (1.0 - own)
+        general = general + reach * lk
+        reach = reach * (1.0 - lk)
+    return domain, general
 
 
 class FrozenGeneral:
@@ -246,7 +280,7 @@ class AdaptedPitmanYorOptions(PitmanYorOptions):
                                                 "one's modes of (d, theta, lam); the last one's draws are kept")
 
 
-class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM):
+class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
     """A Pitman-Yor LM of a domain whose restaurants draw from a fitted general Pitman-Yor LM's.
 
     Made by :meth:`PitmanYorLM.adapt` (``general.adapt(domain)``), never fitted alone. The
@@ -269,6 +303,11 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM):
     departure_description = ("the general weight lam_k, the general model's share of the base the domain's restaurants "
                              "draw new tables from (1: the general model at the same context, 0: the domain's own "
                              "shorter context)")
+    domain_share_description = ("a position's predictive mixes the domain restaurants' tables along its context chain, "
+                                "the general model's predictive of every order and the base measure; the domain share "
+                                "is the tables' weight (exact): the restaurant of order k keeps (c_u - d_k t_u) / "
+                                "(theta_k + c_u) of what reaches it and passes the rest to its base, lam_k of it to the "
+                                "general model and 1 - lam_k to the domain's shorter context")
     default_model_config = {**PitmanYorLM.default_model_config,
                             "general_weight": {"dist": "Beta", "kwargs": {"alpha": 1.0, "beta": 1.0}}}
     model_options = AdaptedPitmanYorOptions
@@ -457,6 +496,38 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM):
         cum = np.cumsum(p, axis=1)
         pick = (cum < rng.random(p.shape[0])[:, None] * cum[:, -1:]).sum(axis=1)
         return np.minimum(pick, p.shape[1] - 1).astype(np.int64)
+
+    # -- where each prediction's weight comes from -------------------------------------------
+    def uncertainty_sources(self, data) -> pd.DataFrame:
+        """Per scored position: how much of the predictive's weight sits on the domain's tables.
+
+        The predictive at a position is a mixture (:func:`mixture_weights`): the domain
+        restaurants' tables along the context chain, the general predictive of every order
+        and the base measure. ``domain_share`` is the tables' total weight, an exact
+        decomposition of the predictive, averaged over the retained samples as the
+        predictive is (so it is the domain tables' weight in the posterior predictive itself);
+        ``general_share`` the general model's, 1 minus both the base measure's. Columns:
+        ``order`` (the deepest context either text has seen), ``domain_customers`` and
+        ``domain_tables`` (c_u. and t_u. of the domain restaurant there), ``general_share``,
+        ``domain_share`` and ``source``: ``"domain text"`` where the domain share >= 1/2, else
+        ``"general model"``.
+        """
+        self._check_fitted("uncertainty_sources")
+        index = self._chain_index(*self._position_chain(self.encode(data)))
+        gathered = gather_seating(self._seating(0), index)  # one domain seating serves every sample
+        d, theta = self._sample_params()
+        domain, general = mixture_weights(gathered, d, theta, self._general_weights())
+        order = np.ones(index[0][0].size, dtype=np.int64)
+        for k in range(2, self.order + 1):
+            order = np.where(index[0][k - 1] >= 0, k, order)
+        at = order[None, :] - 1 == np.arange(self.order)[:, None]  # (order, position): the position's order
+        customers = np.where(at, np.stack([g[3] for g in gathered]), 0.0).sum(axis=0)
+        tables = np.where(at, np.stack([g[4] for g in gathered]), 0.0).sum(axis=0)
+        domain_share = domain.mean(axis=0)
+        return pd.DataFrame({"order": order, "domain_customers": customers.astype(np.int64),
+                             "domain_tables": tables.astype(np.int64), "general_share": general.mean(axis=0),
+                             "domain_share": domain_share,
+                             "source": np.where(domain_share >= 0.5, "domain text", "general model")})
 
     # -- files -----------------------------------------------------------------------------
     def _family_arrays(self) -> dict[str, np.ndarray]:

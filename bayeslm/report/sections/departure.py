@@ -17,8 +17,9 @@ SOURCES = ("domain text", "general model")
 
 
 def departure_section(model, encoded, epistemic_bits: np.ndarray, hdi_prob: float) -> dict | None:
-    """Per order the departure (``orders``); per source of the positions' predictions, their count,
-    mean domain share and epistemic entropy (``sources``); the same per context order (``by_order``).
+    """Per order the departure (``orders``; ``parameter`` says what it is); per source of the positions'
+    predictions, their count, mean domain share and epistemic entropy (``sources``; ``domain_share`` says
+    what the share is); the same per context order (``by_order``).
 
     ``epistemic_bits``: the mutual information of every scored position of ``encoded``, shape (position,).
     """
@@ -40,6 +41,8 @@ def departure_section(model, encoded, epistemic_bits: np.ndarray, hdi_prob: floa
     orders = table["order"].to_numpy()
     return {
         "general_model": getattr(model, "general_", None),
+        "parameter": model.departure_description,
+        "domain_share": model.domain_share_description,
         "orders": model.departure(hdi_prob),
         "sources": [{"source": name, **group(source == name)} for name in SOURCES],
         "by_order": [{"order": int(k), **group(orders == k)} for k in np.unique(orders)],
