@@ -2,8 +2,12 @@
 
 One run, one table (issue #19): bits per character on the test text of
 ``pitman-yor-trigram-open`` (word trigram, spelling model below the unigram),
-``pitman-yor-char`` (character n-gram, order chosen on valid among ``--char-orders``) and
-KenLM's modified Kneser-Ney on the same characters (``lmplz``, order chosen on valid among
+``pitman-yor-char`` (character n-gram, order chosen on valid among ``--char-orders``),
+``gpt-char-bll`` and ``gpt-bpe-bll`` (each trained for its configuration's 15 minutes of wall
+clock: run it on a quiet machine), the mixture of the character n-gram and the character GPT
+(``MixtureLM``, weights by NUTS on the valid text: 2 chains of 500 + 500 steps; posterior mean and
+stacking weights printed)
+and KenLM's modified Kneser-Ney on the same characters (``lmplz``, order chosen on valid among
 ``--kenlm-orders``, at most 10), beside the closed word trigram (OOV spellings unpriced,
 for reference); and what the spelling model adds to the word model's fit: whole
 ``bayeslm fit`` processes, start to exit, of ``pitman-yor-trigram-open`` and of the same
@@ -18,9 +22,12 @@ counted once, on that text. KenLM and the closed word model give unseen tokens `
 probability (unpriced); the open models price every string.
 
 Targets printed as PASS/FAIL: open word model <= KenLM; character n-gram <= KenLM; the
-whole open fit's time over the whole closed fit's <= 1.25.
+mixture <= 0.98x the better of its two components; the whole open fit's time over the whole
+closed fit's <= 1.25.
 
 Run:  KENLM_BIN=... /work/main/.venv/bin/python bench/open_vocabulary.py [--char-orders 6 7 8 9 10] [--out FILE]
+      (``--no-gpt`` leaves out the two GPTs and the mixture; ``--gpt-train-seconds S`` shortens their
+      training, for a smoke run only)
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, git_state  # noqa: E402
 from compare_kenlm_py import parse_json, run  # noqa: E402
@@ -43,6 +52,8 @@ from compare_kenlm_py import parse_json, run  # noqa: E402
 DATA = REPO.parent / "shared" / "data" / "shakespeare"
 SPACE = "\u2581"  # a space, as a KenLM token
 SPELLING_SHARE = 0.25
+#: the mixture of the character n-gram and the character GPT against the better of the two
+MIXTURE_RATIO = 0.98
 
 
 def normalised_lines(data: Path, split: str) -> list[str]:
@@ -112,16 +123,52 @@ def whole_fits(lines: dict, seed: int, repeats: int, work: Path) -> dict:
             "added_share": best["open"] / best["closed"] - 1.0}
 
 
-def char_models(lines: dict, orders: list[int], seed: int) -> dict:
-    """``pitman-yor-char`` at each order; the best on valid."""
-    runs = []
+def char_models(lines: dict, orders: list[int], seed: int) -> tuple[object, dict]:
+    """``pitman-yor-char`` at each order; the model best on valid and the figures of all."""
+    runs, best_lm = [], None
     for order in orders:
-        _, run = fit_named("pitman-yor-char", lines, seed, order=order)
+        lm, run = fit_named("pitman-yor-char", lines, seed, order=order)
         print(f"  pitman-yor-char order {order}: valid {run['valid']['bits_per_character']:.4f} bits/char, "
               f"fit {run['fit_seconds']:.1f} s", flush=True)
         runs.append(run)
+        if run is min(runs, key=lambda r: r["valid"]["bits_per_character"]):
+            best_lm = lm
     best = min(runs, key=lambda r: r["valid"]["bits_per_character"])
-    return {"runs": runs, "best": best}
+    return best_lm, {"runs": runs, "best": best}
+
+
+def gpt_models(lines: dict, seed: int, train_seconds: float | None) -> tuple[object, dict]:
+    """``gpt-char-bll`` and ``gpt-bpe-bll`` trained on the train lines (the configurations' budgets unless
+    ``train_seconds``); the character GPT and the figures of both."""
+    override = {} if train_seconds is None else {"train_seconds": train_seconds}
+    out, char_lm = {}, None
+    for name in ("gpt-char-bll", "gpt-bpe-bll"):
+        start = time.perf_counter()
+        lm, out[name] = fit_named(name, lines, seed, **override)
+        out[name]["seconds"] = time.perf_counter() - start
+        print(f"  {name}: valid {out[name]['valid']['bits_per_character']:.4f}, test "
+              f"{out[name]['test']['bits_per_character']:.4f} bits/char ({out[name]['seconds']:.0f} s)", flush=True)
+        char_lm = lm if name == "gpt-char-bll" else char_lm
+    return char_lm, out
+
+
+def mixture(components: list, lines: dict, seed: int) -> dict:
+    """``MixtureLM(components)`` with its weights fitted on the valid lines; bits per character on test."""
+    import bayeslm as blm
+
+    start = time.perf_counter()
+    mix = blm.MixtureLM(components, sampler_config={"draws": 500, "tune": 500, "chains": 2, "random_seed": seed,
+                                                "progressbar": False})
+    mix.fit(lines["valid"])
+    test = mix.evaluate(lines["test"])
+    out = {"components": mix.component_names, "weights_mean": mix.weights.mean(axis=0).tolist(),
+           "weights_sd": mix.weights.std(axis=0).tolist(), "stacking_weights": mix.stacking_weights_.tolist(),
+           "seconds": time.perf_counter() - start,
+           "test": {"bits_per_character": test.predictive_bits_per_character,
+                    "bits_per_byte": test.predictive_bits_per_byte, "characters": test.characters}}
+    print(f"  mixture {out['components']}: weights {np.round(out['weights_mean'], 3).tolist()}, test "
+          f"{out['test']['bits_per_character']:.4f} bits/char ({out['seconds']:.0f} s)", flush=True)
+    return out
 
 
 def find_kenlm(explicit: str | None) -> Path:
@@ -178,13 +225,17 @@ def report(result: dict) -> dict:
         ("pitman-yor-char (order chosen on valid)", chars["order"], chars["test"]),
         ("KenLM modified Kneser-Ney on characters (order chosen on valid)", ken["order"], ken["test"]),
     ]
+    gpts = result.get("gpt")
+    if gpts:
+        rows[3:3] = [(f"{name} (order: its context in tokens)", run["order"], run["test"]) for name, run in gpts.items()]
+        rows.insert(5, ("mixture of pitman-yor-char and gpt-char-bll (weights on valid)", 0, result["mixture"]["test"]))
     print(f"\nbits per character on test ({result['test_characters']} characters of normalised text, "
           f"one newline per line); load average {result['load_before']:.2f} -> {result['load_after']:.2f}")
     print(f"command: {result['command']}")
     print(f"{'model':66} {'order':>5} {'bits/char':>10} {'bits/byte':>10}")
     for name, order, test in rows:
         per_byte = f"{test['bits_per_byte']:10.4f}" if "bits_per_byte" in test else f"{'':10}"
-        print(f"{name:66} {order:5d} {test['bits_per_character']:10.4f} {per_byte}")
+        print(f"{name:66} {order or '-':>5} {test['bits_per_character']:10.4f} {per_byte}")
     whole = result["whole_fit"]
     share = whole["added_share"]
     print(f"whole fit process: open {whole['open_seconds']:.2f} s, closed {whole['closed_seconds']:.2f} s: the "
@@ -195,6 +246,13 @@ def report(result: dict) -> dict:
         "character n-gram <= KenLM characters": chars["test"]["bits_per_character"] <= kenlm_bpc,
         f"whole open fit <= {1 + SPELLING_SHARE:.2f}x the whole closed fit": share <= SPELLING_SHARE,
     }
+    if gpts:
+        better = min(chars["test"]["bits_per_character"], gpts["gpt-char-bll"]["test"]["bits_per_character"])
+        ratio = result["mixture"]["test"]["bits_per_character"] / better
+        print(f"mixture / better component: {ratio:.4f} (weights {np.round(result['mixture']['weights_mean'], 3).tolist()}"
+              f" +- {np.round(result['mixture']['weights_sd'], 3).tolist()}, stacking "
+              f"{np.round(result['mixture']['stacking_weights'], 3).tolist()})")
+        checks[f"mixture <= {MIXTURE_RATIO}x the better of its components"] = ratio <= MIXTURE_RATIO
     for name, ok in checks.items():
         print(f"{'PASS' if ok else 'FAIL'}  {name}")
     return checks
@@ -208,6 +266,9 @@ def main(argv=None) -> int:
     parser.add_argument("--kenlm-bin", help="directory holding lmplz (default $KENLM_BIN)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=2, help="whole fit processes of each kind (best taken)")
+    parser.add_argument("--no-gpt", action="store_true", help="leave out the GPTs and the mixture")
+    parser.add_argument("--gpt-train-seconds", type=float, help="the GPTs' training budget (default: their "
+                        "configurations', 900 s; shorter for a smoke run only)")
     parser.add_argument("--out", type=Path, help="write the figures as JSON")
     args = parser.parse_args(argv)
     if not (args.data / "train").is_dir():
@@ -223,7 +284,10 @@ def main(argv=None) -> int:
         result["kenlm"] = kenlm_models(lines, args.kenlm_orders, kenlm_bin, Path(work))
         result["whole_fit"] = whole_fits(lines, args.seed, args.repeats, Path(work))
     result["word"] = word_models(lines, args.seed)
-    result["char"] = char_models(lines, args.char_orders, args.seed)
+    char_lm, result["char"] = char_models(lines, args.char_orders, args.seed)
+    if not args.no_gpt:
+        gpt_char, result["gpt"] = gpt_models(lines, args.seed, args.gpt_train_seconds)
+        result["mixture"] = mixture([char_lm, gpt_char], lines, args.seed)
     result["load_after"] = os.getloadavg()[0]
     result["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
     result["checks"] = report(result)
