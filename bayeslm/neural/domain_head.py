@@ -151,30 +151,45 @@ class DomainPosterior:
         return 0.5 * float(np.log(lam / (self.eta + lam)).sum())
 
     def block_sums(self, lam: float) -> tuple[np.ndarray, np.ndarray]:
-        """(B_domain, B_total), (D, D): the sums over tokens v of the (v, v) blocks of
-        Sigma H Sigma and of Sigma = A(lam)^-1 (see :func:`domain_share`)."""
+        """(B_domain, B_total), (D, D): for M = Sigma H Sigma and M = Sigma = A(lam)^-1, with M_vw the
+        (D, D) block of tokens v, w, ``sum_v M_vv - (1/V) sum_vw M_vw``: x~^T B x~ is the summed
+        variance of the logits centred over the tokens (see :func:`domain_share`)."""
         total = 1.0 / (self.eta + lam)
         domain = self.eta * total**2
+        V, D = self.prior.theta.shape
         if self.W is not None:
-            V, D = self.prior.theta.shape
             Wb = self.W.reshape(V, D, -1)
-            return (np.einsum("vdk,k,vek->de", Wb, domain, Wb, optimize=True),
-                    np.einsum("vdk,k,vek->de", Wb, total, Wb, optimize=True))
-        p, UB = self.prior.precision, self.prior.UB
-        return ((UB * (domain / p).sum(axis=0)) @ UB.T, (UB * (total / p).sum(axis=0)) @ UB.T)
+            Ws = Wb.sum(axis=0)
+            return tuple(np.einsum("vdk,k,vek->de", Wb, c, Wb, optimize=True) - (Ws * c) @ Ws.T / V
+                         for c in (domain, total))
+        p, UA, UB = self.prior.precision, self.prior.UA, self.prior.UB
+        centred = (1.0 - UA.sum(axis=0) ** 2 / V)[:, None]  # per token eigenvector: 1 - (1^T u_i)^2 / V
+        return tuple((UB * (centred * c / p).sum(axis=0)) @ UB.T for c in (domain, total))
 
 
 @dataclass
 class AdaptedHead:
-    """The fitted domain head: draws of theta (S, V, D), the power (its value and draws), the
-    matrices of :func:`domain_share` and a record of the fit."""
+    """The fitted domain head: its mode (V, D) and draws of theta (S, V, D), the power (its value and
+    draws), the matrices of :func:`domain_share` and a record of the fit."""
 
+    mode: np.ndarray
     thetas: np.ndarray
     power: float
     power_draws: np.ndarray
     B_domain: np.ndarray
     B_total: np.ndarray
     info: dict
+
+
+def _newton_tol(sm: SoftmaxObjective) -> float:
+    """Newton's stop, in nats: to round-off on problems held in float64, 1e-4 nats a position on large ones
+    (float32), as the last layer's own fit (bayeslm.neural.last_layer)."""
+    return 1e-9 * max(1.0, sm.N) if sm.dtype == np.float64 else 1e-4 * sm.N
+
+
+def _cg_rtol(sm: SoftmaxObjective) -> float:
+    """Conjugate gradients' stop: to round-off on small problems, half the gradient on large ones (truncated Newton)."""
+    return 1e-8 if sm.dtype == np.float64 else 0.5
 
 
 def _adapted_mode(sm, prior: LaplacePosterior, lam: float, theta: np.ndarray, tol: float):
@@ -186,11 +201,12 @@ def _adapted_mode(sm, prior: LaplacePosterior, lam: float, theta: np.ndarray, to
         return f + 0.5 * float((dev * pull).sum()), G + pull, P
 
     def step(P, G):
+        if not np.any(G):  # at the mode already (the general one, without domain positions)
+            return np.zeros_like(G)
         pre = DomainPosterior(prior, sm, P)
         Pc = P.astype(sm.dtype)
-        rtol = 1e-8 if prior.kind == "full" else 1e-3
         return conjugate_gradients(lambda S: sm.ggn_product(Pc, S, 0.0) + lam * prior.matvec(S),
-                                   lambda R: pre.solve(R, lam), G, rtol)
+                                   lambda R: pre.solve(R, lam), G, _cg_rtol(sm))
 
     return newton_minimise(value_grad, step, theta, tol=tol)
 
@@ -238,7 +254,7 @@ def fit_adapted_head(X, y, prior: LaplacePosterior, *, power: float | None, powe
     """
     V, D = prior.theta.shape
     sm = SoftmaxObjective(_augmented(X), np.asarray(y, dtype=np.int64), V)
-    tol = 1e-9 * max(1.0, sm.N) if prior.kind == "full" else 1e-4 * sm.N
+    tol = _newton_tol(sm)
     hyper = lambda l: float(power_logp(np.array([np.exp(l)]))[0]) + l  # density of log lam
     if power is None:
         lam, theta, P, curv = _evidence_power(sm, prior, hyper, tol)
@@ -257,7 +273,7 @@ def fit_adapted_head(X, y, prior: LaplacePosterior, *, power: float | None, powe
     B_domain, B_total = curv.block_sums(lam)
     info = {"power": lam, "log_power_sd": sd, "positions": int(sm.N), "hessian": prior.kind,
             "effective_parameters": curv.gamma(lam), "parameters": int(prior.size)}
-    return AdaptedHead(thetas, lam, power_draws, B_domain, B_total, info)
+    return AdaptedHead(theta, thetas, lam, power_draws, B_domain, B_total, info)
 
 
 def fit_finetuned_head(X, y, start: np.ndarray, alpha: float) -> np.ndarray:
@@ -269,18 +285,21 @@ def fit_finetuned_head(X, y, start: np.ndarray, alpha: float) -> np.ndarray:
     def step(P, G):
         pre = Curvature.at("kfac", sm, P)
         Pc = P.astype(sm.dtype)
-        return conjugate_gradients(lambda S: sm.ggn_product(Pc, S, alpha), lambda R: pre.solve(R, alpha), G, 1e-3)
+        return conjugate_gradients(lambda S: sm.ggn_product(Pc, S, alpha), lambda R: pre.solve(R, alpha), G,
+                                   _cg_rtol(sm))
 
-    return newton_minimise(lambda th: sm.value_grad(th, alpha), step, start.copy(), tol=1e-4 * max(1, sm.N))[0]
+    return newton_minimise(lambda th: sm.value_grad(th, alpha), step, start.copy(), tol=_newton_tol(sm))[0]
 
 
 def domain_share(X, B_domain: np.ndarray, B_total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per position (features X (n, d)): the domain share s and the logits' total posterior variance.
 
     The posterior covariance Sigma = A^-1 = (H + lam Lambda)^-1 splits exactly as
-    Sigma = Sigma H Sigma + lam Sigma Lambda Sigma; the logits z = theta x~ (x~ = [x, 1]) have
-    total variance sum_v Var z_v = x~^T B_total x~, of which x~^T B_domain x~ is the first
-    part's: s = x~^T B_domain x~ / x~^T B_total x~, in [0, 1]. Returns (s, variance), (n,) each.
+    Sigma = Sigma H Sigma + lam Sigma Lambda Sigma. The logits z = theta x~ (x~ = [x, 1]),
+    centred over the tokens (adding one number to every logit changes no probability), have
+    summed posterior variance sum_v Var(z_v - mean_w z_w) = x~^T B_total x~, of which
+    x~^T B_domain x~ is the first part's: s = x~^T B_domain x~ / x~^T B_total x~, in [0, 1].
+    Returns (s, variance), (n,) each.
     """
     Xa = _augmented(X)
     total = np.einsum("nd,de,ne->n", Xa, B_total, Xa, optimize=True)
