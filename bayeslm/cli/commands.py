@@ -255,13 +255,15 @@ def _print_adapt(model, args, out: Path, n_domain: int) -> None:
     if args.json:
         from bayeslm.stats.diagnostics import sampler_problems, summary
 
-        table = summary(model.idata, var_names=_summary_vars(model))
+        names = _summary_vars(model)
+        table = summary(model.idata, var_names=names) if names != [] else None  # [] : independent draws, no rows
         print_json({
             "schema": "bayeslm.adapt/2", "out": str(out), "base": str(args.base), "general_model": model.general_,
             "adapt_seconds": model.fit_seconds_, "domain_tokens": n_domain, "vocabulary": len(model.vocab_),
             "valid": [str(v) for v in args.valid or []], "departure": departure,
             "inference": model.idata["posterior"].attrs.get("inference_method"),
-            "diagnostics": json.loads(table.to_json(orient="index")), **sampler_problems(model.idata),
+            "diagnostics": json.loads(table.to_json(orient="index")) if table is not None else {},
+            **sampler_problems(model.idata),
         })
         return
     print(f"adapted {args.base} ({model.family.removesuffix('-adapted')} order {model.order}) to {n_domain} domain "

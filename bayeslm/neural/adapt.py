@@ -46,6 +46,7 @@ class _DomainGPT(GPTLM):
     ``_general`` while fitting; the general model's body (kept as a copy in the directory),
     vocabulary and tokenizer; the domain text read as the general model reads text."""
 
+    family = ""  # not a family of its own (a class with a family name registers as that family's)
     model_options = AdaptedGPTOptions
     fits_with_pymc = False
 
