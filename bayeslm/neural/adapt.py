@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from bayeslm.core.protocol import AdaptedToDomain
+from bayeslm.core.protocol import AdaptedToDomain, domain_text, fit_adapted, power_meaning
 from bayeslm.core.settings import number
-from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError, ModelFileError, VocabularyMismatchError
-from bayeslm.neural.domain_head import LaplacePosterior, domain_share, fit_adapted_head, fit_finetuned_head
+from bayeslm.exceptions import BayesLMError, ConfigError, ModelFileError
+from bayeslm.neural.domain_head import domain_share, fit_adapted_head, fit_finetuned_head
 from bayeslm.neural.gpt import GPTLM, GPTOptions
 from bayeslm.stats.intervals import HDI_PROB, hdi
 from bayeslm.text.corpus import Corpus
@@ -76,13 +76,7 @@ class _DomainGPT(GPTLM):
         config["model"] = {**config["model"], **options, "family": cls.family, "train_steps": 0,
                            "init_from": None, "checkpoint_dir": None}
         config["prior"] = {**config.get("prior", {}), **(model_config or {})}
-        lm = cls.from_config(config, tokenizer=general.tokenizer_)
-        lm.vocab_, lm._general = general.vocab_, general
-        try:
-            lm.fit(domain, valid, **sampler_kwargs)
-        finally:
-            lm._general = None
-        return lm
+        return fit_adapted(cls, general, config, domain, valid, sampler_kwargs)
 
     def adapt(self, domain, valid=None, **kwargs):
         raise BayesLMError("adapt the general model to each domain; an adapted model is not adapted again")
@@ -94,22 +88,11 @@ class _DomainGPT(GPTLM):
 
     def _prepare_training(self, corpus) -> Corpus:
         """The domain text in the general model's vocabulary; its tokenizer must be the general model's."""
-        if self._general is None:
-            raise BayesLMError("an adapted model is made by general.adapt(domain), not fitted alone")
-        if not isinstance(corpus, Corpus):
-            raise ConfigError(f"adapt needs the domain text as a Corpus, got {type(corpus).__name__}")
-        if corpus.tokenizer != self._general.tokenizer_:
-            raise VocabularyMismatchError(f"the domain text was tokenised with {corpus.tokenizer!r}, the general "
-                                          f"model with {self._general.tokenizer_!r}")
-        domain = corpus.with_vocabulary(self.vocab_)
-        if domain.n_tokens == 0:
-            raise CorpusError("the domain text has no tokens: nothing to adapt to")
-        return domain
+        return domain_text(corpus, self._general)
 
-    def _domain_positions(self, train: Corpus, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """Features and next tokens at the domain text's positions (at most ``fit_positions``, drawn at random)."""
-        _, X, y = self._targets(train)
-        n = int(self.options["fit_positions"])
+    def _positions(self, text: Corpus, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Features and next tokens at a text's positions (at most ``n``, drawn at random)."""
+        _, X, y = self._targets(text)
         if y.size > n:
             keep = np.sort(np.random.default_rng(seed).choice(y.size, n, replace=False))
             X, y = X[keep], y[keep]
@@ -125,8 +108,9 @@ class _DomainGPT(GPTLM):
         seed = int(seed) if seed is not None else int(np.random.default_rng().integers(2**31))
         self.train_result_ = self.fit_split_ = None
         self._set_body(general.body_)  # frozen: shared while adapting, its weights copied when saved
-        X, y = self._domain_positions(train, seed)
-        thetas, extra, attrs = self._fit_head(general, X, y, int(sampler["draws"]), np.random.default_rng(seed))
+        X, y = self._positions(train, int(self.options["fit_positions"]), seed)
+        valid_xy = self._positions(valid, int(self.options["valid_positions"]), seed + 1) if valid is not None else None
+        thetas, extra, attrs = self._fit_head(general, X, y, valid_xy, int(sampler["draws"]), np.random.default_rng(seed))
         V, D = thetas.shape[1:]
         idata = az.from_dict(posterior={"W": thetas[None, :, :, :-1], "b": thetas[None, :, :, -1], **extra},
                              coords={"token": list(self.vocab_.tokens), "feature": np.arange(D - 1)},
@@ -139,8 +123,9 @@ class _DomainGPT(GPTLM):
         self.bll_.idata = idata
         return idata
 
-    def _fit_head(self, general: GPTLM, X, y, draws: int, rng) -> tuple[np.ndarray, dict, dict]:
-        """Draws of theta (S, V, D), other posterior variables and attrs."""
+    def _fit_head(self, general: GPTLM, X, y, valid_xy, draws: int, rng) -> tuple[np.ndarray, dict, dict]:
+        """Draws of theta (S, V, D), other posterior variables and attrs (``valid_xy``: validation
+        features and next tokens, or None)."""
         raise NotImplementedError
 
     def _restore_family(self, arrays: dict) -> None:
@@ -181,14 +166,15 @@ class AdaptedGPTLM(_DomainGPT, AdaptedToDomain):
     def diagnostic_var_names(self) -> list[str]:
         return []  # independent draws of a Gaussian and of lam's Laplace approximation: no chain
 
-    def _fit_head(self, general, X, y, draws, rng):
+    def _fit_head(self, general, X, y, valid_xy, draws, rng):
         prior = general.laplace_posterior_
         if prior is None:
             raise BayesLMError("the general GPT keeps no Laplace posterior of its last layer (fitted with "
                                f"method {general.options['method']!r}, or saved before 2026-12-04): refit it with "
                                "method laplace, advi, advi_lowrank or nuts to adapt it")
         head = fit_adapted_head(X, y, prior, power=self.options["power"],
-                                power_logp=self.model_config["power"].numpy_logp(), draws=draws, rng=rng)
+                                power_logp=self.model_config["power"].numpy_logp(), draws=draws, rng=rng,
+                                valid=valid_xy)
         self.share_domain_, self.share_total_ = head.B_domain, head.B_total
         attrs = {"inference_method": "laplace", **{f"adapt_{k}": v for k, v in head.info.items()}}
         return head.thetas, {"power": head.power_draws[None, :]}, attrs
@@ -240,7 +226,7 @@ class FineTunedGPTLM(_DomainGPT):
     def diagnostic_var_names(self) -> list[str]:
         return []
 
-    def _fit_head(self, general, X, y, draws, rng):
+    def _fit_head(self, general, X, y, valid_xy, draws, rng):
         start = general.bll_.theta_draws().mean(axis=0)
         if general.laplace_posterior_ is not None:
             start = general.laplace_posterior_.theta
@@ -251,10 +237,8 @@ class FineTunedGPTLM(_DomainGPT):
 
 def _power_words(low: float, high: float) -> str:
     """What the power's interval [low, high] says, in words."""
-    if low > 1:
-        return "the general model counts more than the domain text taken as more general text"
-    if high >= 1:
-        return "close to the domain text taken as more of the general text (lam = 1)"
-    if high < 0.01:
-        return "the domain text nearly alone: the general posterior's precision counts under 1%"
-    return f"departs from the general model: its posterior precision counts {low:.2g} to {high:.2g}"
+    return power_meaning(low, high, ("the general model counts more than the domain text taken as more general text",
+                                     "close to the domain text taken as more of the general text (lam = 1)",
+                                     "the domain text nearly alone: the general posterior's precision counts under 1%",
+                                     "departs from the general model: its posterior precision counts {low:.2g} to "
+                                     "{high:.2g}"))

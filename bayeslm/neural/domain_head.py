@@ -241,29 +241,69 @@ def _evidence_power(sm, prior, hyper, tol, rounds: int = 30) -> tuple[float, np.
     return lam, theta, P, DomainPosterior(prior, sm, P)
 
 
+def _validation_power(sm, prior, hyper, tol, valid, draws: int = 32) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """The power maximising the validation positions' log posterior-predictive probability times lam's
+    prior, in log lam: a grid of step 2 over log lam in [-8, 8], then Brent's bounded search around
+    its best point (to 0.02). The predictive is the Laplace posterior's at each lam, by ``draws``
+    draws with common random numbers (the same standard normals at every lam, so the objective is
+    smooth in lam). Returns (lam, sd of log lam from the objective's curvature there, the mode, p at it)."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax, logsumexp
+
+    Xv, yv = valid
+    Xa, yv = _augmented(Xv), np.asarray(yv, dtype=np.int64)
+    rows = np.arange(yv.size)
+    modes = {}
+
+    def objective(l: float) -> float:  # - (validation log predictive + log prior of log lam)
+        lam = float(np.exp(l))
+        start = modes[min(modes, key=lambda k: abs(k - l))][0] if modes else prior.theta.copy()
+        modes[l] = _adapted_mode(sm, prior, lam, start, tol)
+        theta, _, P = modes[l]
+        thetas = theta + DomainPosterior(prior, sm, P).sample(draws, lam, np.random.default_rng(0))
+        log_probs = np.stack([log_softmax(Xa @ t.T, axis=1)[rows, yv] for t in thetas])
+        return -float((logsumexp(log_probs, axis=0) - np.log(draws)).sum()) - hyper(l)
+
+    grid = np.arange(-8.0, 8.01, 2.0)
+    best = float(grid[int(np.argmin([objective(float(l)) for l in grid]))])
+    l0 = float(minimize_scalar(objective, bounds=(best - 2.0, best + 2.0), method="bounded",
+                               options={"xatol": 0.02}).x)
+    h = 0.25
+    second = -(objective(l0 + h) - 2 * objective(l0) + objective(l0 - h)) / h**2
+    theta, _, P = modes[l0]
+    return float(np.exp(l0)), 1.0 / np.sqrt(-second) if second < 0 else 1.0, theta, P
+
+
 def fit_adapted_head(X, y, prior: LaplacePosterior, *, power: float | None, power_logp, draws: int,
-                     rng: np.random.Generator) -> AdaptedHead:
+                     rng: np.random.Generator, valid=None) -> AdaptedHead:
     """The last layer of domain positions (features X (N, d), next tokens y (N,)) under the prior
     N(theta_G, (lam Lambda)^-1), ``prior`` = N(theta_G, Lambda^-1) the general posterior.
 
-    ``power``: lam, or None to choose it at the maximum of the Laplace evidence times its prior
-    (``power_logp``: log density of lam, numpy). The posterior of theta is the Laplace
-    approximation at that lam (``draws`` draws); the power's posterior is the Laplace
-    approximation of log lam's (the evidence's curvature in log lam), whose draws are reported
-    (``power_draws``) but not mixed into theta's (the general model's alpha is treated alike).
+    ``power``: lam, or None to choose it: with validation positions ``valid`` = (features,
+    next tokens) at the maximum of their log posterior-predictive probability times lam's prior
+    (:func:`_validation_power`), else at the maximum of the Laplace evidence
+    times lam's prior (``power_logp``: log density of lam, numpy). The posterior of theta is the
+    Laplace approximation at that lam (``draws`` draws); the power's posterior is the Laplace
+    approximation of log lam's (the chosen objective's curvature in log lam), whose draws are
+    reported (``power_draws``) but not mixed into theta's (as the general model's alpha).
     """
     V, D = prior.theta.shape
     sm = SoftmaxObjective(_augmented(X), np.asarray(y, dtype=np.int64), V)
     tol = _newton_tol(sm)
     hyper = lambda l: float(power_logp(np.array([np.exp(l)]))[0]) + l  # density of log lam
-    if power is None:
+    chosen_by = "given"
+    if power is None and valid is not None:
+        lam, sd, theta, P = _validation_power(sm, prior, hyper, tol, valid)
+        curv, chosen_by = DomainPosterior(prior, sm, P), "validation"
+        power_draws = np.exp(np.log(lam) + sd * rng.standard_normal(draws))
+    elif power is None:
         lam, theta, P, curv = _evidence_power(sm, prior, hyper, tol)
         h = 0.25
         at = lambda l: _log_power_posterior(sm, prior, curv, theta, lam, l, hyper)
         l0 = float(np.log(lam))
         second = (at(l0 + h) - 2 * at(l0) + at(l0 - h)) / h**2
         sd = 1.0 / np.sqrt(-second) if second < 0 else 1.0
-        power_draws = np.exp(l0 + sd * rng.standard_normal(draws))
+        power_draws, chosen_by = np.exp(l0 + sd * rng.standard_normal(draws)), "evidence"
     else:
         lam = float(power)
         theta, _, P = _adapted_mode(sm, prior, lam, prior.theta.copy(), tol)
@@ -271,8 +311,8 @@ def fit_adapted_head(X, y, prior: LaplacePosterior, *, power: float | None, powe
         power_draws, sd = np.full(draws, lam), 0.0
     thetas = theta + curv.sample(draws, lam, rng)
     B_domain, B_total = curv.block_sums(lam)
-    info = {"power": lam, "log_power_sd": sd, "positions": int(sm.N), "hessian": prior.kind,
-            "effective_parameters": curv.gamma(lam), "parameters": int(prior.size)}
+    info = {"power": lam, "log_power_sd": sd, "power_chosen_by": chosen_by, "positions": int(sm.N),
+            "hessian": prior.kind, "effective_parameters": curv.gamma(lam), "parameters": int(prior.size)}
     return AdaptedHead(theta, thetas, lam, power_draws, B_domain, B_total, info)
 
 

@@ -457,23 +457,15 @@ class GPTLM(BayesianLM):
         """A GPT of ``domain`` text: this model's body, frozen, and its last layer refitted on the domain.
 
         ``head="bayes"``: the last layer's prior is this model's Laplace posterior raised to a
-        power lam, N(theta, (lam Lambda)^-1), lam chosen by evidence (how far the domain
-        departs); ``head="map"``: plain fine-tuning of the head (MAP with the weight decay
+        power lam, N(theta, (lam Lambda)^-1), lam chosen on ``valid`` or by evidence (how far the
+        domain departs); ``head="map"``: plain fine-tuning of the head (MAP with the weight decay
         ``l2``), for comparison. This model is not changed (docs/domain.md, "GPT").
 
-        Parameters
-        ----------
-        domain : Corpus
-            Domain text, tokenised with this model's tokenizer (``lm.read(paths)``).
-        valid : Corpus, optional
-            Domain validation text: the generator's flag threshold.
-        **kwargs
-            ``model_config`` (``{"power": Prior}``), ``options`` (``power``, ``fit_positions``)
-            and sampler settings for this call (``draws``, ``random_seed``).
-
-        Returns
-        -------
-        AdaptedGPTLM or FineTunedGPTLM (:mod:`bayeslm.neural.adapt`)
+        ``domain`` is a Corpus in this model's tokenizer (``lm.read(paths)``); ``valid``, domain
+        validation text, chooses lam (its positions' probability under the posterior mode) and
+        the generator's flag threshold. ``kwargs``: ``model_config`` (``{"power": Prior}``),
+        ``options`` (``power``, ``fit_positions``) and sampler settings (``draws``, ``random_seed``).
+        Returns an AdaptedGPTLM or a FineTunedGPTLM (:mod:`bayeslm.neural.adapt`).
         """
         self._check_fitted("adapt")
         families = {"bayes": "gpt-bll-adapted", "map": "gpt-bll-finetuned"}
