@@ -15,12 +15,14 @@ models of domain_adapt.py.
    ``model.train_seconds`` = ``--train-seconds`` (and ``--set`` overrides of the body), as a
    whole process; or ``--general DIR``, a model directory fitted before (its directory is
    not changed).
-2. per domain size: ``bayeslm adapt GENERAL --train domain_N --valid julius_caesar``
-   (``gpt-bll-adapted``: the last layer's prior is the general Laplace posterior raised to the
-   power lam, chosen by evidence) and the same with ``--set model.head=map``
-   (``gpt-bll-finetuned``: plain fine-tuning of the head), each a whole process; test
-   perplexity per character of the general model and of both adapted ones; the power's
-   posterior mean and HDI, and the mean domain share of the test positions.
+2. per domain size, ``bayeslm adapt GENERAL --train domain_N`` as a whole process, four ways
+   (``HEADS``): ``gpt-bll-adapted`` (the last layer's prior is the general Laplace posterior
+   raised to the power lam) with lam chosen on ``--valid julius_caesar``, by evidence, or
+   fixed at 1 (the general posterior as the prior: the sequential Bayes update); and
+   ``--set model.head=map`` (``gpt-bll-finetuned``: plain fine-tuning of the head). Test
+   perplexity per character of the general model and of each adapted one (all share the
+   general body: the test features are computed once); the power's posterior mean and HDI,
+   the mean domain share of the test positions, seconds.
 
 Run (one torch thread: OMP_NUM_THREADS=1)
 ---
@@ -51,7 +53,11 @@ from domain_adapt import (
     write_lines,
 )
 
-HEADS = {"gpt adapted (bayes)": [], "gpt fine-tuned head (map)": ["--set", "model.head=map"]}
+#: the adaptations compared: name -> (directory name, ``bayeslm adapt`` arguments beyond the common ones)
+HEADS = {"bayes, lam on valid": ("valid", ["--valid", *map(str, play_paths(DOMAIN_VALID))]),
+         "bayes, lam by evidence": ("evidence", []),
+         "bayes, lam = 1": ("one", ["--set", "model.power=1"]),
+         "map fine-tuned head": ("map", ["--set", "model.head=map"])}
 
 
 def domain_pool(seed: int):
@@ -77,25 +83,30 @@ def general_model(args, work: Path) -> tuple[Path, dict | None]:
     return out, {"wall_seconds": process["wall_seconds"], "fit_seconds": process["json"]["fit_seconds"]}
 
 
-def run_size(args, general_dir: Path, test, lines, pool, order, words: int, work: Path) -> dict:
-    """Both heads adapted on the domain text of ``words`` words: test perplexity, power, share, seconds."""
+def run_size(args, general_dir: Path, test_xy, lines, pool, order, words: int, work: Path) -> dict:
+    """Every adaptation on the domain text of ``words`` words: test perplexity, power, share, seconds.
+
+    The adapted models share the general body, so the test text's features are computed once
+    (``test_xy``) and each model's last layer scores them (what ``predictive_log_prob`` does).
+    """
     import bayeslm as blm
+    from bayeslm.neural.domain_head import domain_share
 
     index = first_words(pool, order, words)
     path = write_lines(work / f"domain_{words}.txt", [lines[i] for i in index])
     row = {"domain_words": int(pool.select(index).n_tokens), "domain_lines": int(index.size), "methods": {}}
     print(f"domain text of {row['domain_words']} words ...", flush=True)
-    for name, extra in HEADS.items():
-        out = work / f"{name.split()[1]}_{words}"
-        process = bayeslm_process(["adapt", str(general_dir), "--train", str(path), "--valid",
-                                   *map(str, play_paths(DOMAIN_VALID)), "--out", str(out), "--seed", "1",
+    X, y = test_xy
+    for name, (short, extra) in HEADS.items():
+        out = work / f"{short}_{words}"
+        process = bayeslm_process(["adapt", str(general_dir), "--train", str(path), "--out", str(out), "--seed", "1",
                                    "--set", f"sampler.draws={args.draws}", *extra])
         model = blm.load(out)
-        result = {"test_perplexity": float(np.exp(-model.predictive_log_prob(test).mean())),
+        result = {"test_perplexity": float(np.exp(-model.bll_.predictive_log_prob(X, y).mean())),
                   "adapt_seconds": process["json"]["adapt_seconds"], "wall_seconds": process["wall_seconds"],
                   "domain_tokens": process["json"]["domain_tokens"], "departure": process["json"]["departure"]}
         if process["json"]["departure"]:
-            result["mean_domain_share"] = float(model.uncertainty_sources(test)["domain_share"].mean())
+            result["mean_domain_share"] = float(domain_share(X, model.share_domain_, model.share_total_)[0].mean())
             result["attrs"] = {k: v for k, v in model.idata["posterior"].attrs.items() if k.startswith("adapt_")}
         row["methods"][name] = result
     return row
@@ -105,18 +116,21 @@ def print_table(result: dict) -> None:
     rows = result["sizes"]
     print(f"\ngeneral GPT: test perplexity per character {result['general']['test_perplexity']:.4f} "
           f"({result['general'].get('process')})")
-    print(f"{'test perplexity / char':28s}" + "".join(f"{r['domain_words']:>12d}" for r in rows))
-    print(f"{'gpt general':28s}" + "".join(f"{result['general']['test_perplexity']:12.4f}" for _ in rows))
+    print(f"{'test perplexity / char':26s}" + "".join(f"{r['domain_words']:>14d}" for r in rows))
+    print(f"{'gpt general':26s}" + "".join(f"{result['general']['test_perplexity']:14.4f}" for _ in rows))
     for name in HEADS:
-        print(f"{name:28s}" + "".join(f"{r['methods'][name]['test_perplexity']:12.4f}" for r in rows))
-    bayes = [r["methods"]["gpt adapted (bayes)"] for r in rows]
-    print(f"{'power lam (mean)':28s}" + "".join(f"{b['departure'][0]['mean']:12.3g}" for b in bayes))
-    print(f"{'power 94% HDI':28s}" + "".join(f"{b['departure'][0]['hdi_low']:6.2g}-{b['departure'][0]['hdi_high']:<5.2g}"
-                                             for b in bayes))
-    print(f"{'mean domain share (test)':28s}" + "".join(f"{b['mean_domain_share']:12.3f}" for b in bayes))
+        print(f"{name:26s}" + "".join(f"{r['methods'][name]['test_perplexity']:14.4f}" for r in rows))
     for name in HEADS:
-        print(f"{name[:18] + ' s (fn/process)':28s}" + "".join(
-            f"{r['methods'][name]['adapt_seconds']:5.1f}/{r['methods'][name]['wall_seconds']:<6.1f}" for r in rows))
+        if not rows[0]["methods"][name]["departure"]:
+            continue
+        cells = [r["methods"][name] for r in rows]
+        print(f"{HEADS[name][0] + ': lam [94% HDI]':26s}" + "".join(
+            f"{c['departure'][0]['mean']:6.3g} [{c['departure'][0]['hdi_low']:.2g},{c['departure'][0]['hdi_high']:.2g}]"
+            .rjust(14) for c in cells))
+        print(f"{HEADS[name][0] + ': test domain share':26s}" + "".join(f"{c['mean_domain_share']:14.3f}" for c in cells))
+    for name in HEADS:
+        print(f"{HEADS[name][0] + ': seconds fn/process':26s}" + "".join(
+            f"{r['methods'][name]['adapt_seconds']:.1f}/{r['methods'][name]['wall_seconds']:.1f}".rjust(14) for r in rows))
 
 
 def main(argv=None) -> int:
@@ -147,17 +161,20 @@ def main(argv=None) -> int:
         if args.test_lines is not None:
             test = test.select(np.arange(min(args.test_lines, test.n_sentences)))
         lines, pool, order = domain_pool(args.seed)
+        _, X, y = general._targets(test)  # the test positions' features, shared by every adapted model
         result = {"general": {"dir": str(general_dir), "process": process, "config": general.get_config()["model"],
-                              "test_perplexity": float(np.exp(-general.predictive_log_prob(test).mean())),
-                              "test_positions": int(test.n_tokens + test.n_sentences)},
-                  "sizes": [run_size(args, general_dir, test, lines, pool, order, words, work) for words in args.sizes],
+                              "test_perplexity": float(np.exp(-general.bll_.predictive_log_prob(X, y).mean())),
+                              "test_positions": int(y.size)},
+                  "sizes": [run_size(args, general_dir, (X, y), lines, pool, order, words, work)
+                            for words in args.sizes],
                   "command": " ".join(sys.argv), "load_average_after": os.getloadavg()[0], **git_state()}
-    print_table(result)
-    print(f"load average after: {result['load_average_after']:.2f}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o)) + "\n", encoding="utf-8")
+        args.out.write_text(json.dumps(result, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+                            + "\n", encoding="utf-8")
         print(f"wrote {args.out}")
+    print_table(result)
+    print(f"load average after: {result['load_average_after']:.2f}")
     return 0
 
 

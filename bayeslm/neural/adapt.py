@@ -3,7 +3,8 @@
 ``general.adapt(domain)`` on a fitted :class:`~bayeslm.neural.gpt.GPTLM` returns an
 :class:`AdaptedGPTLM` (``head="bayes"``): the last layer's prior is the general last layer's
 Laplace posterior N(theta_G, Lambda^-1) raised to a power lam, N(theta_G, (lam Lambda)^-1)
-(:mod:`bayeslm.neural.domain_head`), lam chosen by evidence: how far the domain departs. With
+(:mod:`bayeslm.neural.domain_head`), lam chosen on domain validation text or by evidence: how far
+the domain departs. With
 ``head="map"`` it returns a :class:`FineTunedGPTLM`: plain fine-tuning of the head (MAP with
 the body's weight decay), for comparison. Both keep a copy of the body in their directory and
 answer the protocol as a GPTLM does. docs/domain.md ("GPT").
@@ -25,12 +26,10 @@ from bayeslm.neural.gpt import GPTLM, GPTOptions
 from bayeslm.stats.intervals import HDI_PROB, hdi
 from bayeslm.text.corpus import Corpus
 
-__all__ = ["AdaptedGPTLM", "FineTunedGPTLM", "AdaptedGPTOptions", "ADAPTED_FAMILY", "FINETUNED_FAMILY", "HEADS"]
+__all__ = ["AdaptedGPTLM", "FineTunedGPTLM", "AdaptedGPTOptions", "ADAPTED_FAMILY", "FINETUNED_FAMILY"]
 
-ADAPTED_FAMILY = "gpt-bll-adapted"
-FINETUNED_FAMILY = "gpt-bll-finetuned"
-#: ``adapt(head=...)``: the Bayesian adaptation, or plain fine-tuning of the head
-HEADS = {"bayes": ADAPTED_FAMILY, "map": FINETUNED_FAMILY}
+ADAPTED_FAMILY = "gpt-bll-adapted"  # GPTLM.adapt(head="bayes")
+FINETUNED_FAMILY = "gpt-bll-finetuned"  # GPTLM.adapt(head="map")
 _SHARE = "domain_share."  # prefix of the domain-share matrices in arrays.npz
 
 
@@ -38,7 +37,8 @@ class AdaptedGPTOptions(GPTOptions):
     """The ``[model]`` options of an adapted GPT: the general model's, and the power."""
 
     power: number(gt=0.0, optional=True) = Field(
-        None, description="the power of the general posterior in the domain's prior (none: chosen by evidence)")
+        None, description="the power of the general posterior in the domain's prior (none: chosen on the "
+                          "validation text, or by evidence without one)")
 
 
 class _DomainGPT(GPTLM):
@@ -140,9 +140,10 @@ class AdaptedGPTLM(_DomainGPT, AdaptedToDomain):
 
     Made by ``general.adapt(domain)`` (:meth:`GPTLM.adapt`). lam = 1 is the posterior of the
     general data then the domain's (the domain text counted as more of the general text);
-    lam < 1 lets the domain depart; lam -> infinity is the general model at its mode. The
-    posterior's ``power`` holds lam's draws (its Laplace approximation in log lam from the
-    evidence; the last layer's draws are at its evidence mode). Learned state beside the
+    lam < 1 lets the domain depart; lam -> infinity is the general model at its mode. lam is
+    chosen on domain validation text (its posterior-predictive probability) or, without one,
+    by evidence; the posterior's ``power`` holds lam's draws (the Laplace approximation of log
+    lam's posterior there; the last layer's draws are at the chosen lam). Learned state beside the
     GPTLM's: ``general_`` and the domain-share matrices ``share_domain_``, ``share_total_``
     (:meth:`uncertainty_sources`).
     """

@@ -116,13 +116,10 @@ class DomainPosterior:
     def __init__(self, prior: LaplacePosterior, sm: SoftmaxObjective, P: np.ndarray):
         self.prior = prior
         if prior.kind == "full":
-            H = Curvature.at("full", sm, P)
-            root = prior.U / np.sqrt(prior.precision)  # U diag(p^-1/2): Lambda^-1/2 = root U^T
-            half = root @ prior.U.T
-            HU = (H.U * H.lam) @ H.U.T
-            self.eta, Q = np.linalg.eigh(half @ HU @ half)
-            self.eta = np.maximum(self.eta, 0.0)
-            self.W = half @ Q
+            H = Curvature.at("full", sm, P)  # the domain's GGN, eigendecomposed
+            half = (prior.U / np.sqrt(prior.precision)) @ prior.U.T  # Lambda^-1/2
+            eta, Q = np.linalg.eigh(half @ ((H.U * H.lam) @ H.U.T) @ half)
+            self.eta, self.W = np.maximum(eta, 0.0), half @ Q
         else:
             self.eta = ggn_diagonal_in_basis(sm, P, prior.UA, prior.UB) / prior.precision
             self.W = None

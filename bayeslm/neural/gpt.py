@@ -21,13 +21,13 @@ from pydantic import Field, model_validator
 
 from bayeslm.core.base import BayesianLM, check_units, in_units
 from bayeslm.core.settings import Invalid, ModelOptions, choice, flag, number, text, whole
+from bayeslm.core.storage import family_class
 from bayeslm.exceptions import (
     BayesLMError,
     ConfigError,
     ModelFileError,
     VocabularyMismatchError,
 )
-from bayeslm.core.storage import family_class
 from bayeslm.neural.domain_head import LaplacePosterior
 from bayeslm.neural.last_layer import HESSIANS, METHODS, PRIOR_MEANS
 from bayeslm.text.corpus import Corpus
