@@ -98,3 +98,13 @@ def test_bad_input_is_refused_in_one_line(gpt_lm, adapted):
     without.laplace_posterior_ = None
     with pytest.raises(BayesLMError, match="keeps no Laplace posterior"):
         without.adapt(gpt_lm.encode(DOMAIN))
+
+
+def test_a_directory_without_its_body_or_its_share_matrices_is_refused(adapted, tmp_path):
+    from bayeslm.exceptions import ModelFileError
+
+    loaded = blm.load(adapted.save(tmp_path / "adapted"))
+    arrays = loaded._family_arrays()
+    for missing, message in (("body_config", "no GPT body"), ("domain_share.total", "domain-share matrices")):
+        with pytest.raises(ModelFileError, match=message):
+            loaded._restore_family({k: v for k, v in arrays.items() if k != missing})
