@@ -31,6 +31,11 @@ __all__ = ["AdaptedGPTLM", "FineTunedGPTLM", "AdaptedGPTOptions", "ADAPTED_FAMIL
 ADAPTED_FAMILY = "gpt-bll-adapted"  # GPTLM.adapt(head="bayes")
 FINETUNED_FAMILY = "gpt-bll-finetuned"  # GPTLM.adapt(head="map")
 _SHARE = "domain_share."  # prefix of the domain-share matrices in arrays.npz
+#: what the power's 94% interval means: above 1, holding 1, below 0.01, else (core.protocol.power_meaning)
+_POWER_WORDS = ("the general model counts more than the domain text taken as more general text",
+                "close to the domain text taken as more of the general text (lam = 1)",
+                "the domain text nearly alone: the general posterior's precision counts under 1%",
+                "departs from the general model: its posterior precision counts {low:.2g} to {high:.2g}")
 
 
 class AdaptedGPTOptions(GPTOptions):
@@ -187,7 +192,7 @@ class AdaptedGPTLM(_DomainGPT, AdaptedToDomain):
         low, high = hdi(values, hdi_prob=hdi_prob)
         return [{"order": int(self.order), "mean": float(values.mean()), "sd": float(values.std()),
                  "hdi_low": float(low), "hdi_high": float(high), "hdi_prob": float(hdi_prob),
-                 "meaning": _power_words(float(low), float(high))}]
+                 "meaning": power_meaning(float(low), float(high), _POWER_WORDS)}]
 
     def uncertainty_sources(self, data) -> pd.DataFrame:
         """Per scored position: how much of the last layer's posterior spread there the domain text accounts for.
@@ -234,12 +239,3 @@ class FineTunedGPTLM(_DomainGPT):
         alpha = float(self.options["l2"]) * max(1, y.size)
         theta = fit_finetuned_head(X, y, start, alpha)
         return theta[None], {}, {"inference_method": "map", "finetune_prior_precision": alpha}
-
-
-def _power_words(low: float, high: float) -> str:
-    """What the power's interval [low, high] says, in words."""
-    return power_meaning(low, high, ("the general model counts more than the domain text taken as more general text",
-                                     "close to the domain text taken as more of the general text (lam = 1)",
-                                     "the domain text nearly alone: the general posterior's precision counts under 1%",
-                                     "departs from the general model: its posterior precision counts {low:.2g} to "
-                                     "{high:.2g}"))
