@@ -20,6 +20,7 @@ from bayeslm.exceptions import (
 )
 from bayeslm.mixture.model import MixtureLM
 from bayeslm.neural.gpt import GPTLM  # imports torch only inside its methods
+from bayeslm.neural.adapt import AdaptedGPTLM, FineTunedGPTLM
 from bayeslm.neural.last_layer import BayesianLastLayer
 from bayeslm.ngram.adapt import AdaptedDirichletLM
 from bayeslm.ngram.pitman_yor.adapt import AdaptedPitmanYorLM
@@ -52,6 +53,7 @@ from bayeslm.text.vocab import Vocabulary
 __all__ = [
     "__version__",
     "AdaptedDirichletLM",
+    "AdaptedGPTLM",
     "AdaptedPitmanYorLM",
     "BayesianLM",
     "BayesianLastLayer",
@@ -63,6 +65,7 @@ __all__ = [
     "BayesLMError",
     "DifferentModelError",
     "DirichletLM",
+    "FineTunedGPTLM",
     "MixtureLM",
     "Evaluation",
     "GPTConfig",

@@ -188,8 +188,33 @@ ADAPT_SETTABLE = ("sampler.", "prior.concentration.", "model.entropy_draws")
 #: the same for a Pitman-Yor general model (docs/domain.md, "Pitman-Yor")
 ADAPT_SETTABLE_PITMAN_YOR = ("sampler.", "prior.discount.", "prior.strength_plus_discount.", "prior.general_weight.",
                              "model.rounds", "model.retain", "model.entropy_draws")
+#: the same for a GPT general model (docs/domain.md, "GPT"); ``model.head=map``: plain fine-tuning of the head
+ADAPT_SETTABLE_GPT = ("sampler.", "prior.power.", "model.power", "model.fit_positions", "model.head")
+
+
+def _adapt_settings(general, adapted_classes: dict, base) -> tuple[type, tuple[str, ...], str]:
+    """The adapted class of a general model, what ``--set`` may change for it and why the rest is refused."""
+    adapted_class = adapted_classes.get(type(general))
+    if adapted_class is None:
+        raise ConfigError(f"{base}: holds a {general.family!r} model; adapt needs a Dirichlet or Pitman-Yor n-gram "
+                          "model or a GPT (family 'dirichlet', 'pitman-yor' or 'gpt-bll')" + (
+                              ", the general one it was adapted from"
+                              if general.family.endswith(("-adapted", "-finetuned")) else ""))
+    why = " (the adapted model reads text as the general model does)"
+    if general.family == "dirichlet":
+        return adapted_class, ADAPT_SETTABLE, "adapt changes only sampler.KEY, prior.concentration.KEY and model.entropy_draws" + why
+    if general.family == "gpt-bll":
+        return adapted_class, ADAPT_SETTABLE_GPT, ("adapt of a GPT changes only sampler.KEY, prior.power.KEY, "
+                                                   "model.power, model.fit_positions and model.head (bayes or map)" + why)
+    return adapted_class, ADAPT_SETTABLE_PITMAN_YOR, (
+        "adapt of a Pitman-Yor model changes only sampler.KEY, prior.discount.KEY, prior.strength_plus_discount.KEY, "
+        "prior.general_weight.KEY, model.rounds, model.retain and model.entropy_draws" + why)
+
+
 def cmd_adapt(args) -> int:
     from bayeslm.core.base import load
+    from bayeslm.neural.adapt import AdaptedGPTLM, FineTunedGPTLM
+    from bayeslm.neural.gpt import GPTLM
     from bayeslm.ngram.adapt import AdaptedDirichletLM
     from bayeslm.ngram.dirichlet import DirichletLM
     from bayeslm.ngram.pitman_yor.adapt import AdaptedPitmanYorLM
@@ -199,20 +224,19 @@ def cmd_adapt(args) -> int:
     with ExitStack() as stack:
         _model_output(out, args.force, stack)
         general = load(args.base)
-        adapted_class = {DirichletLM: AdaptedDirichletLM, PitmanYorLM: AdaptedPitmanYorLM}.get(type(general))
-        if adapted_class is None:
-            raise ConfigError(f"{args.base}: holds a {general.family!r} model; adapt needs a Dirichlet or Pitman-Yor "
-                              "n-gram model (family 'dirichlet' or 'pitman-yor')" + (
-                                  ", the general one it was adapted from"
-                                  if isinstance(general, (AdaptedDirichletLM, AdaptedPitmanYorLM)) else ""))
-        dirichlet = adapted_class is AdaptedDirichletLM
+        adapted_class, settable, refusal = _adapt_settings(
+            general, {DirichletLM: AdaptedDirichletLM, PitmanYorLM: AdaptedPitmanYorLM,
+                      GPTLM: AdaptedGPTLM}, args.base)
         defaults = {"sampler": {}, "prior": copy.deepcopy(adapted_class.default_model_config), "model": {}}
-        overrides = _restricted_overrides(
-            args.set, ADAPT_SETTABLE if dirichlet else ADAPT_SETTABLE_PITMAN_YOR,
-            ("adapt changes only sampler.KEY, prior.concentration.KEY and model.entropy_draws" if dirichlet else
-             "adapt of a Pitman-Yor model changes only sampler.KEY, prior.discount.KEY, "
-             "prior.strength_plus_discount.KEY, prior.general_weight.KEY, model.rounds, model.retain and "
-             "model.entropy_draws") + " (the adapted model reads text as the general model does)", defaults)
+        overrides = _restricted_overrides(args.set, settable, refusal, defaults)
+        if "head" in overrides["model"]:  # a GPT's head: the Bayesian adaptation or plain fine-tuning
+            head = overrides["model"].pop("head")
+            if head not in ("bayes", "map"):
+                raise ConfigError(f"--set model.head={head}: the head is 'bayes' or 'map'")
+            adapted_class = AdaptedGPTLM if head == "bayes" else FineTunedGPTLM
+        if isinstance(general, GPTLM):  # the general model's weight_scale stays; fine-tuning has no power
+            overrides["prior"] = {k: v for k, v in overrides["prior"].items()
+                                  if k == "power" and adapted_class is AdaptedGPTLM}
         domain = general.read(args.train)
         valid = general.read(args.valid) if args.valid else None
         adapted = adapted_class.from_general(general, domain, valid, model_config=overrides["prior"],
@@ -225,23 +249,30 @@ def cmd_adapt(args) -> int:
 
 
 def _print_adapt(model, args, out: Path, n_domain: int) -> None:
-    departure = model.departure()
+    from bayeslm.core.protocol import AdaptedToDomain
+
+    departure = model.departure() if isinstance(model, AdaptedToDomain) else None  # fine-tuning measures none
     if args.json:
         from bayeslm.stats.diagnostics import sampler_problems, summary
 
-        table = summary(model.idata, var_names=_summary_vars(model))
+        names = _summary_vars(model)
+        table = summary(model.idata, var_names=names) if names != [] else None  # [] : independent draws, no rows
         print_json({
             "schema": "bayeslm.adapt/2", "out": str(out), "base": str(args.base), "general_model": model.general_,
             "adapt_seconds": model.fit_seconds_, "domain_tokens": n_domain, "vocabulary": len(model.vocab_),
             "valid": [str(v) for v in args.valid or []], "departure": departure,
             "inference": model.idata["posterior"].attrs.get("inference_method"),
-            "diagnostics": json.loads(table.to_json(orient="index")), **sampler_problems(model.idata),
+            "diagnostics": json.loads(table.to_json(orient="index")) if table is not None else {},
+            **sampler_problems(model.idata),
         })
         return
     print(f"adapted {args.base} ({model.family.removesuffix('-adapted')} order {model.order}) to {n_domain} domain "
           f"tokens in {model.fit_seconds_:.1f} s; saved to {out}")
-    print(f"departure from the general model per order: {model.departure_description}:")
-    for row in departure:
+    if departure is None:
+        print("plain fine-tuning of the head (MAP): no departure from the general model is measured")
+    else:
+        print(f"departure from the general model per order: {model.departure_description}:")
+    for row in departure or []:
         print(f"  order {row['order']}: {row['mean']:.3g} (sd {row['sd']:.2g}; {row['hdi_prob']:.0%} HDI "
               f"[{row['hdi_low']:.3g}, {row['hdi_high']:.3g}]): {row['meaning']}")
     print(_diagnostics_text(model))

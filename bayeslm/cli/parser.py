@@ -183,8 +183,8 @@ def _add_fit(sub) -> None:
 
 
 def _add_adapt(sub) -> None:
-    p = _sub(sub, "adapt", "adapt a fitted Dirichlet or Pitman-Yor n-gram model to domain text and save the adapted model directory")
-    p.add_argument("base", metavar="BASE_DIR", help="the general model's directory (family dirichlet or pitman-yor); it is not changed")
+    p = _sub(sub, "adapt", "adapt a fitted Dirichlet or Pitman-Yor n-gram model or a GPT to domain text and save the adapted model directory")
+    p.add_argument("base", metavar="BASE_DIR", help="the general model's directory (family dirichlet, pitman-yor or gpt-bll); it is not changed")
     p.add_argument("--train", nargs="+", required=True, metavar="PATH",
                    help="domain text: files, directories (*.txt) or quoted globs, read with the general model's tokenizer")
     p.add_argument("--valid", nargs="+", metavar="PATH",
@@ -194,7 +194,8 @@ def _add_adapt(sub) -> None:
     _add_model_output(p, "adapted model directory to write", "the general model's sampler.random_seed",
                       "override a sampler setting (sampler.KEY), the prior of the domain's powers "
                       "(prior.concentration.KEY; a Pitman-Yor model: prior.discount.KEY, "
-                      "prior.strength_plus_discount.KEY, prior.general_weight.KEY, model.rounds, model.retain) or "
+                      "prior.strength_plus_discount.KEY, prior.general_weight.KEY, model.rounds, model.retain; a GPT: "
+                      "prior.power.KEY, model.power, model.fit_positions, model.head=bayes|map) or "
                       "model.entropy_draws, repeatable (default: the general model's "
                       "sampler settings, the default prior; docs/domain.md)")
     _add_json_and_quiet(p, "bayeslm.adapt/1")

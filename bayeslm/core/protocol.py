@@ -22,8 +22,11 @@ import numpy as np
 import pandas as pd
 
 from bayeslm.core.sentences import check_draw, draw_sentences
+from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError, VocabularyMismatchError
+from bayeslm.text.corpus import Corpus
 
-__all__ = ["LanguageModel", "SamplesSentences", "ExportsArpa", "Updatable", "AdaptedToDomain"]
+__all__ = ["LanguageModel", "SamplesSentences", "ExportsArpa", "Updatable", "AdaptedToDomain", "domain_text",
+           "fit_adapted", "power_meaning"]
 
 
 class LanguageModel(ABC):
@@ -177,3 +180,46 @@ class AdaptedToDomain(ABC):
         """Per scored position of ``data``: ``order``, ``domain_share`` (the part of the prediction's
         weight that comes from the domain text, 0..1) and ``source`` (``"domain text"`` or
         ``"general model"``), with the family's own columns."""
+
+
+def domain_text(corpus, general) -> Corpus:
+    """The domain text of ``general.adapt(domain)`` in the general model's vocabulary.
+
+    ``general``: the general model, held by the adapted one while it fits (None: an adapted
+    model fitted alone, refused). Refused too: anything but a Corpus, a Corpus tokenised
+    otherwise than the general model (VocabularyMismatchError), a text without tokens (CorpusError).
+    """
+    if general is None:
+        raise BayesLMError("an adapted model is made by general.adapt(domain), not fitted alone")
+    if not isinstance(corpus, Corpus):
+        raise ConfigError(f"adapt needs the domain text as a Corpus, got {type(corpus).__name__}")
+    if corpus.tokenizer != general.tokenizer_:
+        raise VocabularyMismatchError(f"the domain text was tokenised with {corpus.tokenizer!r}, the general "
+                                      f"model with {general.tokenizer_!r}")
+    domain = corpus.with_vocabulary(general.vocab_)
+    if domain.n_tokens == 0:
+        raise CorpusError("the domain text has no tokens: nothing to adapt to")
+    return domain
+
+
+def fit_adapted(cls, general, config: dict, domain, valid, sampler_kwargs: dict):
+    """A model of class ``cls`` and configuration ``config`` in the general model's tokenizer and
+    vocabulary, fitted to ``domain`` with ``general`` held (as ``_general``) while it fits."""
+    lm = cls.from_config(config, tokenizer=general.tokenizer_)
+    lm.vocab_, lm._general = general.vocab_, general
+    try:
+        lm.fit(domain, valid, **sampler_kwargs)
+    finally:
+        lm._general = None
+    return lm
+
+
+def power_meaning(low: float, high: float, words: tuple[str, str, str, str]) -> str:
+    """What the interval [low, high] of a power of the general posterior says: ``words`` for an
+    interval above 1, one holding 1, one below 0.01, and otherwise (a format string of low, high)."""
+    above, near, alone, departs = words
+    if low > 1:
+        return above
+    if high >= 1:
+        return near
+    return alone if high < 0.01 else departs.format(low=low, high=high)

@@ -21,12 +21,14 @@ from pydantic import Field, model_validator
 
 from bayeslm.core.base import BayesianLM, check_units, in_units
 from bayeslm.core.settings import Invalid, ModelOptions, choice, flag, number, text, whole
+from bayeslm.core.storage import family_class
 from bayeslm.exceptions import (
     BayesLMError,
     ConfigError,
     ModelFileError,
     VocabularyMismatchError,
 )
+from bayeslm.neural.domain_head import LaplacePosterior
 from bayeslm.neural.last_layer import HESSIANS, METHODS, PRIOR_MEANS
 from bayeslm.text.corpus import Corpus
 from bayeslm.text.vocab import Vocabulary
@@ -41,6 +43,7 @@ _TRAIN = {"train_steps": "max_steps", "train_seconds": "max_seconds", "batch_siz
           "regularization": "regularization", "eval_interval": "eval_interval", "eval_batches": "eval_batches",
           "patience": "patience", "precision": "precision"}
 _CACHE_SIZE = 4
+_LAPLACE = "laplace."  # prefix of the last layer's Laplace posterior in arrays.npz
 
 
 class GPTOptions(ModelOptions):
@@ -158,6 +161,7 @@ class GPTLM(BayesianLM):
         self.bll_ = None  # the BayesianLastLayer
         self.train_result_ = None
         self.fit_split_ = None  # how fit divided the training stream between the body and the last layer
+        self.laplace_posterior_ = None  # the last layer's Laplace posterior, what adapt() takes as the domain's prior
         self._features = OrderedDict()
         self._predictive = OrderedDict()
         self._body_version = 0
@@ -266,6 +270,8 @@ class GPTLM(BayesianLM):
             random_seed=seed, progressbar=progress)
         head = body.lm_head.weight.detach().cpu().numpy().astype(float).copy()  # untied copy
         idata = self.bll_.fit(X, y, n_classes=len(self.vocab_), valid=valid_xy, init=(head, None))
+        fit = self.bll_.laplace_
+        self.laplace_posterior_ = LaplacePosterior.from_laplace(fit) if fit is not None else None
         attrs = idata["posterior"].attrs
         attrs["body_parameters"] = int(body.num_params())
         attrs["fit_holdout"] = float(o["fit_holdout"])
@@ -414,6 +420,8 @@ class GPTLM(BayesianLM):
         from dataclasses import asdict
 
         arrays["body_config"] = np.array(json.dumps(asdict(self.body_.config)))
+        if self.laplace_posterior_ is not None:
+            arrays.update(self.laplace_posterior_.to_arrays(_LAPLACE))
         return arrays
 
     def _restore_family(self, arrays: dict) -> None:
@@ -443,6 +451,27 @@ class GPTLM(BayesianLM):
         self.bll_ = BayesianLastLayer(method=self.options["method"], labels=self.vocab_.tokens,
                                       model_config={"weight_scale": self.model_config["weight_scale"]})
         self.bll_.idata = self.idata
+        self.laplace_posterior_ = LaplacePosterior.from_arrays(arrays, _LAPLACE)
+
+    def adapt(self, domain: Corpus, valid: Corpus | None = None, *, head: str = "bayes", **kwargs):
+        """A GPT of ``domain`` text: this model's body, frozen, and its last layer refitted on the domain.
+
+        ``head="bayes"``: the last layer's prior is this model's Laplace posterior raised to a
+        power lam, N(theta, (lam Lambda)^-1), lam chosen on ``valid`` or by evidence (how far the
+        domain departs); ``head="map"``: plain fine-tuning of the head (MAP with the weight decay
+        ``l2``), for comparison. This model is not changed (docs/domain.md, "GPT").
+
+        ``domain`` is a Corpus in this model's tokenizer (``lm.read(paths)``); ``valid``, domain
+        validation text, chooses lam (its positions' probability under the posterior mode) and
+        the generator's flag threshold. ``kwargs``: ``model_config`` (``{"power": Prior}``),
+        ``options`` (``power``, ``fit_positions``) and sampler settings (``draws``, ``random_seed``).
+        Returns an AdaptedGPTLM or a FineTunedGPTLM (:mod:`bayeslm.neural.adapt`).
+        """
+        self._check_fitted("adapt")
+        families = {"bayes": "gpt-bll-adapted", "map": "gpt-bll-finetuned"}
+        if head not in families:
+            raise ConfigError(f"head must be 'bayes' or 'map', got {head!r}")
+        return family_class(families[head]).from_general(self, domain, valid, **kwargs)
 
     def __repr__(self) -> str:
         state = f"vocab={len(self.vocab_)}" if self.is_fitted_ else "not fitted"

@@ -23,7 +23,8 @@ from bayeslm.core.priors import Prior
 from bayeslm.core.sampling import prepare_pytensor
 from bayeslm.exceptions import BayesLMError, ConfigError, NotFittedError
 
-__all__ = ["BayesianLastLayer", "METHODS", "softmax_regression_model"]
+__all__ = ["BayesianLastLayer", "METHODS", "softmax_regression_model", "SoftmaxObjective", "Curvature",
+           "ggn_diagonal_in_basis", "conjugate_gradients", "newton_minimise"]
 
 log = logging.getLogger(__name__)
 
@@ -194,12 +195,7 @@ class _Curvature:
         b, UB = sm.B_eig
         if kind == "kfac":
             return cls("kfac", np.outer(np.maximum(a, 0), np.maximum(b, 0)), UA=UA, UB=UB)
-        # EKFAC: the exact GGN diagonal in the Kronecker eigenbasis,
-        # (u_i (x) v_j)^T GGN (u_i (x) v_j) = sum_n (u_i^T A_n u_i) (v_j^T x_n)^2
-        Pc = P.astype(sm.dtype)
-        a_n = (Pc @ (UA * UA).astype(sm.dtype)) - (Pc @ UA.astype(sm.dtype)) ** 2  # (N, V)
-        c_n = (sm.Xc @ UB.astype(sm.dtype)) ** 2  # (N, D)
-        return cls("kron", _tmm(a_n, c_n).astype(np.float64), UA=UA, UB=UB)
+        return cls("kron", ggn_diagonal_in_basis(sm, P, UA, UB), UA=UA, UB=UB)
 
     def logdet(self, alpha: float) -> float:
         return float(np.log(self.lam + alpha).sum())
@@ -231,6 +227,43 @@ class _Curvature:
         return np.einsum("vi,sij,dj->svd", self.UA, z, self.UB, optimize=True)
 
 
+#: the softmax objective and the curvature, also used by bayeslm.neural.domain_head (a domain's last layer)
+SoftmaxObjective = _Softmax
+Curvature = _Curvature
+
+
+def ggn_diagonal_in_basis(sm: _Softmax, P: np.ndarray, UA: np.ndarray, UB: np.ndarray) -> np.ndarray:
+    """The exact GGN's diagonal in the Kronecker basis UA (x) UB, shape (V, D) (EKFAC's eigenvalues):
+    (u_i (x) v_j)^T GGN (u_i (x) v_j) = sum_n (u_i^T A_n u_i) (v_j^T x_n)^2, A_n = diag p_n - p_n p_n^T."""
+    Pc = P.astype(sm.dtype)
+    a_n = (Pc @ (UA * UA).astype(sm.dtype)) - (Pc @ UA.astype(sm.dtype)) ** 2  # (N, V)
+    c_n = (sm.Xc @ UB.astype(sm.dtype)) ** 2  # (N, D)
+    return _tmm(a_n, c_n).astype(np.float64)
+
+
+def conjugate_gradients(product, precondition, G: np.ndarray, rtol: float, max_iter: int = 200) -> np.ndarray:
+    """M^-1 G by preconditioned conjugate gradients: ``product(S)`` is M S, ``precondition(R)`` an
+    approximation of M^-1 R; stops when the residual's norm is below ``rtol`` times G's."""
+    gnorm = float(np.sqrt((G * G).sum()))
+    s = np.zeros_like(G)
+    r = G.copy()
+    z = precondition(r)
+    d = z.copy()
+    rz = float((r * z).sum())
+    for _ in range(max_iter):
+        Hd = product(d)
+        step = rz / float((d * Hd).sum())
+        s += step * d
+        r -= step * Hd
+        if np.sqrt((r * r).sum()) < rtol * gnorm:
+            break
+        z = precondition(r)
+        rz_new = float((r * z).sum())
+        d = z + (rz_new / rz) * d
+        rz = rz_new
+    return s
+
+
 def _newton_step(sm: _Softmax, P, G, alpha: float) -> np.ndarray:
     """(GGN + alpha I)^-1 G by conjugate gradients on exact GGN products, preconditioned by
     the Kronecker factorisation (truncated Newton: to half the gradient's norm on large
@@ -238,39 +271,26 @@ def _newton_step(sm: _Softmax, P, G, alpha: float) -> np.ndarray:
     rtol = 0.5 if sm.N * sm.D * sm.V > _FLOAT32_FROM else 1e-8
     pre = _Curvature.at("kfac", sm, P)
     P = P.astype(sm.dtype)  # once, for every product
-    gnorm = float(np.sqrt((G * G).sum()))
-    s = np.zeros_like(G)
-    r = G.copy()
-    z = pre.solve(r, alpha)
-    d = z.copy()
-    rz = float((r * z).sum())
-    for _ in range(200):
-        Hd = sm.ggn_product(P, d, alpha)
-        step = rz / float((d * Hd).sum())
-        s += step * d
-        r -= step * Hd
-        if np.sqrt((r * r).sum()) < rtol * gnorm:
-            break
-        z = pre.solve(r, alpha)
-        rz_new = float((r * z).sum())
-        d = z + (rz_new / rz) * d
-        rz = rz_new
-    return s
+    return conjugate_gradients(lambda d: sm.ggn_product(P, d, alpha), lambda r: pre.solve(r, alpha), G, rtol)
 
 
-def _newton(sm: _Softmax, theta: np.ndarray, alpha: float, *, tol: float, max_iter: int = 50):
-    """Mode of the negative log posterior by Newton's method with a backtracking line search;
-    stops when half the Newton decrement (the predicted decrease) is below ``tol`` nats."""
-    f, G, P = sm.value_grad(theta, alpha)
+def newton_minimise(value_grad, newton_step, theta: np.ndarray, *, tol: float, max_iter: int = 50):
+    """Minimum of a convex objective by Newton's method with a backtracking line search; stops when
+    half the Newton decrement (the predicted decrease) is below ``tol`` nats.
+
+    ``value_grad(theta)`` gives (value, gradient, p) with p the softmax probabilities there;
+    ``newton_step(p, gradient)`` the curvature's inverse applied to the gradient. Returns
+    (theta, value, p) at the minimum."""
+    f, G, P = value_grad(theta)
     for _ in range(max_iter):
-        step = _newton_step(sm, P, G, alpha)
+        step = newton_step(P, G)
         decrement = float((G * step).sum())
         if decrement < 2 * tol:
             break
         t = 1.0
         while True:
             new = theta - t * step
-            f_new, G_new, P_new = sm.value_grad(new, alpha)
+            f_new, G_new, P_new = value_grad(new)
             if f_new <= f - 1e-4 * t * decrement or t < 1e-8:
                 break
             t *= 0.5
@@ -278,6 +298,12 @@ def _newton(sm: _Softmax, theta: np.ndarray, alpha: float, *, tol: float, max_it
             break
         theta, f, G, P = new, f_new, G_new, P_new
     return theta, f, P
+
+
+def _newton(sm: _Softmax, theta: np.ndarray, alpha: float, *, tol: float, max_iter: int = 50):
+    """Mode of the negative log posterior at prior precision alpha (:func:`newton_minimise`)."""
+    return newton_minimise(lambda th: sm.value_grad(th, alpha), lambda P, G: _newton_step(sm, P, G, alpha), theta,
+                           tol=tol, max_iter=max_iter)
 
 
 def _predicted_mode(theta, g, mu, curv: "_Curvature", a: float) -> np.ndarray:

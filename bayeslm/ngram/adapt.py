@@ -20,9 +20,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from bayeslm.core.protocol import AdaptedToDomain
+from bayeslm.core.protocol import AdaptedToDomain, domain_text, fit_adapted, power_meaning
 from bayeslm.counting.counts import NgramCounts
-from bayeslm.exceptions import BayesLMError, ConfigError, CorpusError, ModelFileError, VocabularyMismatchError
+from bayeslm.exceptions import BayesLMError, ConfigError, ModelFileError
 from bayeslm.ngram.backoff import Backoff
 from bayeslm.ngram.dirichlet import DirichletLM
 from bayeslm.ngram.evidence import OrderEvidence
@@ -292,13 +292,11 @@ class HeldOutEvidence(OrderEvidence):
 
 def _departure_words(low: float, high: float) -> str:
     """What a power's interval says, in words (1: the concatenation, 0: the domain text alone)."""
-    if low > 1:
-        return "follows the general model more than their concatenation would"
-    if high >= 1:
-        return "close to the concatenation of the general and domain texts"
-    if high < 0.01:
-        return "the domain text nearly alone: the general text weighs under 1% of it"
-    return f"departs from the general model: its text weighs {low:.2g} to {high:.2g} of the domain's"
+    return power_meaning(low, high, ("follows the general model more than their concatenation would",
+                                     "close to the concatenation of the general and domain texts",
+                                     "the domain text nearly alone: the general text weighs under 1% of it",
+                                     "departs from the general model: its text weighs {low:.2g} to {high:.2g} of the "
+                                     "domain's"))
 
 
 class AdaptedNgram:
@@ -340,27 +338,11 @@ class AdaptedNgram:
     def _fit_from(cls, general, config: dict, domain, valid, sampler_kwargs: dict):
         """A model of ``config`` in the general model's tokenizer and vocabulary, fitted to ``domain``
         with ``general`` held (``_general``) while fitting."""
-        lm = cls.from_config(config, tokenizer=general.tokenizer_)
-        lm.vocab_, lm._general = general.vocab_, general
-        try:
-            lm.fit(domain, valid, **sampler_kwargs)
-        finally:
-            lm._general = None
-        return lm
+        return fit_adapted(cls, general, config, domain, valid, sampler_kwargs)
 
     def _prepare_training(self, corpus) -> Corpus:
         """The domain text in the general model's vocabulary; its tokenizer must be the general model's."""
-        if self._general is None:
-            raise BayesLMError("an adapted model is made by general.adapt(domain), not fitted alone")
-        if not isinstance(corpus, Corpus):
-            raise ConfigError(f"adapt needs the domain text as a Corpus, got {type(corpus).__name__}")
-        if corpus.tokenizer != self._general.tokenizer_:
-            raise VocabularyMismatchError(f"the domain text was tokenised with {corpus.tokenizer!r}, the general "
-                                          f"model with {self._general.tokenizer_!r}")
-        domain = corpus.with_vocabulary(self.vocab_)
-        if domain.n_tokens == 0:
-            raise CorpusError("the domain text has no tokens: nothing to adapt to")
-        return domain
+        return domain_text(corpus, self._general)
 
 
 class AdaptedDirichletLM(AdaptedNgram, DirichletLM, AdaptedToDomain):
