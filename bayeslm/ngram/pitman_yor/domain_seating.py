@@ -212,13 +212,19 @@ class _Step:
         self.sent[k][0 if was_general else 1] -= 1
         if not was_general and k > 0:
             self.remove(j, k - 1)
-        parent = self.predictive(j, k - 1) if k > 0 else self.base[j]
-        lam_g = self.lam[k] * self.general[k][j]
-        to_general = self.rnd() * (lam_g + (1.0 - self.lam[k]) * parent) < lam_g
+        general, parent = self.source_weights(j, k)
+        to_general = self.rnd() * (general + parent) < general
         sources[index] = to_general
         self.sent[k][0 if to_general else 1] += 1
         if not to_general and k > 0:
             self.seat_down(j, k - 1)
+
+    def source_weights(self, j: int, k: int) -> tuple[float, float]:
+        """The weights of a new table's dish source at order k + 1 for column j's dish: the general
+        restaurant's ``lam_k G_k(w | u)`` and the domain parent's ``(1 - lam_k) P_{k-1}(w | u')`` (the
+        base measure below the unigrams); fills ``self.mixes`` below order k + 1."""
+        parent = self.predictive(j, k - 1) if k > 0 else self.base[j]
+        return self.lam[k] * self.general[k][j], (1.0 - self.lam[k]) * parent
 
 
 def _join_table(table_sizes: list[int], d: float, r: float) -> None:
