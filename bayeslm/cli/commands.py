@@ -187,7 +187,7 @@ def _call_sampler(args) -> dict:
 ADAPT_SETTABLE = ("sampler.", "prior.concentration.", "model.entropy_draws")
 #: the same for a Pitman-Yor general model (docs/domain.md, "Pitman-Yor")
 ADAPT_SETTABLE_PITMAN_YOR = ("sampler.", "prior.discount.", "prior.strength_plus_discount.", "prior.general_weight.",
-                             "model.rounds", "model.retain", "model.entropy_draws")
+                             "model.rounds", "model.sweeps", "model.retain", "model.entropy_draws")
 def cmd_adapt(args) -> int:
     from bayeslm.core.base import load
     from bayeslm.ngram.adapt import AdaptedDirichletLM
@@ -211,7 +211,7 @@ def cmd_adapt(args) -> int:
             args.set, ADAPT_SETTABLE if dirichlet else ADAPT_SETTABLE_PITMAN_YOR,
             ("adapt changes only sampler.KEY, prior.concentration.KEY and model.entropy_draws" if dirichlet else
              "adapt of a Pitman-Yor model changes only sampler.KEY, prior.discount.KEY, "
-             "prior.strength_plus_discount.KEY, prior.general_weight.KEY, model.rounds, model.retain and "
+             "prior.strength_plus_discount.KEY, prior.general_weight.KEY, model.rounds, model.sweeps, model.retain and "
              "model.entropy_draws") + " (the adapted model reads text as the general model does)", defaults)
         domain = general.read(args.train)
         valid = general.read(args.valid) if args.valid else None

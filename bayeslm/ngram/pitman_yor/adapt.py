@@ -173,6 +173,12 @@ class FrozenGeneral:
         return [a / self.sample_seating.size for a in total]
 
 
+def _draw(posterior: HyperPosterior, size: int, rng, d: float, theta: float) -> tuple[np.ndarray, np.ndarray]:
+    """``size`` exact draws of one order's (d, theta) given the seating, searched from (d, theta)."""
+    with np.errstate(divide="ignore", over="ignore"):  # a flat posterior's grid reaches d = 0 or 1: density 0 there
+        return posterior.draw(size, rng, float(d), float(theta))
+
+
 def _dense_gathered(hier: Hierarchy, seating, chain) -> list[tuple[np.ndarray, ...]]:
     """:func:`dense_seating` in the form :func:`graphical_predictive` reads (restaurant totals as columns)."""
     return [(Cu[:, None] > 0, c, t, Cu[:, None], Tu[:, None]) for c, t, Cu, Tu in dense_seating(hier, seating, chain)]
@@ -182,9 +188,9 @@ class AdaptedPitmanYorOptions(PitmanYorOptions):
     """The ``[model]`` options of :class:`AdaptedPitmanYorLM` (its order, vocabulary and tokenizer are
     the general model's)."""
 
-    rounds: whole(ge=1) = Field(10, description="seatings of the domain customers, each made with the previous "
-                                                "one's modes of (d, theta, lam); the sweeps start from the last one")
-    sweeps: whole(ge=0) = Field(0, description="Gibbs sweeps of the domain seating after the rounds, each after exact "
+    rounds: whole(ge=1) = Field(3, description="seatings of the domain customers, each made with the previous "
+                                               "one's modes of (d, theta, lam); the sweeps start from the last one")
+    sweeps: whole(ge=0) = Field(20, description="Gibbs sweeps of the domain seating after the rounds, each after exact "
                                                "draws of (d, theta, lam) given the seating; the last one's draws are "
                                                "kept")
 
@@ -252,7 +258,7 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
 
         ``model_config``: priors of ``discount``, ``strength_plus_discount`` (the Pitman-Yor
         LM's defaults) and ``general_weight`` (default ``Beta(1, 1)``); ``options``:
-        ``rounds``, ``retain``, ``entropy_draws``.
+        ``rounds``, ``sweeps``, ``retain``, ``entropy_draws``.
         """
         if type(general) is not PitmanYorLM:
             raise BayesLMError(f"only a fitted PitmanYorLM can be adapted this way, not a {type(general).__name__} "
@@ -322,7 +328,7 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
         size = chains * draws
         d_draws, theta_draws = np.empty((size, n)), np.empty((size, n))
         for k, posterior in enumerate(posteriors):
-            d_draws[:, k], theta_draws[:, k] = posterior.draw(size, rng, float(d[k]), float(theta[k]))
+            d_draws[:, k], theta_draws[:, k] = _draw(posterior, size, rng, d[k], theta[k])
         lam_draws = rng.beta(a, b, size=(size, n))
         shape = (chains, draws, n)
         post = {"discount": d_draws.reshape(shape), "strength": theta_draws.reshape(shape),
@@ -372,8 +378,7 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
                 lam = a / (a + b)
         for _ in range(int(self.options["sweeps"])):
             for k, posterior in enumerate(posteriors):
-                with np.errstate(divide="ignore", over="ignore"):  # a flat posterior's grid reaches d = 0 or 1
-                    (d[k],), (theta[k],) = posterior.draw(1, rng, float(d[k]), float(theta[k]))
+                (d[k],), (theta[k],) = _draw(posterior, 1, rng, d[k], theta[k])
             lam = rng.beta(a, b)
             seating.sweep(shuffled(), d, theta, lam, int(rng.integers(2**31 - 1)))
             posteriors, a, b = conditionals()
