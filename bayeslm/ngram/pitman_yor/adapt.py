@@ -4,9 +4,10 @@
 order k draws from ``PY(d_k, theta_k, lam_k G_u + (1 - lam_k) D_{u'})``, a mixture of the
 general model's restaurant at the same context (frozen: its retained seatings, averaged
 over its retained samples, never refitted) and the domain's own parent. The domain
-customers are seated by the Chinese restaurant rule of this hierarchy; given the seating,
-(d_k, theta_k) are drawn exactly as in the fast mode and lam_k from its Beta conditional
-(the tables sent to the general restaurant against those sent to the domain parent).
+customers are seated by the Chinese restaurant rule of this hierarchy, then Gibbs sweeps of
+that seating (:mod:`~bayeslm.ngram.pitman_yor.domain_seating`) alternate with exact draws of
+(d_k, theta_k), as in the fast mode, and of lam_k from its Beta conditional (the tables whose
+dish came from the general restaurant against those from the domain parent).
 Everything lives on the union of both texts' n-grams, so one context lookup serves both
 hierarchies. The model, its inference and figures: docs/domain.md ("Pitman-Yor").
 """
@@ -341,8 +342,8 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
         add_group(idata, "table_counts", self._table_group(idata, {"seating": seating.tables}, "fast", retain))
         self.domain_customers_ = seating.customers
         method, note = ("exact", "Independent exact draws of each order's (d, theta, lam) given one seating of the "
-                                 "domain customers in the graphical hierarchy (docs/domain.md): the intervals leave out "
-                                 "the seating's uncertainty.")
+                                 "domain customers in the graphical hierarchy, the last of the Gibbs sweeps "
+                                 "(docs/domain.md): the intervals leave out the seating's uncertainty.")
         idata["posterior"].attrs.update(inference="fast", inference_method=method, inference_note=note)
         return idata
 
