@@ -192,8 +192,8 @@ class AdaptedPitmanYorOptions(PitmanYorOptions):
     rounds: whole(ge=1) = Field(3, description="seatings of the domain customers, each made with the previous "
                                                "one's modes of (d, theta, lam); the sweeps start from the last one")
     sweeps: whole(ge=0) = Field(20, description="Gibbs sweeps of the domain seating after the rounds, each after exact "
-                                               "draws of (d, theta, lam) given the seating; the last one's draws are "
-                                               "kept")
+                                               "draws of (d, theta, lam) given the seating; the kept draws are given "
+                                               "the last sweep's seating")
 
 
 class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
