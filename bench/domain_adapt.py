@@ -31,7 +31,8 @@ Perplexities are over every token and one ``</s>`` per sentence (``<s>`` never s
    as a whole process like the general fit (``adapt_seconds`` of its JSON beside it), the
    posterior means of the powers lam_k (docs/domain.md); ``adapted pitman-yor``: the same for a
    ``pitman-yor-trigram-fast`` general model (``bayeslm fit`` once per run, a whole process;
-   docs/domain.md, "Pitman-Yor"), with its general weights lam_k; ``dirichlet concat``: the same
+   docs/domain.md, "Pitman-Yor"), with its general weights lam_k and its validation perplexity (the
+   seating rounds and Gibbs sweeps are the defaults, chosen on it); ``dirichlet concat``: the same
    configuration fitted on general + domain_N in this process (min count 1 on text already in
    the general vocabulary, so the vocabulary is the same); KenLM ``lmplz -o 3
    --discount_fallback`` on the general text, on domain_N and on general + domain_N; the linear
@@ -229,7 +230,9 @@ def adapted_pitman_yor(state: Run, size: DomainSize) -> dict:
                                "--valid", *map(str, play_paths(DOMAIN_VALID)), "--out", str(out), "--seed", "1"])
     adapted = blm.load(out)
     return {"test_perplexity": adapted.evaluate(state.texts["test"]).predictive_perplexity,
+            "valid_perplexity": adapted.evaluate(state.texts["valid"]).predictive_perplexity,
             "seconds": process["json"]["adapt_seconds"], "process": process,
+            "rounds": adapted.options["rounds"], "sweeps": adapted.options["sweeps"],
             "general_weight_mean": [row["mean"] for row in process["json"]["departure"]]}
 
 
@@ -349,6 +352,8 @@ def print_table(result: dict) -> None:
           f"(fit_seconds {py_general['fit_seconds']:.1f} s); test perplexity {py_general['test_perplexity']:.2f}")
     py_adapted = [r["methods"]["adapted pitman-yor"] for r in rows]
     print(f"{'py adapt process s':24s}" + "".join(f"{a['process']['wall_seconds']:12.2f}" for a in py_adapted))
+    print(f"{'py valid perplexity':24s}" + "".join(f"{a['valid_perplexity']:12.2f}" for a in py_adapted)
+          + f"  ({py_adapted[0]['rounds']} seating rounds, {py_adapted[0]['sweeps']} Gibbs sweeps)")
     for k in range(len(py_adapted[0]["general_weight_mean"])):
         print(f"{f'py lam_{k + 1} mean':24s}" + "".join(f"{a['general_weight_mean'][k]:12.3f}" for a in py_adapted))
     for r in rows:

@@ -111,7 +111,7 @@ def test_adapt_and_score_do_not_import_pymc(tiny_model, domain_files, tmp_path):
 def test_a_pitman_yor_model_adapts_and_its_adapted_directory_is_refused_as_a_base(pitman_yor_dir, domain_files, capsys):
     out = domain_files / "py-adapted"
     result = json.loads(succeeds(["adapt", pitman_yor_dir, "--train", domain_files / "domain.txt", "--out", out,
-                                  *cli_sets(QUICK), "--set", "model.rounds=2", "--seed", 2, "--quiet", "--json"]))
+                                  *cli_sets(QUICK), "--set", "model.rounds=2", "--set", "model.sweeps=2", "--seed", 2, "--quiet", "--json"]))
     assert json.loads((out / "manifest.json").read_text())["family"] == "pitman-yor-adapted"
     assert [row["order"] for row in result["departure"]] == [1, 2, 3]
     assert all(0 < row["hdi_low"] <= row["mean"] <= row["hdi_high"] < 1 and row["meaning"] for row in result["departure"])

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from corpora import NGRAM_TRAIN, markov_sentences
-from ngram_samples import expected_entropy, shortest_interval
+from ngram_samples import expected_entropy, log_restaurant, log_stirling, shortest_interval
 from sampling import QUICK, RECOVERY
 from scipy.special import entr
 
@@ -191,20 +191,6 @@ def test_ikn_equals_interpolated_kneser_ney():
 
 
 # ------------------------------------------------------------------------------- the sampler
-def _log_stirling(d: float, c: int, t: int) -> float:
-    """log S_d(c, t), generalised Stirling numbers: S(m+1, k) = S(m, k-1) + (m - k d) S(m, k)."""
-    S = np.zeros((c + 1, c + 2))
-    S[0, 0] = 1.0
-    for m in range(c):
-        for k in range(1, m + 2):
-            S[m + 1, k] = S[m, k - 1] + (m - k * d) * S[m, k]
-    return math.log(S[c, t])
-
-
-def _log_restaurant(d, theta, T, C):
-    return sum(math.log(theta + d * i) for i in range(1, T)) - sum(math.log(theta + i) for i in range(1, C))
-
-
 @pytest.mark.parametrize("mode", ["sweep", "refresh", "tables"], ids=["sweep", "sweep+refresh", "table-counts"])
 def test_seating_sweep_leaves_the_table_count_posterior_invariant(mode):
     """Bigram hierarchy, two contexts x, y over dishes a, b, c: sampler vs enumeration.
@@ -219,17 +205,17 @@ def test_seating_sweep_leaves_the_table_count_posterior_invariant(mode):
     base = np.full(3, 1.0 / V1)  # P_0 of the root pairs' tokens a, b, c
     exact = collections.Counter()
     for ts in itertools.product(*[range(1, c + 1) for _, _, c in top]):
-        lp = sum(_log_stirling(d[1], c, t) for (_, _, c), t in zip(top, ts))
+        lp = sum(log_stirling(d[1], c, t) for (_, _, c), t in zip(top, ts))
         for u in "xy":
-            lp += _log_restaurant(d[1], theta[1], sum(t for (uu, _, _), t in zip(top, ts) if uu == u),
+            lp += log_restaurant(d[1], theta[1], sum(t for (uu, _, _), t in zip(top, ts) if uu == u),
                                   sum(c for uu, _, c in top if uu == u))
         root = collections.Counter()
         for (_, w, _), t in zip(top, ts):
             root[w] += t
         dishes = sorted(root)
         for rts in itertools.product(*[range(1, root[w] + 1) for w in dishes]):
-            lr = sum(_log_stirling(d[0], root[w], r) for w, r in zip(dishes, rts))
-            lr += _log_restaurant(d[0], theta[0], sum(rts), sum(root.values())) - sum(rts) * math.log(V1)
+            lr = sum(log_stirling(d[0], root[w], r) for w, r in zip(dishes, rts))
+            lr += log_restaurant(d[0], theta[0], sum(rts), sum(root.values())) - sum(rts) * math.log(V1)
             exact[(ts, rts)] = lp + lr
     Z = np.logaddexp.reduce(list(exact.values()))
     exact = {k: math.exp(v - Z) for k, v in exact.items()}
@@ -283,11 +269,11 @@ def _enumerate_table_counts(pair_ctx, pair_level, pair_parent, top_customers, d,
             if L == 0:
                 lp = 0.0
                 for i in range(len(pair_ctx)):
-                    lp += _log_stirling(d[pair_level[i]], cust[i], tabs2[i])
+                    lp += log_stirling(d[pair_level[i]], cust[i], tabs2[i])
                 for u in set(pair_ctx.tolist()):
                     members = [i for i in range(len(pair_ctx)) if pair_ctx[i] == u]
                     k = pair_level[members[0]]
-                    lp += _log_restaurant(d[k], theta[k], sum(tabs2[i] for i in members), sum(cust[i] for i in members))
+                    lp += log_restaurant(d[k], theta[k], sum(tabs2[i] for i in members), sum(cust[i] for i in members))
                 lp += sum(tabs2[i] * math.log(base[i]) for i in pairs)
                 out[tuple(tabs2[i] for i in range(len(pair_ctx)))] = lp
             else:

@@ -94,7 +94,8 @@ def test_the_graphical_predictive_mixes_the_general_restaurant_and_the_domain_pa
 
 def test_the_seating_sends_new_tables_by_the_general_weight():
     """One context, one dish: every customer after the first joins or opens a table; with lam = 1 every
-    new table's dish comes from the general restaurant, with lam = 0 from the domain parent."""
+    new table's dish comes from the general restaurant, with lam = 0 from the domain parent; so after
+    Gibbs sweeps at the other weight, every table's dish source is the other one."""
     from bayeslm.counting.counts import count
     from bayeslm.ngram.pitman_yor.hierarchy import Hierarchy
 
@@ -110,6 +111,10 @@ def test_the_seating_sends_new_tables_by_the_general_weight():
         assert seating.customers[top] == 50 and seating.tables[top] >= 1
         assert seating.sent[1, sent] == seating.tables[top] and seating.sent[1, 1 - sent] == 0
         assert seating.customers[hier.pair_parent[top]] == seating.sent[1, 1]
+        for seed in range(3):
+            seating.sweep(np.zeros(50, np.int64), [0.5, 0.5], [1.0, 1.0], [1 - lam, 1 - lam], seed=seed)
+        assert seating.customers[top] == 50 and seating.sent[1, 1 - sent] == seating.tables[top] >= 1
+        assert seating.sent[1, sent] == 0 and seating.customers[hier.pair_parent[top]] == seating.sent[1, 1]
 
 
 def test_the_general_model_is_unchanged_and_the_domain_text_helps(general, adapted):
@@ -313,8 +318,9 @@ def test_without_domain_customers_the_share_is_zero(adapted, tmp_path):
 
 @pytest.fixture(scope="module")
 def adapted_small(general):
-    """The same adaptation on a fifth of the domain text."""
-    return general.adapt(general.encode(DOMAIN_TRAIN[:20]), random_seed=7)
+    """The same adaptation on two fifths of the domain text (the report's test text then has positions
+    resting on either source)."""
+    return general.adapt(general.encode(DOMAIN_TRAIN[:40]), random_seed=7)
 
 
 def test_more_domain_text_gives_larger_domain_shares(adapted, adapted_small):

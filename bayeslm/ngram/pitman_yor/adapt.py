@@ -4,9 +4,10 @@
 order k draws from ``PY(d_k, theta_k, lam_k G_u + (1 - lam_k) D_{u'})``, a mixture of the
 general model's restaurant at the same context (frozen: its retained seatings, averaged
 over its retained samples, never refitted) and the domain's own parent. The domain
-customers are seated by the Chinese restaurant rule of this hierarchy; given the seating,
-(d_k, theta_k) are drawn exactly as in the fast mode and lam_k from its Beta conditional
-(the tables sent to the general restaurant against those sent to the domain parent).
+customers are seated by the Chinese restaurant rule of this hierarchy, then Gibbs sweeps of
+that seating (:mod:`~bayeslm.ngram.pitman_yor.domain_seating`) alternate with exact draws of
+(d_k, theta_k), as in the fast mode, and of lam_k from its Beta conditional (the tables whose
+dish came from the general restaurant against those from the domain parent).
 Everything lives on the union of both texts' n-grams, so one context lookup serves both
 hierarchies. The model, its inference and figures: docs/domain.md ("Pitman-Yor").
 """
@@ -24,7 +25,8 @@ from bayeslm.core.settings import whole
 from bayeslm.counting.counts import NgramCounts
 from bayeslm.exceptions import BayesLMError, ConfigError, ModelFileError
 from bayeslm.ngram.adapt import AdaptedNgram, map_contexts
-from bayeslm.ngram.pitman_yor.fast import HyperPosterior, OrderStatistics, prior_log_density
+from bayeslm.ngram.pitman_yor.domain_seating import DomainSeating
+from bayeslm.ngram.pitman_yor.fast import HyperPosterior, prior_log_density
 from bayeslm.ngram.pitman_yor.hierarchy import Hierarchy
 from bayeslm.ngram.pitman_yor.model import PitmanYorLM, PitmanYorOptions, dense_seating, gather_seating
 from bayeslm.text.corpus import Corpus
@@ -172,99 +174,10 @@ class FrozenGeneral:
         return [a / self.sample_seating.size for a in total]
 
 
-class DomainSeating:
-    """The domain customers seated in the graphical hierarchy, one at a time by the Chinese restaurant rule.
-
-    A customer of domain restaurant u (order k) for dish w joins a table of (u, w) with
-    probability proportional to its size minus d_k, or opens one with probability
-    proportional to ``(theta_k + d_k t_u.) M_k(w | u)``; the new table's dish comes from the
-    general restaurant u (probability ``lam_k G_k(w | u) / M_k(w | u)``, which is frozen: the
-    customer stops there) or else from the domain parent u', where it is the next customer.
-
-    ``chains``: (order, J) the union pair of every distinct domain top-order n-gram at every
-    order (row k - 1: its order-k suffix); ``general``: (order, J) G_k there; ``base``: the
-    base measure of its token, (J,).
-    """
-
-    def __init__(self, hier: Hierarchy, chains: np.ndarray, general: np.ndarray, base: np.ndarray):
-        self.hier, self.general, self.base = hier, general, base
-        # the seating works on the pairs and restaurants the domain can reach, numbered locally
-        self.pairs, local = np.unique(chains, return_inverse=True)
-        self.chains = local.reshape(chains.shape)
-        self.contexts, self.pair_context = np.unique(hier.pair_ctx[self.pairs], return_inverse=True)
-
-    def seat(self, events: np.ndarray, d, theta, lam, seed: int) -> None:
-        """Seat the customers ``events`` (indices into the chains' columns, in this order)."""
-        import random
-
-        n, ctx = self.hier.n, self.pair_context.tolist()
-        chains, general, base = self.chains.tolist(), self.general.tolist(), self.base.tolist()
-        d, theta, lam = (np.asarray(x, float).tolist() for x in (d, theta, lam))
-        cust, tabs = [0] * self.pairs.size, [0] * self.pairs.size
-        C, T = [0] * self.contexts.size, [0] * self.contexts.size
-        sizes: dict[int, list[int]] = {}
-        sent = [[0, 0] for _ in range(n)]  # per order: new tables' dishes from the general side, the domain parent
-        rnd = random.Random(int(seed)).random
-        mixes = [0.0] * n
-        for j in events.tolist():
-            p = base[j]
-            for k in range(n):  # the domain predictive along the chain, bottom up
-                pair = chains[k][j]
-                u = ctx[pair]
-                mixes[k] = mix = lam[k] * general[k][j] + (1.0 - lam[k]) * p
-                p = ((cust[pair] - d[k] * tabs[pair] + (theta[k] + d[k] * T[u]) * mix) / (theta[k] + C[u])
-                     if C[u] > 0 else mix)
-            for k in range(n - 1, -1, -1):
-                pair = chains[k][j]
-                u = ctx[pair]
-                old = cust[pair] - d[k] * tabs[pair]
-                joins = C[u] > 0 and rnd() * (old + (theta[k] + d[k] * T[u]) * mixes[k]) < old
-                cust[pair] += 1
-                C[u] += 1
-                if joins:
-                    _join_table(sizes[pair], d[k], rnd() * old)
-                    break
-                tabs[pair] += 1
-                T[u] += 1
-                sizes.setdefault(pair, []).append(1)
-                from_general = rnd() * mixes[k] < lam[k] * general[k][j]
-                sent[k][0 if from_general else 1] += 1
-                if from_general:
-                    break
-        h = self.hier
-        self.customers, self.tables = np.zeros(h.n_pairs, np.int64), np.zeros(h.n_pairs, np.int64)
-        self.customers[self.pairs], self.tables[self.pairs] = cust, tabs
-        self.context_customers, self.context_tables = np.zeros(h.n_contexts, np.int64), np.zeros(h.n_contexts, np.int64)
-        self.context_customers[self.contexts], self.context_tables[self.contexts] = C, T
-        self.sizes, self.sent = sizes, np.array(sent, np.int64)  # sizes: per local pair id
-
-    def statistics(self) -> list[OrderStatistics]:
-        """Per order, the seating's statistics for the likelihood of (d_k, theta_k)."""
-        h, out = self.hier, []
-        level_of = h.pair_level[self.pairs]
-        per_order: list[list[int]] = [[] for _ in range(h.n)]
-        for pair, table_sizes in self.sizes.items():
-            per_order[int(level_of[pair])].extend(table_sizes)
-        for k in range(1, h.n + 1):
-            sizes, size_mult = np.unique(np.asarray(per_order[k - 1], float), return_counts=True)
-            C = self.context_customers[h.co[k - 1]:h.co[k]]
-            T = self.context_tables[h.co[k - 1]:h.co[k]]
-            keep = C > 0
-            t_values, t_mult = np.unique(T[keep], return_counts=True)
-            c_values, c_mult = np.unique(C[keep], return_counts=True)
-            out.append(OrderStatistics(sizes, size_mult.astype(float), t_values.astype(float), t_mult.astype(float),
-                                       c_values.astype(float), c_mult.astype(float)))
-        return out
-
-
-def _join_table(table_sizes: list[int], d: float, r: float) -> None:
-    """Seat a customer at the table where ``r`` (uniform on [0, sum(size - d))) falls."""
-    for i, size in enumerate(table_sizes):
-        r -= size - d
-        if r < 0:
-            table_sizes[i] += 1
-            return
-    table_sizes[-1] += 1  # rounding at the far end
+def _draw(posterior: HyperPosterior, size: int, rng, d: float, theta: float) -> tuple[np.ndarray, np.ndarray]:
+    """``size`` exact draws of one order's (d, theta) given the seating, searched from (d, theta)."""
+    with np.errstate(divide="ignore", over="ignore"):  # a flat posterior's grid reaches d = 0 or 1: density 0 there
+        return posterior.draw(size, rng, float(d), float(theta))
 
 
 def _dense_gathered(hier: Hierarchy, seating, chain) -> list[tuple[np.ndarray, ...]]:
@@ -276,8 +189,11 @@ class AdaptedPitmanYorOptions(PitmanYorOptions):
     """The ``[model]`` options of :class:`AdaptedPitmanYorLM` (its order, vocabulary and tokenizer are
     the general model's)."""
 
-    rounds: whole(ge=1) = Field(10, description="seatings of the domain customers, each made with the previous "
-                                                "one's modes of (d, theta, lam); the last one's draws are kept")
+    rounds: whole(ge=1) = Field(3, description="seatings of the domain customers, each made with the previous "
+                                               "one's modes of (d, theta, lam); the sweeps start from the last one")
+    sweeps: whole(ge=0) = Field(20, description="Gibbs sweeps of the domain seating after the rounds, each after exact "
+                                               "draws of (d, theta, lam) given the seating; the kept draws are given "
+                                               "the last sweep's seating")
 
 
 class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
@@ -343,7 +259,7 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
 
         ``model_config``: priors of ``discount``, ``strength_plus_discount`` (the Pitman-Yor
         LM's defaults) and ``general_weight`` (default ``Beta(1, 1)``); ``options``:
-        ``rounds``, ``retain``, ``entropy_draws``.
+        ``rounds``, ``sweeps``, ``retain``, ``entropy_draws``.
         """
         if type(general) is not PitmanYorLM:
             raise BayesLMError(f"only a fitted PitmanYorLM can be adapted this way, not a {type(general).__name__} "
@@ -353,8 +269,8 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
             raise BayesLMError("adapting an open-vocabulary model (spelling > 0) is not supported yet; adapt a "
                                "closed-vocabulary model (spelling = 0)")
         options = dict(options or {})
-        if unknown := sorted(set(options) - {"rounds", "retain", "entropy_draws"}):
-            raise ConfigError(f"model: an adapted Pitman-Yor model takes only rounds, retain and entropy_draws, not "
+        if unknown := sorted(set(options) - {"rounds", "sweeps", "retain", "entropy_draws"}):
+            raise ConfigError(f"model: an adapted Pitman-Yor model takes only rounds, sweeps, retain and entropy_draws, not "
                               f"{unknown} (its order, tokenizer and vocabulary are the general model's)")
         config = general.get_config()
         config["model"] = {**config["model"], **options, "family": ADAPTED_PY_FAMILY, "inference": "fast",
@@ -403,32 +319,17 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
         return DomainSeating(h, chains, general, base), np.repeat(np.arange(top.n_ngrams), top.ngram_count)
 
     def _sample_seated(self, seating: DomainSeating, events: np.ndarray, start, sampler: dict, rng):
-        """Seat the domain customers ``rounds`` times (each with the previous seating's modes), then
-        draw chains x draws of every order's (d, theta, lam) given the last seating."""
+        """Seat the domain customers (:meth:`_seat_domain`), then draw chains x draws of every order's
+        (d, theta, lam) given the last seating."""
         import arviz as az
 
         n = self.order
         chains, draws = int(sampler.get("chains", 2)), int(sampler.get("draws", 1000))
-        d, theta, lam = np.asarray(start[0], float), np.asarray(start[1], float), np.full(n, START_WEIGHT)
-        log_prior_d = prior_log_density(self.model_config["discount"])
-        log_prior_s = prior_log_density(self.model_config["strength_plus_discount"])
-        weight_prior = self.model_config["general_weight"].parameters
-        rounds = int(self.options["rounds"])
-        for r in range(rounds):
-            order_events = events.copy()
-            rng.shuffle(order_events)
-            seating.seat(order_events, d, theta, lam, int(rng.integers(2**31 - 1)))
-            stats = seating.statistics()
-            a, b = weight_prior["alpha"] + seating.sent[:, 0], weight_prior["beta"] + seating.sent[:, 1]
-            posteriors = [HyperPosterior(stats[k], log_prior_d, log_prior_s) for k in range(n)]
-            if r < rounds - 1:
-                for k, posterior in enumerate(posteriors):
-                    (d[k],), (theta[k],) = posterior.values(posterior.mode(float(d[k]), float(theta[k]))[0])
-                lam = a / (a + b)
+        posteriors, a, b, d, theta = self._seat_domain(seating, events, start, rng)
         size = chains * draws
         d_draws, theta_draws = np.empty((size, n)), np.empty((size, n))
         for k, posterior in enumerate(posteriors):
-            d_draws[:, k], theta_draws[:, k] = posterior.draw(size, rng, float(d[k]), float(theta[k]))
+            d_draws[:, k], theta_draws[:, k] = _draw(posterior, size, rng, d[k], theta[k])
         lam_draws = rng.beta(a, b, size=(size, n))
         shape = (chains, draws, n)
         post = {"discount": d_draws.reshape(shape), "strength": theta_draws.reshape(shape),
@@ -441,10 +342,48 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
         add_group(idata, "table_counts", self._table_group(idata, {"seating": seating.tables}, "fast", retain))
         self.domain_customers_ = seating.customers
         method, note = ("exact", "Independent exact draws of each order's (d, theta, lam) given one seating of the "
-                                 "domain customers in the graphical hierarchy (docs/domain.md): the intervals leave out "
-                                 "the seating's uncertainty.")
+                                 "domain customers in the graphical hierarchy, the last of the Gibbs sweeps "
+                                 "(docs/domain.md): the intervals leave out the seating's uncertainty.")
         idata["posterior"].attrs.update(inference="fast", inference_method=method, inference_note=note)
         return idata
+
+    def _seat_domain(self, seating: DomainSeating, events: np.ndarray, start, rng):
+        """Seat the domain customers ``rounds`` times (each with the previous seating's modes of (d, theta,
+        lam)), then alternate ``sweeps`` times exact draws of every order's (d, theta) and lam given
+        the seating with a Gibbs sweep of the seating given them. Returns the last seating's
+        conditionals: per order the :class:`HyperPosterior` of (d, theta), lam's Beta parameters
+        a and b (order,), and the (d, theta) the seating was made with (order,)."""
+        n = self.order
+        d, theta, lam = np.asarray(start[0], float), np.asarray(start[1], float), np.full(n, START_WEIGHT)
+        log_prior_d = prior_log_density(self.model_config["discount"])
+        log_prior_s = prior_log_density(self.model_config["strength_plus_discount"])
+        weight_prior = self.model_config["general_weight"].parameters
+
+        def conditionals():
+            stats = seating.statistics()
+            a, b = weight_prior["alpha"] + seating.sent[:, 0], weight_prior["beta"] + seating.sent[:, 1]
+            return [HyperPosterior(stats[k], log_prior_d, log_prior_s) for k in range(n)], a, b
+
+        def shuffled():
+            order_events = events.copy()
+            rng.shuffle(order_events)
+            return order_events
+
+        rounds = int(self.options["rounds"])
+        for r in range(rounds):
+            seating.seat(shuffled(), d, theta, lam, int(rng.integers(2**31 - 1)))
+            posteriors, a, b = conditionals()
+            if r < rounds - 1:
+                for k, posterior in enumerate(posteriors):
+                    (d[k],), (theta[k],) = posterior.values(posterior.mode(float(d[k]), float(theta[k]))[0])
+                lam = a / (a + b)
+        for _ in range(int(self.options["sweeps"])):
+            for k, posterior in enumerate(posteriors):
+                (d[k],), (theta[k],) = _draw(posterior, 1, rng, d[k], theta[k])
+            lam = rng.beta(a, b)
+            seating.sweep(shuffled(), d, theta, lam, int(rng.integers(2**31 - 1)))
+            posteriors, a, b = conditionals()
+        return posteriors, a, b, d, theta
 
     # -- the domain seating and the predictive -----------------------------------------------
     def _seating(self, s: int):

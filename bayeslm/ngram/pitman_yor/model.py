@@ -474,7 +474,7 @@ class PitmanYorLM(NgramLM):
         valid : Corpus, optional
             Domain validation text: the generator's flag threshold.
         **kwargs
-            ``model_config`` (priors), ``options`` (``rounds``, ``retain``, ``entropy_draws``)
+            ``model_config`` (priors), ``options`` (``rounds``, ``sweeps``, ``retain``, ``entropy_draws``)
             and sampler settings for this call, as :meth:`fit`'s
             (:meth:`bayeslm.ngram.pitman_yor.adapt.AdaptedPitmanYorLM.from_general`).
 
