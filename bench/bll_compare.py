@@ -39,17 +39,24 @@ every character and every line break is scored and the context runs across lines
     chosen on validation), ``laplace_torch_kron`` (laplace-torch: last-layer Laplace,
     Kronecker-factored GGN, prior precision by marginal likelihood, Monte Carlo
     predictive), ``vbll`` (vbll.DiscClassification trained on the features), and
-    bayeslm's ``laplace`` (EKFAC, prior centred at the MAP head calibrated on the
-    validation positions, i.e. divided by map_temperature's temperature; prior scale by
-    evidence: the default with a head and validation positions), ``laplace_integrate``
-    (prior scale integrated over), ``laplace_head_prior`` (prior centred at the head
-    itself), ``laplace_zero_prior`` (prior centred at 0: the head refitted on the 50k
-    positions), ``advi`` (mean-field) and ``advi_lowrank`` (both with the calibrated prior).
+    bayeslm's ``laplace`` (the default: EKFAC, the prior mean (the MAP head calibrated on
+    the validation positions, or zero) and the covariance's prior precision chosen by
+    validation NLL, ``bayeslm.neural.last_layer_rule``), ``laplace_rule_calibrated`` (the
+    rule with the calibrated head as the only prior mean), ``laplace_evidence`` (prior at
+    the calibrated head, scale by evidence: the default before the rule),
+    ``laplace_integrate`` (prior scale integrated over), ``laplace_head_prior`` (prior
+    centred at the head itself), ``laplace_zero_prior`` (prior centred at 0: the head
+    refitted on the 50k positions), ``advi`` (mean-field) and ``advi_lowrank`` (both with
+    the calibrated prior).
 (d) Per method: test NLL (bits per character on the 20k test positions), ECE (15 bins,
     top-1), AUROC of mutual information (and of predictive entropy) for telling the OOD
     positions from test positions, fit seconds, predictive milliseconds per position.
     Paired bootstrap (2,000 resamples of positions) 95% intervals of bayeslm's best method
-    minus the best peer, for NLL and ECE.
+    minus the best peer, for NLL and ECE. Per body, the rule's choice and why, and the
+    issue's verdicts on the default (``laplace``), one line each, PASS or FAIL: NLL against
+    temperature scaling and ECE against the best other method (the interval's lower end at
+    most 0), AUROC(MI) at least laplace-torch's and VBLL's on each OOD set, fit seconds at
+    most laplace-torch's.
 (e) The NUTS reference: on a subsample (``--nuts-positions``), bayeslm's Laplace and ADVI
     posteriors against NUTS on the same positions (means and standard deviations of the
     weights' contrasts, and of the predictive).
@@ -534,10 +541,13 @@ def fit_methods(args, seed, X, y, V, valid_xy, head, eval_sets) -> tuple[dict, d
     test metrics, which peers ran)."""
     results, per_pos = {}, {}
     bayeslm_methods = {
-        "laplace": dict(method="laplace"),  # prior centred at the MAP head calibrated on valid (the default)
+        "laplace": dict(method="laplace"),  # the default: prior mean and covariance chosen on valid by the rule
+        "laplace_rule_calibrated": dict(method="laplace", prior_mean="calibrated_head"),  # the rule's covariance only
+        # the evidence's posterior at each prior mean (laplace_evidence: the default before the rule)
+        "laplace_evidence": dict(method="laplace", prior_scale="evidence"),  # at the head calibrated on valid
         "laplace_integrate": dict(method="laplace", prior_scale="integrate"),
-        "laplace_head_prior": dict(method="laplace", prior_mean="head"),  # centred at the head itself
-        "laplace_zero_prior": dict(method="laplace", prior_mean="zero"),  # prior centred at 0: the head refitted
+        "laplace_head_prior": dict(method="laplace", prior_mean="head", prior_scale="evidence"),  # the head itself
+        "laplace_zero_prior": dict(method="laplace", prior_mean="zero", prior_scale="evidence"),  # the head refitted
         "advi": dict(method="advi", advi_steps=10000, advi_batch=512),
         "advi_lowrank": dict(method="advi_lowrank", advi_steps=10000, advi_batch=512, advi_rank=10,
                              advi_learning_rate=3e-3),
@@ -617,8 +627,14 @@ def verdict_of(results: dict, per_pos: dict, n_boot: int, seed: int) -> dict:
         nll = paired_bootstrap(per_pos[name], per_pos[best_nll], n_boot, seed)
         ece_ = paired_bootstrap(per_pos[name], per_pos[best_ece], n_boot, seed + 1)
         row = results[name]
+        out = {}
+        if "map_temperature" in per_pos:  # the issue's NLL verdict: against temperature scaling
+            temp = paired_bootstrap(per_pos[name], per_pos["map_temperature"], n_boot, seed)
+            out = {"vs_temperature": temp, "nll_not_worse_than_temperature": bool(temp["nll_bits_diff_ci95"][0] <= 0.0)}
+        for k in ("auroc_mi_shuffled", "auroc_mi_pydoc"):
+            out[f"{k}_at_least_peers"] = bool(all(row[k] >= results[p][k] for p in peers))
         return {
-            "vs_best_nll": nll, "vs_best_ece": ece_,
+            **out, "vs_best_nll": nll, "vs_best_ece": ece_,
             "nll_not_worse": bool(nll["nll_bits_diff_ci95"][0] <= 0.0),
             "ece_not_worse": bool(ece_["ece_diff_ci95"][0] <= 0.0),
             "auroc_mi_at_least_peers": bool(all(
@@ -637,10 +653,12 @@ def verdict_of(results: dict, per_pos: dict, n_boot: int, seed: int) -> dict:
 
 
 def print_summary(report) -> None:
-    """Per body its table and verdicts, then the bodies side by side with KenLM's character model."""
+    """Per body its table and verdicts, the default's verdicts per body, then the bodies side by side with
+    KenLM's character model."""
     for body in report["bodies"]:
         print(f"\n== body seed {body['seed']} ({body['work']})")
         print_table(body)
+    print_verdicts(report["bodies"])
     kenlm = report["kenlm"]
     if kenlm:
         best = kenlm["best"]
@@ -654,6 +672,50 @@ def print_summary(report) -> None:
         print(f"{body['seed']:4d} {b['steps']:6d} {b['train_seconds']:8.0f} {b['steps_per_second']:7.2f} "
               f"{b['valid_bits_per_char_all_positions']:10.4f} {b['test_bits_per_char_all_positions']:9.4f} "
               f"{str(v['gpt_test_bits_at_most_kenlm']):>8s}")
+
+
+def verdict_lines(body: dict) -> list[tuple[str, str, bool]]:
+    """The issue's verdicts on the default last layer (``laplace``) of one body: (verdict, figures, passed)."""
+    v, methods = body.get("verdict", {}).get("laplace"), body.get("methods", {})
+    if not v:
+        return []
+    ours = methods["laplace"]
+    lines = []
+    if "vs_temperature" in v:
+        t = v["vs_temperature"]
+        lo, hi = t["nll_bits_diff_ci95"]
+        lines.append(("NLL not worse than temperature scaling",
+                      f"{ours['nll_bits']:.4f} vs {methods['map_temperature']['nll_bits']:.4f} bits: "
+                      f"{t['nll_bits_diff']:+.4f} [{lo:+.4f}, {hi:+.4f}]", v["nll_not_worse_than_temperature"]))
+    e = v["vs_best_ece"]
+    best_ece = body["verdict"]["best_other_by_ece"]
+    lo, hi = e["ece_diff_ci95"]
+    lines.append((f"ECE not worse than the best other ({best_ece})",
+                  f"{ours['ece']:.4f} vs {methods[best_ece]['ece']:.4f}: {e['ece_diff']:+.4f} [{lo:+.4f}, {hi:+.4f}]",
+                  v["ece_not_worse"]))
+    peers = [p for p in ("laplace_torch_kron", "vbll") if p in methods]
+    for k, label in (("auroc_mi_shuffled", "shuffled"), ("auroc_mi_pydoc", "pydoc")):
+        figures = f"{ours[k]:.3f} vs " + ", ".join(f"{p} {methods[p][k]:.3f}" for p in peers)
+        lines.append((f"AUROC(MI) {label} at least the peers'", figures, v[f"{k}_at_least_peers"]))
+    if v["laplace_torch_fit_seconds"] is not None:
+        lines.append(("fit time at most laplace-torch's",
+                      f"{v['fit_seconds']:.1f} vs {v['laplace_torch_fit_seconds']:.1f} s",
+                      v["fit_not_slower_than_laplace_torch"]))
+    return lines
+
+
+def print_verdicts(bodies: list) -> None:
+    """One line per verdict per body (PASS/FAIL), after the rule's choice on each body and why."""
+    rows = [(b["seed"], b["methods"]["laplace"]["info"]) for b in bodies if "laplace" in b.get("methods", {})]
+    if not rows:
+        return
+    print("\nThe default's selection rule (validation positions only) on each body:")
+    for seed, info in rows:
+        print(f"  seed {seed}: {info.get('rule_reason', 'no rule (no validation positions)')}")
+    print(f"\n{'seed':>4s}  {'verdict on the default (laplace)':52s} {'figures':58s} result")
+    for body in bodies:
+        for name, figures, passed in verdict_lines(body):
+            print(f"{body['seed']:4d}  {name:52s} {figures:58s} {'PASS' if passed else 'FAIL'}")
 
 
 def print_table(report) -> None:

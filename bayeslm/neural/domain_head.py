@@ -57,10 +57,12 @@ class LaplacePosterior:
 
     @classmethod
     def from_laplace(cls, fit: LaplaceFit) -> "LaplacePosterior":
-        """The posterior of a :class:`~bayeslm.neural.last_layer.LaplaceFit` (its mode, curvature and alpha)."""
+        """The posterior of a :class:`~bayeslm.neural.last_layer.LaplaceFit`: its mode, curvature and the
+        prior precision its draws use (``sample_alpha``: the evidence's alpha, or the broader one the
+        validation rule chose for the covariance), so the prior is the posterior the general model reports."""
         c = fit.curvature
         kind = "full" if c.kind == "full" else "kron"
-        return cls(kind, fit.theta.copy(), c.lam + fit.alpha, c.U, c.UA, c.UB)
+        return cls(kind, fit.theta.copy(), c.lam + fit.sample_alpha, c.U, c.UA, c.UB)
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
         arrays = {f"{prefix}kind": np.array(self.kind)}

@@ -29,7 +29,7 @@ from bayeslm.exceptions import (
     VocabularyMismatchError,
 )
 from bayeslm.neural.domain_head import LaplacePosterior
-from bayeslm.neural.last_layer import HESSIANS, METHODS, PRIOR_MEANS
+from bayeslm.neural.last_layer import HESSIANS, METHODS, PRIOR_MEANS, PRIOR_SCALES
 from bayeslm.text.corpus import Corpus
 from bayeslm.text.vocab import Vocabulary
 
@@ -75,7 +75,8 @@ class GPTOptions(ModelOptions):
     init_from: text(optional=True) = Field(None, description="a TinyGPT checkpoint or gpt-bll model to fine-tune")
     method: choice(*METHODS) = Field("laplace", description="the last layer's inference")
     hessian: choice(*HESSIANS) = Field("auto", description="the Laplace curvature")
-    prior_scale: choice("evidence", "integrate") = Field("evidence", description="how the prior scale is set")
+    prior_scale: choice(*PRIOR_SCALES) = Field(
+        "auto", description="how the prior scale is set (auto: the selection rule on validation positions)")
     prior_mean: choice(*PRIOR_MEANS) = Field("auto", description="centre of the last layer's prior")
     fit_positions: whole(ge=1) = Field(50000, description="positions the last layer is fitted on")
     fit_holdout: number(ge=0.0, lt=1.0) = Field(

@@ -22,6 +22,7 @@ from bayeslm.core.draws import draw_indices
 from bayeslm.core.priors import Prior
 from bayeslm.core.sampling import prepare_pytensor
 from bayeslm.exceptions import BayesLMError, ConfigError, NotFittedError
+from bayeslm.neural.last_layer_rule import COVARIANCE_FACTORS, RULE_DRAWS, RULE_POSITIONS, RuleChoice, choose
 
 __all__ = ["BayesianLastLayer", "METHODS", "softmax_regression_model", "SoftmaxObjective", "Curvature",
            "ggn_diagonal_in_basis", "conjugate_gradients", "newton_minimise"]
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 METHODS = ("laplace", "advi", "advi_lowrank", "nuts", "map", "map_temperature", "mc_dropout")
 HESSIANS = ("auto", "full", "kron", "kfac")
 PRIOR_MEANS = ("auto", "calibrated_head", "head", "zero")
+PRIOR_SCALES = ("auto", "evidence", "integrate")
 DEFAULT_PRIORS = {"weight_scale": {"dist": "LogNormal", "kwargs": {"mu": 0.0, "sigma": 2.0}}}
 _FLOAT32_FROM = 2e7  # N * V * D above which the big products run in float32
 BLAS_THREADS = 1  # see _single_blas
@@ -336,6 +338,12 @@ class LaplaceFit:
     curvature: _Curvature
     log_evidence: float  # log p(data | alpha) + log p(alpha), Laplace approximation
     neg_log_post: float
+    covariance_alpha: float | None = None  # the covariance's prior precision, if the rule broadened it
+
+    @property
+    def sample_alpha(self) -> float:
+        """The prior precision of the posterior covariance the draws come from."""
+        return self.alpha if self.covariance_alpha is None else self.covariance_alpha
 
 
 class BayesianLastLayer:
@@ -351,8 +359,13 @@ class BayesianLastLayer:
     hessian : {"auto", "full", "kron", "kfac"}
         Curvature of the Laplace approximation; ``auto`` is ``full`` up to ``full_max``
         parameters, ``kron`` (eigenvalue-corrected Kronecker) above.
-    prior_scale : {"evidence", "integrate"}
+    prior_scale : {"auto", "evidence", "integrate"}
         The prior scale at the maximum of evidence x hyperprior, or integrated over.
+        ``auto`` (the default): with ``method="laplace"`` and validation positions, the
+        selection rule of :mod:`bayeslm.neural.last_layer_rule` (the prior mean among the
+        calibrated head and zero when ``prior_mean="auto"``, and the covariance's prior
+        precision, both by validation NLL; the choice in ``rule_`` and ``info_``); else
+        ``evidence``.
     prior_mean : {"auto", "calibrated_head", "head", "zero"}
         Where the Gaussian prior of W and b is centred: at the trained head given as
         ``init`` (what pre-training learned about W: the posterior then updates it); at
@@ -379,7 +392,7 @@ class BayesianLastLayer:
     """
 
     def __init__(self, body=None, *, method: str = "laplace", hessian: str = "auto",
-                 prior_scale: str = "evidence", prior_mean: str = "auto", draws: int = 200,
+                 prior_scale: str = "auto", prior_mean: str = "auto", draws: int = 200,
                  model_config: dict | None = None,
                  labels=None, full_max: int = 1500, dropout_rates=(0.02, 0.05, 0.1, 0.2, 0.3),
                  advi_steps: int = 10000, advi_batch: int = 512, advi_rank: int = 10,
@@ -389,8 +402,8 @@ class BayesianLastLayer:
             raise ConfigError(f"method must be one of {list(METHODS)}, got {method!r}")
         if hessian not in HESSIANS:
             raise ConfigError(f"hessian must be one of {list(HESSIANS)}, got {hessian!r}")
-        if prior_scale not in ("evidence", "integrate"):
-            raise ConfigError(f"prior_scale must be 'evidence' or 'integrate', got {prior_scale!r}")
+        if prior_scale not in PRIOR_SCALES:
+            raise ConfigError(f"prior_scale must be one of {list(PRIOR_SCALES)}, got {prior_scale!r}")
         if prior_mean not in PRIOR_MEANS:
             raise ConfigError(f"prior_mean must be one of {list(PRIOR_MEANS)}, got {prior_mean!r}")
         if int(draws) < 1:
@@ -422,6 +435,7 @@ class BayesianLastLayer:
         self.temperature_: float | None = None
         self.dropout_rate_: float | None = None
         self.fit_seconds_: float | None = None
+        self.rule_: RuleChoice | None = None  # what the selection rule chose, and why
         self.info_: dict = {}
         self._draw_cache = None
 
@@ -516,12 +530,16 @@ class BayesianLastLayer:
         self.temperature_ = self.dropout_rate_ = None
         self.info_ = {"method": self.method, "positions": int(X.shape[0]), "classes": int(V),
                       "features": int(X.shape[1]), "prior_mean": prior_mean}
-        theta0 = self._set_prior_mean(prior_mean, theta0, valid)
-        if self.method in ("laplace", "advi", "advi_lowrank", "nuts") or W0 is None:
-            mode_rng = rng if self.method == "laplace" else np.random.default_rng(seed)
-            self.laplace_ = self._laplace(Xa, y, V, theta0, mode_rng)
-            if self.theta_map_ is None:
-                self.theta_map_ = self.laplace_.theta.copy()
+        self.rule_ = None
+        if self.method == "laplace" and self.prior_scale == "auto" and valid is not None:
+            means = ["calibrated_head", "zero"] if self.prior_mean == "auto" and W0 is not None else [prior_mean]
+            self.laplace_ = self._laplace_by_rule(Xa, y, V, theta0, valid, means, seed)
+        else:
+            theta0 = self._set_prior_mean(prior_mean, theta0, valid)
+            if self.method in ("laplace", "advi", "advi_lowrank", "nuts") or W0 is None:
+                self.laplace_ = self._laplace(Xa, y, V, theta0)
+        if self.laplace_ is not None and self.theta_map_ is None:
+            self.theta_map_ = self.laplace_.theta.copy()
         thetas, scales = self._posterior_draws(X, y, V, valid, seed, rng)
         self.idata = self._to_idata(thetas, scales, V, X.shape[1])
         self.fit_seconds_ = time.perf_counter() - start
@@ -558,6 +576,35 @@ class BayesianLastLayer:
             self.prior_mean_ = theta0 / self.temperature_
             theta0 = self.prior_mean_.copy()  # the search for the mode starts there
         return theta0
+
+    def _laplace_by_rule(self, Xa, y, V, theta_head, valid, means, seed) -> LaplaceFit:
+        """The selection rule (:mod:`bayeslm.neural.last_layer_rule`): a Laplace fit per prior mean in
+        ``means``, each scored with every covariance factor by the validation NLL of its predictive;
+        sets ``prior_mean_``, ``temperature_``, ``info_`` and ``rule_`` for the winner and returns its fit."""
+        Xv, yv = valid
+        rows = np.random.default_rng(seed).permutation(Xv.shape[0])[:RULE_POSITIONS]
+        Xs, ys = Xv[rows], yv[rows]
+        base, fits, nll, seconds = dict(self.info_), {}, {}, {}
+        for mean in means:
+            self.info_, self.temperature_ = dict(base), None
+            start = time.perf_counter()
+            theta0 = self._set_prior_mean(mean, theta_head, valid)
+            fit = self._laplace(Xa, y, V, theta0)
+            fits[mean] = (fit, self.prior_mean_, self.temperature_, self.info_)
+            seconds[f"rule_fit_seconds_{mean}"] = time.perf_counter() - start
+            start = time.perf_counter()
+            for factor in COVARIANCE_FACTORS:  # the same normal deviates for every candidate
+                thetas = fit.theta + fit.curvature.sample(RULE_DRAWS, fit.alpha * factor, np.random.default_rng(seed),
+                                                          fit.theta.shape)
+                nll[(mean, factor)] = float(-_predictive_log_prob(Xs, ys, thetas).mean() / np.log(2))
+            seconds[f"rule_score_seconds_{mean}"] = time.perf_counter() - start
+        self.rule_ = choose(nll)
+        fit, self.prior_mean_, self.temperature_, info = fits[self.rule_.prior_mean]
+        fit.covariance_alpha = fit.alpha * self.rule_.covariance_factor
+        self.info_ = {**info, "prior_mean": self.rule_.prior_mean, "covariance_prior_precision": fit.sample_alpha,
+                      "rule_covariance_factor": self.rule_.covariance_factor, "rule_reason": self.rule_.reason,
+                      **seconds}
+        return fit
 
     def _posterior_draws(self, X, y, V: int, valid, seed, rng) -> tuple[np.ndarray, np.ndarray | None]:
         """Draws of theta (samples, V, D) by ``self.method`` and of weight_scale (samples,), None for the baselines."""
@@ -601,7 +648,7 @@ class BayesianLastLayer:
         fn = pytensor.function([value], pm.logp(prior._pymc_class().dist(**prior.parameters), value))
         return lambda l: float(fn(np.exp(-0.5 * l))) - 0.5 * l + np.log(0.5)
 
-    def _laplace(self, Xa, y, V, theta0, rng) -> LaplaceFit:
+    def _laplace(self, Xa, y, V, theta0) -> LaplaceFit:
         """Mode and curvature at the prior precision maximising evidence x hyperprior."""
         sm = _Softmax(Xa, y, V, self.prior_mean_)
         P = V * Xa.shape[1]
@@ -693,8 +740,8 @@ class BayesianLastLayer:
                 thetas[sel] = c.theta + scale * c.curvature.sample(int(sel.sum()), c.alpha, rng, shape)
             scales = np.array([self._components[k].alpha ** -0.5 for k in which])
             return thetas, scales
-        thetas = fit.theta + scale * fit.curvature.sample(n, fit.alpha, rng, shape)
-        return thetas, np.full(n, fit.alpha ** -0.5)
+        thetas = fit.theta + scale * fit.curvature.sample(n, fit.sample_alpha, rng, shape)
+        return thetas, np.full(n, fit.sample_alpha ** -0.5)
 
     @_single_blas
     def resample(self, draws: int | None = None, *, scale: float = 1.0, random_seed=None):

@@ -24,6 +24,7 @@ from sampling import NUTS_REFERENCE
 from bayeslm import BayesianLastLayer, Prior
 from bayeslm.exceptions import BayesLMError, ConfigError, NotFittedError
 from bayeslm.neural.last_layer import _augment, _Curvature, _Softmax, _split
+from bayeslm.neural.last_layer_rule import COVARIANCE_FACTORS, choose
 
 N, D_FEAT, V = 1000, 2, 3
 
@@ -108,6 +109,17 @@ def test_laplace_with_the_prior_scale_integrated_agrees_with_nuts_also_where_the
     ratio = bll.theta_draws().std(0) / posterior_raw_sd(nuts)
     assert np.all(np.abs(ratio - 1) < 0.15), ratio
     assert np.isclose(sum(bll.info_["log_alpha_weights"]), 1.0)
+
+
+def test_the_default_with_validation_positions_agrees_with_nuts(data, nuts):
+    # the selection rule's posterior (prior mean and covariance chosen on validation positions
+    # of the same model) is still the Laplace posterior NUTS checks
+    X, y, Xt = data
+    Xv, yv, _, _ = synthetic(seed=8, n=2000)
+    bll = BayesianLastLayer(draws=4000, random_seed=2)
+    bll.fit(X, y, valid=(Xv, yv))
+    assert bll.rule_ is not None and bll.info_["prior_mean"] == "zero"
+    _compare(bll, nuts, Xt, mean_tol=0.3, sd_tol=0.15)
 
 
 @pytest.mark.parametrize("method, sd_tol", [("advi", 0.45), ("advi_lowrank", 0.25)])
@@ -283,6 +295,70 @@ def test_the_calibrated_head_prior_is_the_head_over_the_validation_temperature()
         BayesianLastLayer(prior_mean="calibrated_head").fit(X, y, init=(W, b))
     with pytest.raises(BayesLMError, match="validation features have 3 dimensions"):
         BayesianLastLayer().fit(X, y, init=(W, b), valid=(np.ones((5, 3)), yv[:5]))
+
+
+def _rule_problem():
+    """A head fitted on 3,000 positions; 300 fitting positions; validation positions whose features are
+    spread 3x wider than the fitting ones (text unlike the training text)."""
+    X, y, W, b = synthetic(seed=9, n=300)
+    Xv, yv, _, _ = synthetic(seed=10, n=3000)
+    head = BayesianLastLayer(method="laplace", prior_scale="evidence", draws=1, random_seed=0)
+    head.fit(*synthetic(seed=11, n=3000)[:2])
+    theta = head.laplace_.theta
+    return X, y, (theta[:, :-1], theta[:, -1]), 3.0 * Xv, yv
+
+
+def test_the_selection_rule_reads_only_fitting_and_validation_positions():
+    X, y, head, Xv, yv = _rule_problem()
+    fits = []
+    for test_seed in (12, 13):  # other test features between fits: the choice and the draws stay
+        bll = BayesianLastLayer(draws=30, random_seed=0)
+        bll.fit(X, y, init=head, valid=(Xv, yv))
+        Xt = synthetic(seed=test_seed, n=500)[0] * test_seed
+        bll.evaluate(Xt, synthetic(seed=test_seed, n=500)[1])
+        bll.fit(X, y, init=head, valid=(Xv, yv))  # refitted after scoring test features
+        fits.append(bll)
+    assert fits[0].rule_ == fits[1].rule_
+    assert np.array_equal(fits[0].theta_draws(), fits[1].theta_draws())
+    rule = fits[0].rule_
+    assert set(rule.valid_nll_bits) == {(m, f) for m in ("calibrated_head", "zero") for f in COVARIANCE_FACTORS}
+    assert rule.valid_nll_bits[(rule.prior_mean, rule.covariance_factor)] == min(rule.valid_nll_bits.values())
+    assert fits[0].info_["rule_reason"] == rule.reason and "valid NLL" in rule.reason
+    assert fits[0].idata["posterior"].attrs["bll_rule_reason"] == rule.reason
+    # the validation positions are what it reads: other validation text, other scores
+    other = BayesianLastLayer(draws=30, random_seed=0)
+    other.fit(X, y, init=head, valid=(Xv / 3.0, yv))
+    assert all(other.rule_.valid_nll_bits[c] != v for c, v in rule.valid_nll_bits.items())
+
+
+def test_the_chosen_covariance_is_the_laplace_curvature_at_the_chosen_precision():
+    X, y, head, Xv, yv = _rule_problem()
+    bll = BayesianLastLayer(draws=30, random_seed=0, prior_mean="calibrated_head")
+    bll.fit(X, y, init=head, valid=(Xv, yv))
+    plain = BayesianLastLayer(draws=30, random_seed=0, prior_mean="calibrated_head", prior_scale="evidence")
+    plain.fit(X, y, init=head, valid=(Xv, yv))
+    fit, factor = bll.laplace_, bll.rule_.covariance_factor
+    assert {m for m, _ in bll.rule_.valid_nll_bits} == {"calibrated_head"}
+    # the mode and its prior precision are the evidence's; only the covariance's precision moves
+    assert np.allclose(fit.theta, plain.laplace_.theta) and fit.alpha == pytest.approx(plain.laplace_.alpha)
+    assert fit.sample_alpha == pytest.approx(factor * fit.alpha)
+    assert bll.info_["covariance_prior_precision"] == pytest.approx(fit.sample_alpha)
+    var = fit.curvature.variance(fit.sample_alpha, fit.theta.shape)
+    assert np.allclose(bll.theta_draws().var(0), var, rtol=0.6)
+    # without validation positions "auto" is the evidence's posterior, and no rule runs
+    alone = BayesianLastLayer(draws=30, random_seed=0)
+    alone.fit(X, y, init=head)
+    assert alone.rule_ is None and alone.laplace_.sample_alpha == alone.laplace_.alpha
+
+
+def test_choose_takes_the_lowest_validation_nll_and_ties_to_the_plainer_posterior():
+    nll = {("calibrated_head", 1.0): 2.10, ("calibrated_head", 0.1): 2.05, ("zero", 1.0): 2.20}
+    assert (choose(nll).prior_mean, choose(nll).covariance_factor) == ("calibrated_head", 0.1)
+    tie = {("zero", 1.0): 2.0, ("zero", 0.1): 2.0}
+    assert choose(tie).covariance_factor == 1.0
+    assert "2.2000 at best with prior mean zero" in choose(nll).reason
+    with pytest.raises(BayesLMError, match="at least one candidate"):
+        choose({})
 
 
 def test_temperature_scaling_recovers_the_temperature(data):
