@@ -12,6 +12,8 @@ answer the protocol as a GPTLM does. docs/domain.md ("GPT").
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import json
 
 import numpy as np
@@ -128,10 +130,10 @@ class _DomainGPT(GPTLM):
         self.bll_.idata = idata
         return idata
 
+    @abstractmethod
     def _fit_head(self, general: GPTLM, X, y, valid_xy, draws: int, rng) -> tuple[np.ndarray, dict, dict]:
         """Draws of theta (S, V, D), other posterior variables and attrs (``valid_xy``: validation
         features and next tokens, or None)."""
-        raise NotImplementedError
 
     def _restore_family(self, arrays: dict) -> None:
         super()._restore_family(arrays)

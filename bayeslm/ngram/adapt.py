@@ -14,6 +14,8 @@ levels (:class:`DomainLevels`), so evaluation, entropies, generation and files c
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import copy
 import json
 
@@ -299,7 +301,7 @@ def _departure_words(low: float, high: float) -> str:
                                      "domain's"))
 
 
-class AdaptedNgram:
+class AdaptedNgram(ABC):
     """What the adapted n-gram models share (mixed in before their family's class): they are made by
     ``general.adapt(domain)`` from a general model held in ``_general`` while fitting, read the
     domain text as it does, and are neither adapted again nor updated."""
@@ -310,9 +312,9 @@ class AdaptedNgram:
     departure_description: str
 
     @staticmethod
+    @abstractmethod
     def _departure_meaning(low: float, high: float) -> str:
         """What a departure parameter's interval [low, high] says, in words."""
-        raise NotImplementedError
 
     def departure(self, hdi_prob: float = HDI_PROB) -> list[dict]:
         """Per order: the departure parameter's posterior ``mean``, ``sd``, HDI (``hdi_low``,
