@@ -45,7 +45,7 @@ Perplexities are over every token and one ``</s>`` per sentence (``<s>`` never s
 Run
 ---
     /work/main/.venv/bin/python bench/domain_adapt.py [--sizes 1000 10000 50000] [--share 0.05] [--draws 1000]
-        [--out bench/out/domain_adapt.json] [--plot bench/out/domain_adapt.png]
+        [--no-pitman-yor] [--out bench/out/domain_adapt.json] [--plot bench/out/domain_adapt.png]
 """
 
 from __future__ import annotations
@@ -325,6 +325,22 @@ def best_kenlm(row: dict) -> float:
     return min(v for k, v in row["test_perplexity"].items() if k.startswith("kenlm"))
 
 
+def print_pitman_yor(rows: list[dict], py_general: dict) -> None:
+    """The adapted Pitman-Yor rows: process seconds, validation perplexity, general weights, the KenLM target."""
+    print(f"pitman-yor general (pitman-yor-trigram-fast): whole `bayeslm fit` process {py_general['wall_seconds']:.1f} s "
+          f"(fit_seconds {py_general['fit_seconds']:.1f} s); test perplexity {py_general['test_perplexity']:.2f}")
+    py_adapted = [r["methods"]["adapted pitman-yor"] for r in rows]
+    print(f"{'py adapt process s':24s}" + "".join(f"{a['process']['wall_seconds']:12.2f}" for a in py_adapted))
+    print(f"{'py valid perplexity':24s}" + "".join(f"{a['valid_perplexity']:12.2f}" for a in py_adapted)
+          + f"  ({py_adapted[0]['rounds']} seating rounds, {py_adapted[0]['sweeps']} Gibbs sweeps)")
+    for k in range(len(py_adapted[0]["general_weight_mean"])):
+        print(f"{f'py lam_{k + 1} mean':24s}" + "".join(f"{a['general_weight_mean'][k]:12.3f}" for a in py_adapted))
+    for r in rows:
+        ratio = r["test_perplexity"]["adapted pitman-yor"] / best_kenlm(r)
+        print(f"{r['domain_words']:>6d} words: adapted pitman-yor / best KenLM: {ratio:.3f} (target <= "
+              f"{PY_TARGET_VS_KENLM}: {'PASS' if ratio <= PY_TARGET_VS_KENLM else 'FAIL'})")
+
+
 def print_table(result: dict) -> None:
     rows, general = result["sizes"], result["general"]
     print(f"\ngeneral: {general['training_tokens']} tokens, vocabulary {general['vocabulary']}; whole `bayeslm fit` "
@@ -347,19 +363,8 @@ def print_table(result: dict) -> None:
                   for k in range(len(adapted[0]["domain_power_mean"]))})
     for label, cells in lines.items():
         print(f"{label:24s}" + "".join(cells))
-    py_general = result["pitman_yor_general"]
-    print(f"pitman-yor general (pitman-yor-trigram-fast): whole `bayeslm fit` process {py_general['wall_seconds']:.1f} s "
-          f"(fit_seconds {py_general['fit_seconds']:.1f} s); test perplexity {py_general['test_perplexity']:.2f}")
-    py_adapted = [r["methods"]["adapted pitman-yor"] for r in rows]
-    print(f"{'py adapt process s':24s}" + "".join(f"{a['process']['wall_seconds']:12.2f}" for a in py_adapted))
-    print(f"{'py valid perplexity':24s}" + "".join(f"{a['valid_perplexity']:12.2f}" for a in py_adapted)
-          + f"  ({py_adapted[0]['rounds']} seating rounds, {py_adapted[0]['sweeps']} Gibbs sweeps)")
-    for k in range(len(py_adapted[0]["general_weight_mean"])):
-        print(f"{f'py lam_{k + 1} mean':24s}" + "".join(f"{a['general_weight_mean'][k]:12.3f}" for a in py_adapted))
-    for r in rows:
-        ratio = r["test_perplexity"]["adapted pitman-yor"] / best_kenlm(r)
-        print(f"{r['domain_words']:>6d} words: adapted pitman-yor / best KenLM: {ratio:.3f} (target <= "
-              f"{PY_TARGET_VS_KENLM}: {'PASS' if ratio <= PY_TARGET_VS_KENLM else 'FAIL'})")
+    if result["pitman_yor_general"] is not None:  # None: run with --no-pitman-yor
+        print_pitman_yor(rows, result["pitman_yor_general"])
     for r in rows:
         better = r["test_perplexity"]["adapted dirichlet"] < r["test_perplexity"]["dirichlet concat"]
         print(f"{r['domain_words']:>6d} words: adapted < dirichlet concat: {'PASS' if better else 'FAIL'}; "
@@ -380,7 +385,11 @@ def main(argv=None) -> int:
     parser.add_argument("--kenlm-bin", default=None, help="directory of lmplz (default: $KENLM_BIN, ...)")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     parser.add_argument("--plot", type=Path, default=None, help="write the learning curve (PNG) here")
+    parser.add_argument("--no-pitman-yor", action="store_true",
+                        help="leave out the adapted Pitman-Yor rows (its general fit and adaptations take minutes)")
     args = parser.parse_args(argv)
+    if args.no_pitman_yor:
+        METHODS.pop("adapted pitman-yor")
     if not DATA.is_dir():
         sys.exit(f"domain_adapt: needs {DATA} (the shared data beside the repository)")
     kenlm_bin = find_kenlm_bin(args.kenlm_bin)
