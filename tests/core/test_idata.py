@@ -16,9 +16,11 @@ def test_group_order_is_arviz_order():
     assert list(GROUP_ORDER) == list(SUPPORTED_GROUPS_ALL)
 
 
-def test_read_netcdf_gives_what_arviz_reads(dirichlet_dir):
-    """Every group, variable, coordinate and attr as ``arviz.from_netcdf`` reads them, in the same order."""
-    path = dirichlet_dir / "model.nc"
+@pytest.mark.parametrize("family", ["dirichlet", "pitman_yor", "gpt"])
+def test_read_netcdf_gives_what_arviz_reads(family, request):
+    """Every group, variable, coordinate (token labels included) and attr as ``arviz.from_netcdf`` reads
+    them, in the same order."""
+    path = request.getfixturevalue(f"{family}_dir") / "model.nc"
     lazy, reference = read_netcdf(path), az.from_netcdf(path, engine="h5netcdf")
     assert lazy.groups() == reference.groups()
     for group in reference.groups():
