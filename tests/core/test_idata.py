@@ -7,6 +7,7 @@ import copy
 import arviz as az
 import numpy as np
 import pytest
+import xarray as xr
 from arviz.data.inference_data import SUPPORTED_GROUPS_ALL
 
 from bayeslm.core.idata import GROUP_ORDER, LazyInferenceData, from_draws, netcdf_bytes, read_netcdf
@@ -60,3 +61,29 @@ def test_groups_are_added_and_replaced_without_arviz():
         lazy.add_groups({"posterior": lazy["posterior"]})
     del lazy.constant_data
     assert lazy.groups() == ["posterior"] and lazy._wrapped is None
+
+
+def _xarray_netcdf_bytes(idata) -> bytes:
+    """The file as ``Dataset.to_netcdf`` writes it group by group (what :func:`netcdf_bytes` must equal)."""
+    import io
+
+    from bayeslm.core.idata import _compressible
+
+    buffer, mode = io.BytesIO(), "w"
+    if idata.attrs:
+        xr.Dataset(attrs=idata.attrs).to_netcdf(buffer, mode=mode, group="/", engine="h5netcdf")
+        mode = "a"
+    for group in idata.groups():
+        data = idata[group]
+        encoding = {name: {"zlib": True} for name, values in data.variables.items() if _compressible(values.dtype)}
+        data.to_netcdf(buffer, mode=mode, group=f"//{group}", engine="h5netcdf", encoding=encoding)
+        mode = "a"
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("family", ["dirichlet", "pitman_yor", "gpt"])
+def test_netcdf_bytes_are_what_to_netcdf_writes(family, request):
+    """Written through xarray's h5netcdf store (no Dask scheduler lookup), byte for byte ``to_netcdf``'s file."""
+    idata = read_netcdf(request.getfixturevalue(f"{family}_dir") / "model.nc")
+    idata.attrs["note"] = "root attrs are written too"
+    assert netcdf_bytes(idata) == _xarray_netcdf_bytes(idata)
