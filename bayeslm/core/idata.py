@@ -161,7 +161,7 @@ def from_draws(posterior: dict[str, np.ndarray], *, coords: dict | None = None, 
             all_coords.setdefault(dim, coords[dim] if dim in coords else np.arange(size))
         variables[name] = (names, values)
     dataset = xr.Dataset(variables, coords=all_coords)
-    dataset.attrs = {"created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+    dataset.attrs = {"created_at": datetime.datetime.now(datetime.UTC).isoformat(),
                      "arviz_version": importlib.metadata.version("arviz"), **(attrs or {})}
     return LazyInferenceData({"posterior": dataset})
 

@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 from arviz.data.inference_data import SUPPORTED_GROUPS_ALL
 
-from bayeslm.core.idata import GROUP_ORDER, LazyInferenceData, from_draws, netcdf_bytes, read_netcdf
+from bayeslm.core.idata import GROUP_ORDER, from_draws, netcdf_bytes, read_netcdf
 
 
 def test_group_order_is_arviz_order():
