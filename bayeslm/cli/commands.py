@@ -248,14 +248,22 @@ def cmd_adapt(args) -> int:
     return 0
 
 
+#: what ``adapt`` prints instead of the diagnostics table for independent exact draws
+EXACT_DRAWS_NOTE = ("no MCMC diagnostics: the draws are independent exact draws of each order's posterior (not a "
+                    "Markov chain); `bayeslm report` computes their R-hat and ESS")
+
+
 def _print_adapt(model, args, out: Path, n_domain: int) -> None:
     from bayeslm.core.protocol import AdaptedToDomain
 
     departure = model.departure() if isinstance(model, AdaptedToDomain) else None  # fine-tuning measures none
+    # independent exact draws (a Dirichlet model's powers) get their R-hat and ESS in the report: ArviZ's
+    # summary and its import would be most of the process's time (docs/domain.md, "Cost")
+    exact = model.idata["posterior"].attrs.get("inference_method") == "exact"
     if args.json:
         from bayeslm.stats.diagnostics import sampler_problems, summary
 
-        names = _summary_vars(model)
+        names = [] if exact else _summary_vars(model)
         table = summary(model.idata, var_names=names) if names != [] else None  # [] : independent draws, no rows
         print_json({
             "schema": "bayeslm.adapt/2", "out": str(out), "base": str(args.base), "general_model": model.general_,
@@ -275,7 +283,7 @@ def _print_adapt(model, args, out: Path, n_domain: int) -> None:
     for row in departure or []:
         print(f"  order {row['order']}: {row['mean']:.3g} (sd {row['sd']:.2g}; {row['hdi_prob']:.0%} HDI "
               f"[{row['hdi_low']:.3g}, {row['hdi_high']:.3g}]): {row['meaning']}")
-    print(_diagnostics_text(model))
+    print(EXACT_DRAWS_NOTE if exact else _diagnostics_text(model))
 
 
 # -- mix -------------------------------------------------------------------------------

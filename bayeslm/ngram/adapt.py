@@ -490,7 +490,7 @@ class AdaptedDirichletLM(AdaptedNgram, DirichletLM, AdaptedToDomain):
     def _sample_concentrations(self, evidences: dict, sampler: dict):
         """chains x draws independent draws of every power from its posterior given the others at
         their modes (:func:`grid_draws` in log lam, each evidence tabulated at its mode)."""
-        import arviz as az
+        from bayeslm.core.idata import from_draws
 
         prior_logp = self._prior_logp()
         rng = np.random.default_rng(sampler.get("random_seed"))
@@ -505,10 +505,8 @@ class AdaptedDirichletLM(AdaptedNgram, DirichletLM, AdaptedToDomain):
                 return evidence.logp_and_grad(lam)[0] + float(prior_logp(np.array([lam]))[0]) + t
 
             power[:, k - 1] = np.exp(grid_draws(log_density, float(np.log(mode)), chains * draws, rng))
-        idata = az.from_dict(posterior={"power": power.reshape(chains, draws, self.order)},
-                             coords={"order": np.arange(1, self.order + 1)}, dims={"power": ["order"]})
-        idata["posterior"].attrs.update(inference_method="exact", inference_note=INFERENCE_NOTE)
-        return idata
+        return from_draws({"power": power.reshape(chains, draws, self.order)}, coords={"order": np.arange(1, self.order + 1)},
+                          dims={"power": ["order"]}, attrs={"inference_method": "exact", "inference_note": INFERENCE_NOTE})
 
     # -- how far the domain departs ----------------------------------------------------------
     departure_var = property(lambda self: self.draws_var)

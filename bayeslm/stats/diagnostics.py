@@ -50,8 +50,6 @@ def summary(idata, var_names=None, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
 
 def sampler_problems(idata) -> dict:
     """Divergences, tree-depth hits and E-BFMI per chain, where the sampler recorded them."""
-    import arviz as az
-
     stats = idata["sample_stats"] if "sample_stats" in idata.groups() else None
     out: dict = {}
     if stats is None:
@@ -62,6 +60,8 @@ def sampler_problems(idata) -> dict:
     if "reached_max_treedepth" in stats:
         out["max_treedepth_hits"] = int(stats["reached_max_treedepth"].sum())
     if "energy" in stats:
+        import arviz as az
+
         out["bfmi"] = [float(v) for v in np.atleast_1d(az.bfmi(idata))]
     return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from cli_support import fails, succeeds
 from sampling import QUICK, cli_sets
@@ -44,7 +45,8 @@ def test_adapt_writes_a_model_directory_every_command_reads(tiny_model, adapted_
     assert [c["order"] for c in departure] == [1, 2] and all(0 < c["hdi_low"] < c["mean"] < c["hdi_high"] for c in departure)
     assert all(isinstance(c["meaning"], str) and c["meaning"] for c in departure)
     assert result["domain_tokens"] == len(DOMAIN.split()) and result["valid"] == [str(domain_files / "valid.txt")]
-    assert result["diagnostics"] and result["inference"] == "exact"  # independent draws: no divergences to count
+    # independent exact draws: no divergences to count; their R-hat and ESS are the report's (adapt imports no ArviZ)
+    assert result["diagnostics"] == {} and result["inference"] == "exact"
 
     test = domain_files / "valid.txt"
     adapted = json.loads(succeeds(["evaluate", out, "--test", test, "--json"]))
@@ -55,6 +57,8 @@ def test_adapt_writes_a_model_directory_every_command_reads(tiny_model, adapted_
     report = domain_files / "report.html"
     succeeds(["report", out, "--test", test, "--out", report, "--replicates", "2", "--quiet"])
     assert report.is_file() and report.with_suffix(".json").is_file()
+    rows = json.loads(report.with_suffix(".json").read_text())["diagnostics"]["parameters"]
+    assert {row["name"] for row in rows} == {"power[1]", "power[2]"} and all(np.isfinite([row["r_hat"], row["ess_bulk"]]).all() for row in rows)
     fails(capsys, ["export", out, "--arpa", domain_files / "adapted.arpa"], "ARPA export of an adapted model")
 
 
@@ -64,7 +68,7 @@ def test_adapt_prints_the_departure_per_order(tiny_model, domain_files):
                     "--set", "prior.concentration.kwargs.sigma=2", "--quiet"])
     assert f"saved to {out}" in printed and "departure from the general model per order" in printed
     assert "order 2: " in printed and "HDI" in printed
-    assert "r_hat" in printed
+    assert "independent exact draws" in printed and "bayeslm report" in printed and "r_hat" not in printed
 
 
 @pytest.fixture(scope="module")
@@ -91,21 +95,23 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_model, adapted_dir, pitma
                    *cli_sets(QUICK)], "exists", "--force")
 
 
-def test_adapt_and_score_do_not_import_pymc(tiny_model, domain_files, tmp_path):
-    """The powers are drawn without PyMC and scoring needs none: neither command imports it (a fresh process)."""
+def test_adapt_and_score_do_not_import_pymc_or_arviz(tiny_model, domain_files, tmp_path):
+    """The powers are drawn without PyMC, the model directories read and written without ArviZ, and scoring
+    needs neither: no command of the two imports them (a fresh process)."""
     import subprocess
     import sys
 
     out = tmp_path / "adapted"
     script = ("import sys; from bayeslm.cli.main import main; "
               f"assert main(['adapt', {str(tiny_model)!r}, '--train', {str(domain_files / 'domain.txt')!r}, "
-              f"'--out', {str(out)!r}, '--quiet', '--set', 'sampler.draws=50']) == 0; "
+              f"'--valid', {str(domain_files / 'valid.txt')!r}, '--out', {str(out)!r}, '--quiet', '--json', "
+              "'--set', 'sampler.draws=50']) == 0; "
               f"sys.stdin = open({str(domain_files / 'valid.txt')!r}); "
               f"assert main(['score', {str(out)!r}]) == 0; "
-              "print('pymc' in sys.modules, 'pytensor' in sys.modules)")
+              "print(*[name in sys.modules for name in ('pymc', 'pytensor', 'arviz', 'numba')])")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "False False"
+    assert done.stdout.strip().splitlines()[-1] == "False False False False"
 
 
 def test_a_pitman_yor_model_adapts_and_its_adapted_directory_is_refused_as_a_base(pitman_yor_dir, domain_files, capsys):

@@ -41,3 +41,21 @@ def test_a_format1_model_saved_again_says_format_1_and_loads(name, tmp_path):
     assert manifest["format_version"] == 1 and manifest["id"] == lm.id
     back = blm.load(tmp_path / "again")
     np.testing.assert_array_equal(back.predictive_log_prob(TEST), lm.predictive_log_prob(TEST))
+
+
+ADAPTED = Path(__file__).resolve().parents[1] / "data" / "adapted_9022a11"
+
+
+def test_an_adapted_directory_written_through_arviz_loads_and_scores_to_the_last_digit():
+    """``tests/data/adapted_9022a11/make.py`` wrote it with the code that read and wrote model directories
+    through ArviZ; read with xarray alone (no ArviZ imported) it has the same id and scores."""
+    expected = json.loads((ADAPTED / "expected.json").read_text())["dirichlet-adapted"]
+    lm = blm.load(ADAPTED / "dirichlet-adapted")
+    assert lm.id == expected["id"] and lm.idata._wrapped is None
+    np.testing.assert_array_equal(lm.predictive_log_prob(TEST), expected["predictive_log_prob"])
+    np.testing.assert_array_equal(lm.evaluate(TEST).cross_entropy_bits.values.ravel(), expected["cross_entropy_bits"])
+    np.testing.assert_array_equal(lm.score(TEST)["log10_prob"], expected["score_log10"])
+    split = lm.entropy_split(TEST)
+    np.testing.assert_array_equal(split["total"], expected["entropy_total"])
+    np.testing.assert_array_equal(split["epistemic"], expected["entropy_epistemic"])
+    assert lm.idata._wrapped is None  # scoring built no InferenceData either

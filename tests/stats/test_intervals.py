@@ -57,3 +57,13 @@ def test_interval_summary():
     assert out["hdi_prob"] == 0.5
     assert (out["hdi_low"], out["hdi_high"]) == hdi(x, hdi_prob=0.5)
     assert out["hdi_low"] < 3.0 < out["hdi_high"]
+
+
+@pytest.mark.parametrize("seed, size, hdi_prob", [(0, 2000, 0.94), (1, 37, 0.5), (2, 5, 0.8), (3, 1000, 0.99)])
+def test_hdi_is_arviz_hdi_to_the_last_digit(seed, size, hdi_prob):
+    """The numpy HDI (scoring imports no ArviZ) is ArviZ's, ties and skewed draws included."""
+    import arviz as az
+
+    rng = np.random.default_rng(seed)
+    for draws in (rng.gamma(0.5, size=size), np.round(rng.normal(size=size), 1), rng.normal(size=(2, size // 2 + 1))):
+        assert hdi(draws, hdi_prob=hdi_prob) == tuple(float(v) for v in az.hdi(draws.ravel(), hdi_prob=hdi_prob))
