@@ -39,10 +39,9 @@ every character and every line break is scored and the context runs across lines
     chosen on validation), ``laplace_torch_kron`` (laplace-torch: last-layer Laplace,
     Kronecker-factored GGN, prior precision by marginal likelihood, Monte Carlo
     predictive), ``vbll`` (vbll.DiscClassification trained on the features), and
-    bayeslm's ``laplace`` (the default: EKFAC, the prior mean (the MAP head calibrated on
-    the validation positions, or zero) and the covariance's prior precision chosen by
-    validation NLL, ``bayeslm.neural.last_layer_rule``), ``laplace_rule_calibrated`` (the
-    rule with the calibrated head as the only prior mean), ``laplace_evidence`` (prior at
+    bayeslm's ``laplace`` (the default: EKFAC, the prior at the MAP head calibrated on the
+    validation positions, its scale by evidence, the covariance's prior precision chosen
+    by validation NLL, ``bayeslm.neural.last_layer_rule``), ``laplace_evidence`` (prior at
     the calibrated head, scale by evidence: the default before the rule),
     ``laplace_integrate`` (prior scale integrated over), ``laplace_head_prior`` (prior
     centred at the head itself), ``laplace_zero_prior`` (prior centred at 0: the head
@@ -541,8 +540,7 @@ def fit_methods(args, seed, X, y, V, valid_xy, head, eval_sets) -> tuple[dict, d
     test metrics, which peers ran)."""
     results, per_pos = {}, {}
     bayeslm_methods = {
-        "laplace": dict(method="laplace"),  # the default: prior mean and covariance chosen on valid by the rule
-        "laplace_rule_calibrated": dict(method="laplace", prior_mean="calibrated_head"),  # the rule's covariance only
+        "laplace": dict(method="laplace"),  # the default: the covariance chosen on valid by the rule
         # the evidence's posterior at each prior mean (laplace_evidence: the default before the rule)
         "laplace_evidence": dict(method="laplace", prior_scale="evidence"),  # at the head calibrated on valid
         "laplace_integrate": dict(method="laplace", prior_scale="integrate"),
