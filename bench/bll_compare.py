@@ -31,18 +31,19 @@ every character and every line break is scored and the context runs across lines
     the body's own training text), 20,000 validation positions, and 20,000 positions each of:
     test text; the same test text with its characters shuffled (``ood_shuffled``); the
     Python documentation topics of the standard library's ``pydoc_data`` (``ood_pydoc``;
-    characters the vocabulary lacks read as ``<unk>``). Every method sees the same
-    features and seeds.
+    characters the vocabulary lacks read as ``<unk>``); and any text folder given as
+    ``--ood NAME=DIR`` (``ood_NAME``). Every method sees the same features and seeds.
+    ``--test DIR`` replaces the test text (held-out text of another corpus: the same
+    verdicts on it).
 (c) Last layers, all fitted on the same 50k held-out training positions:
     ``map`` (the body's own output layer, untied), ``map_temperature`` (its logits over a
     temperature fitted on the validation positions), ``mc_dropout`` (dropout on h, rate
     chosen on validation), ``laplace_torch_kron`` (laplace-torch: last-layer Laplace,
     Kronecker-factored GGN, prior precision by marginal likelihood, Monte Carlo
     predictive), ``vbll`` (vbll.DiscClassification trained on the features), and
-    bayeslm's ``laplace`` (the default: EKFAC, the prior mean (the MAP head calibrated on
-    the validation positions, or zero) and the covariance's prior precision chosen by
-    validation NLL, ``bayeslm.neural.last_layer_rule``), ``laplace_rule_calibrated`` (the
-    rule with the calibrated head as the only prior mean), ``laplace_evidence`` (prior at
+    bayeslm's ``laplace`` (the default: EKFAC, the prior at the MAP head calibrated on the
+    validation positions, its scale by evidence, the covariance's prior precision chosen
+    by validation NLL, ``bayeslm.neural.last_layer_rule``), ``laplace_evidence`` (prior at
     the calibrated head, scale by evidence: the default before the rule),
     ``laplace_integrate`` (prior scale integrated over), ``laplace_head_prior`` (prior
     centred at the head itself), ``laplace_zero_prior`` (prior centred at 0: the head
@@ -104,7 +105,8 @@ def config_settings(name: str = CONFIG) -> tuple[dict, dict]:
 BODY, TRAIN = config_settings()
 
 
-def read_corpora(data: Path):
+def read_corpora(data: Path, test: Path | None = None):
+    """Character corpora of ``data``/train, valid and test (or the folder ``test``), in the training text's vocabulary."""
     import bayeslm as blm
 
     tok = blm.CharTokenizer()
@@ -112,8 +114,21 @@ def read_corpora(data: Path):
     vocab = blm.Vocabulary.build(train.type_counts())
     train = train.with_vocabulary(vocab)
     valid = blm.Corpus.from_paths(data / "valid", tokenizer=tok).with_vocabulary(vocab)
-    test = blm.Corpus.from_paths(data / "test", tokenizer=tok).with_vocabulary(vocab)
+    test = blm.Corpus.from_paths(test or data / "test", tokenizer=tok).with_vocabulary(vocab)
     return vocab, tok, train, valid, test
+
+
+def ood_streams(args, vocab, test_stream, seed) -> dict:
+    """The OOD streams by name: the test text shuffled, the Python documentation, and every ``--ood NAME=DIR``."""
+    import bayeslm as blm
+    from bayeslm.neural.gpt import _stream_of
+
+    shuffled = test_stream.copy()
+    np.random.default_rng(seed + 7).shuffle(shuffled[1:])
+    streams = {"shuffled": shuffled, "pydoc": pydoc_stream(vocab)}
+    for name, folder in args.ood:
+        streams[name] = _stream_of(blm.Corpus.from_paths(folder, tokenizer=blm.CharTokenizer()).with_vocabulary(vocab))
+    return streams
 
 
 def train_body(args, seed, work: Path, vocab, body_stream, valid):
@@ -360,7 +375,10 @@ def nuts_reference(X, y, Xt, V, head, n_pos, seed, draws, tune):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--data", default=str(DATA), help="a folder with train/, valid/ and test/ text")
+    parser.add_argument("--test", type=Path, help="test text from this folder instead of DATA/test")
+    parser.add_argument("--ood", action="append", default=[], metavar="NAME=DIR",
+                        help="another OOD set: the text files of DIR (repeatable)")
     parser.add_argument("--work", default=None,
                         help="where the bodies are trained or reused, one folder seed<k> per seed "
                              "(default bench/out/bll_compare_<holdout>x<pieces>)")
@@ -393,6 +411,13 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.seed is not None:
         args.seeds = [args.seed]
+    ood = []
+    for item in args.ood:
+        name, _, folder = item.partition("=")
+        if not name.isidentifier() or name in ("shuffled", "pydoc") or not Path(folder).is_dir():
+            parser.error(f"--ood {item!r}: give NAME=DIR, NAME a word other than shuffled and pydoc, DIR a folder")
+        ood.append((name, Path(folder)))
+    args.ood = ood
     if args.train_seconds is None:
         args.train_seconds = TRAIN["max_seconds"]
     if max(args.kenlm_orders) > 10:
@@ -416,7 +441,7 @@ def main(argv=None) -> int:
         print(f"needs {data} (the shared data beside the repository)", file=sys.stderr)
         return 2
     load_before = os.getloadavg()[0]
-    vocab, tok, train, valid, test = read_corpora(data)
+    vocab, tok, train, valid, test = read_corpora(data, args.test)
     log.info("vocabulary %d; train %d chars, valid %d, test %d", len(vocab), train.n_tokens, valid.n_tokens,
              test.n_tokens)
     kenlm = None if args.no_kenlm else kenlm_side(args, {"train": train, "valid": valid, "test": test})
@@ -509,13 +534,11 @@ def compare_last_layers(args, seed, body, streams, vocab) -> dict:
     """Features of every stream, every method fitted and scored on them, the verdicts."""
     from bayeslm.neural.gpt import sampled_features
 
-    shuffled = streams["test"].copy()
-    np.random.default_rng(seed + 7).shuffle(shuffled[1:])
-    streams = {**streams, "ood_shuffled": shuffled, "ood_pydoc": pydoc_stream(vocab)}
+    streams = {**streams, **{f"ood_{k}": v for k, v in ood_streams(args, vocab, streams["test"], seed).items()}}
+    ood = [k for k in streams if k.startswith("ood_")]
     feats = {}
     for k, (name, n) in enumerate([("train", args.fit_positions), ("valid", args.eval_positions),
-                                   ("test", args.eval_positions), ("ood_shuffled", args.eval_positions),
-                                   ("ood_pydoc", args.eval_positions)]):
+                                   ("test", args.eval_positions), *((o, args.eval_positions) for o in ood)]):
         t0 = time.perf_counter()
         feats[name] = sampled_features(body, streams[name], n, seed + 100 + k)
         log.info("features %s: %d positions in %.1f s", name, feats[name][0].shape[0], time.perf_counter() - t0)
@@ -523,7 +546,7 @@ def compare_last_layers(args, seed, body, streams, vocab) -> dict:
     X, y = X.astype(float), y.astype(np.int64)
     head = body.lm_head.weight.detach().numpy().astype(float).copy()  # the tied output layer, untied
     valid_xy = (feats["valid"][0].astype(float), feats["valid"][1])
-    eval_sets = {k: (feats[k][0].astype(float), feats[k][1]) for k in ("test", "ood_shuffled", "ood_pydoc")}
+    eval_sets = {k: (feats[k][0].astype(float), feats[k][1]) for k in ("test", *ood)}
     V = len(vocab)
     results, per_pos, peers_status = fit_methods(args, seed, X, y, V, valid_xy, head, eval_sets)
     nuts = None
@@ -541,8 +564,7 @@ def fit_methods(args, seed, X, y, V, valid_xy, head, eval_sets) -> tuple[dict, d
     test metrics, which peers ran)."""
     results, per_pos = {}, {}
     bayeslm_methods = {
-        "laplace": dict(method="laplace"),  # the default: prior mean and covariance chosen on valid by the rule
-        "laplace_rule_calibrated": dict(method="laplace", prior_mean="calibrated_head"),  # the rule's covariance only
+        "laplace": dict(method="laplace"),  # the default: the covariance chosen on valid by the rule
         # the evidence's posterior at each prior mean (laplace_evidence: the default before the rule)
         "laplace_evidence": dict(method="laplace", prior_scale="evidence"),  # at the head calibrated on valid
         "laplace_integrate": dict(method="laplace", prior_scale="integrate"),
@@ -600,10 +622,9 @@ def method_row(m: dict, family: str, seconds: float, pred_ms: float, info: dict)
         "nll_bits": float(-m["test"]["lp"].mean() / np.log(2)),
         "ece": ece(m["test"]["conf"], m["test"]["correct"]),
         "accuracy": float(m["test"]["correct"].mean()),
-        "auroc_mi_shuffled": auroc(m["test"]["mi"], m["ood_shuffled"]["mi"]),
-        "auroc_mi_pydoc": auroc(m["test"]["mi"], m["ood_pydoc"]["mi"]),
-        "auroc_entropy_shuffled": auroc(m["test"]["entropy"], m["ood_shuffled"]["entropy"]),
-        "auroc_entropy_pydoc": auroc(m["test"]["entropy"], m["ood_pydoc"]["entropy"]),
+        **{f"auroc_mi_{k[4:]}": auroc(m["test"]["mi"], v["mi"]) for k, v in m.items() if k.startswith("ood_")},
+        **{f"auroc_entropy_{k[4:]}": auroc(m["test"]["entropy"], v["entropy"]) for k, v in m.items()
+           if k.startswith("ood_")},
         "mean_mi_bits": {k: float(v["mi"].mean() / np.log(2)) for k, v in m.items()},
         "fit_seconds": float(seconds),
         "predictive_ms_per_position": float(pred_ms),
@@ -622,6 +643,7 @@ def verdict_of(results: dict, per_pos: dict, n_boot: int, seed: int) -> dict:
     best_ece = min(others, key=lambda k: results[k]["ece"])
     peers = [k for k in ("laplace_torch_kron", "vbll") if k in results]
     lt = results.get("laplace_torch_kron", {})
+    auroc_keys = [k for k in results[best_ours] if k.startswith("auroc_mi_")]
 
     def against(name) -> dict:
         nll = paired_bootstrap(per_pos[name], per_pos[best_nll], n_boot, seed)
@@ -631,14 +653,13 @@ def verdict_of(results: dict, per_pos: dict, n_boot: int, seed: int) -> dict:
         if "map_temperature" in per_pos:  # the issue's NLL verdict: against temperature scaling
             temp = paired_bootstrap(per_pos[name], per_pos["map_temperature"], n_boot, seed)
             out = {"vs_temperature": temp, "nll_not_worse_than_temperature": bool(temp["nll_bits_diff_ci95"][0] <= 0.0)}
-        for k in ("auroc_mi_shuffled", "auroc_mi_pydoc"):
+        for k in auroc_keys:
             out[f"{k}_at_least_peers"] = bool(all(row[k] >= results[p][k] for p in peers))
         return {
             **out, "vs_best_nll": nll, "vs_best_ece": ece_,
             "nll_not_worse": bool(nll["nll_bits_diff_ci95"][0] <= 0.0),
             "ece_not_worse": bool(ece_["ece_diff_ci95"][0] <= 0.0),
-            "auroc_mi_at_least_peers": bool(all(
-                row[k] >= results[p][k] for p in peers for k in ("auroc_mi_shuffled", "auroc_mi_pydoc"))),
+            "auroc_mi_at_least_peers": bool(all(row[k] >= results[p][k] for p in peers for k in auroc_keys)),
             "fit_seconds": row["fit_seconds"], "laplace_torch_fit_seconds": lt.get("fit_seconds"),
             "fit_not_slower_than_laplace_torch": bool(lt) and bool(row["fit_seconds"] <= lt["fit_seconds"]),
             "predictive_speedup_over_laplace_torch": float(
@@ -694,9 +715,9 @@ def verdict_lines(body: dict) -> list[tuple[str, str, bool]]:
                   f"{ours['ece']:.4f} vs {methods[best_ece]['ece']:.4f}: {e['ece_diff']:+.4f} [{lo:+.4f}, {hi:+.4f}]",
                   v["ece_not_worse"]))
     peers = [p for p in ("laplace_torch_kron", "vbll") if p in methods]
-    for k, label in (("auroc_mi_shuffled", "shuffled"), ("auroc_mi_pydoc", "pydoc")):
+    for k in (k for k in ours if k.startswith("auroc_mi_")):
         figures = f"{ours[k]:.3f} vs " + ", ".join(f"{p} {methods[p][k]:.3f}" for p in peers)
-        lines.append((f"AUROC(MI) {label} at least the peers'", figures, v[f"{k}_at_least_peers"]))
+        lines.append((f"AUROC(MI) {k[9:]} at least the peers'", figures, v[f"{k}_at_least_peers"]))
     if v["laplace_torch_fit_seconds"] is not None:
         lines.append(("fit time at most laplace-torch's",
                       f"{v['fit_seconds']:.1f} vs {v['laplace_torch_fit_seconds']:.1f} s",
@@ -726,12 +747,14 @@ def print_table(report) -> None:
     print(json.dumps(report["body_verdict"]))
     if "methods" not in report:
         return
-    print(f"{'method':20s} {'NLL bits':>9s} {'ECE':>7s} {'AUROC MI shuf':>13s} {'AUROC MI pydoc':>14s} "
-          f"{'AUROC H shuf':>12s} {'AUROC H pydoc':>13s} {'fit s':>7s} {'pred ms/pos':>11s}")
+    aurocs = [k for k in next(iter(report["methods"].values())) if k.startswith("auroc_")]
+    names = [k.replace("auroc_mi_", "AUROC MI ").replace("auroc_entropy_", "AUROC H ") for k in aurocs]
+    print(f"{'method':20s} {'NLL bits':>9s} {'ECE':>7s} " + " ".join(f"{n:>{max(len(n), 6)}s}" for n in names)
+          + f" {'fit s':>7s} {'pred ms/pos':>11s}")
     for name, r in report["methods"].items():
-        print(f"{name:20s} {r['nll_bits']:9.4f} {r['ece']:7.4f} {r['auroc_mi_shuffled']:13.3f} {r['auroc_mi_pydoc']:14.3f} "
-              f"{r['auroc_entropy_shuffled']:12.3f} {r['auroc_entropy_pydoc']:13.3f} {r['fit_seconds']:7.1f} "
-              f"{r['predictive_ms_per_position']:11.4f}")
+        print(f"{name:20s} {r['nll_bits']:9.4f} {r['ece']:7.4f} "
+              + " ".join(f"{r[k]:>{max(len(n), 6)}.3f}" for k, n in zip(aurocs, names))
+              + f" {r['fit_seconds']:7.1f} {r['predictive_ms_per_position']:11.4f}")
     lt = report["methods"].get("laplace_torch_kron")
     if lt:
         print(f"laplace-torch public predictive (GLM, probit): {lt['info']['public_predictive_ms_per_position']:.2f} ms/position")

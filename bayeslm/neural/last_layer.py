@@ -206,6 +206,12 @@ class _Curvature:
         """Effective number of parameters determined by the data: sum lam / (lam + alpha)."""
         return float((self.lam / (self.lam + alpha)).sum())
 
+    def coordinates(self, G: np.ndarray) -> np.ndarray:
+        """G (V, D) in the eigenbasis, shaped like ``lam``."""
+        if self.kind == "full":
+            return self.U.T @ G.ravel()
+        return self.UA.T @ G @ self.UB
+
     def solve(self, G: np.ndarray, alpha: float) -> np.ndarray:
         """(GGN + alpha I)^-1 applied to G (V, D)."""
         if self.kind == "full":
@@ -314,6 +320,28 @@ def _predicted_mode(theta, g, mu, curv: "_Curvature", a: float) -> np.ndarray:
     return theta - curv.solve(g + a * (theta - mu), a)
 
 
+def _start_alpha(sm: _Softmax, theta: np.ndarray, alpha: float, kind: str, hyper) -> tuple[float, "_Curvature", np.ndarray]:
+    """The prior precision maximising evidence x hyperprior for a quadratic model of the likelihood
+    at ``theta``, the prior mean, but not below ``alpha``; with the curvature and the likelihood's
+    gradient g there (also returned).
+
+    With g in the curvature's eigenbasis, log evidence = const + sum g^2 / (lam + a) / 2 +
+    P log(a) / 2 - sum log(lam + a) / 2; its maximum over log a is taken on a grid of steps of 0.05
+    from ``alpha`` to ``alpha`` x e^20 (bounded: where the data agree with the prior mean the
+    evidence grows towards a = infinity until the hyperprior stops it). Below ``alpha`` (the
+    head's own scale) the mode is far from ``theta``, where the quadratic model does not hold:
+    a tiny GPT's head wanted 1e-4 x its scale there, and Newton from such a start diverged."""
+    _, G, P = sm.value_grad(theta, alpha)
+    curv = _Curvature.at(kind, sm, P)
+    g = G - alpha * (theta - sm.mu)
+    g2, lam = curv.coordinates(g) ** 2, curv.lam.ravel()
+    logs = np.log(alpha) + np.arange(0.0, 20.0 + 1e-9, 0.05)
+    a = np.exp(logs)[:, None]
+    log_evidence = (0.5 * (g2.ravel() / (lam + a)).sum(axis=1) + 0.5 * lam.size * logs
+                    - 0.5 * np.log(lam + a).sum(axis=1) + np.array([hyper(l) for l in logs]))
+    return float(np.exp(logs[int(np.argmax(log_evidence))])), curv, g
+
+
 def _fixed_point(theta, g, mu, curv: "_Curvature", a: float, hyper, max_iter: int = 100) -> float:
     """MacKay's fixed point a = (gamma(a) + 2 h'(log a)) / ||theta(a) - mu||^2 with the curvature
     held and theta(a) the mode predicted from ``theta`` (:func:`_predicted_mode`)."""
@@ -362,10 +390,9 @@ class BayesianLastLayer:
     prior_scale : {"auto", "evidence", "integrate"}
         The prior scale at the maximum of evidence x hyperprior, or integrated over.
         ``auto`` (the default): with ``method="laplace"`` and validation positions, the
-        selection rule of :mod:`bayeslm.neural.last_layer_rule` (the prior mean among the
-        calibrated head and zero when ``prior_mean="auto"``, and the covariance's prior
-        precision, both by validation NLL; the choice in ``rule_`` and ``info_``); else
-        ``evidence``.
+        selection rule of :mod:`bayeslm.neural.last_layer_rule` (the evidence's mode and
+        prior precision, the covariance's prior precision chosen by validation NLL; the choice
+        in ``rule_`` and ``info_``); else ``evidence``.
     prior_mean : {"auto", "calibrated_head", "head", "zero"}
         Where the Gaussian prior of W and b is centred: at the trained head given as
         ``init`` (what pre-training learned about W: the posterior then updates it); at
@@ -532,8 +559,7 @@ class BayesianLastLayer:
                       "features": int(X.shape[1]), "prior_mean": prior_mean}
         self.rule_ = None
         if self.method == "laplace" and self.prior_scale == "auto" and valid is not None:
-            means = ["calibrated_head", "zero"] if self.prior_mean == "auto" and W0 is not None else [prior_mean]
-            self.laplace_ = self._laplace_by_rule(Xa, y, V, theta0, valid, means, seed)
+            self.laplace_ = self._laplace_by_rule(Xa, y, V, theta0, valid, prior_mean, seed)
         else:
             theta0 = self._set_prior_mean(prior_mean, theta0, valid)
             if self.method in ("laplace", "advi", "advi_lowrank", "nuts") or W0 is None:
@@ -577,33 +603,26 @@ class BayesianLastLayer:
             theta0 = self.prior_mean_.copy()  # the search for the mode starts there
         return theta0
 
-    def _laplace_by_rule(self, Xa, y, V, theta_head, valid, means, seed) -> LaplaceFit:
-        """The selection rule (:mod:`bayeslm.neural.last_layer_rule`): a Laplace fit per prior mean in
-        ``means``, each scored with every covariance factor by the validation NLL of its predictive;
-        sets ``prior_mean_``, ``temperature_``, ``info_`` and ``rule_`` for the winner and returns its fit."""
+    def _laplace_by_rule(self, Xa, y, V, theta_head, valid, prior_mean: str, seed) -> LaplaceFit:
+        """The selection rule (:mod:`bayeslm.neural.last_layer_rule`): the Laplace fit at ``prior_mean``,
+        its covariance scored with every factor by the validation NLL of its predictive; sets
+        ``prior_mean_``, ``temperature_``, ``info_`` and ``rule_`` and returns the fit."""
         Xv, yv = valid
         rows = np.random.default_rng(seed).permutation(Xv.shape[0])[:RULE_POSITIONS]
         Xs, ys = Xv[rows], yv[rows]
-        base, fits, nll, seconds = dict(self.info_), {}, {}, {}
-        for mean in means:
-            self.info_, self.temperature_ = dict(base), None
-            start = time.perf_counter()
-            theta0 = self._set_prior_mean(mean, theta_head, valid)
-            fit = self._laplace(Xa, y, V, theta0)
-            fits[mean] = (fit, self.prior_mean_, self.temperature_, self.info_)
-            seconds[f"rule_fit_seconds_{mean}"] = time.perf_counter() - start
-            start = time.perf_counter()
-            for factor in COVARIANCE_FACTORS:  # the same normal deviates for every candidate
-                thetas = fit.theta + fit.curvature.sample(RULE_DRAWS, fit.alpha * factor, np.random.default_rng(seed),
-                                                          fit.theta.shape)
-                nll[(mean, factor)] = float(-_predictive_log_prob(Xs, ys, thetas).mean() / np.log(2))
-            seconds[f"rule_score_seconds_{mean}"] = time.perf_counter() - start
-        self.rule_ = choose(nll)
-        fit, self.prior_mean_, self.temperature_, info = fits[self.rule_.prior_mean]
+        start = time.perf_counter()
+        fit = self._laplace(Xa, y, V, self._set_prior_mean(prior_mean, theta_head, valid))
+        fit_seconds, start = time.perf_counter() - start, time.perf_counter()
+        nll = {}
+        for factor in COVARIANCE_FACTORS:  # the same normal deviates for every candidate
+            thetas = fit.theta + fit.curvature.sample(RULE_DRAWS, fit.alpha * factor, np.random.default_rng(seed),
+                                                      fit.theta.shape)
+            nll[factor] = float(-_predictive_log_prob(Xs, ys, thetas).mean() / np.log(2))
+        self.rule_ = choose(prior_mean, nll)
         fit.covariance_alpha = fit.alpha * self.rule_.covariance_factor
-        self.info_ = {**info, "prior_mean": self.rule_.prior_mean, "covariance_prior_precision": fit.sample_alpha,
-                      "rule_covariance_factor": self.rule_.covariance_factor, "rule_reason": self.rule_.reason,
-                      **seconds}
+        self.info_.update(covariance_prior_precision=fit.sample_alpha,
+                          rule_covariance_factor=self.rule_.covariance_factor, rule_reason=self.rule_.reason,
+                          rule_fit_seconds=fit_seconds, rule_score_seconds=time.perf_counter() - start)
         return fit
 
     def _posterior_draws(self, X, y, V: int, valid, seed, rng) -> tuple[np.ndarray, np.ndarray | None]:
@@ -667,15 +686,24 @@ class BayesianLastLayer:
         # 50,000 positions: log evidence within 3 nats and test NLL at the mode within 0.001
         # bits of a 1% stop with a 10x tighter Newton tolerance), small ones at 1%.
         outer_tol = 1e-2 if full else 0.05
-        sq = float((theta0 * theta0).sum())
-        # a prior scale of the start's (the head's) typical weight: far larger alpha (a tenth
-        # of it) made the fixed point jump to a far smaller alpha whose mode, far from the
-        # head and ill-conditioned, cost 10x more Newton-CG products
-        alpha = P / sq if sq > 0 else 1.0
         theta, g, curv = theta0.copy(), None, None
+        sq = float(((theta0 - sm.mu) ** 2).sum())
+        if sq > 0:
+            # a prior scale of the start's distance from the prior mean (the head's typical
+            # weight for a zero mean): far larger alpha (a tenth of it) made the fixed point
+            # jump to a far smaller alpha whose mode, far from the head and ill-conditioned,
+            # cost 10x more Newton-CG products
+            alpha = P / sq
+        else:
+            # the start is the prior mean (the head, calibrated or not): the first alpha is the
+            # evidence's maximum for the likelihood's quadratic model there, without a Newton
+            # solve (a solve at the head's scale, ~100x below the optimum's alpha, cost half of
+            # a 5-second fit)
+            scale = float((theta0 * theta0).sum())
+            alpha, curv, g = _start_alpha(sm, theta0, P / scale if scale > 0 else 1.0, kind, hyper)
         history = []  # (log alpha, log F(alpha) - log alpha)
         for k in range(20):
-            start = theta if k == 0 else _predicted_mode(theta, g, sm.mu, curv, alpha)
+            start = theta if curv is None else _predicted_mode(theta, g, sm.mu, curv, alpha)
             theta, f, Pm = _newton(sm, start, alpha, tol=tol)
             g = -alpha * (theta - sm.mu)  # at the mode the likelihood's gradient balances the prior's
             curv = _Curvature.at(kind, sm, Pm)

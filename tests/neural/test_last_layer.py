@@ -321,8 +321,9 @@ def test_the_selection_rule_reads_only_fitting_and_validation_positions():
     assert fits[0].rule_ == fits[1].rule_
     assert np.array_equal(fits[0].theta_draws(), fits[1].theta_draws())
     rule = fits[0].rule_
-    assert set(rule.valid_nll_bits) == {(m, f) for m in ("calibrated_head", "zero") for f in COVARIANCE_FACTORS}
-    assert rule.valid_nll_bits[(rule.prior_mean, rule.covariance_factor)] == min(rule.valid_nll_bits.values())
+    assert rule.prior_mean == fits[0].info_["prior_mean"] == "calibrated_head"
+    assert set(rule.valid_nll_bits) == set(COVARIANCE_FACTORS)
+    assert rule.valid_nll_bits[rule.covariance_factor] == min(rule.valid_nll_bits.values())
     assert fits[0].info_["rule_reason"] == rule.reason and "valid NLL" in rule.reason
     assert fits[0].idata["posterior"].attrs["bll_rule_reason"] == rule.reason
     # the validation positions are what it reads: other validation text, other scores
@@ -338,7 +339,7 @@ def test_the_chosen_covariance_is_the_laplace_curvature_at_the_chosen_precision(
     plain = BayesianLastLayer(draws=30, random_seed=0, prior_mean="calibrated_head", prior_scale="evidence")
     plain.fit(X, y, init=head, valid=(Xv, yv))
     fit, factor = bll.laplace_, bll.rule_.covariance_factor
-    assert {m for m, _ in bll.rule_.valid_nll_bits} == {"calibrated_head"}
+    assert bll.rule_.prior_mean == "calibrated_head" and set(bll.rule_.valid_nll_bits) == set(COVARIANCE_FACTORS)
     # the mode and its prior precision are the evidence's; only the covariance's precision moves
     assert np.allclose(fit.theta, plain.laplace_.theta) and fit.alpha == pytest.approx(plain.laplace_.alpha)
     assert fit.sample_alpha == pytest.approx(factor * fit.alpha)
@@ -352,13 +353,14 @@ def test_the_chosen_covariance_is_the_laplace_curvature_at_the_chosen_precision(
 
 
 def test_choose_takes_the_lowest_validation_nll_and_ties_to_the_plainer_posterior():
-    nll = {("calibrated_head", 1.0): 2.10, ("calibrated_head", 0.1): 2.05, ("zero", 1.0): 2.20}
-    assert (choose(nll).prior_mean, choose(nll).covariance_factor) == ("calibrated_head", 0.1)
-    tie = {("zero", 1.0): 2.0, ("zero", 0.1): 2.0}
-    assert choose(tie).covariance_factor == 1.0
-    assert "2.2000 at best with prior mean zero" in choose(nll).reason
+    nll = {1.0: 2.10, 0.3: 2.07, 0.1: 2.05, 0.03: 2.20}
+    chosen = choose("calibrated_head", nll)
+    assert (chosen.prior_mean, chosen.covariance_factor) == ("calibrated_head", 0.1)
+    assert choose("zero", {1.0: 2.0, 0.1: 2.0}).covariance_factor == 1.0
+    assert chosen.reason == ("prior mean calibrated_head, covariance at alpha x 0.1: valid NLL 2.0500 bits; "
+                             "2.1000 with the evidence's covariance")
     with pytest.raises(BayesLMError, match="at least one candidate"):
-        choose({})
+        choose("zero", {})
 
 
 def test_temperature_scaling_recovers_the_temperature(data):
