@@ -111,7 +111,8 @@ def _state_of(seating: DomainSeating) -> tuple:
 
 
 def _customers(state) -> np.ndarray:
-    """Every pair's customers in a state ((tables, general tables) per pair): the unigrams' are what the bigrams send."""
+    """Every pair's customers in a state ((tables, general tables) per pair): the unigrams' are the bigrams' tables
+    from the domain parent."""
     tables, general = np.array(state).T
     below = tables - general
     return np.array([below[2] + below[4], below[3], *TOP_CUSTOMERS.values()])

@@ -87,8 +87,8 @@ class DomainSeating:
         below = np.bincount(self.parent[self.parent >= 0], weights=(tables - general_tables)[self.parent >= 0],
                             minlength=self.pairs.size)
         inner = np.isin(np.arange(self.pairs.size), self.parent)
-        if (np.any((tables > customers) | (general_tables > tables) | (general_tables < 0) | ((tables == 0) != (customers == 0)))
-                or np.any(customers[inner] != below[inner])):
+        bad = (tables > customers) | (general_tables > tables) | (general_tables < 0) | ((tables == 0) != (customers == 0))
+        if np.any(bad) or np.any(customers[inner] != below[inner]):
             raise ValueError("DomainSeating.place: the counts are not a seating (tables <= customers, a parent's "
                              "customers the tables its children send it)")
         n = self.hier.n
