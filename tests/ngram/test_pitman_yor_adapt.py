@@ -139,6 +139,22 @@ def test_the_adapted_model_saves_and_loads_without_the_general_model(adapted, tm
     assert loaded.evaluate(test).predictive_perplexity == adapted.evaluate(test).predictive_perplexity
 
 
+def test_a_directory_of_one_seating_as_written_before_several_loads(general, tmp_path):
+    """Before several seatings could be kept, arrays.npz held the domain customers as one vector."""
+    from model_dirs import reseal
+
+    one = general.adapt(general.encode(DOMAIN_TRAIN), random_seed=7, options={"sweeps": 4, "seatings": 1})
+    path = one.save(tmp_path / "one")
+    with np.load(path / "arrays.npz") as stored:
+        arrays = dict(stored)
+    assert arrays["domain_customers"].shape[0] == 1
+    arrays["domain_customers"] = arrays["domain_customers"][0]
+    np.savez(path / "arrays.npz", **arrays)
+    reseal(path)
+    test = one.encode(DOMAIN_TEST)
+    np.testing.assert_array_equal(blm.load(path).predictive_log_prob(test), one.predictive_log_prob(test))
+
+
 def test_bad_domain_input_is_refused(general, adapted, dirichlet_lm):
     with pytest.raises(CorpusError, match="no tokens"):
         general.adapt(blm.Corpus.from_texts(["", " "]))

@@ -204,7 +204,7 @@ class AdaptedPitmanYorOptions(PitmanYorOptions):
                                                "one's modes of (d, theta, lam); the sweeps start from the last one")
     sweeps: whole(ge=0) = Field(60, description="Gibbs sweeps of the domain seating after the rounds, each after exact "
                                                "draws of (d, theta, lam) given the seating; the kept draws are given "
-                                               "the last sweep's seating")
+                                               "the kept seatings (seatings)")
     table_moves: whole(ge=0) = Field(1, description="passes of the table-count move after each sweep's customer "
                                                     "moves: every domain pair's tables and their dish sources drawn "
                                                     "from their exact conditional, the table sizes integrated out")
