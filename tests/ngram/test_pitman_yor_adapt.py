@@ -140,8 +140,11 @@ def test_the_adapted_model_saves_and_loads_without_the_general_model(adapted, tm
 
 
 def test_a_directory_of_one_seating_as_written_before_several_loads(general, tmp_path):
-    """Before several seatings could be kept, arrays.npz held the domain customers as one vector."""
-    from model_dirs import reseal
+    """Before several seatings could be kept, arrays.npz held the domain customers as one vector (and the
+    model's id and posterior fingerprint were made of that vector)."""
+    from model_dirs import reseal, rewrite_attrs
+
+    from bayeslm.core.fingerprint import model_id, posterior_fingerprint
 
     one = general.adapt(general.encode(DOMAIN_TRAIN), random_seed=7, options={"sweeps": 4, "seatings": 1})
     path = one.save(tmp_path / "one")
@@ -150,6 +153,10 @@ def test_a_directory_of_one_seating_as_written_before_several_loads(general, tmp
     assert arrays["domain_customers"].shape[0] == 1
     arrays["domain_customers"] = arrays["domain_customers"][0]
     np.savez(path / "arrays.npz", **arrays)
+    attrs = one.idata["posterior"].attrs
+    fingerprint = posterior_fingerprint(one.idata, arrays)
+    rewrite_attrs(path, posterior_fingerprint=fingerprint,
+                  id=model_id(attrs["config_id"], attrs["data_fingerprint"], fingerprint))
     reseal(path)
     test = one.encode(DOMAIN_TEST)
     np.testing.assert_array_equal(blm.load(path).predictive_log_prob(test), one.predictive_log_prob(test))
