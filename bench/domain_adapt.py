@@ -32,9 +32,10 @@ Perplexities are over every token and one ``</s>`` per sentence (``<s>`` never s
    posterior means of the powers lam_k (docs/domain.md); ``adapted pitman-yor``: the same for a
    ``pitman-yor-trigram-fast`` general model (``bayeslm fit`` once per run, a whole process;
    docs/domain.md, "Pitman-Yor"), with its general weights lam_k and its validation perplexity (the
-   seating rounds and Gibbs sweeps are the defaults, chosen on it); ``dirichlet concat``: the same
-   configuration fitted on general + domain_N in this process (min count 1 on text already in
-   the general vocabulary, so the vocabulary is the same); KenLM ``lmplz -o 3
+   seating rounds, Gibbs sweeps, table-count moves and kept seatings are the defaults, chosen on
+   it); ``dirichlet concat``: the same configuration fitted on general + domain_N in this
+   process (min count 1 on text already in the general vocabulary, so the vocabulary is the
+   same); KenLM ``lmplz -o 3
    --discount_fallback`` on the general text, on domain_N and on general + domain_N; the linear
    interpolation ``l p_general + (1 - l) p_domain`` of the KenLM models, ``l`` on a grid of
    0.01 chosen on the validation text.
@@ -255,6 +256,7 @@ def adapted_pitman_yor(state: Run, size: DomainSize) -> dict:
             "valid_perplexity": adapted.evaluate(state.texts["valid"]).predictive_perplexity,
             "seconds": process["json"]["adapt_seconds"], "process": process,
             "rounds": adapted.options["rounds"], "sweeps": adapted.options["sweeps"],
+            "table_moves": adapted.options["table_moves"], "seatings": adapted.options["seatings"],
             "general_weight_mean": [row["mean"] for row in process["json"]["departure"]]}
 
 
@@ -356,7 +358,8 @@ def print_pitman_yor(rows: list[dict], py_general: dict) -> None:
     py_adapted = [r["methods"]["adapted pitman-yor"] for r in rows]
     print(f"{'py adapt process s':24s}" + "".join(f"{a['process']['wall_seconds']:12.2f}" for a in py_adapted))
     print(f"{'py valid perplexity':24s}" + "".join(f"{a['valid_perplexity']:12.2f}" for a in py_adapted)
-          + f"  ({py_adapted[0]['rounds']} seating rounds, {py_adapted[0]['sweeps']} Gibbs sweeps)")
+          + f"  ({py_adapted[0]['rounds']} seating rounds, {py_adapted[0]['sweeps']} Gibbs sweeps with "
+            f"{py_adapted[0]['table_moves']} table-count move each, {py_adapted[0]['seatings']} seatings kept)")
     for k in range(len(py_adapted[0]["general_weight_mean"])):
         print(f"{f'py lam_{k + 1} mean':24s}" + "".join(f"{a['general_weight_mean'][k]:12.3f}" for a in py_adapted))
     for r in rows:

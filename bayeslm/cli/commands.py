@@ -187,7 +187,8 @@ def _call_sampler(args) -> dict:
 ADAPT_SETTABLE = ("sampler.", "prior.concentration.", "model.entropy_draws")
 #: the same for a Pitman-Yor general model (docs/domain.md, "Pitman-Yor")
 ADAPT_SETTABLE_PITMAN_YOR = ("sampler.", "prior.discount.", "prior.strength_plus_discount.", "prior.general_weight.",
-                             "model.rounds", "model.sweeps", "model.retain", "model.entropy_draws")
+                             "model.rounds", "model.sweeps", "model.table_moves", "model.seatings", "model.retain",
+                             "model.entropy_draws")
 #: the same for a GPT general model (docs/domain.md, "GPT"); ``model.head=map``: plain fine-tuning of the head
 ADAPT_SETTABLE_GPT = ("sampler.", "prior.power.", "model.power", "model.fit_positions", "model.head")
 
@@ -208,7 +209,8 @@ def _adapt_settings(general, adapted_classes: dict, base) -> tuple[type, tuple[s
                                                    "model.power, model.fit_positions and model.head (bayes or map)" + why)
     return adapted_class, ADAPT_SETTABLE_PITMAN_YOR, (
         "adapt of a Pitman-Yor model changes only sampler.KEY, prior.discount.KEY, prior.strength_plus_discount.KEY, "
-        "prior.general_weight.KEY, model.rounds, model.sweeps, model.retain and model.entropy_draws" + why)
+        "prior.general_weight.KEY, model.rounds, model.sweeps, model.table_moves, model.seatings, model.retain and "
+        "model.entropy_draws" + why)
 
 
 def cmd_adapt(args) -> int:

@@ -194,7 +194,8 @@ def _add_adapt(sub) -> None:
     _add_model_output(p, "adapted model directory to write", "the general model's sampler.random_seed",
                       "override a sampler setting (sampler.KEY), the prior of the domain's powers "
                       "(prior.concentration.KEY; a Pitman-Yor model: prior.discount.KEY, "
-                      "prior.strength_plus_discount.KEY, prior.general_weight.KEY, model.rounds, model.sweeps, model.retain; a GPT: "
+                      "prior.strength_plus_discount.KEY, prior.general_weight.KEY, model.rounds, model.sweeps, "
+                      "model.table_moves, model.seatings, model.retain; a GPT: "
                       "prior.power.KEY, model.power, model.fit_positions, model.head=bayes|map) or "
                       "model.entropy_draws, repeatable (default: the general model's "
                       "sampler settings, the default prior; docs/domain.md)")

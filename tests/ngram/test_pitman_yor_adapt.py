@@ -39,6 +39,12 @@ def adapted(general):
     return general.adapt(general.encode(DOMAIN_TRAIN), random_seed=7)
 
 
+@pytest.fixture(scope="module")
+def adapted_seatings(general):
+    """As ``adapted``, keeping three domain seatings (after sweeps 3, 4 or 5, and 6)."""
+    return general.adapt(general.encode(DOMAIN_TRAIN), random_seed=7, options={"sweeps": 6, "seatings": 3})
+
+
 def _without_domain(adapted, tmp_path):
     """A copy of ``adapted`` whose domain seating is empty and whose top-order general weight is 1."""
     copy = blm.load(adapted.save(tmp_path / "copy"))
@@ -131,6 +137,29 @@ def test_the_adapted_model_saves_and_loads_without_the_general_model(adapted, tm
     test = adapted.encode(DOMAIN_TEST)
     np.testing.assert_array_equal(loaded.predictive_log_prob(test), adapted.predictive_log_prob(test))
     assert loaded.evaluate(test).predictive_perplexity == adapted.evaluate(test).predictive_perplexity
+
+
+def test_a_directory_of_one_seating_as_written_before_several_loads(general, tmp_path):
+    """Before several seatings could be kept, arrays.npz held the domain customers as one vector (and the
+    model's id and posterior fingerprint were made of that vector)."""
+    from model_dirs import reseal, rewrite_attrs
+
+    from bayeslm.core.fingerprint import model_id, posterior_fingerprint
+
+    one = general.adapt(general.encode(DOMAIN_TRAIN), random_seed=7, options={"sweeps": 4, "seatings": 1})
+    path = one.save(tmp_path / "one")
+    with np.load(path / "arrays.npz") as stored:
+        arrays = dict(stored)
+    assert arrays["domain_customers"].shape[0] == 1
+    arrays["domain_customers"] = arrays["domain_customers"][0]
+    np.savez(path / "arrays.npz", **arrays)
+    attrs = one.idata["posterior"].attrs
+    fingerprint = posterior_fingerprint(one.idata, arrays)
+    rewrite_attrs(path, posterior_fingerprint=fingerprint,
+                  id=model_id(attrs["config_id"], attrs["data_fingerprint"], fingerprint))
+    reseal(path)
+    test = one.encode(DOMAIN_TEST)
+    np.testing.assert_array_equal(blm.load(path).predictive_log_prob(test), one.predictive_log_prob(test))
 
 
 def test_bad_domain_input_is_refused(general, adapted, dirichlet_lm):
@@ -237,14 +266,14 @@ def test_mixture_weights_by_hand_and_as_the_predictives_own():
     np.testing.assert_allclose(whole, tables_only + general_only + base_part, rtol=1e-14)
 
 
-def _restaurants(lm) -> list[dict[tuple, tuple[float, float]]]:
-    """Per order {context tokens: (customers, tables)} of the domain seating, read from the model's
+def _restaurants(lm, seating: int = 0) -> list[dict[tuple, tuple[float, float]]]:
+    """Per order {context tokens: (customers, tables)} of a kept domain seating, read from the model's
     arrays (customers per union pair, tables per order from the table_counts group)."""
     out, offset = [], 0
     for k in range(1, lm.order + 1):
         oc = lm.counts_[k]
-        customers = lm.domain_customers_[offset:offset + oc.n_ngrams]
-        tables = lm.idata["table_counts"][f"tables_o{k}"].values[0]
+        customers = lm.domain_customers_[seating, offset:offset + oc.n_ngrams]
+        tables = lm.idata["table_counts"][f"tables_o{k}"].values[seating]
         offset += oc.n_ngrams
         out.append({tuple(ctx): (float(customers[oc.context_start[row]:oc.context_start[row + 1]].sum()),
                                  float(tables[oc.context_start[row]:oc.context_start[row + 1]].sum()))
@@ -253,26 +282,51 @@ def _restaurants(lm) -> list[dict[tuple, tuple[float, float]]]:
 
 
 def test_uncertainty_sources_split_the_predictive_by_hand(adapted):
+    _check_sources_by_hand(adapted)
+
+
+def test_several_kept_seatings_each_serve_their_samples(adapted_seatings, tmp_path):
+    """Three kept seatings: every retained sample is drawn given one of them and scored with it."""
+    lm = adapted_seatings
+    tc = lm.idata["table_counts"]
+    assert tc.sizes["seating"] == 3 and lm.domain_customers_.shape[0] == 3
+    assert set(tc["sample_seating"].values.tolist()) == {0, 1, 2}
+    top = slice(lm.domain_customers_.shape[1] - lm.counts_[lm.order].n_ngrams, None)  # the top order's pairs are last
+    assert all(np.array_equal(c[top], lm.domain_customers_[0, top]) for c in lm.domain_customers_)  # the domain text
+    assert not np.array_equal(tc["tables_o2"].values[0], tc["tables_o2"].values[2])
+    _check_sources_by_hand(lm)
+    test = lm.encode(DOMAIN_TEST)
+    contexts, tokens = test.context_windows(lm.context_length)
+    dense = lm.predictive_probs(contexts)
+    np.testing.assert_allclose(np.log(dense[np.arange(tokens.size), tokens]), lm.predictive_log_prob(test), rtol=1e-10)
+    loaded = blm.load(lm.save(tmp_path / "three"))
+    np.testing.assert_array_equal(loaded.predictive_log_prob(test), lm.predictive_log_prob(test))
+
+
+def _check_sources_by_hand(adapted):
     """Per position: the domain tables' weight, walked down the context chain by hand from the domain
-    restaurants' customers and tables, averaged over the retained samples' (d, theta, lam)."""
+    restaurants' customers and tables of each retained sample's seating, averaged over the
+    retained samples' (d, theta, lam); the restaurant's customers and tables, averaged likewise."""
     text = DOMAIN_TEST + markov_sentences(1, 20)  # domain and general-style text
     table = adapted.uncertainty_sources(adapted.encode(text))
     contexts, _ = adapted.encode(text).context_windows(adapted.context_length)
-    restaurants = _restaurants(adapted)
     tc, post = adapted.idata["table_counts"], adapted.idata["posterior"]
+    seating_of = tc["sample_seating"].values
+    seatings = {key: _restaurants(adapted, key) for key in set(seating_of.tolist())}
     ch, dr = tc["sample_chain"].values, tc["sample_draw"].values
     d, theta, lam = (post[name].transpose("chain", "draw", "order").values[ch, dr]
                      for name in ("discount", "strength", "general_weight"))
     assert len(table) == contexts.shape[0]
     for row, context in zip(table.itertuples(), contexts.tolist()):
         chain = [tuple(context[len(context) - k + 1:]) if k > 1 else () for k in range(1, adapted.order + 1)]
-        seen = [k for k in range(1, adapted.order + 1) if chain[k - 1] in restaurants[k - 1]]
+        seen = [k for k in range(1, adapted.order + 1) if chain[k - 1] in seatings[0][k - 1]]
         assert row.order == max(seen)
-        C, T = restaurants[row.order - 1][chain[row.order - 1]]
-        assert (row.domain_customers, row.domain_tables) == (C, T)
+        C, T = np.mean([seatings[key][row.order - 1][chain[row.order - 1]] for key in seating_of], axis=0)
+        assert (row.domain_customers, row.domain_tables) == (np.rint(C), np.rint(T))
         domain, general = np.zeros(d.shape[0]), np.zeros(d.shape[0])
         for s in range(d.shape[0]):
             reach = 1.0
+            restaurants = seatings[seating_of[s]]
             for k in range(adapted.order, 0, -1):
                 C, T = restaurants[k - 1].get(chain[k - 1], (0.0, 0.0))
                 keep = (C - d[s, k - 1] * T) / (theta[s, k - 1] + C)
@@ -318,9 +372,9 @@ def test_without_domain_customers_the_share_is_zero(adapted, tmp_path):
 
 @pytest.fixture(scope="module")
 def adapted_small(general):
-    """The same adaptation on two fifths of the domain text (the report's test text then has positions
-    resting on either source)."""
-    return general.adapt(general.encode(DOMAIN_TRAIN[:40]), random_seed=7)
+    """The same adaptation on a fifth of the domain text (the report's test text then has positions
+    resting on either source: 40 and 123 of 163)."""
+    return general.adapt(general.encode(DOMAIN_TRAIN[:20]), random_seed=7)
 
 
 def test_more_domain_text_gives_larger_domain_shares(adapted, adapted_small):

@@ -1,5 +1,6 @@
-"""The Gibbs sweep of the adapted Pitman-Yor LM's domain seating (bayeslm/ngram/pitman_yor/domain_seating.py)
-against the exact posterior of the seating, enumerated on a tiny graphical hierarchy.
+"""The Gibbs sweep and the table-count move of the adapted Pitman-Yor LM's domain seating
+(bayeslm/ngram/pitman_yor/domain_seating.py, domain_table_counts.py) against the exact posterior of
+the seating, enumerated on a tiny graphical hierarchy.
 
 The hierarchy is a bigram over dishes a, b: two domain restaurants x, y, each drawing its new
 tables' dishes from the frozen general restaurant at the same context (weight lam_2) or from
@@ -87,19 +88,53 @@ class _SourceWithoutParent(domain_seating._Step):
         return general, 1.0 - self.lam[k]
 
 
-def _chain(sweeps: int, seed: int) -> collections.Counter:
+class _TableMoveWithoutWeight(DomainSeating):
+    """A deliberately wrong table-count move: a table's dish from the general restaurant weighs G_k, lam_k left out."""
+
+    def log_source_weights(self, lam):
+        log_general, log_parent_side = super().log_source_weights(lam)
+        return np.log(self.general_of), log_parent_side
+
+
+def _domain_seating(cls=DomainSeating) -> tuple[DomainSeating, np.ndarray]:
+    """The tiny hierarchy's seating machinery (union pair ids are its local ids) and its customers (columns)."""
     hier = SimpleNamespace(pair_ctx=PAIR_CTX, pair_level=PAIR_LEVEL, n=2, n_pairs=PAIR_CTX.size, n_contexts=3,
                            co=np.array([0, 1, 3]))
     chains = np.array([[0, 1, 0], [2, 3, 4]])  # the columns (x, a), (x, b), (y, a): their pairs at order 1, 2
-    seating = DomainSeating(hier, chains, GENERAL[chains], BASE[chains[0]])
-    events = np.repeat(np.arange(3), [TOP_CUSTOMERS[p] for p in chains[1]])
+    seating = cls(hier, chains, GENERAL[chains], BASE[chains[0]])
+    return seating, np.repeat(np.arange(3), [TOP_CUSTOMERS[p] for p in chains[1]])
+
+
+def _state_of(seating: DomainSeating) -> tuple:
+    from_general = seating.general_tables()
+    return tuple((int(seating.tables[i]), int(from_general[i])) for i in range(PAIR_CTX.size))
+
+
+def _customers(state) -> np.ndarray:
+    """Every pair's customers in a state ((tables, general tables) per pair): the unigrams' are the bigrams' tables
+    from the domain parent."""
+    tables, general = np.array(state).T
+    below = tables - general
+    return np.array([below[2] + below[4], below[3], *TOP_CUSTOMERS.values()])
+
+
+def _chain(sweeps: int, seed: int, customers: bool = True, tables: bool = False, start=None) -> collections.Counter:
+    """States of a chain of ``sweeps`` steps, each the customer sweep and/or the table-count move, from
+    a sequential seating or from ``start`` ((tables, general tables) per pair)."""
+    seating, events = _domain_seating()
     rng = np.random.default_rng(seed)
-    seating.seat(events, D, THETA, LAM, seed=seed)
+    if start is None:
+        seating.seat(events, D, THETA, LAM, seed=seed)
+    else:
+        seating.place(_customers(start), *np.array(start).T, D, seed=seed)
     seen = collections.Counter()
     for _ in range(sweeps):
-        seating.sweep(rng.permutation(events), D, THETA, LAM, seed=int(rng.integers(2**31 - 1)))
-        from_general = seating.general_tables()
-        seen[tuple((int(seating.tables[i]), int(from_general[i])) for i in range(PAIR_CTX.size))] += 1
+        if customers:
+            seating.sweep(rng.permutation(events), D, THETA, LAM, seed=int(rng.integers(2**31 - 1)))
+        if tables:
+            seating.move_table_counts(D, THETA, LAM, seed=int(rng.integers(2**31 - 1)))
+        seen[_state_of(seating)] += 1
+    from_general = seating.general_tables()
     # the bookkeeping: customers below are the children's tables from the domain parent, totals per restaurant
     below = seating.tables - from_general
     np.testing.assert_array_equal(seating.customers, [below[2] + below[4], below[3], *TOP_CUSTOMERS.values()])
@@ -120,3 +155,53 @@ def test_a_wrong_move_fails_the_same_check(monkeypatch):
     monkeypatch.setattr(domain_seating, "_Step", _SourceWithoutParent)
     tv = total_variation(_chain(SWEEPS, seed=11), _enumerate_domain_seating())
     assert tv > TV_LIMIT, f"total variation {tv:.4f}: the check does not see a wrong move"
+
+
+def _moves_from_exact(draws: int, seed: int, cls=DomainSeating) -> tuple[collections.Counter, float]:
+    """One table-count move from each of ``draws`` independent draws of the exact posterior: the states it
+    reaches (invariance from every state, the ones the move alone cannot reach from a given
+    start included), and the share of draws it changed."""
+    exact = _enumerate_domain_seating()
+    states = list(exact)
+    rng = np.random.default_rng(seed)
+    seating, _ = _domain_seating(cls)
+    seen, changed = collections.Counter(), 0
+    for index in rng.choice(len(states), size=draws, p=np.array([exact[s] for s in states])):
+        seating.place(_customers(states[index]), *np.array(states[index]).T, D, seed=int(rng.integers(2**31 - 1)))
+        seating.move_table_counts(D, THETA, LAM, seed=int(rng.integers(2**31 - 1)))
+        seen[_state_of(seating)] += 1
+        changed += _state_of(seating) != states[index]
+    return seen, changed / draws
+
+
+def test_the_table_count_move_leaves_the_exact_posterior_invariant():
+    exact = _enumerate_domain_seating()
+    seen, changed = _moves_from_exact(SWEEPS, seed=5)
+    assert set(seen) <= set(exact)
+    assert changed > 0.5, f"the move changed only {changed:.0%} of the states"
+    tv = total_variation(seen, exact)
+    assert tv < TV_LIMIT, f"total variation {tv:.4f} after one table-count move from exact draws"
+
+
+def test_the_table_count_move_alone_samples_the_exact_posterior_where_it_can_go():
+    """Alone the move never opens a table in an empty parent pair nor empties one: from a start where both
+    unigram pairs hold customers, its chain samples the exact posterior given that."""
+    start = ((1, 1), (1, 0), (2, 1), (1, 0), (1, 0))
+    exact = {state: p for state, p in _enumerate_domain_seating().items() if np.all(_customers(state)[:2] > 0)}
+    total = sum(exact.values())
+    seen = _chain(2 * SWEEPS, seed=13, customers=False, tables=True, start=start)  # it mixes slower than the sweep
+    assert set(seen) <= set(exact)
+    tv = total_variation(seen, {state: p / total for state, p in exact.items()})
+    assert tv < TV_LIMIT, f"total variation {tv:.4f} between the move's chain and the exact posterior there"
+
+
+def test_the_customer_sweep_and_the_table_count_move_alternated_sample_the_exact_posterior():
+    exact = _enumerate_domain_seating()
+    tv = total_variation(_chain(SWEEPS, seed=12, tables=True), exact)
+    assert tv < TV_LIMIT, f"total variation {tv:.4f} between sampled and exact seatings"
+
+
+def test_a_wrong_table_count_move_fails_the_same_check():
+    seen, _ = _moves_from_exact(SWEEPS, seed=5, cls=_TableMoveWithoutWeight)
+    tv = total_variation(seen, _enumerate_domain_seating())
+    assert tv > TV_LIMIT, f"total variation {tv:.4f}: the check does not see a wrong table-count move"

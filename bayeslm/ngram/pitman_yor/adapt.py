@@ -185,15 +185,32 @@ def _dense_gathered(hier: Hierarchy, seating, chain) -> list[tuple[np.ndarray, .
     return [(Cu[:, None] > 0, c, t, Cu[:, None], Tu[:, None]) for c, t, Cu, Tu in dense_seating(hier, seating, chain)]
 
 
+class KeptSeating:
+    """One kept domain seating: its tables and customers per union pair, and its conditionals of
+    (d, theta, lam) (per order a :class:`HyperPosterior`, lam's Beta parameters ``a``, ``b``)
+    with the (d, theta) to search them from."""
+
+    def __init__(self, seating: DomainSeating, posteriors: list, a, b, d, theta):
+        self.tables, self.customers = seating.tables.copy(), seating.customers.copy()
+        self.posteriors, self.a, self.b = posteriors, np.asarray(a, float), np.asarray(b, float)
+        self.d, self.theta = np.array(d, float), np.array(theta, float)
+
+
 class AdaptedPitmanYorOptions(PitmanYorOptions):
     """The ``[model]`` options of :class:`AdaptedPitmanYorLM` (its order, vocabulary and tokenizer are
     the general model's)."""
 
     rounds: whole(ge=1) = Field(3, description="seatings of the domain customers, each made with the previous "
                                                "one's modes of (d, theta, lam); the sweeps start from the last one")
-    sweeps: whole(ge=0) = Field(20, description="Gibbs sweeps of the domain seating after the rounds, each after exact "
+    sweeps: whole(ge=0) = Field(60, description="Gibbs sweeps of the domain seating after the rounds, each after exact "
                                                "draws of (d, theta, lam) given the seating; the kept draws are given "
-                                               "the last sweep's seating")
+                                               "the kept seatings (seatings)")
+    table_moves: whole(ge=0) = Field(1, description="passes of the table-count move after each sweep's customer "
+                                                    "moves: every domain pair's tables and their dish sources drawn "
+                                                    "from their exact conditional, the table sizes integrated out")
+    seatings: whole(ge=1) = Field(8, description="domain seatings kept for prediction: the last sweep's and others "
+                                                 "evenly spaced over the second half of the sweeps; each retained "
+                                                 "sample is drawn given one of them")
 
 
 class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
@@ -209,8 +226,8 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
     Learned state beside the Pitman-Yor LM's: ``counts_`` (the union of the general and the
     domain n-grams: the restaurants of both hierarchies), ``general_model_``
     (:class:`FrozenGeneral`: the general model's seatings and retained (d, theta) on the
-    union, all the model needs of it), ``domain_customers_`` (the domain seating's customers
-    per union pair; its tables are the ``table_counts`` group's) and ``general_`` (the
+    union, all the model needs of it), ``domain_customers_`` (the kept domain seatings' customers,
+    (seating, union pair); their tables are the ``table_counts`` group's) and ``general_`` (the
     general model's id, training size and fit time).
     """
 
@@ -259,7 +276,7 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
 
         ``model_config``: priors of ``discount``, ``strength_plus_discount`` (the Pitman-Yor
         LM's defaults) and ``general_weight`` (default ``Beta(1, 1)``); ``options``:
-        ``rounds``, ``sweeps``, ``retain``, ``entropy_draws``.
+        ``rounds``, ``sweeps``, ``table_moves``, ``seatings``, ``retain``, ``entropy_draws``.
         """
         if type(general) is not PitmanYorLM:
             raise BayesLMError(f"only a fitted PitmanYorLM can be adapted this way, not a {type(general).__name__} "
@@ -269,8 +286,9 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
             raise BayesLMError("adapting an open-vocabulary model (spelling > 0) is not supported yet; adapt a "
                                "closed-vocabulary model (spelling = 0)")
         options = dict(options or {})
-        if unknown := sorted(set(options) - {"rounds", "sweeps", "retain", "entropy_draws"}):
-            raise ConfigError(f"model: an adapted Pitman-Yor model takes only rounds, sweeps, retain and entropy_draws, not "
+        if unknown := sorted(set(options) - {"rounds", "sweeps", "table_moves", "seatings", "retain", "entropy_draws"}):
+            raise ConfigError(f"model: an adapted Pitman-Yor model takes only rounds, sweeps, table_moves, seatings, "
+                              f"retain and entropy_draws, not "
                               f"{unknown} (its order, tokenizer and vocabulary are the general model's)")
         config = general.get_config()
         config["model"] = {**config["model"], **options, "family": ADAPTED_PY_FAMILY, "inference": "fast",
@@ -320,39 +338,53 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
 
     def _sample_seated(self, seating: DomainSeating, events: np.ndarray, start, sampler: dict, rng):
         """Seat the domain customers (:meth:`_seat_domain`), then draw chains x draws of every order's
-        (d, theta, lam) given the last seating."""
+        (d, theta, lam), each given one of the kept seatings (draw i of every chain: seating
+        ``i * seatings // draws``)."""
         import arviz as az
 
         n = self.order
         chains, draws = int(sampler.get("chains", 2)), int(sampler.get("draws", 1000))
-        posteriors, a, b, d, theta = self._seat_domain(seating, events, start, rng)
-        size = chains * draws
-        d_draws, theta_draws = np.empty((size, n)), np.empty((size, n))
-        for k, posterior in enumerate(posteriors):
-            d_draws[:, k], theta_draws[:, k] = _draw(posterior, size, rng, d[k], theta[k])
-        lam_draws = rng.beta(a, b, size=(size, n))
+        kept = self._seat_domain(seating, events, start, rng)
+        seating_of_draw = np.arange(draws) * len(kept) // draws
         shape = (chains, draws, n)
-        post = {"discount": d_draws.reshape(shape), "strength": theta_draws.reshape(shape),
-                "strength_plus_discount": (d_draws + theta_draws).reshape(shape), "general_weight": lam_draws.reshape(shape)}
-        idata = az.from_dict(posterior=post, sample_stats={"tables": np.full((chains, draws), int(seating.tables.sum()))},
+        d_draws, theta_draws, lam_draws = np.empty(shape), np.empty(shape), np.empty(shape)
+        for i, one in enumerate(kept):
+            size = chains * int((seating_of_draw == i).sum())
+            at = (slice(None), seating_of_draw == i)
+            for k, posterior in enumerate(one.posteriors):
+                d_k, theta_k = _draw(posterior, size, rng, one.d[k], one.theta[k])
+                d_draws[at + (k,)], theta_draws[at + (k,)] = d_k.reshape(chains, -1), theta_k.reshape(chains, -1)
+            lam_draws[at] = rng.beta(one.a, one.b, size=(size, n)).reshape(chains, -1, n)
+        post = {"discount": d_draws, "strength": theta_draws, "strength_plus_discount": d_draws + theta_draws,
+                "general_weight": lam_draws}
+        tables = np.array([one.tables.sum() for one in kept])[seating_of_draw]
+        idata = az.from_dict(posterior=post, sample_stats={"tables": np.broadcast_to(tables, (chains, draws)).copy()},
                              coords={"order": np.arange(1, n + 1)}, dims={name: ["order"] for name in post})
         retain = min(int(self.options["retain"]), draws)
         from bayeslm.core.idata import add_group
 
-        add_group(idata, "table_counts", self._table_group(idata, {"seating": seating.tables}, "fast", retain))
-        self.domain_customers_ = seating.customers
-        method, note = ("exact", "Independent exact draws of each order's (d, theta, lam) given one seating of the "
-                                 "domain customers in the graphical hierarchy, the last of the Gibbs sweeps "
-                                 "(docs/domain.md): the intervals leave out the seating's uncertainty.")
+        group = self._table_group(idata, {"seating": kept[0].tables}, "fast", retain)
+        names = [f"tables_o{k}" for k in range(1, n + 1)]
+        group = group.drop_vars(names).assign(
+            sample_seating=("sample", seating_of_draw[group["sample_draw"].values]),
+            **{name: (("seating", f"ngram_o{k}"), np.stack([one.tables[self._hier.level(k)] for one in kept]))
+               for k, name in enumerate(names, start=1)})
+        add_group(idata, "table_counts", group)
+        self.domain_customers_ = np.stack([one.customers for one in kept])
+        method, note = ("exact", "Independent exact draws of each order's (d, theta, lam) given one of the kept "
+                                 "seatings of the domain customers in the graphical hierarchy, from the last Gibbs "
+                                 "sweeps (docs/domain.md): the intervals leave out most of the seating's "
+                                 "uncertainty.")
         idata["posterior"].attrs.update(inference="fast", inference_method=method, inference_note=note)
         return idata
 
     def _seat_domain(self, seating: DomainSeating, events: np.ndarray, start, rng):
         """Seat the domain customers ``rounds`` times (each with the previous seating's modes of (d, theta,
         lam)), then alternate ``sweeps`` times exact draws of every order's (d, theta) and lam given
-        the seating with a Gibbs sweep of the seating given them. Returns the last seating's
-        conditionals: per order the :class:`HyperPosterior` of (d, theta), lam's Beta parameters
-        a and b (order,), and the (d, theta) the seating was made with (order,)."""
+        the seating with a Gibbs sweep of the seating given them (the customer moves, then
+        ``table_moves`` passes of the table-count move). Returns the kept seatings (the last one,
+        and with ``seatings`` > 1 others evenly spaced over the second half of the sweeps), each
+        a :class:`KeptSeating`."""
         n = self.order
         d, theta, lam = np.asarray(start[0], float), np.asarray(start[1], float), np.full(n, START_WEIGHT)
         log_prior_d = prior_log_density(self.model_config["discount"])
@@ -369,7 +401,8 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
             rng.shuffle(order_events)
             return order_events
 
-        rounds = int(self.options["rounds"])
+        rounds, sweeps = int(self.options["rounds"]), int(self.options["sweeps"])
+        keep = set(np.linspace(sweeps, sweeps // 2, int(self.options["seatings"])).round().astype(int).tolist())
         for r in range(rounds):
             seating.seat(shuffled(), d, theta, lam, int(rng.integers(2**31 - 1)))
             posteriors, a, b = conditionals()
@@ -377,24 +410,32 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
                 for k, posterior in enumerate(posteriors):
                     (d[k],), (theta[k],) = posterior.values(posterior.mode(float(d[k]), float(theta[k]))[0])
                 lam = a / (a + b)
-        for _ in range(int(self.options["sweeps"])):
+        kept = [KeptSeating(seating, posteriors, a, b, d, theta)] if sweeps == 0 else []
+        for sweep in range(1, sweeps + 1):
             for k, posterior in enumerate(posteriors):
                 (d[k],), (theta[k],) = _draw(posterior, 1, rng, d[k], theta[k])
             lam = rng.beta(a, b)
             seating.sweep(shuffled(), d, theta, lam, int(rng.integers(2**31 - 1)))
+            for _ in range(int(self.options["table_moves"])):
+                seating.move_table_counts(d, theta, lam, int(rng.integers(2**31 - 1)))
             posteriors, a, b = conditionals()
-        return posteriors, a, b, d, theta
+            if sweep in keep:
+                kept.append(KeptSeating(seating, posteriors, a, b, d, theta))
+        return kept
 
     # -- the domain seating and the predictive -----------------------------------------------
     def _seating(self, s: int):
-        """(customers, tables) per union pair and per restaurant of the domain seating (one for every sample)."""
+        """(customers, tables) per union pair and per restaurant of sample s's domain seating."""
+        key = self._seating_key(s)
         if self._domain_seating is None:
+            self._domain_seating = {}
+        if key not in self._domain_seating:
             h = self._hierarchy()
             tc = self.idata["table_counts"]
-            tables = np.concatenate([tc[f"tables_o{k}"].values[0] for k in range(1, self.order + 1)]).astype(np.int64)
-            C, T = h.totals(self.domain_customers_, tables)
-            self._domain_seating = tuple(x.astype(np.float64) for x in (self.domain_customers_, tables, C, T))
-        return self._domain_seating
+            tables = np.concatenate([tc[f"tables_o{k}"].values[key] for k in range(1, self.order + 1)]).astype(np.int64)
+            C, T = h.totals(self.domain_customers_[key], tables)
+            self._domain_seating[key] = tuple(x.astype(np.float64) for x in (self.domain_customers_[key], tables, C, T))
+        return self._domain_seating[key]
 
     def _general_weights(self) -> np.ndarray:
         """lam of every retained sample: (samples, order)."""
@@ -453,18 +494,24 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
         """
         self._check_fitted("uncertainty_sources")
         index = self._chain_index(*self._position_chain(self.encode(data)))
-        gathered = gather_seating(self._seating(0), index)  # one domain seating serves every sample
         d, theta = self._sample_params()
-        domain, general = mixture_weights(gathered, d, theta, self._general_weights())
+        lam = self._general_weights()
         order = np.ones(index[0][0].size, dtype=np.int64)
         for k in range(2, self.order + 1):
             order = np.where(index[0][k - 1] >= 0, k, order)
         at = order[None, :] - 1 == np.arange(self.order)[:, None]  # (order, position): the position's order
-        customers = np.where(at, np.stack([g[3] for g in gathered]), 0.0).sum(axis=0)
-        tables = np.where(at, np.stack([g[4] for g in gathered]), 0.0).sum(axis=0)
+        keys = np.array([self._seating_key(s) for s in range(self.n_samples)])
+        domain, general = np.empty((keys.size, order.size)), np.empty((keys.size, order.size))
+        customers, tables = np.zeros(order.size), np.zeros(order.size)
+        for key in np.unique(keys):  # the samples of one seating share its counts
+            rows = keys == key
+            gathered = gather_seating(self._seating(int(np.argmax(rows))), index)
+            domain[rows], general[rows] = mixture_weights(gathered, d[rows], theta[rows], lam[rows])
+            customers += rows.mean() * np.where(at, np.stack([g[3] for g in gathered]), 0.0).sum(axis=0)
+            tables += rows.mean() * np.where(at, np.stack([g[4] for g in gathered]), 0.0).sum(axis=0)
         domain_share = domain.mean(axis=0)
-        return pd.DataFrame({"order": order, "domain_customers": customers.astype(np.int64),
-                             "domain_tables": tables.astype(np.int64), "general_share": general.mean(axis=0),
+        return pd.DataFrame({"order": order, "domain_customers": np.rint(customers).astype(np.int64),
+                             "domain_tables": np.rint(tables).astype(np.int64), "general_share": general.mean(axis=0),
                              "domain_share": domain_share,
                              "source": np.where(domain_share >= 0.5, "domain text", "general model")})
 
@@ -477,8 +524,11 @@ class AdaptedPitmanYorLM(AdaptedNgram, PitmanYorLM, AdaptedToDomain):
         h = self._hierarchy()
         self.general_model_ = FrozenGeneral.from_arrays(arrays, h, self._base_times(1.0, np.arange(h.V)))
         customers = np.asarray(arrays.get("domain_customers", np.zeros(0)), np.int64)
-        if customers.shape != (h.n_pairs,) or np.any(customers < 0):
-            raise ModelFileError("the domain seating's customers do not match the union counts")
+        if customers.ndim == 1:  # written with one seating, before several could be kept
+            customers = customers[None, :]
+        seatings = int(self.idata["table_counts"].sizes.get("seating", 0))
+        if customers.shape != (seatings, h.n_pairs) or np.any(customers < 0):
+            raise ModelFileError("the domain seatings' customers do not match the union counts")
         self.domain_customers_ = customers
         self._domain_seating, self._dense_general = None, (None, None)
         recorded = self.idata["posterior"].attrs.get("general_model")

@@ -6,7 +6,9 @@ restaurant at u (where nothing more happens) or from the domain parent u', where
 customer. :meth:`DomainSeating.seat` seats the customers one at a time by the Chinese
 restaurant rule; :meth:`DomainSeating.sweep` reseats every customer given the others and then
 redraws every table's dish source, both exact Gibbs updates of the seating given (d, theta,
-lam). The moves and what they cost: docs/domain.md ("Pitman-Yor adaptation", "Inference").
+lam); :meth:`DomainSeating.move_table_counts` draws every pair's table count and dish sources at
+once (:mod:`~bayeslm.ngram.pitman_yor.domain_table_counts`). The moves and what they cost:
+docs/domain.md ("Pitman-Yor adaptation", "Inference").
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import random
 
 import numpy as np
 
+from bayeslm.ngram.pitman_yor import seating as S
+from bayeslm.ngram.pitman_yor.domain_table_counts import draw_sizes, sweep_domain_level
 from bayeslm.ngram.pitman_yor.fast import OrderStatistics
 from bayeslm.ngram.pitman_yor.hierarchy import Hierarchy
+from bayeslm.ngram.pitman_yor.table_counts import stirling_table
 
 __all__ = ["DomainSeating"]
 
@@ -34,11 +39,16 @@ class DomainSeating:
     order (row k - 1: its order-k suffix); ``general``: (order, J) G_k there; ``base``: the
     base measure of its token, (J,). A customer is a column j of ``chains``.
 
-    After :meth:`seat` or :meth:`sweep`: ``customers``, ``tables`` (per union pair),
+    After :meth:`seat`, :meth:`sweep` or :meth:`move_table_counts`: ``customers``, ``tables`` (per union pair),
     ``context_customers``, ``context_tables`` (per union restaurant), ``sizes`` (per local
     pair id, its tables' sizes) and ``sent`` ((order, 2): the tables whose dish came from the
-    general restaurant, and from the domain parent).
+    general restaurant, and from the domain parent); :meth:`move_table_counts` keeps them.
     """
+
+    #: the table-count move leaves a pair to the customer sweep when it holds more customers than
+    #: this, or its parent could (every customer of the parent's children): Stirling tables of at
+    #: most 16 MB per order
+    TABLE_MOVE_MAX = 2000
 
     def __init__(self, hier: Hierarchy, chains: np.ndarray, general: np.ndarray, base: np.ndarray):
         self.hier, self.general, self.base = hier, general, base
@@ -49,6 +59,11 @@ class DomainSeating:
         self.column_of = np.empty(self.pairs.size, np.int64)  # one column whose chain passes through the pair
         self.column_of[self.chains] = np.arange(self.chains.shape[1])[None, :]
         self.level_of = hier.pair_level[self.pairs]
+        self.parent = np.full(self.pairs.size, -1, np.int64)  # the domain parent's local pair id
+        for k in range(1, self.chains.shape[0]):
+            self.parent[self.chains[k]] = self.chains[k - 1]
+        self.general_of = general[self.level_of, self.column_of]
+        self.base_of = base[self.column_of]
         self._state = None
 
     # -- the two passes ---------------------------------------------------------------------------
@@ -61,6 +76,30 @@ class DomainSeating:
         step = _Step(self, d, theta, lam, seed)
         for j in events.tolist():
             step.add(j, n - 1)
+        self._publish()
+
+    def place(self, customers: np.ndarray, tables: np.ndarray, general_tables: np.ndarray, d, seed: int) -> None:
+        """A seating with these counts per local pair (``self.pairs`` order): its customers, tables and
+        tables whose dish came from the general restaurant (a pair's customers below the top order
+        are its children's tables from the domain parent); the sizes drawn from their exact
+        conditional, the general tables among them at random."""
+        customers, tables, general_tables = (np.asarray(x, np.int64) for x in (customers, tables, general_tables))
+        below = np.bincount(self.parent[self.parent >= 0], weights=(tables - general_tables)[self.parent >= 0],
+                            minlength=self.pairs.size)
+        inner = np.isin(np.arange(self.pairs.size), self.parent)
+        bad = (tables > customers) | (general_tables > tables) | (general_tables < 0) | ((tables == 0) != (customers == 0))
+        if np.any(bad) or np.any(customers[inner] != below[inner]):
+            raise ValueError("DomainSeating.place: the counts are not a seating (tables <= customers, a parent's "
+                             "customers the tables its children send it)")
+        n = self.hier.n
+        self._state = {"cust": customers.tolist(), "tabs": tables.tolist(),
+                       "C": np.bincount(self.pair_context, customers, self.contexts.size).astype(np.int64).tolist(),
+                       "T": np.bincount(self.pair_context, tables, self.contexts.size).astype(np.int64).tolist(),
+                       "sizes": {}, "sources": {},
+                       "sent": [[int(general_tables[self.level_of == k].sum()),
+                                 int((tables - general_tables)[self.level_of == k].sum())] for k in range(n)]}
+        self._redraw_sizes(np.flatnonzero(tables > 0), np.ones(self.pairs.size, np.bool_), general_tables,
+                           np.asarray(d, float), seed)
         self._publish()
 
     def sweep(self, events: np.ndarray, d, theta, lam, seed: int) -> None:
@@ -81,6 +120,63 @@ class DomainSeating:
             for index in range(len(sizes[pair])):
                 step.redraw_source(pair, index)
         self._publish()
+
+    def move_table_counts(self, d, theta, lam, seed: int) -> int:
+        """One pass of the table-count move given (d, theta, lam), the top order first: every pair's
+        tables and how many of them took their dish from the general restaurant drawn from their
+        exact conditional, then the sizes of every pair whose tables or customers changed drawn
+        exactly (:mod:`~bayeslm.ngram.pitman_yor.domain_table_counts`). Needs a seating
+        (:meth:`seat`). Returns how many pairs moved."""
+        if self._state is None:
+            raise RuntimeError("DomainSeating.move_table_counts needs a seating: call seat first")
+        state, n_pairs = self._state, self.pairs.size
+        cust, tabs = np.array(state["cust"], np.int64), np.array(state["tabs"], np.int64)
+        C, T = np.array(state["C"], np.int64), np.array(state["T"], np.int64)
+        gen = np.array([sum(state["sources"].get(p, ())) for p in range(n_pairs)], np.int64)
+        d, theta, lam = (np.asarray(x, float) for x in (d, theta, lam))
+        log_general, log_parent_side = self.log_source_weights(lam)
+        log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, max(int(cust.max()), 1) + 1)))])
+        moved, fed = np.zeros(n_pairs, np.bool_), np.zeros(n_pairs, np.bool_)
+        S.seed(int(seed))
+        n_moved = 0
+        for k in range(self.hier.n - 1, -1, -1):
+            pairs = np.flatnonzero(self.level_of == k)
+            ls = stirling_table(int(min(self.TABLE_MOVE_MAX, cust[pairs].max(initial=1))), float(d[k]))
+            ls_par = ls
+            if k > 0:
+                feed = np.bincount(self.parent[pairs], weights=cust[pairs], minlength=n_pairs).max()
+                ls_par = stirling_table(int(min(self.TABLE_MOVE_MAX, max(feed, 1))), float(d[k - 1]))
+            n_moved += sweep_domain_level(pairs, cust, tabs, gen, C, T, self.pair_context, self.parent, log_general,
+                                          log_parent_side, float(d[k]), float(theta[k]),
+                                          float(theta[k - 1]) if k > 0 else 1.0, ls, ls_par, log_fact, moved, fed)
+        state.update(cust=cust.tolist(), tabs=tabs.tolist(), C=C.tolist(), T=T.tolist(),
+                     sent=[[int(gen[self.level_of == k].sum()), int((tabs - gen)[self.level_of == k].sum())]
+                           for k in range(self.hier.n)])
+        self._redraw_sizes(np.flatnonzero(moved | fed), moved, gen, d, seed)
+        self._publish()
+        return n_moved
+
+    def log_source_weights(self, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per local pair, the log weight of a table's dish from the general restaurant, log(lam_k G_k(w | u)),
+        and from the domain parent before its seating terms, log(1 - lam_k) (times P_0(w) at the unigrams)."""
+        with np.errstate(divide="ignore"):  # a weight of 0 (lam drawn as 0 or 1) forbids that side
+            log_general = np.log(lam[self.level_of] * self.general_of)
+            return log_general, np.log1p(-lam[self.level_of]) + np.where(self.level_of == 0, np.log(self.base_of), 0.0)
+
+    def _redraw_sizes(self, redo: np.ndarray, moved: np.ndarray, gen: np.ndarray, d: np.ndarray, seed: int) -> None:
+        """Draw the table sizes of the pairs ``redo`` from their exact conditional given their customers
+        and tables, in random order; a pair in ``moved`` gets its ``gen`` general tables at random
+        among them, the others keep their list of sources (any order of exchangeable tables)."""
+        state, shuffle = self._state, random.Random(int(seed)).shuffle
+        counts = np.array(state["tabs"], np.int64)[redo]
+        sizes = draw_sizes(np.array(state["cust"], np.int64)[redo], counts, d[self.level_of[redo]])
+        starts = np.concatenate([[0], np.cumsum(counts)]).tolist()
+        for pair, t, at in zip(redo.tolist(), counts.tolist(), starts):
+            table_sizes = sizes[at:at + t].tolist()
+            shuffle(table_sizes)
+            state["sizes"][pair] = table_sizes
+            if moved[pair]:
+                state["sources"][pair] = [True] * int(gen[pair]) + [False] * (t - int(gen[pair]))
 
     def _publish(self) -> None:
         h, state = self.hier, self._state

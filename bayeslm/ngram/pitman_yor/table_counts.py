@@ -15,7 +15,8 @@ from numba import njit
 
 from bayeslm.ngram.pitman_yor.seating import draw_partition
 
-__all__ = ["stirling_table", "log_conditional", "weights_length", "sweep_level"]
+__all__ = ["stirling_table", "stirling_n_max", "rising_step", "parent_stirling", "log_conditional", "weights_length",
+           "sweep_level"]
 
 
 @njit(cache=True)
@@ -44,6 +45,29 @@ def stirling_table(n_max, d):
 
 
 @njit(cache=True)
+def stirling_n_max(ls):
+    """The n_max of a :func:`stirling_table`, from its length."""
+    return int(round((math.sqrt(8.0 * ls.size + 1.0) - 1.0) / 2.0)) - 1
+
+
+@njit(cache=True)
+def rising_step(acc, th, step, j):
+    """``acc + log(th + step j)`` for j >= 1, else ``acc``: one more factor of a restaurant's seating term
+    (``step`` = d: its tables' numerator, 1: its customers' denominator)."""
+    if j >= 1:
+        return acc + math.log(th + step * j)
+    return acc
+
+
+@njit(cache=True)
+def parent_stirling(ls_par, n, t_par):
+    """log S(n, t_par) of a parent pair holding n customers at its t_par tables (-inf when n < t_par)."""
+    if n >= t_par:
+        return ls_par[n * (n + 1) // 2 + t_par]
+    return -np.inf
+
+
+@njit(cache=True)
 def log_conditional(w, c, ls, d, th, T_other, L, log_base, ls_par, c_par_other, t_par, th_par, C_par_other):
     """``w[t]``, t = 1..c: log p(t_i = t | .) up to a constant (module docstring) for a pair of
     level L with c customers, given the other tables of its restaurant (T_other) and, for
@@ -55,18 +79,13 @@ def log_conditional(w, c, ls, d, th, T_other, L, log_base, ls_par, c_par_other, 
     par_rest = 0.0
     peak = -np.inf
     for t in range(1, c + 1):
-        j = T_other + t - 1
-        if j >= 1:
-            new_tables += math.log(th + d * j)
+        new_tables = rising_step(new_tables, th, d, T_other + t - 1)
         v = ls[off + t] + new_tables
         if L == 0:
             v += t * log_base
         else:
-            jj = C_par_other + t - 1
-            if jj >= 1:
-                par_rest += math.log(th_par + jj)
-            n = c_par_other + t
-            v = v + ls_par[n * (n + 1) // 2 + t_par] - par_rest if n >= t_par else -np.inf
+            par_rest = rising_step(par_rest, th_par, 1.0, C_par_other + t - 1)
+            v = v + parent_stirling(ls_par, c_par_other + t, t_par) - par_rest
         w[t] = v
         if v > peak:
             peak = v
@@ -97,7 +116,7 @@ def sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cus
     lo, hi = po[L], po[L + 1]
     plo = po[L - 1] if L > 0 else 0
     w = np.empty(weights_length(lo, hi, which, cust))
-    own_max, par_max = _n_max(ls), _n_max(ls_par)
+    own_max, par_max = stirling_n_max(ls), stirling_n_max(ls_par)
     changed = np.zeros(hi - lo, np.bool_)
     par_before = cust[plo:po[L]].copy() if L > 0 else np.zeros(0, np.int64)
     n_changed = 0
@@ -151,9 +170,3 @@ def sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cus
         if cust[plo + j] != par_before[j]:
             draw_partition(plo + j, cust[plo + j], tabs[plo + j], d_par, buf, nent, hsize, hcount, slot)
     return n_changed
-
-
-@njit(cache=True)
-def _n_max(ls):
-    """The n_max of a :func:`stirling_table`, from its length."""
-    return int(round((math.sqrt(8.0 * ls.size + 1.0) - 1.0) / 2.0)) - 1
