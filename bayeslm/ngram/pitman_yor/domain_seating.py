@@ -17,11 +17,8 @@ import random
 
 import numpy as np
 
-from bayeslm.ngram.pitman_yor import seating as S
-from bayeslm.ngram.pitman_yor.domain_table_counts import draw_sizes, sweep_domain_level
 from bayeslm.ngram.pitman_yor.fast import OrderStatistics
 from bayeslm.ngram.pitman_yor.hierarchy import Hierarchy
-from bayeslm.ngram.pitman_yor.table_counts import stirling_table
 
 __all__ = ["DomainSeating"]
 
@@ -127,6 +124,11 @@ class DomainSeating:
         exact conditional, then the sizes of every pair whose tables or customers changed drawn
         exactly (:mod:`~bayeslm.ngram.pitman_yor.domain_table_counts`). Needs a seating
         (:meth:`seat`). Returns how many pairs moved."""
+        # numba-compiled: imported when a move runs (loading, scoring and the Dirichlet adapt import no numba)
+        from bayeslm.ngram.pitman_yor import seating as S
+        from bayeslm.ngram.pitman_yor.domain_table_counts import sweep_domain_level
+        from bayeslm.ngram.pitman_yor.table_counts import stirling_table
+
         if self._state is None:
             raise RuntimeError("DomainSeating.move_table_counts needs a seating: call seat first")
         state, n_pairs = self._state, self.pairs.size
@@ -167,6 +169,8 @@ class DomainSeating:
         """Draw the table sizes of the pairs ``redo`` from their exact conditional given their customers
         and tables, in random order; a pair in ``moved`` gets its ``gen`` general tables at random
         among them, the others keep their list of sources (any order of exchangeable tables)."""
+        from bayeslm.ngram.pitman_yor.domain_table_counts import draw_sizes
+
         state, shuffle = self._state, random.Random(int(seed)).shuffle
         counts = np.array(state["tabs"], np.int64)[redo]
         sizes = draw_sizes(np.array(state["cust"], np.int64)[redo], counts, d[self.level_of[redo]])
