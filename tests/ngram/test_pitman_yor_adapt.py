@@ -235,6 +235,37 @@ def test_the_adapted_predictive_converges_to_the_domain_and_recovers_its_general
     assert abs(float(weight.median()) - 0.3) < 0.1 and float(weight.std()) < 0.05
 
 
+
+_ADAPT_SCRIPT = """
+import numpy as np, bayeslm as blm
+from corpora import markov_sentences
+from sampling import QUICK, RECOVERY
+lm = blm.PitmanYorLM(order=2, sampler_config={**QUICK, "random_seed": 5})
+lm.fit(blm.Corpus.from_texts(markov_sentences(1, 400)))
+adapted = lm.adapt(blm.Corpus.from_texts(markov_sentences(7, 60)), **{**RECOVERY, "random_seed": 1})
+print(repr(adapted.predictive_probs(np.array([[3], [4], [5]])).round(15).tolist()))
+"""
+
+
+def test_the_adaptation_is_the_same_in_another_process(bigram_general):
+    """Same seed, same adapted predictive in a fresh process with another hash seed (and so another memory
+    layout): the table-count move once read log n! past its end at the orders its upper orders had fed,
+    and the draws then depended on whatever memory lay there."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    adapted = bigram_general.adapt(blm.Corpus.from_texts(markov_sentences(7, 60)), **{**RECOVERY, "random_seed": 1})
+    here = repr(adapted.predictive_probs(np.array([[3], [4], [5]])).round(15).tolist())
+    tests = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONHASHSEED": "12345",
+           "PYTHONPATH": os.pathsep.join([str(tests), str(tests.parent), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", _ADAPT_SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == here
+
 # -- where each prediction's weight comes from ------------------------------------------------------
 def test_mixture_weights_by_hand_and_as_the_predictives_own():
     """Two orders, two positions: the first with domain customers at both restaurants, the second with

@@ -137,12 +137,13 @@ class DomainSeating:
         gen = np.array([sum(state["sources"].get(p, ())) for p in range(n_pairs)], np.int64)
         d, theta, lam = (np.asarray(x, float) for x in (d, theta, lam))
         log_general, log_parent_side = self.log_source_weights(lam)
-        log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, max(int(cust.max()), 1) + 1)))])
         moved, fed = np.zeros(n_pairs, np.bool_), np.zeros(n_pairs, np.bool_)
         S.seed(int(seed))
         n_moved = 0
         for k in range(self.hier.n - 1, -1, -1):
             pairs = np.flatnonzero(self.level_of == k)
+            # log n! up to this level's largest count now: the orders above have fed its pairs
+            log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, max(int(cust[pairs].max(initial=1)), 1) + 1)))])
             ls = stirling_table(int(min(self.TABLE_MOVE_MAX, cust[pairs].max(initial=1))), float(d[k]))
             ls_par = ls
             if k > 0:
