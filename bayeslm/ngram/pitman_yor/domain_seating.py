@@ -142,9 +142,9 @@ class DomainSeating:
         n_moved = 0
         for k in range(self.hier.n - 1, -1, -1):
             pairs = np.flatnonzero(self.level_of == k)
-            # log n! up to this level's largest count now: the orders above have fed its pairs
-            log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, max(int(cust[pairs].max(initial=1)), 1) + 1)))])
-            ls = stirling_table(int(min(self.TABLE_MOVE_MAX, cust[pairs].max(initial=1))), float(d[k]))
+            largest = int(cust[pairs].max(initial=1))  # now: the orders above have fed this order's pairs
+            log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, largest + 1)))])  # log n!, n <= largest
+            ls = stirling_table(min(self.TABLE_MOVE_MAX, largest), float(d[k]))
             ls_par = ls
             if k > 0:
                 feed = np.bincount(self.parent[pairs], weights=cust[pairs], minlength=n_pairs).max()
