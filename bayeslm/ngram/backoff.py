@@ -34,6 +34,9 @@ class Backoff:
         ``P_0``, summing to 1 with 0 at ``<s>``; None: uniform over the other V - 1 tokens.
     """
 
+    #: seen tokens per pass of :meth:`vocab_sum` (a pass holds a few float arrays of this length)
+    vocab_sum_rows = 1 << 17
+
     def __init__(self, counts: NgramCounts, concentrations, bos_id: int = 1, bounds=(), base=None):
         self.counts = counts
         a = np.asarray(concentrations, dtype=float)
@@ -129,17 +132,28 @@ class Backoff:
         key = np.stack([ctx.astype(float), x], axis=1)
         uniq, inverse = np.unique(key, axis=0, return_inverse=True)
         u_ctx, u_x = uniq[:, 0].astype(np.int64), uniq[:, 1]
+        # the seen tokens of many contexts at once: at most about ``vocab_sum_rows`` of them per pass
+        lengths = np.where(u_ctx >= 0, self.counts[j].context_types[np.maximum(u_ctx, 0)], 0)
+        ends = np.searchsorted(np.cumsum(lengths), np.arange(1, lengths.sum() // self.vocab_sum_rows + 1)
+                               * self.vocab_sum_rows, side="right")
+        bounds = np.unique(np.concatenate([[0], ends, [u_ctx.size]]))
+        out = np.empty(u_ctx.size)
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            out[lo:hi] = self._vocab_sum_unique(f, level_one, j, u_ctx[lo:hi], u_x[lo:hi])
+        return out[inverse.ravel()]
+
+    def _vocab_sum_unique(self, f: Callable, level_one: Callable, j: int, ctx: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """:meth:`vocab_sum` for distinct (context, scale) pairs of order j > 1."""
         oc = self.counts[j]
-        a_j = self.conc(j, u_ctx)
-        lam = a_j / (oc.context_total[u_ctx] + a_j)
-        rows, tokens, c = self.seen(j, u_ctx)
-        parent_chain = self.ancestors(j - 1, oc.context_parent[u_ctx][rows]) if j > 1 else []
+        a_j = self.conc(j, ctx)
+        lam = a_j / (oc.context_total[ctx] + a_j)
+        rows, tokens, c = self.seen(j, ctx)
+        parent_chain = self.ancestors(j - 1, oc.context_parent[ctx][rows])
         lower = self.prob(parent_chain, tokens, j - 1)
-        here = (c + a_j[rows] * lower) / (oc.context_total[u_ctx][rows] + a_j[rows])
-        xr = u_x[rows]
-        explicit = np.bincount(rows, weights=f(xr * here) - f(xr * lam[rows] * lower), minlength=u_ctx.size)
-        rest = self.vocab_sum(f, level_one, j - 1, oc.context_parent[u_ctx], u_x * lam)
-        return (explicit + rest)[inverse.ravel()]
+        here = (c + a_j[rows] * lower) / (oc.context_total[ctx][rows] + a_j[rows])
+        xr = x[rows]
+        explicit = np.bincount(rows, weights=f(xr * here) - f(xr * lam[rows] * lower), minlength=ctx.size)
+        return explicit + self.vocab_sum(f, level_one, j - 1, oc.context_parent[ctx], x * lam)
 
     def unigram_sum(self, f: Callable, x: np.ndarray) -> np.ndarray:
         """``sum_w f(x P_1(w))`` exactly, over the distinct unigram counts."""
