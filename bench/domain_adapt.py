@@ -39,7 +39,11 @@ Perplexities are over every token and one ``</s>`` per sentence (``<s>`` never s
    --discount_fallback`` on the general text, on domain_N and on general + domain_N; the linear
    interpolation ``l p_general + (1 - l) p_domain`` of the KenLM models, ``l`` on a grid of
    0.01 chosen on the validation text.
-3. The learning-curve table (test perplexity per method and domain size), PASS/FAIL of
+3. Where the adapted Pitman-Yor LM gains or loses against the KenLM interpolation: per group of test
+   positions (``<unk>``, ``</s>``, and the predicted word's count in the domain text), each model's
+   mean log probability and the group's share of their per-token difference (``gain_by_group``);
+   the adapted Pitman-Yor process against the Pitman-Yor general fit process.
+4. The learning-curve table (test perplexity per method and domain size), PASS/FAIL of
    "adapted pitman-yor <= 0.97x the best KenLM option", of "adapted < dirichlet concat" and, at the ``--share`` size, of the adapt process against 10%
    of the general fit process: the ratio of the medians of ``--rounds`` alternating rounds of the two
    whole processes (one process each is at the mercy of a shared machine's load); a plot (``--plot``)
@@ -252,6 +256,8 @@ def adapted_pitman_yor(state: Run, size: DomainSize) -> dict:
     process = bayeslm_process(["adapt", str(general_dir), "--train", str(size.path),
                                "--valid", *map(str, play_paths(DOMAIN_VALID)), "--out", str(out), "--seed", "1"])
     adapted = blm.load(out)
+    per_token = adapted.per_token(state.texts["test"], entropies=False)
+    size.shared["pitman_yor_test"] = (per_token["token"].to_numpy(), per_token["log_prob_nats"].to_numpy())
     return {"test_perplexity": adapted.evaluate(state.texts["test"]).predictive_perplexity,
             "valid_perplexity": adapted.evaluate(state.texts["valid"]).predictive_perplexity,
             "seconds": process["json"]["adapt_seconds"], "process": process,
@@ -310,8 +316,40 @@ def kenlm_interpolated(state: Run, size: DomainSize) -> dict:
     grid = np.round(np.arange(0.01, 1.0, 0.01), 2)
     valid_ppl = [perplexity_log10(interpolation(state.kenlm_general["valid"], domain["valid"], w)) for w in grid]
     weight = float(grid[int(np.argmin(valid_ppl))])
+    size.shared["kenlm_interpolated_test"] = interpolation(state.kenlm_general["test"], domain["test"], weight) * np.log(10)
     return {"test_perplexity": perplexity_log10(interpolation(state.kenlm_general["test"], domain["test"], weight)),
             "interpolation_weight_general": weight}
+
+
+#: groups of test positions for where the adapted Pitman-Yor LM gains or loses against the KenLM interpolation:
+#: by how often the domain text has the predicted word
+DOMAIN_COUNT_GROUPS = [("unseen in domain", 0, 0), ("1-10 in domain", 1, 10), ("11-100 in domain", 11, 100),
+                       (">100 in domain", 101, np.inf)]
+
+
+def gain_by_group(state: Run, size: DomainSize) -> list[dict] | None:
+    """Per group of test positions (``<unk>``, ``</s>``, then the predicted word's count in the domain
+    text): positions, mean log probability (nats) of the adapted Pitman-Yor LM and of the KenLM
+    interpolation, and the group's share of their per-token difference over all positions (the
+    groups' shares sum to ``log(KenLM perplexity / adapted perplexity)``)."""
+    if "pitman_yor_test" not in size.shared or "kenlm_interpolated_test" not in size.shared:
+        return None
+    tokens, ours = size.shared["pitman_yor_test"]
+    kenlm = size.shared["kenlm_interpolated_test"]
+    expected = [("<unk>" if w == "<oov>" else w) for line in state.texts["test_lines"] for w in line.split() + ["</s>"]]
+    assert list(tokens) == expected and len(kenlm) == len(tokens), "the positions of the two scores differ"
+    domain_count: dict[str, int] = {}
+    for line in size.lines:
+        for w in line.split():
+            domain_count[w] = domain_count.get(w, 0) + 1
+    count = np.array([domain_count.get(w, 0) for w in tokens])
+    special = (tokens == "<unk>") | (tokens == "</s>")
+    groups = [("<unk>", tokens == "<unk>"), ("</s>", tokens == "</s>")] + [
+        (name, ~special & (count >= lo) & (count <= hi)) for name, lo, hi in DOMAIN_COUNT_GROUPS]
+    return [{"group": name, "positions": int(sel.sum()), "pitman_yor_mean": float(ours[sel].mean()),
+             "kenlm_interpolated_mean": float(kenlm[sel].mean()),
+             "share_of_difference": float((ours[sel] - kenlm[sel]).sum() / tokens.size)} for name, sel in groups
+            if sel.any()]
 
 
 def run_size(state: Run, words: int, target: bool) -> dict:
@@ -322,7 +360,7 @@ def run_size(state: Run, words: int, target: bool) -> dict:
     rounds = alternating_rounds(state, size, state.args.rounds) if target and state.args.rounds > 0 else None
     return {"domain_words": size.n, "domain_sentences": size.corpus.n_sentences, "time_target": target,
             "test_perplexity": {name: r["test_perplexity"] for name, r in methods.items()}, "methods": methods,
-            "alternating_rounds": rounds}
+            "alternating_rounds": rounds, "pitman_yor_gain_by_group": gain_by_group(state, size)}
 
 
 def plot(rows: list[dict], general_ppl: float, path: Path) -> None:
@@ -362,6 +400,19 @@ def print_pitman_yor(rows: list[dict], py_general: dict) -> None:
             f"{py_adapted[0]['table_moves']} table-count move each, {py_adapted[0]['seatings']} seatings kept)")
     for k in range(len(py_adapted[0]["general_weight_mean"])):
         print(f"{f'py lam_{k + 1} mean':24s}" + "".join(f"{a['general_weight_mean'][k]:12.3f}" for a in py_adapted))
+    print(f"{'py adapt / py general':24s}" + "".join(f"{a['process']['wall_seconds'] / py_general['wall_seconds']:12.3f}"
+                                                   for a in py_adapted) + "  (whole processes)")
+    for r in rows:
+        if r["time_target"]:
+            share = r["methods"]["adapted pitman-yor"]["process"]["wall_seconds"] / py_general["wall_seconds"]
+            print(f"{r['domain_words']:>6d} words: pitman-yor adapt process {share:.1%} of its general fit process "
+                  f"(target <= {TARGET_ADAPT_SHARE:.0%}: {'PASS' if share <= TARGET_ADAPT_SHARE else 'FAIL'})")
+        if r.get("pitman_yor_gain_by_group"):
+            print(f"{r['domain_words']:>6d} words: adapted pitman-yor minus KenLM interpolation, nats per test token, by "
+                  f"group (positions, mean log p of each, share of the difference):")
+            for g in r["pitman_yor_gain_by_group"]:
+                print(f"        {g['group']:18s} {g['positions']:7d}  {g['pitman_yor_mean']:8.3f} {g['kenlm_interpolated_mean']:8.3f}"
+                      f"  {g['share_of_difference']:+.4f}")
     for r in rows:
         ratio = r["test_perplexity"]["adapted pitman-yor"] / best_kenlm(r)
         print(f"{r['domain_words']:>6d} words: adapted pitman-yor / best KenLM: {ratio:.3f} (target <= "
