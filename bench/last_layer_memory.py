@@ -5,13 +5,14 @@ What it measures
 ``bayeslm fit gpt-bpe-bll`` fits :class:`bayeslm.BayesianLastLayer` on 50,000 fitting positions
 (features d = 128, plus the constant column: D = 129) for V = 2,000 BPE tokens, with 20,000
 validation positions: ``method="laplace"``, ``hessian="auto"`` (EKFAC at this size),
-``prior_scale="evidence"`` (``--prior-scale auto``: the selection rule), ``prior_mean="auto"`` (the head given as ``init`` calibrated on the
-validation positions) and 200 draws (models/gpt-bpe-bll.toml, bayeslm/neural/gpt.py). After the
+``prior_scale="evidence"`` (``--prior-scale auto``: the selection rule), ``prior_mean="auto"``
+(the head given as ``init`` calibrated on the validation positions) and 200 draws
+(models/gpt-bpe-bll.toml, bayeslm/neural/gpt.py). After the
 fit the model stores its generator's flag threshold from the ``entropy_split`` of its validation
 text (bayeslm/core/base.py), then ``evaluate`` reads ``log_prob_draws``. This script builds
 features of that shape (standard normal, as LayerNorm gives), a random softmax head with Zipf-like
-biases, targets drawn from it, and a "trained" head (the true one 20% over-confident plus noise)
-given as ``init``, and runs in a fresh process per code tree:
+biases, targets drawn from it, and a "trained" head (the true one 20% over-confident plus noise of
+sd ``--head-noise``, so the data pull the mode away and Newton takes several steps) given as ``init``, and runs in a fresh process per code tree:
 
 1. ``fit``: ``BayesianLastLayer(...).fit(X, y, valid=(Xv, yv), init=head)``;
 2. ``entropy_split``: on the validation positions (``--entropy-positions``);
