@@ -203,7 +203,7 @@ def _adapted_mode(sm, prior: LaplacePosterior, lam: float, theta: np.ndarray, to
         if not np.any(G):  # at the mode already (the general one, without domain positions)
             return np.zeros_like(G)
         pre = DomainPosterior(prior, sm, P)
-        Pc = P.astype(sm.dtype)
+        Pc = P.astype(sm.dtype, copy=False)  # value_grad's p is in the problem's dtype already: no copy
         return conjugate_gradients(lambda S: sm.ggn_product(Pc, S, 0.0) + lam * prior.matvec(S),
                                    lambda R: pre.solve(R, lam), G, _cg_rtol(sm))
 
@@ -235,7 +235,7 @@ def _evidence_power(sm, prior, hyper, tol, rounds: int = 30) -> tuple[float, np.
         new = float(np.exp(np.clip(np.log(max(curv.gamma(lam) + 2 * slope, 1e-12) / max(q, 1e-300)), lo, hi)))
         if abs(np.log(new / lam)) < 1e-2:
             return lam, theta, P, curv
-        lam = new
+        lam, P = new, None  # p (positions, V) not held through the next mode's search
     theta, f, P = _adapted_mode(sm, prior, lam, theta, tol)  # no fixed point within the rounds: the last lam
     return lam, theta, P, DomainPosterior(prior, sm, P)
 
@@ -245,7 +245,8 @@ def _validation_power(sm, prior, hyper, tol, valid, draws: int = 32) -> tuple[fl
     prior, in log lam: a grid of step 2 over log lam in [-8, 8], then Brent's bounded search around
     its best point (to 0.02). The predictive is the Laplace posterior's at each lam, by ``draws``
     draws with common random numbers (the same standard normals at every lam, so the objective is
-    smooth in lam). Returns (lam, sd of log lam from the objective's curvature there, the mode, p at it)."""
+    smooth in lam). Returns (lam, sd of log lam from the objective's curvature there, the mode, p at it).
+    Each lam's mode is kept, not its p (positions, V): p at the chosen mode is computed again."""
     from scipy.optimize import minimize_scalar
     from scipy.special import log_softmax, logsumexp
 
@@ -257,8 +258,8 @@ def _validation_power(sm, prior, hyper, tol, valid, draws: int = 32) -> tuple[fl
     def objective(l: float) -> float:  # - (validation log predictive + log prior of log lam)
         lam = float(np.exp(l))
         start = modes[min(modes, key=lambda k: abs(k - l))][0] if modes else prior.theta.copy()
-        modes[l] = _adapted_mode(sm, prior, lam, start, tol)
-        theta, _, P = modes[l]
+        theta, f, P = _adapted_mode(sm, prior, lam, start, tol)
+        modes[l] = theta, f
         thetas = theta + DomainPosterior(prior, sm, P).sample(draws, lam, np.random.default_rng(0))
         log_probs = np.stack([log_softmax(Xa @ t.T, axis=1)[rows, yv] for t in thetas])
         return -float((logsumexp(log_probs, axis=0) - np.log(draws)).sum()) - hyper(l)
@@ -269,7 +270,8 @@ def _validation_power(sm, prior, hyper, tol, valid, draws: int = 32) -> tuple[fl
                                options={"xatol": 0.02}).x)
     h = 0.25
     second = -(objective(l0 + h) - 2 * objective(l0) + objective(l0 - h)) / h**2
-    theta, _, P = modes[l0]
+    theta = modes[l0][0]
+    P = sm.value_grad(theta, 0.0)[2]  # p at the mode, as its Newton search left it
     return float(np.exp(l0)), 1.0 / np.sqrt(-second) if second < 0 else 1.0, theta, P
 
 
@@ -323,7 +325,7 @@ def fit_finetuned_head(X, y, start: np.ndarray, alpha: float) -> np.ndarray:
 
     def step(P, G):
         pre = Curvature.at("kfac", sm, P)
-        Pc = P.astype(sm.dtype)
+        Pc = P.astype(sm.dtype, copy=False)
         return conjugate_gradients(lambda S: sm.ggn_product(Pc, S, alpha), lambda R: pre.solve(R, alpha), G,
                                    _cg_rtol(sm))
 

@@ -35,6 +35,10 @@ PRIOR_MEANS = ("auto", "calibrated_head", "head", "zero")
 PRIOR_SCALES = ("auto", "evidence", "integrate")
 DEFAULT_PRIORS = {"weight_scale": {"dist": "LogNormal", "kwargs": {"mu": 0.0, "sigma": 2.0}}}
 _FLOAT32_FROM = 2e7  # N * V * D above which the big products run in float32
+#: rows of the (positions, V) arrays the fit's elementwise steps and reductions take at a time
+_CHUNK_ROWS = 4096
+#: entries (draws x positions x V) of one block of the predictive's arrays (32 MB in float64)
+_PREDICTIVE_ENTRIES = 2**22
 BLAS_THREADS = 1  # see _single_blas
 
 
@@ -95,18 +99,33 @@ def _augment(X: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------- softmax regression
-def _tmm(A: np.ndarray, B: np.ndarray, chunk: int = 4096) -> np.ndarray:
+def _row_chunks(n: int, chunk: int | None = None):
+    """Slices of ``chunk`` rows (default :data:`_CHUNK_ROWS`) covering n rows in order."""
+    chunk = chunk or _CHUNK_ROWS
+    return (slice(start, min(start + chunk, n)) for start in range(0, n, chunk))
+
+
+def _tmm(A: np.ndarray, B: np.ndarray, chunk: int | None = None, dtype=None) -> np.ndarray:
     """A^T B for tall A (N, k) and B (N, m), summed over row chunks (OpenBLAS is slow on one
-    long reduction)."""
-    out = np.zeros((A.shape[1], B.shape[1]), dtype=np.result_type(A, B))
-    for start in range(0, A.shape[0], chunk):
-        out += A[start:start + chunk].T @ B[start:start + chunk]
+    long reduction); with ``dtype``, each chunk is converted to it first (a float32 A summed in
+    float64 without a float64 copy of A)."""
+    out = np.zeros((A.shape[1], B.shape[1]), dtype=dtype or np.result_type(A, B))
+    for sl in _row_chunks(A.shape[0], chunk):
+        a, b = A[sl], B[sl]
+        if dtype is not None:
+            a, b = a.astype(dtype, copy=False), (a if B is A else b.astype(dtype, copy=False))
+        out += a.T @ b
     return out
 
 
 class _Softmax:
     """Negative log posterior of softmax regression at prior precision alpha: value, gradient,
-    p, and products with the GGN. Large problems run their products in float32."""
+    p, and products with the GGN. Large problems run their products in float32.
+
+    Memory: the probabilities p (N, V) are the one array of the problem's size the fit holds;
+    they are kept in the problem's dtype, and the elementwise steps on them (the gradient's
+    residual, the GGN product, EKFAC's diagonal) run over chunks of :data:`_CHUNK_ROWS` rows,
+    summed in the chunks' order as :func:`_tmm` sums."""
 
     def __init__(self, X: np.ndarray, y: np.ndarray, V: int, mu: np.ndarray | None = None):
         self.X = X  # (N, D) with the constant column
@@ -129,13 +148,14 @@ class _Softmax:
         return self._B_eig
 
     def _probs(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """softmax(X theta^T) in the problem's dtype (one exp per entry; sums in float64) and
-        the log-likelihood of each position (float64)."""
+        """softmax(X theta^T) in the problem's dtype (one exp per entry, in place; sums in
+        float64) and the log-likelihood of each position (float64)."""
         Z = self.Xc @ theta.T.astype(self.dtype)
         Z -= Z.max(axis=1, keepdims=True)
-        E = np.exp(Z)
+        z_y = Z[self._rows, self.y].astype(np.float64)
+        E = np.exp(Z, out=Z)
         total = E.sum(axis=1, dtype=np.float64)
-        ll = Z[self._rows, self.y].astype(np.float64) - np.log(total)
+        ll = z_y - np.log(total)
         E /= total.astype(self.dtype)[:, None]
         return E, ll
 
@@ -145,27 +165,34 @@ class _Softmax:
         return P.astype(np.float64), ll
 
     def value_grad(self, theta: np.ndarray, alpha: float):
+        """(value, gradient (V, D) float64, p (N, V) in the problem's dtype) at theta."""
         self.evaluations += 1
-        Pd, ll = self._probs(theta)
-        P = Pd.astype(np.float64)
-        R = Pd
-        R[self._rows, self.y] -= 1.0
+        P, ll = self._probs(theta)
         dev = theta - self.mu
-        G = _tmm(R, self.Xc).astype(np.float64) + alpha * dev
+        G = np.zeros((self.V, self.D), dtype=self.dtype)
+        for sl in _row_chunks(self.N):  # (p_n - e_{y_n}) x_n^T, a chunk's residual at a time
+            R = P[sl].copy()
+            R[np.arange(R.shape[0]), self.y[sl]] -= 1.0
+            G += R.T @ self.Xc[sl]
+        G = G.astype(np.float64) + alpha * dev
         f = -ll.sum() + 0.5 * alpha * float((dev * dev).sum())
         return f, G, P
 
     def ggn_product(self, P: np.ndarray, S: np.ndarray, alpha: float) -> np.ndarray:
         """(GGN + alpha I) S for S of shape (V, D): sum_n (A_n X_n S^T ...) without forming the GGN.
 
-        Every elementwise step runs in the problem's dtype (float32 for large problems: P
-        is converted once if it is not already; pass ``P.astype(sm.dtype)`` to avoid that)."""
+        Every elementwise step runs in the problem's dtype (float32 for large problems; a P
+        of another dtype is converted a chunk of rows at a time), over chunks of rows."""
         self.products += 1
-        P = P if P.dtype == self.dtype else P.astype(self.dtype)
-        PZ = self.Xc @ S.T.astype(self.dtype)
-        PZ *= P
-        PZ -= P * PZ.sum(axis=1, keepdims=True)  # (diag p_n - p_n p_n^T) z_n
-        return _tmm(PZ, self.Xc).astype(np.float64) + alpha * S
+        St = S.T.astype(self.dtype)
+        out = np.zeros((self.V, self.D), dtype=self.dtype)
+        for sl in _row_chunks(self.N):
+            Pc = P[sl].astype(self.dtype, copy=False)
+            PZ = self.Xc[sl] @ St
+            PZ *= Pc
+            PZ -= Pc * PZ.sum(axis=1, keepdims=True)  # (diag p_n - p_n p_n^T) z_n
+            out += PZ.T @ self.Xc[sl]
+        return out.astype(np.float64) + alpha * S
 
 
 class _Curvature:
@@ -192,7 +219,8 @@ class _Curvature:
                 H -= J.T @ J
             lam, U = np.linalg.eigh(0.5 * (H + H.T))
             return cls("full", lam, U=U)
-        A = (np.diag(P.sum(axis=0)) - _tmm(P, P)) / N
+        # in float64 whatever P's dtype (a chunk of rows converted at a time)
+        A = (np.diag(P.sum(axis=0, dtype=np.float64)) - _tmm(P, P, dtype=np.float64)) / N
         a, UA = np.linalg.eigh(A)
         b, UB = sm.B_eig
         if kind == "kfac":
@@ -231,8 +259,15 @@ class _Curvature:
         if self.kind == "full":
             z = rng.standard_normal((n, self.lam.size)) * inv_sd
             return (z @ self.U.T).reshape((n, *shape))
-        z = rng.standard_normal((n, *self.lam.shape)) * inv_sd
-        return np.einsum("vi,sij,dj->svd", self.UA, z, self.UB, optimize=True)
+        # a batch of draws at a time (the same normal deviates, drawn in order): the (n, V, D) result
+        # and a batch's temporaries, not the rotation's three (n, V, D) temporaries
+        out = np.empty((n, *shape))
+        batch = max(1, _PREDICTIVE_ENTRIES // self.lam.size)
+        for start in range(0, n, batch):
+            z = rng.standard_normal((min(batch, n - start), *self.lam.shape))
+            z *= inv_sd
+            out[start:start + batch] = np.einsum("vi,sij,dj->svd", self.UA, z, self.UB, optimize=True)
+        return out
 
 
 #: the softmax objective and the curvature, also used by bayeslm.neural.domain_head (a domain's last layer)
@@ -242,11 +277,17 @@ Curvature = _Curvature
 
 def ggn_diagonal_in_basis(sm: _Softmax, P: np.ndarray, UA: np.ndarray, UB: np.ndarray) -> np.ndarray:
     """The exact GGN's diagonal in the Kronecker basis UA (x) UB, shape (V, D) (EKFAC's eigenvalues):
-    (u_i (x) v_j)^T GGN (u_i (x) v_j) = sum_n (u_i^T A_n u_i) (v_j^T x_n)^2, A_n = diag p_n - p_n p_n^T."""
-    Pc = P.astype(sm.dtype)
-    a_n = (Pc @ (UA * UA).astype(sm.dtype)) - (Pc @ UA.astype(sm.dtype)) ** 2  # (N, V)
-    c_n = (sm.Xc @ UB.astype(sm.dtype)) ** 2  # (N, D)
-    return _tmm(a_n, c_n).astype(np.float64)
+    (u_i (x) v_j)^T GGN (u_i (x) v_j) = sum_n (u_i^T A_n u_i) (v_j^T x_n)^2, A_n = diag p_n - p_n p_n^T.
+    In the problem's dtype, over chunks of rows."""
+    UA2, UAc, UBc = (UA * UA).astype(sm.dtype), UA.astype(sm.dtype), UB.astype(sm.dtype)
+    out = np.zeros((UA.shape[1], UB.shape[1]), dtype=sm.dtype)
+    for sl in _row_chunks(P.shape[0]):
+        Pc = P[sl].astype(sm.dtype, copy=False)
+        a_n = Pc @ UA2
+        a_n -= (Pc @ UAc) ** 2  # u_i^T A_n u_i, (chunk, V)
+        c_n = (sm.Xc[sl] @ UBc) ** 2  # (chunk, D)
+        out += a_n.T @ c_n
+    return out.astype(np.float64)
 
 
 def conjugate_gradients(product, precondition, G: np.ndarray, rtol: float, max_iter: int = 200) -> np.ndarray:
@@ -278,7 +319,7 @@ def _newton_step(sm: _Softmax, P, G, alpha: float) -> np.ndarray:
     problems, to round-off on small ones)."""
     rtol = 0.5 if sm.N * sm.D * sm.V > _FLOAT32_FROM else 1e-8
     pre = _Curvature.at("kfac", sm, P)
-    P = P.astype(sm.dtype)  # once, for every product
+    P = P.astype(sm.dtype, copy=False)  # once, for every product (value_grad's p is in it already)
     return conjugate_gradients(lambda d: sm.ggn_product(P, d, alpha), lambda r: pre.solve(r, alpha), G, rtol)
 
 
@@ -288,21 +329,29 @@ def newton_minimise(value_grad, newton_step, theta: np.ndarray, *, tol: float, m
 
     ``value_grad(theta)`` gives (value, gradient, p) with p the softmax probabilities there;
     ``newton_step(p, gradient)`` the curvature's inverse applied to the gradient. Returns
-    (theta, value, p) at the minimum."""
+    (theta, value, p) at the minimum.
+
+    One p (N, V) is held at a time: the current point's is dropped once its step is computed,
+    and a rejected trial's before the next trial; if the line search fails, p at the current
+    point is evaluated again (one more ``value_grad`` call, same values)."""
     f, G, P = value_grad(theta)
     for _ in range(max_iter):
         step = newton_step(P, G)
         decrement = float((G * step).sum())
         if decrement < 2 * tol:
             break
+        P = None
         t = 1.0
         while True:
             new = theta - t * step
+            P_new = None
             f_new, G_new, P_new = value_grad(new)
             if f_new <= f - 1e-4 * t * decrement or t < 1e-8:
                 break
             t *= 0.5
         if t < 1e-8:
+            P_new = None
+            f, G, P = value_grad(theta)
             break
         theta, f, G, P = new, f_new, G_new, P_new
     return theta, f, P
@@ -334,11 +383,16 @@ def _start_alpha(sm: _Softmax, theta: np.ndarray, alpha: float, kind: str, hyper
     _, G, P = sm.value_grad(theta, alpha)
     curv = _Curvature.at(kind, sm, P)
     g = G - alpha * (theta - sm.mu)
-    g2, lam = curv.coordinates(g) ** 2, curv.lam.ravel()
+    g2, lam = (curv.coordinates(g) ** 2).ravel(), curv.lam.ravel()
     logs = np.log(alpha) + np.arange(0.0, 20.0 + 1e-9, 0.05)
     a = np.exp(logs)[:, None]
-    log_evidence = (0.5 * (g2.ravel() / (lam + a)).sum(axis=1) + 0.5 * lam.size * logs
-                    - 0.5 * np.log(lam + a).sum(axis=1) + np.array([hyper(l) for l in logs]))
+    quad, logdet = np.empty(logs.size), np.empty(logs.size)
+    step = max(1, _PREDICTIVE_ENTRIES // lam.size)  # grid rows x parameters at a time, not all 401 at once
+    for start in range(0, logs.size, step):
+        shifted = lam + a[start:start + step]
+        quad[start:start + step] = (g2 / shifted).sum(axis=1)
+        logdet[start:start + step] = np.log(shifted).sum(axis=1)
+    log_evidence = (0.5 * quad + 0.5 * lam.size * logs - 0.5 * logdet + np.array([hyper(l) for l in logs]))
     return float(np.exp(logs[int(np.argmax(log_evidence))])), curv, g
 
 
@@ -707,6 +761,7 @@ class BayesianLastLayer:
             theta, f, Pm = _newton(sm, start, alpha, tol=tol)
             g = -alpha * (theta - sm.mu)  # at the mode the likelihood's gradient balances the prior's
             curv = _Curvature.at(kind, sm, Pm)
+            del Pm  # not held through the next solve
             a = _fixed_point(theta, g, sm.mu, curv, alpha, hyper)
             l, r = np.log(alpha), np.log(a) - np.log(alpha)
             if abs(r) < outer_tol:
@@ -768,7 +823,9 @@ class BayesianLastLayer:
                 thetas[sel] = c.theta + scale * c.curvature.sample(int(sel.sum()), c.alpha, rng, shape)
             scales = np.array([self._components[k].alpha ** -0.5 for k in which])
             return thetas, scales
-        thetas = fit.theta + scale * fit.curvature.sample(n, fit.sample_alpha, rng, shape)
+        thetas = fit.curvature.sample(n, fit.sample_alpha, rng, shape)
+        thetas *= scale  # in place: fit.theta + scale * deviations without two more (n, V, D) arrays
+        thetas += fit.theta
         return thetas, np.full(n, fit.sample_alpha ** -0.5)
 
     @_single_blas
@@ -885,26 +942,34 @@ class BayesianLastLayer:
     def prob_draws(self, X, draws=None) -> np.ndarray:
         """softmax(W_s h + b_s) for every draw: shape (samples, positions, V)."""
         Xa = _augment(self.features(X))
-        return _probs(Xa, self.theta_draws(draws))
+        thetas = self.theta_draws(draws)
+        out = np.empty((thetas.shape[0], Xa.shape[0], thetas.shape[1]))
+        for sl, groups in _blocks(Xa.shape[0], *thetas.shape[:2]):
+            for g in groups:
+                out[g, sl] = _probs(Xa[sl], thetas[g])
+        return out
 
     @_single_blas
     def predict_proba(self, X, chunk: int = 1024) -> np.ndarray:
         """Posterior-predictive probabilities, shape (positions, V)."""
         Xa = _augment(self.features(X))
         thetas = self.theta_draws()
-        out = np.empty((Xa.shape[0], thetas.shape[1]))
-        for start in range(0, Xa.shape[0], chunk):
-            out[start:start + chunk] = _probs(Xa[start:start + chunk], thetas).mean(axis=0)
+        out = np.zeros((Xa.shape[0], thetas.shape[1]))
+        for sl, groups in _blocks(Xa.shape[0], *thetas.shape[:2], chunk):
+            for g in groups:
+                out[sl] += _probs(Xa[sl], thetas[g]).sum(axis=0)
+        out /= thetas.shape[0]
         return out
 
     def log_prob_draws(self, X, y, chunk: int = 1024):
-        """Chunks ``(slice, log p(y | h, draw))`` of shape (samples, chunk), nats."""
+        """Chunks ``(slice, log p(y | h, draw))`` of shape (samples, positions of the slice), nats;
+        a slice holds at most ``chunk`` positions (fewer when draws x positions x V would exceed
+        :data:`_PREDICTIVE_ENTRIES`)."""
         Xa = _augment(self.features(X))
         thetas = self.theta_draws()
         y = _as_targets(y, Xa.shape[0], thetas.shape[1])
-        for start in range(0, Xa.shape[0], chunk):
-            sl = slice(start, min(start + chunk, Xa.shape[0]))
-            yield sl, _log_probs_of(Xa[sl], y[sl], thetas)
+        for sl, groups in _blocks(Xa.shape[0], *thetas.shape[:2], chunk):
+            yield sl, _log_probs_of_blocks(Xa[sl], y[sl], thetas, groups)
 
     @_single_blas
     def predictive_log_prob(self, X, y, chunk: int = 1024) -> np.ndarray:
@@ -938,6 +1003,18 @@ def _select(thetas: np.ndarray, draws) -> np.ndarray:
     return thetas if draws is None else thetas[draw_indices(thetas.shape[0], draws)]
 
 
+def _blocks(n: int, S: int, V: int, chunk: int = 1024):
+    """(slice of positions, [slices of draws]) covering n positions x S draws: at most ``chunk``
+    positions, and at most :data:`_PREDICTIVE_ENTRIES` entries of draws x positions x V per block
+    (the predictive's arrays are (draws, positions, V); with 200 draws of 2,000 tokens a chunk
+    of 1,024 positions would hold 3.3 GB in float64 per array)."""
+    rows = max(1, min(chunk, _PREDICTIVE_ENTRIES // max(V, 1)))
+    per = max(1, min(S, _PREDICTIVE_ENTRIES // (rows * max(V, 1))))
+    draw_slices = [slice(s, min(s + per, S)) for s in range(0, S, per)]
+    for start in range(0, n, rows):
+        yield slice(start, min(start + rows, n)), draw_slices
+
+
 def _logits(Xa: np.ndarray, thetas: np.ndarray) -> np.ndarray:
     """(samples, n, V) logits of n positions under every draw: one matrix product."""
     S, V, D = thetas.shape
@@ -947,7 +1024,8 @@ def _logits(Xa: np.ndarray, thetas: np.ndarray) -> np.ndarray:
 
 def _log_softmax(Z: np.ndarray) -> np.ndarray:
     Z = Z - Z.max(axis=-1, keepdims=True)
-    return Z - np.log(np.exp(Z).sum(axis=-1, keepdims=True))
+    Z -= np.log(np.exp(Z).sum(axis=-1, keepdims=True))
+    return Z
 
 
 def _probs(Xa, thetas) -> np.ndarray:
@@ -959,24 +1037,37 @@ def _log_probs_of(Xa, y, thetas) -> np.ndarray:
     return L[:, np.arange(y.size), y]
 
 
+def _log_probs_of_blocks(Xa, y, thetas, groups) -> np.ndarray:
+    """:func:`_log_probs_of` (samples, n), computed for one group of draws at a time."""
+    out = np.empty((thetas.shape[0], y.size))
+    for g in groups:
+        out[g] = _log_probs_of(Xa, y, thetas[g])
+    return out
+
+
 def _predictive_log_prob(Xa, y, thetas, chunk: int = 1024) -> np.ndarray:
     out = np.empty(Xa.shape[0])
-    for start in range(0, Xa.shape[0], chunk):
-        sl = slice(start, start + chunk)
-        lp = _log_probs_of(Xa[sl], y[sl], thetas)
+    for sl, groups in _blocks(Xa.shape[0], *thetas.shape[:2], chunk):
+        lp = _log_probs_of_blocks(Xa[sl], y[sl], thetas, groups)
         out[sl] = logsumexp(lp, axis=0) - np.log(thetas.shape[0])
     return out
 
 
 def _split(Xa, thetas, chunk: int = 1024) -> dict:
     n = Xa.shape[0]
+    S = thetas.shape[0]
     total, aleatoric = np.empty(n), np.empty(n)
-    for start in range(0, n, chunk):
-        sl = slice(start, start + chunk)
-        L = _log_softmax(_logits(Xa[sl], thetas))  # (S, n, V)
-        p = np.exp(L)
-        aleatoric[sl] = -(p * L).sum(axis=-1).mean(axis=0)
-        pbar = p.mean(axis=0)
+    for sl, groups in _blocks(n, *thetas.shape[:2], chunk):
+        p_sum = np.zeros((sl.stop - sl.start, thetas.shape[1]))
+        plogp_sum = np.zeros(sl.stop - sl.start)
+        for g in groups:
+            L = _log_softmax(_logits(Xa[sl], thetas[g]))  # (draws of the group, positions, V)
+            p = np.exp(L)
+            p_sum += p.sum(axis=0)
+            L *= p
+            plogp_sum += L.sum(axis=-1).sum(axis=0)
+        aleatoric[sl] = -plogp_sum / S
+        pbar = p_sum / S
         total[sl] = -(pbar * np.log(np.maximum(pbar, 1e-300))).sum(axis=-1)
     epistemic = total - aleatoric
     if thetas.shape[0] == 1:
@@ -1007,11 +1098,15 @@ def _fit_temperature(Xa, y, theta) -> float:
     from scipy.optimize import minimize_scalar
 
     Z = Xa @ theta.T
-    rows = np.arange(y.size)
+    blocks = [sl for sl, _ in _blocks(y.size, 1, Z.shape[1])]
+    ll = np.empty(y.size)
 
     def nll(log_t):
-        L = _log_softmax(Z / np.exp(log_t))
-        return -L[rows, y].mean()
+        t = np.exp(log_t)
+        for sl in blocks:  # a block of positions at a time: no (positions, V) temporaries
+            L = _log_softmax(Z[sl] / t)
+            ll[sl] = L[np.arange(L.shape[0]), y[sl]]
+        return -ll.mean()
 
     res = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded", options={"xatol": 1e-5})
     return float(np.exp(res.x))

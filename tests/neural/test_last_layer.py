@@ -171,6 +171,119 @@ def test_kronecker_curvatures_against_the_dense_ggn():
                        np.kron(A, X.T @ X), atol=1e-8)
 
 
+def _dense_softmax_problem(seed=3, n=53, d=4, classes=6):
+    """A small random softmax regression and its closed forms, in float64 (dense, no chunks)."""
+    rng = np.random.default_rng(seed)
+    X = _augment(rng.normal(size=(n, d)))
+    y = rng.integers(0, classes, n)
+    theta, mu = rng.normal(size=(classes, d + 1)) * 0.7, rng.normal(size=(classes, d + 1)) * 0.1
+    Z = X @ theta.T
+    P = np.exp(Z - Z.max(1, keepdims=True))
+    P /= P.sum(1, keepdims=True)
+    H = sum(np.kron(np.diag(P[k]) - np.outer(P[k], P[k]), np.outer(X[k], X[k])) for k in range(n))
+    return rng, X, y, theta, mu, P, H
+
+
+@pytest.mark.parametrize("float32", [False, True])
+def test_the_chunked_products_equal_their_closed_forms(monkeypatch, float32):
+    """value_grad, the GGN product, EKFAC's diagonal and the Kronecker factor A run over chunks of rows
+    (7 here: 53 positions in 8 chunks, the last one short); each equals its dense closed form, so a
+    chunk dropped, counted twice or put in the wrong rows fails."""
+    import bayeslm.neural.last_layer as ll
+
+    monkeypatch.setattr(ll, "_CHUNK_ROWS", 7)
+    if float32:
+        monkeypatch.setattr(ll, "_FLOAT32_FROM", 0)
+    rng, X, y, theta, mu, P, H = _dense_softmax_problem()
+    n, V, D = X.shape[0], theta.shape[0], X.shape[1]
+    sm = _Softmax(X, y, V, mu)
+    assert sm.dtype == (np.float32 if float32 else np.float64)
+    tol = dict(rtol=1e-4, atol=1e-4) if float32 else dict(rtol=1e-10, atol=1e-10)
+    alpha = 0.8
+    f, G, Pv = sm.value_grad(theta, alpha)
+    assert Pv.dtype == sm.dtype  # the probabilities in the problem's dtype, no float64 copy
+    np.testing.assert_allclose(Pv, P, **tol)
+    onehot = np.eye(V)[y]
+    np.testing.assert_allclose(G, (P - onehot).T @ X + alpha * (theta - mu), **tol)
+    nll = -np.log(P[np.arange(n), y]).sum()
+    np.testing.assert_allclose(f, nll + 0.5 * alpha * ((theta - mu) ** 2).sum(), rtol=1e-6 if float32 else 1e-12)
+    S = rng.normal(size=(V, D))
+    for probs in (P, Pv):  # float64 probabilities are converted a chunk at a time
+        np.testing.assert_allclose(sm.ggn_product(probs, S, alpha).ravel(), (H + alpha * np.eye(V * D)) @ S.ravel(),
+                                   **tol)
+    UA = np.linalg.qr(rng.normal(size=(V, V)))[0]
+    UB = np.linalg.qr(rng.normal(size=(D, D)))[0]
+    Q = np.kron(UA, UB)
+    np.testing.assert_allclose(ll.ggn_diagonal_in_basis(sm, Pv, UA, UB).ravel(), np.diag(Q.T @ H @ Q), **tol)
+    kf = _Curvature.at("kfac", sm, Pv)
+    A = (np.diag(P.sum(0)) - P.T @ P) / n
+    M = kf.UA.T @ A @ kf.UA  # the chunked factor's eigenbasis diagonalises the dense A, with its eigenvalues
+    np.testing.assert_allclose(M - np.diag(np.diag(M)), 0.0, atol=1e-5 if float32 else 1e-12)
+    np.testing.assert_allclose(kf.lam, np.outer(np.diag(M).clip(0), np.linalg.eigvalsh(X.T @ X).clip(0)), **tol)
+    np.testing.assert_allclose(ll._tmm(Pv, X, dtype=np.float64), Pv.astype(float).T @ X, rtol=1e-12)
+
+
+@pytest.mark.parametrize("hessian", ["full", "kron"])
+def test_chunk_sizes_do_not_change_the_fit(data, monkeypatch, hessian):
+    """The same fit (mode, evidence, the rule's choice, covariance, entropy split) with chunks of 4,096 rows
+    (one chunk) and of 7, and predictive blocks of 2^22 and of 50 entries: the mode and evidence to
+    float64 round-off; the predictive's figures to float32 round-off (its logits are float32 products,
+    whose last bit depends on the product's shape)."""
+    import bayeslm.neural.last_layer as ll
+
+    X, y, Xt = data
+    fits = []
+    for rows, entries in ((4096, 2**22), (7, 50)):
+        monkeypatch.setattr(ll, "_CHUNK_ROWS", rows)
+        monkeypatch.setattr(ll, "_PREDICTIVE_ENTRIES", entries)
+        bll = BayesianLastLayer(method="laplace", hessian=hessian, draws=30, random_seed=0)
+        bll.fit(X, y, valid=(Xt, np.arange(len(Xt)) % V))
+        fit = bll.laplace_  # the covariance, not the draws: the eigenvectors' signs may flip with round-off
+        G = np.random.default_rng(1).normal(size=fit.theta.shape)
+        fits.append((fit.theta, fit.log_evidence, fit.curvature.solve(G, fit.sample_alpha), bll.entropy_split(Xt),
+                     bll.rule_.valid_nll_bits))
+    (t0, e0, d0, s0, r0), (t1, e1, d1, s1, r1) = fits
+    assert r1.keys() == r0.keys() and all(abs(r1[k] - r0[k]) < 1e-6 for k in r0)
+    np.testing.assert_allclose(t1, t0, rtol=1e-9, atol=1e-9)
+    assert abs(e1 - e0) < 1e-6
+    np.testing.assert_allclose(d1, d0, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(s1.to_numpy(), s0.to_numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_the_predictive_in_blocks_equals_its_closed_form(data, laplace, monkeypatch):
+    """The predictive's kernels run in blocks of positions x draws (here at most 100 entries of
+    draws x positions x V: with chunks of 5 positions, groups of 6 draws, the last of 2; prob_draws:
+    33 positions and 1 draw); every output equals the closed form computed from the draws in one piece."""
+    import bayeslm.neural.last_layer as ll
+
+    monkeypatch.setattr(ll, "_PREDICTIVE_ENTRIES", 100)
+    X, y, Xt = data
+    blocks = list(ll._blocks(len(Xt), 200, V, 5))
+    assert [sl.stop - sl.start for sl, _ in blocks] == [5] * 8
+    assert [g.stop - g.start for g in blocks[0][1]] == [6] * 33 + [2]
+    yt = np.random.default_rng(1).integers(0, V, len(Xt))
+    thetas = laplace.theta_draws()[:200]
+    Z = np.einsum("nd,svd->snv", _augment(Xt), thetas)
+    L = Z - Z.max(-1, keepdims=True)
+    L -= np.log(np.exp(L).sum(-1, keepdims=True))
+    p = np.exp(L)
+    laplace._draw_cache = thetas  # its first 200 draws
+    try:
+        rows = np.arange(len(Xt))
+        np.testing.assert_allclose(laplace.prob_draws(Xt), p, atol=1e-6)
+        np.testing.assert_allclose(laplace.predict_proba(Xt, chunk=5), p.mean(0), atol=1e-6)
+        lp = np.concatenate([chunk for _, chunk in laplace.log_prob_draws(Xt, yt, chunk=5)], axis=1)
+        np.testing.assert_allclose(lp, L[:, rows, yt], atol=1e-5)
+        np.testing.assert_allclose(laplace.predictive_log_prob(Xt, yt, chunk=5), np.log(p.mean(0)[rows, yt]),
+                                   atol=1e-5)
+        split = laplace.entropy_split(Xt, chunk=5)
+        pbar = p.mean(0)
+        np.testing.assert_allclose(split["total"], -(pbar * np.log(pbar)).sum(1), atol=1e-5)
+        np.testing.assert_allclose(split["aleatoric"], -(p * L).sum(-1).mean(0), atol=1e-5)
+    finally:
+        laplace._draw_cache = None
+
+
 def test_the_prior_precision_maximises_the_laplace_evidence(data):
     X, y, _ = data
     bll = BayesianLastLayer(method="laplace", random_seed=0)
