@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from bayeslm.ngram.pitman_yor.seating import draw_partition
-from bayeslm.ngram.pitman_yor.table_counts import parent_stirling, rising_step, stirling_n_max
+from bayeslm.ngram.pitman_yor.table_counts import draw_log_weights, parent_stirling, rising_step, stirling_n_max
 
 __all__ = ["log_side_terms", "draw_table_count", "sweep_domain_level", "draw_sizes"]
 
@@ -39,60 +39,43 @@ def log_side_terms(side, c, log_parent_side, has_parent, c_par_other, t_par, th_
 
 
 @njit(cache=True)
-def _row_term(own_t, t, g, log_fact, log_general, side):
-    """log p(t, g | .) up to a constant: own and new-table terms, binom(t, g), the g general tables'
-    ``g log(lam_k G_k)`` and the t - g parent tables' ``side[t - g]``."""
-    v = own_t + log_fact[t] - log_fact[g] - log_fact[t - g] + side[t - g]
-    return v + g * log_general if g > 0 else v
+def _row_terms(row, own_t, t, log_fact, log_general, side):
+    """``row[g]``, g = 0..t: log p(t, g | .) up to a constant (own and new-table terms ``own_t``,
+    binom(t, g), the g general tables' ``g log(lam_k G_k)`` and the t - g parent tables'
+    ``side[t - g]``). Returns their maximum."""
+    top = -np.inf
+    for g in range(t + 1):
+        v = own_t + log_fact[t] - log_fact[g] - log_fact[t - g] + side[t - g]
+        row[g] = v + g * log_general if g > 0 else v
+        top = max(top, row[g])
+    return top
 
 
 @njit(cache=True)
-def draw_table_count(c, T_other, d, th, ls, log_general, side, log_fact, own, marg):
+def draw_table_count(c, T_other, d, th, ls, log_general, side, log_fact, own, marg, row):
     """Draw (t, g) of a pair with c customers from
 
         p(t, g | .) ~ S_d(c, t) prod_{j=T_other}^{T_other+t-1} (theta + d j) binom(t, g)
                       (lam G)^g exp(side[t - g]),
 
-    1 <= t <= c, 0 <= g <= t (``side``: :func:`log_side_terms`; ``own``, ``marg``: buffers of
-    c + 1). Returns (t, g)."""
+    1 <= t <= c, 0 <= g <= t (``side``: :func:`log_side_terms`; ``own``, ``marg``, ``row``: buffers
+    of c + 1): t from its marginal, then g given t. Returns (t, g)."""
     off = c * (c + 1) // 2
     new_tables = 0.0
     peak = -np.inf
     for t in range(1, c + 1):
         new_tables = rising_step(new_tables, th, d, T_other + t - 1)
         own[t] = ls[off + t] + new_tables
-        top = -np.inf
-        for g in range(t + 1):
-            top = max(top, _row_term(own[t], t, g, log_fact, log_general, side))
+        top = _row_terms(row, own[t], t, log_fact, log_general, side)
         total = 0.0
         if top > -np.inf:
             for g in range(t + 1):
-                total += math.exp(_row_term(own[t], t, g, log_fact, log_general, side) - top)
+                total += math.exp(row[g] - top)
         marg[t] = top + math.log(total) if total > 0.0 else -np.inf
         peak = max(peak, marg[t])
-    t1 = _draw_index(marg, 1, c, peak)
-    top = marg[t1]
-    r, acc, g1 = np.random.random(), 0.0, 0
-    for g in range(t1 + 1):
-        acc += math.exp(_row_term(own[t1], t1, g, log_fact, log_general, side) - top)
-        g1 = g
-        if acc > r:
-            break
-    return t1, g1
-
-
-@njit(cache=True)
-def _draw_index(logw, lo, hi, peak):
-    """An index in lo..hi drawn in proportion to exp(logw - peak)."""
-    total = 0.0
-    for i in range(lo, hi + 1):
-        total += math.exp(logw[i] - peak) if logw[i] > -np.inf else 0.0
-    r, acc = np.random.random() * total, 0.0
-    for i in range(lo, hi + 1):
-        acc += math.exp(logw[i] - peak) if logw[i] > -np.inf else 0.0
-        if acc > r:
-            return i
-    return hi
+    t1 = draw_log_weights(marg, 1, c, peak)
+    top = _row_terms(row, own[t1], t1, log_fact, log_general, side)
+    return t1, draw_log_weights(row, 0, t1, top)
 
 
 @njit(cache=True)
@@ -111,7 +94,7 @@ def sweep_domain_level(pairs, cust, tabs, gen, C, T, pair_ctx, parent, log_gener
     longest = 1
     for i in pairs:
         longest = max(longest, cust[i])
-    own, side, marg = np.empty(longest + 1), np.empty(longest + 1), np.empty(longest + 1)
+    own, side, marg, row = np.empty(longest + 1), np.empty(longest + 1), np.empty(longest + 1), np.empty(longest + 1)
     n_moved = 0
     for i in pairs:
         c, t0, g0, p = cust[i], tabs[i], gen[i], parent[i]
@@ -124,7 +107,8 @@ def sweep_domain_level(pairs, cust, tabs, gen, C, T, pair_ctx, parent, log_gener
             if c_par_other + c > par_max:
                 continue
         log_side_terms(side, c, log_parent_side[i], p >= 0, c_par_other, t_par, th_par, C_par_other, ls_par)
-        t1, g1 = draw_table_count(c, T[pair_ctx[i]] - t0, d, th, ls, log_general[i], side, log_fact, own, marg)
+        t1, g1 = draw_table_count(c, T[pair_ctx[i]] - t0, d, th, ls, log_general[i], side, log_fact, own, marg,
+                                  row)
         if t1 == t0 and g1 == g0:
             continue
         tabs[i], gen[i] = t1, g1

@@ -15,8 +15,8 @@ from numba import njit
 
 from bayeslm.ngram.pitman_yor.seating import draw_partition
 
-__all__ = ["stirling_table", "stirling_n_max", "rising_step", "parent_stirling", "log_conditional", "weights_length",
-           "sweep_level"]
+__all__ = ["stirling_table", "stirling_n_max", "rising_step", "parent_stirling", "draw_log_weights",
+           "log_conditional", "weights_length", "sweep_level"]
 
 
 @njit(cache=True)
@@ -65,6 +65,23 @@ def parent_stirling(ls_par, n, t_par):
     if n >= t_par:
         return ls_par[n * (n + 1) // 2 + t_par]
     return -np.inf
+
+
+@njit(cache=True)
+def draw_log_weights(w, lo, hi, peak):
+    """An index in lo..hi drawn in proportion to exp(w[i] - peak) (-inf: weight 0); ``w[lo..hi]``
+    become those weights (in place)."""
+    total = 0.0
+    for i in range(lo, hi + 1):
+        w[i] = math.exp(w[i] - peak) if w[i] > -np.inf else 0.0
+        total += w[i]
+    r = np.random.random() * total
+    acc = 0.0
+    for i in range(lo, hi):
+        acc += w[i]
+        if acc > r:
+            return i
+    return hi
 
 
 @njit(cache=True)
@@ -135,16 +152,7 @@ def sweep_level(L, po, co, which, cust, tabs, nent, hsize, hcount, slot, ctx_cus
             raise ValueError("sweep_level: a Stirling table does not cover a pair's customer count")
         log_base = math.log(base[i]) if L == 0 else 0.0
         peak = log_conditional(w, c, ls, d, th, T_other, L, log_base, ls_par, c_par_other, t_par, th_par, C_par_other)
-        total = 0.0
-        for t in range(1, c + 1):
-            w[t] = math.exp(w[t] - peak) if w[t] > -np.inf else 0.0
-            total += w[t]
-        r = np.random.random() * total
-        t1 = 1
-        acc = w[1]
-        while acc <= r and t1 < c:
-            t1 += 1
-            acc += w[t1]
+        t1 = draw_log_weights(w, 1, c, peak)
         if t1 == t0:
             continue
         delta = t1 - t0
