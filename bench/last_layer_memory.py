@@ -46,6 +46,8 @@ import threading
 import time
 from pathlib import Path
 
+from _common import git_state  # bench/ is on sys.path when a script runs
+
 REPO = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
 
@@ -209,7 +211,7 @@ def main() -> None:
         print("  figures: " + json.dumps(res["figures"]))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
+        Path(args.out).write_text(json.dumps({"args": vars(args), "results": results, **git_state()}, indent=1))
 
 
 if __name__ == "__main__":

@@ -257,9 +257,9 @@ def _validation_power(sm, prior, hyper, tol, valid, draws: int = 32) -> tuple[fl
 
     def objective(l: float) -> float:  # - (validation log predictive + log prior of log lam)
         lam = float(np.exp(l))
-        start = modes[min(modes, key=lambda k: abs(k - l))][0] if modes else prior.theta.copy()
-        theta, f, P = _adapted_mode(sm, prior, lam, start, tol)
-        modes[l] = theta, f
+        start = modes[min(modes, key=lambda k: abs(k - l))] if modes else prior.theta.copy()
+        theta, _, P = _adapted_mode(sm, prior, lam, start, tol)
+        modes[l] = theta
         thetas = theta + DomainPosterior(prior, sm, P).sample(draws, lam, np.random.default_rng(0))
         log_probs = np.stack([log_softmax(Xa @ t.T, axis=1)[rows, yv] for t in thetas])
         return -float((logsumexp(log_probs, axis=0) - np.log(draws)).sum()) - hyper(l)
@@ -270,7 +270,7 @@ def _validation_power(sm, prior, hyper, tol, valid, draws: int = 32) -> tuple[fl
                                options={"xatol": 0.02}).x)
     h = 0.25
     second = -(objective(l0 + h) - 2 * objective(l0) + objective(l0 - h)) / h**2
-    theta = modes[l0][0]
+    theta = modes[l0]
     P = sm.value_grad(theta, 0.0)[2]  # p at the mode, as its Newton search left it
     return float(np.exp(l0)), 1.0 / np.sqrt(-second) if second < 0 else 1.0, theta, P
 

@@ -88,13 +88,11 @@ class DomainSeating:
         if np.any(bad) or np.any(customers[inner] != below[inner]):
             raise ValueError("DomainSeating.place: the counts are not a seating (tables <= customers, a parent's "
                              "customers the tables its children send it)")
-        n = self.hier.n
         self._state = {"cust": customers.tolist(), "tabs": tables.tolist(),
                        "C": np.bincount(self.pair_context, customers, self.contexts.size).astype(np.int64).tolist(),
                        "T": np.bincount(self.pair_context, tables, self.contexts.size).astype(np.int64).tolist(),
                        "sizes": {}, "sources": {},
-                       "sent": [[int(general_tables[self.level_of == k].sum()),
-                                 int((tables - general_tables)[self.level_of == k].sum())] for k in range(n)]}
+                       "sent": self._sent(tables, general_tables)}
         self._redraw_sizes(np.flatnonzero(tables > 0), np.ones(self.pairs.size, np.bool_), general_tables,
                            np.asarray(d, float), seed)
         self._publish()
@@ -153,8 +151,7 @@ class DomainSeating:
                                           log_parent_side, float(d[k]), float(theta[k]),
                                           float(theta[k - 1]) if k > 0 else 1.0, ls, ls_par, log_fact, moved, fed)
         state.update(cust=cust.tolist(), tabs=tabs.tolist(), C=C.tolist(), T=T.tolist(),
-                     sent=[[int(gen[self.level_of == k].sum()), int((tabs - gen)[self.level_of == k].sum())]
-                           for k in range(self.hier.n)])
+                     sent=self._sent(tabs, gen))
         self._redraw_sizes(np.flatnonzero(moved | fed), moved, gen, d, seed)
         self._publish()
         return n_moved
@@ -165,6 +162,13 @@ class DomainSeating:
         with np.errstate(divide="ignore"):  # a weight of 0 (lam drawn as 0 or 1) forbids that side
             log_general = np.log(lam[self.level_of] * self.general_of)
             return log_general, np.log1p(-lam[self.level_of]) + np.where(self.level_of == 0, np.log(self.base_of), 0.0)
+
+    def _sent(self, tables: np.ndarray, general_tables: np.ndarray) -> list[list[int]]:
+        """``sent`` from the counts per local pair: per order, its tables from the general restaurant and
+        from the domain parent."""
+        from_general = np.bincount(self.level_of, general_tables, self.hier.n)
+        from_parent = np.bincount(self.level_of, tables - general_tables, self.hier.n)
+        return [[int(g), int(p)] for g, p in zip(from_general, from_parent)]
 
     def _redraw_sizes(self, redo: np.ndarray, moved: np.ndarray, gen: np.ndarray, d: np.ndarray, seed: int) -> None:
         """Draw the table sizes of the pairs ``redo`` from their exact conditional given their customers
