@@ -132,7 +132,7 @@ class DomainSeating:
         state, n_pairs = self._state, self.pairs.size
         cust, tabs = np.array(state["cust"], np.int64), np.array(state["tabs"], np.int64)
         C, T = np.array(state["C"], np.int64), np.array(state["T"], np.int64)
-        gen = np.array([sum(state["sources"].get(p, ())) for p in range(n_pairs)], np.int64)
+        gen = self.general_tables()[self.pairs]  # per local pair
         d, theta, lam = (np.asarray(x, float) for x in (d, theta, lam))
         log_general, log_parent_side = self.log_source_weights(lam)
         moved, fed = np.zeros(n_pairs, np.bool_), np.zeros(n_pairs, np.bool_)
